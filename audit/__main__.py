@@ -1,0 +1,5 @@
+"""python -m audit"""
+
+from .cli import main
+
+main()

