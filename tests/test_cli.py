@@ -1,0 +1,161 @@
+"""End-to-end tests through the command line on real faces."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import click
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from audit.cli import cli
+
+
+def run(*args, code=0):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output + (result.stderr if result.stderr_bytes else "")
+    return result
+
+
+def lines(result):
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def test_every_command_has_help():
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            assert cmd.help, f"{prefix} {name} has no help"
+            if isinstance(cmd, click.Group):
+                walk(cmd, f"{prefix} {name}")
+    walk(cli, "likeness-audit")
+
+
+def test_python_m_audit_runs():
+    out = subprocess.run([sys.executable, "-m", "audit", "--help"], capture_output=True, text=True, check=True)
+    assert "scan" in out.stdout
+
+
+def test_demo_finds_yao_ming_in_team_photo():
+    out = run("demo").stdout
+    assert "match: players.jpg" in out and "Yao Ming" in out
+    assert "match: yaoming-mirrored-small.jpg" in out
+
+
+def test_enroll_scan_remove(photos, tmp_path):
+    run("enroll", "face", "yao", str(photos["yaoming"]), "--name", "Yao Ming")
+    again = run("enroll", "face", "yao", str(photos["yaoming"]))
+    assert "0 face samples added, 1 already enrolled" in again.stdout
+    people = json.loads(run("people", "--json").stdout)
+    assert people[0]["id"] == "yao" and people[0]["samples"] == {"face": 1}
+
+    found = lines(run("scan", str(photos["players"]), "--json", "--use", "advertising"))
+    assert len(found) == 1
+    f = found[0]
+    assert f["person"] == "yao" and f["name"] == "Yao Ming" and f["kind"] == "match" and f["modality"] == "face"
+    assert f["similarity"] >= f["threshold"] and f["consent"] == "unknown" and f["fmr"] > 0
+    assert len(f["sha256"]) == 64 and len(f["bbox"]) == 4 and f["start"] is None
+    assert f["model"].startswith("w600k_mbf:") and f["index"]
+    run("scan", str(photos["players"]), "--fail-on", "match", code=1)
+    run("scan", str(photos["gdp"]), "--fail-on", "match", code=0)
+
+    run("remove", "yao")
+    assert json.loads(run("people", "--json").stdout) == []
+    assert lines(run("scan", str(photos["yaoming"]), str(photos["players"]), "--json")) == []
+    assert "ok:" in run("verify").stdout
+
+
+def test_enroll_needs_pick_with_several_faces(photos):
+    result = run("enroll", "face", "x", str(photos["gdp"]), code=2)
+    assert "5 faces found; use --pick largest" in result.output
+    assert "1 face samples added" in run("enroll", "face", "x", str(photos["gdp"]), "--pick", "largest").stdout
+
+
+def test_enroll_with_no_face_fails_clearly(tmp_path):
+    import numpy as np
+    import cv2
+
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 127, np.uint8))
+    result = run("enroll", "face", "x", str(blank), code=2)
+    assert "nothing usable to enroll" in result.output and "no face found" in result.output
+
+
+def test_output_formats(photos, tmp_path):
+    run("enroll", "face", "yao", str(photos["yaoming"]))
+    for ext in ("csv", "json", "parquet", "jsonl"):
+        out = tmp_path / f"f.{ext}"
+        run("scan", str(photos["players"]), "--out", str(out), "--quiet")
+        if ext == "json":
+            rows = json.loads(out.read_text())
+        elif ext == "jsonl":
+            rows = [json.loads(x) for x in out.read_text().splitlines()]
+        else:
+            rows = (pd.read_csv(out) if ext == "csv" else pd.read_parquet(out)).to_dict("records")
+        assert len(rows) == 1 and rows[0]["person"] == "yao"
+        for key in ("path", "sha256", "modality", "kind", "similarity", "threshold", "bbox", "start", "end",
+                    "consent", "model", "error"):
+            assert key in rows[0]
+    run("scan", str(photos["players"]), "--out", str(tmp_path / "f.xlsx"), code=2)
+
+
+def test_bad_files_become_error_rows(photos, tmp_path):
+    run("enroll", "face", "yao", str(photos["yaoming"]))
+    d = tmp_path / "mixed"
+    d.mkdir()
+    good = photos["yaoming"].read_bytes()
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (d / "text.png").write_text("not an image")
+    (d / "garbage.webp").write_bytes(os.urandom(5000))
+    (d / "odd name ü <1>.jpg").write_bytes(good)
+    bad_name = os.fsencode(str(d)) + b"/caf\xe9.jpg"
+    with open(bad_name, "wb") as f:
+        f.write(good)
+    (d / "notes.txt").write_text("ignored: not media")
+    result = run("scan", str(d), "--json")
+    rows = lines(result)
+    errors = {os.path.basename(r["path"]): r["error"] for r in rows if r["kind"] == "error"}
+    assert set(errors) == {"empty.jpg", "truncated.jpg", "text.png", "garbage.webp"}
+    assert "empty" in errors["empty.jpg"] and "truncated" in errors["truncated.jpg"]
+    matched = sorted(os.path.basename(r["path"]) for r in rows if r["kind"] == "match")
+    assert matched == ["caf\\xe9.jpg", "odd name ü <1>.jpg"]
+    assert "4 errors" in result.stderr
+
+
+def test_unsupported_file_given_explicitly(tmp_path):
+    p = tmp_path / "doc.pdf"
+    p.write_bytes(b"%PDF-1.4")
+    rows = lines(run("scan", str(p), str(tmp_path / "missing.jpg"), "--json"))
+    assert [r["kind"] for r in rows] == ["error", "error"]
+    assert "unsupported" in rows[0]["error"] and "cannot read" in rows[1]["error"]
+
+
+def test_missing_model_folder_is_clear(tmp_path, photos):
+    result = run("--models", str(tmp_path / "nope"), "scan", str(photos["yaoming"]), code=2)
+    assert "face model folder not found" in result.output
+
+
+def test_shared_people_half_enrolled(deepface, tmp_path):
+    """Enroll each of the 13 people from half their photos; scan all 64: right person or nobody."""
+    folder, people = deepface
+    held_back = {}
+    for person, files in sorted(people.items()):
+        files = sorted(files)
+        half = max(1, len(files) // 2)
+        run("enroll", "face", person, *[str(folder / f) for f in files[:half]], "--pick", "largest")
+        held_back.update({f: person for f in files[half:]})
+    rows = lines(run("scan", str(folder), "--json", "--workers", "2"))
+    assert not [r for r in rows if r["kind"] == "error"]
+    truth = {f: p for p, files in people.items() for f in files}
+    by_file: dict[str, set[str]] = {}
+    for r in rows:
+        by_file.setdefault(os.path.basename(r["path"]), set()).add(r["person"])
+    wrong = {f: ps for f, ps in by_file.items() if f in truth and ps != {truth[f]}}
+    assert wrong == {}
+    missed = [f for f in held_back if by_file.get(f) != {held_back[f]}]
+    assert missed == []

@@ -1,0 +1,89 @@
+"""Registry and index kept in step; mismatches found by verify and fixed by repair."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+from audit.errors import StoreError, UnknownPerson
+from audit.registry import Sample
+from audit.store import Store
+
+
+def samples(seed, n, dim=16, model="m1"):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return [Sample("face", model, f"sha{seed}-{i}", v[i]) for i in range(n)]
+
+
+def test_add_search_remove(tmp_path):
+    store = Store(tmp_path)
+    a, b = samples(1, 3), samples(2, 2)
+    store.add_samples("alice", "Alice", a, None)
+    store.add_samples("bob", None, b, None)
+    hits = store.search("face", "m1", np.stack([a[0].vector, b[1].vector]), top_k=2)
+    assert [h[0].person for h in hits] == ["alice", "bob"]
+    assert store.verify() == []
+    assert store.remove_person("alice") == 3
+    hits = store.search("face", "m1", np.stack([a[0].vector]), top_k=2)
+    assert [c.person for c in hits[0]] == ["bob"]
+    with pytest.raises(UnknownPerson):
+        store.registry.person("alice")
+    assert store.verify() == []
+
+
+def test_reopened_store_sees_same_vectors(tmp_path):
+    s1 = Store(tmp_path)
+    s1.add_samples("alice", None, samples(3, 4), None)
+    s1.close()
+    s2 = Store(tmp_path)
+    idx, man = s2.index("face", "m1")
+    assert idx.count == 4 and man.count == 4
+
+
+def test_registry_row_without_vector_is_reported_and_repaired(tmp_path):
+    store = Store(tmp_path)
+    store.add_samples("alice", None, samples(4, 3), None)
+    # Simulate a crash after the SQL commit and before the index write.
+    db = sqlite3.connect(tmp_path / "registry.sqlite")
+    db.execute("INSERT INTO samples (person, modality, model, source_sha256, vector, created) "
+               "VALUES ('alice', 'face', 'm1', 'x', ?, 'now')", (np.ones(16, np.float32).tobytes(),))
+    db.commit()
+    db.close()
+    fresh = Store(tmp_path)
+    problems = fresh.verify()
+    assert len(problems) == 1 and "out of step" in problems[0]
+    with pytest.raises(StoreError, match="verify --repair"):
+        fresh.search("face", "m1", np.ones((1, 16), np.float32), 1)
+    fresh.repair()
+    assert Store(tmp_path).verify() == []
+
+
+def test_missing_index_file_is_reported(tmp_path):
+    store = Store(tmp_path)
+    store.add_samples("alice", None, samples(5, 2), None)
+    store.index_path("face", "m1").unlink()
+    assert "missing" in Store(tmp_path).verify()[0]
+
+
+def test_models_get_separate_indexes(tmp_path):
+    store = Store(tmp_path)
+    store.add_samples("alice", None, samples(6, 2, model="m1") + samples(7, 2, dim=8, model="m2"), None)
+    assert store.index("face", "m1")[0].count == 2
+    assert store.index("face", "m2")[0].dim == 8
+
+
+def test_consent_status(tmp_path):
+    store = Store(tmp_path)
+    store.add_samples("alice", None, samples(8, 1), None)
+    reg = store.registry
+    with reg.transaction():
+        reg.set_consent("alice", "research", True, None, None)
+        reg.set_consent("alice", "advertising", False, None, None)
+        reg.set_consent("alice", "avatar", True, "2020-01-01", None)
+    assert reg.consent_status("alice", "research") == "allowed"
+    assert reg.consent_status("alice", "advertising") == "denied"
+    assert reg.consent_status("alice", "avatar") == "expired"
+    assert reg.consent_status("alice", "training") == "unknown"
+    assert reg.consent_status("alice", None) is None
