@@ -14,26 +14,33 @@ import numpy as np
 
 from . import config, media
 from .errors import AuditError, MediaError
-from .face import FaceModel
+from .face import FaceModel, file_sha256
 from .findings import Finding
 from .store import Store
+
+MAX_VIDEO_SIDE = 1920  # larger frames are shrunk before detection (the detector works at 640 anyway)
 
 
 @dataclass
 class ScanOptions:
     """How to scan."""
 
-    threshold: float | None = None  # None: calibrated or default
+    threshold: float | None = None  # face; None: calibrated or default
+    voice_threshold: float | None = None
     top_k: int = 1
     use: str | None = None  # the use (consent scope) the media is for
     workers: int = 0  # 0: one per core when there is enough work
     models: str | None = None  # face model pack folder
     threads: int = 1  # onnxruntime threads per process
+    fps: float = 1.0  # video frames sampled per second
+    keyframes: bool = False  # sample keyframes only (fast)
+    min_frames: int = 1  # appearances seen in fewer sampled frames are dropped
+    voice: bool = True  # scan audio (only done when voices are enrolled)
 
 
 @dataclass
 class FaceHit:
-    """A face seen in a file, ready to search."""
+    """A face seen in a file (or a video frame), ready to search."""
 
     bbox: list[int]
     score: float
@@ -42,63 +49,168 @@ class FaceHit:
 
 
 @dataclass
+class VoiceHit:
+    """An embedded stretch of speech."""
+
+    start: float
+    end: float
+    embedding: np.ndarray
+
+
+@dataclass
 class FileResult:
-    """What analysing one file gave."""
+    """What analysing one file gave; `error` may come with partial results (damaged video)."""
 
     path: str
     sha256: str | None
     kind: str | None
     faces: list[FaceHit] = field(default_factory=list)
+    voices: list[VoiceHit] = field(default_factory=list)
     error: str | None = None
 
 
-def analyze_file(path: Path, model: FaceModel) -> FileResult:
-    """Decode one file and embed every face in it; errors become part of the result, never raised."""
-    shown = media.display_path(path)
-    kind = media.kind_of(path)
-    result = FileResult(shown, None, kind)
+class Analyzer:
+    """Decodes files and embeds faces and voices; one per process, models loaded on first use."""
+
+    def __init__(self, options: ScanOptions, face: FaceModel | None = None, voice_enrolled: bool = False):
+        self.options = options
+        self._face = face
+        self._voice = None
+        self.voice_enrolled = voice_enrolled and options.voice
+
+    @property
+    def face(self) -> FaceModel:
+        if self._face is None:
+            self._face = FaceModel(self.options.models, threads=self.options.threads)
+        return self._face
+
+    @property
+    def voice(self):
+        if self._voice is None:
+            from .voice import VoiceEncoder
+
+            self._voice = VoiceEncoder(threads=self.options.threads)
+        return self._voice
+
+    def __call__(self, path: Path) -> FileResult:
+        """Analyse one file; errors become part of the result, never raised."""
+        kind = media.kind_of(path)
+        result = FileResult(media.display_path(path), None, kind)
+        try:
+            if path.is_dir():
+                raise MediaError("is a folder")
+            if kind == "image" and path.suffix.lower() == ".webp" and _animated(path):
+                kind = result.kind = "video"
+            if kind == "image":
+                data = media.read_bytes(path)
+                result.sha256 = hashlib.sha256(data).hexdigest()
+                self._faces(media.decode_image(data), None, 1.0, result)
+            elif kind in ("video", "audio"):
+                result.sha256 = _file_hash(path)
+                if kind == "video":
+                    self._video(path, result)
+                if self.voice_enrolled:
+                    self._audio(path, result, required=kind == "audio")
+            else:
+                raise MediaError(f"unsupported file type '{path.suffix or '(none)'}'")
+        except AuditError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # a decoder bug must cost one file, not the scan
+            result.error = f"unexpected error: {type(exc).__name__}: {exc}"
+        return result
+
+    def _faces(self, image: np.ndarray, time: float | None, scale: float, result: FileResult) -> None:
+        for face in self.face.analyze(image):
+            box = [int(round(v / scale)) for v in face.bbox]
+            result.faces.append(FaceHit(box, face.score, face.embedding, time))
+
+    def _video(self, path: Path, result: FileResult) -> None:
+        from . import video
+
+        try:
+            for frame in video.iter_frames(path, fps=self.options.fps, keyframes=self.options.keyframes,
+                                           max_side=MAX_VIDEO_SIDE, threads=1):
+                self._faces(frame.image, round(frame.time, 3), frame.scale, result)
+        except MediaError as exc:
+            # Keep what decoded before the damage; the error row says where it stopped.
+            result.error = str(exc)
+
+    def _audio(self, path: Path, result: FileResult, required: bool) -> None:
+        from . import audio
+
+        if not required and not audio.has_audio(path):
+            return
+        try:
+            wav, error = audio.load_audio_partial(path)
+        except MediaError as exc:
+            if required:
+                raise
+            result.error = result.error or f"audio track: {exc}"
+            return
+        for seg in self.voice.embed_segments(wav):
+            result.voices.append(VoiceHit(round(seg.start, 2), round(seg.end, 2), seg.vector))
+        if error:
+            result.error = result.error or f"audio damaged: {error}"
+
+
+def _file_hash(path: Path) -> str:
     try:
-        if path.is_dir():
-            raise MediaError("is a folder")
-        if kind != "image":
-            raise MediaError(f"unsupported file type '{path.suffix or '(none)'}'")
-        data = media.read_bytes(path)
-        result.sha256 = hashlib.sha256(data).hexdigest()
-        image = media.decode_image(data)
-        for face in model.analyze(image):
-            result.faces.append(FaceHit(face.box(), face.score, face.embedding))
-    except AuditError as exc:
-        result.error = str(exc)
-    except Exception as exc:  # a decoder bug must cost one file, not the scan
-        result.error = f"unexpected error: {type(exc).__name__}: {exc}"
-    return result
+        return file_sha256(path)
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
-_worker_model: FaceModel | None = None
+def _animated(path: Path) -> bool:
+    from .video import is_animated
+
+    return is_animated(path)
 
 
-def _init_worker(models: str | None, threads: int) -> None:
-    global _worker_model
-    _worker_model = FaceModel(models, threads=threads)
+_worker: Analyzer | None = None
+
+
+def _init_worker(options: ScanOptions, voice_enrolled: bool) -> None:
+    global _worker
+    _worker = Analyzer(options, voice_enrolled=voice_enrolled)
 
 
 def _work(path: Path) -> FileResult:
-    return analyze_file(path, _worker_model)
+    return _worker(path)
 
 
-def analyze_files(paths: Iterable[Path], options: ScanOptions, model: FaceModel) -> Iterator[FileResult]:
+def analyze_files(paths: Iterable[Path], options: ScanOptions, analyzer: Analyzer) -> Iterator[FileResult]:
     """Analyse files in order, in worker processes when there are several files and cores."""
     files = list(paths)
     workers = options.workers or min(os.cpu_count() or 1, 2 if len(files) >= 8 else 1)
     if workers <= 1 or len(files) < 2:
         for path in files:
-            yield analyze_file(path, model)
+            yield analyzer(path)
         return
     # spawn: a forked onnxruntime session is not safe to reuse in the child.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(options.models, options.threads)) as pool:
-        yield from pool.map(_work, files, chunksize=4)
+                             initargs=(options, analyzer.voice_enrolled)) as pool:
+        yield from pool.map(_work, files, chunksize=1 if len(files) < 64 else 4)
+
+
+@dataclass
+class Appearance:
+    """Consecutive sampled frames in which one person's face was found."""
+
+    person: str
+    start: float
+    end: float
+    frames: int
+    best: float
+    best_hit: FaceHit
+    total: float = 0.0
+
+    def add(self, hit: FaceHit, sim: float) -> None:
+        self.end = hit.time
+        self.frames += 1
+        self.total += sim
+        if sim > self.best:
+            self.best, self.best_hit = sim, hit
 
 
 class Scanner:
@@ -111,29 +223,117 @@ class Scanner:
         self.fmr = None if options.threshold is not None else config.DEFAULT_FACE_FMR
         self.source = "user" if options.threshold is not None else "default"
         self.index_version = store.index_version("face", model.model_id)
+        self.voice = VoiceMatcher(store, options, self._consent)
 
     def findings(self, result: FileResult) -> list[Finding]:
-        """Findings for one analysed file (an error row when it could not be read)."""
-        if result.error is not None:
-            return [Finding(result.path, result.sha256, None, "error", error=result.error)]
-        if not result.faces:
-            return []
-        vecs = np.stack([f.embedding for f in result.faces])
+        """Findings for one analysed file, plus an error row when it could not be read (fully)."""
         out = []
-        for hit, cands in zip(result.faces, self.store.search("face", self.model.model_id, vecs, self.options.top_k)):
-            for c in cands:
-                if c.similarity >= self.threshold:
-                    out.append(self._finding(result, hit, c.person, c.similarity))
+        if result.faces:
+            if result.kind == "video":
+                out += self._appearances(result)
+            else:
+                out += self._image_faces(result)
+        if result.voices:
+            out += self.voice.findings(result)
+        if result.error is not None:
+            out.append(Finding(result.path, result.sha256, None, "error", error=result.error))
         return out
+
+    def matches(self, hits: list[FaceHit]) -> list[list[tuple[str, float]]]:
+        """Per face, the (person, similarity) pairs at or above the threshold among the top-k."""
+        vecs = np.stack([h.embedding for h in hits])
+        found = self.store.search("face", self.model.model_id, vecs, self.options.top_k)
+        return [[(c.person, c.similarity) for c in cands if c.similarity >= self.threshold] for cands in found]
+
+    def _image_faces(self, result: FileResult) -> list[Finding]:
+        out = []
+        for hit, pairs in zip(result.faces, self.matches(result.faces)):
+            for person, sim in pairs:
+                out.append(self._finding(result, hit, person, sim))
+        return out
+
+    def _appearances(self, result: FileResult) -> list[Finding]:
+        """Merge per-frame matches into appearances: same person, gaps of at most a couple of samples."""
+        max_gap = 10.0 if self.options.keyframes else 2.5 / self.options.fps
+        open_: dict[str, Appearance] = {}
+        done: list[Appearance] = []
+        for hit, pairs in sorted(zip(result.faces, self.matches(result.faces)), key=lambda x: x[0].time):
+            for person, sim in pairs:
+                a = open_.get(person)
+                if a is not None and a.end is not None and hit.time - a.end <= max_gap:
+                    a.add(hit, sim)
+                else:
+                    if a is not None:
+                        done.append(a)
+                    open_[person] = Appearance(person, hit.time, hit.time, 1, sim, hit, sim)
+        done += open_.values()
+        out = []
+        for a in sorted(done, key=lambda a: (a.start, a.person)):
+            if a.frames < self.options.min_frames:
+                continue
+            f = self._finding(result, a.best_hit, a.person, a.best)
+            f.start, f.end, f.frames = a.start, a.end, a.frames
+            f.extra = {"best_time": a.best_hit.time, "mean_similarity": round(a.total / a.frames, 4)}
+            out.append(f)
+        return out
+
+    def _consent(self, person: str) -> str | None:
+        return self.store.registry.consent_status(person, self.options.use)
 
     def _finding(self, result: FileResult, hit: FaceHit, person: str, sim: float) -> Finding:
         return Finding(
             path=result.path, sha256=result.sha256, modality="face", kind="match", person=person,
             name=self.names.get(person), similarity=round(sim, 4), threshold=self.threshold, fmr=self.fmr,
             threshold_source=self.source, bbox=hit.bbox, start=hit.time, end=hit.time,
-            consent=self.store.registry.consent_status(person, self.options.use),
+            frames=1 if hit.time is not None else None, consent=self._consent(person),
             model=self.model.model_name, index=self.index_version,
         )
+
+
+class VoiceMatcher:
+    """Aggregates per-segment voice scores into per-file, per-person findings."""
+
+    MIN_SEGMENTS = 2  # one segment alone never makes a finding
+    MIN_FRACTION = 0.2  # of the file's voiced segments
+
+    def __init__(self, store: Store, options: ScanOptions, consent):
+        self.store, self.options, self.consent = store, options, consent
+        self.names = store.registry.names()
+        self.model = next((mo for m, mo in store.registry.models() if m == "voice"), None)
+        thr = options.voice_threshold
+        self.threshold = thr if thr is not None else config.DEFAULT_VOICE_THRESHOLD
+        self.fmr = None if thr is not None else config.DEFAULT_VOICE_FMR
+        self.source = "user" if thr is not None else "default"
+
+    @property
+    def enrolled(self) -> bool:
+        return self.model is not None
+
+    def findings(self, result: FileResult) -> list[Finding]:
+        if self.model is None:
+            return []
+        vecs = np.stack([v.embedding for v in result.voices])
+        found = self.store.search("voice", self.model, vecs, top_k=max(self.options.top_k, 3))
+        per_person: dict[str, list[tuple[VoiceHit, float]]] = {}
+        for seg, cands in zip(result.voices, found):
+            for c in cands:
+                if c.similarity >= self.threshold:
+                    per_person.setdefault(c.person, []).append((seg, c.similarity))
+        n = len(result.voices)
+        out = []
+        for person, hits in per_person.items():
+            if len(hits) < self.MIN_SEGMENTS or len(hits) / n < self.MIN_FRACTION:
+                continue
+            sims = [s for _, s in hits]
+            out.append(Finding(
+                path=result.path, sha256=result.sha256, modality="voice", kind="match", person=person,
+                name=self.names.get(person), similarity=round(float(np.mean(sims)), 4), threshold=self.threshold,
+                fmr=self.fmr, threshold_source=self.source, start=min(h.start for h, _ in hits),
+                end=max(h.end for h, _ in hits), frames=len(hits), consent=self.consent(person),
+                model=f"ge2e:{self.model[:8]}", index=self.store.index_version("voice", self.model),
+                extra={"segments": n, "best_similarity": round(max(sims), 4)},
+            ))
+        return sorted(out, key=lambda f: -f.similarity)
 
 
 @dataclass
@@ -143,6 +343,7 @@ class ScanSummary:
     files: int = 0
     errors: int = 0
     faces: int = 0
+    voices: int = 0
     findings: int = 0
 
 
@@ -151,9 +352,11 @@ def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], opt
     """Scan files and folders; yields findings (and error rows) file by file."""
     summary = summary if summary is not None else ScanSummary()
     scanner = Scanner(store, model, options)
-    for result in analyze_files(media.walk(paths), options, model):
+    analyzer = Analyzer(options, model, voice_enrolled=scanner.voice.enrolled)
+    for result in analyze_files(media.walk(paths), options, analyzer):
         summary.files += 1
         summary.faces += len(result.faces)
+        summary.voices += len(result.voices)
         rows = scanner.findings(result)
         summary.errors += result.error is not None
         summary.findings += sum(r.kind != "error" for r in rows)
