@@ -172,16 +172,22 @@ def verify(obj: Context, repair: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out", type=click.Path(dir_okay=False), help="Write findings to .csv, .json, .jsonl or .parquet.")
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON Lines on stdout.")
-@click.option("--threshold", type=float, help="Similarity threshold (default: calibrated, else the documented default).")
+@click.option("--threshold", type=float, help="Face similarity threshold (default: calibrated, else the documented default).")
+@click.option("--voice-threshold", type=float, help="Voice similarity threshold (default: calibrated, else documented).")
 @click.option("--top-k", type=click.IntRange(1, 100), default=1, show_default=True, help="Candidates per face.")
+@click.option("--fps", type=click.FloatRange(0.01, 60), default=1.0, show_default=True, help="Video frames sampled per second.")
+@click.option("--keyframes", is_flag=True, help="Sample only video keyframes (much faster, coarser).")
+@click.option("--min-frames", type=click.IntRange(1), default=1, show_default=True, help="Drop video appearances seen in fewer sampled frames.")
+@click.option("--no-voice", is_flag=True, help="Do not scan audio, even when voices are enrolled.")
 @click.option("--use", "use", help="The use the media is for (a consent scope, e.g. advertising).")
 @click.option("--fail-on", type=click.Choice(["match"]), help="Exit 1 when a match is found.")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, help="Worker processes (0: automatic).")
 @click.option("--quiet", is_flag=True, help="No summary on stderr.")
 @click.pass_obj
 @guarded
-def scan(obj: Context, paths, out, as_json, threshold, top_k, use, fail_on, workers, quiet) -> None:
-    """Scan images (files or folders, recursively) for registered faces.
+def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, fps, keyframes, min_frames, no_voice,
+         use, fail_on, workers, quiet) -> None:
+    """Scan images, videos and audio (files or folders, recursively) for registered faces and voices.
 
     \b
     Example:
@@ -190,8 +196,9 @@ def scan(obj: Context, paths, out, as_json, threshold, top_k, use, fail_on, work
     from . import report
     from .scan import ScanOptions, ScanSummary, scan as run_scan
 
-    options = ScanOptions(threshold=threshold, top_k=top_k, use=use, workers=workers, models=obj.models,
-                          threads=obj.threads)
+    options = ScanOptions(threshold=threshold, voice_threshold=voice_threshold, top_k=top_k, use=use,
+                          workers=workers, models=obj.models, threads=obj.threads, fps=fps, keyframes=keyframes,
+                          min_frames=min_frames, voice=not no_voice)
     summary = ScanSummary()
     rows = []
     for f in run_scan(obj.store(), obj.face(), paths, options, summary):
@@ -201,7 +208,8 @@ def scan(obj: Context, paths, out, as_json, threshold, top_k, use, fail_on, work
         elif f.kind == "error":
             click.echo(f"error\t{f.path}\t{f.error}", err=True)
         else:
-            click.echo(f"{f.kind}\t{f.path}\t{f.person}\t{f.similarity:.3f}\t{f.bbox}")
+            span = f"\t{f.start:.1f}-{f.end:.1f}s" if f.start is not None else ""
+            click.echo(f"{f.kind}\t{f.modality}\t{f.path}\t{f.person}\t{f.similarity:.3f}{span}")
     if out:
         report.write_table(rows, Path(out))
     if not quiet:

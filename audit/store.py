@@ -36,6 +36,7 @@ class Store:
             self.registry = Registry(self.home / REGISTRY_FILE)
         self._indexes: dict[tuple[str, str], tuple[VectorIndex, Manifest | None]] = {}
         self._owners: dict[tuple[str, str], dict[int, str]] = {}
+        self._cache: dict[tuple, object] = {}
 
     def close(self) -> None:
         """Close the registry."""
@@ -106,6 +107,19 @@ class Store:
             out.append(list(best.values()))
         return out
 
+    def centroids(self, modality: str, model: str) -> tuple[list[str], np.ndarray]:
+        """(person ids, unit mean vector of each person's samples), cached until the next write."""
+        key = ("centroids", modality, model)
+        if key not in self._cache:
+            _, vecs, people = self.registry.vectors(modality, model)
+            order = sorted(set(people))
+            rows = np.array(people)
+            cents = np.stack([vecs[rows == p].mean(axis=0) for p in order]) if order else np.zeros((0, 0), np.float32)
+            if len(order):
+                cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
+            self._cache[key] = (order, cents.astype(np.float32))
+        return self._cache[key]
+
     def index_version(self, modality: str, model: str) -> str | None:
         """Short checksum of the index file, for findings."""
         _, man = self.index(modality, model)
@@ -156,6 +170,7 @@ class Store:
             idx.add(ids, vecs)
         man = idx.save(path)
         self._indexes.pop((modality, model), None)
+        self._cache.clear()
         return man
 
     def verify(self) -> list[str]:
