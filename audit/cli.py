@@ -107,6 +107,29 @@ def enroll_face(obj: Context, person: str, paths: tuple[str, ...], name: str | N
                f"{len(result.skipped)} skipped")
 
 
+@enroll.command("voice")
+@click.argument("person")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--name", help="Display name (default: PERSON).")
+@click.pass_obj
+@guarded
+def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None) -> None:
+    """Enroll PERSON's voice from recordings (audio files, or video with an audio track; ~10 s of speech or more).
+
+    \b
+    Example:
+      likeness-audit enroll voice alice interview.flac reading.mp3
+    """
+    from .enroll import enroll_voices
+    from .voice import VoiceEncoder
+
+    result = enroll_voices(obj.store(), VoiceEncoder(threads=obj.threads), person, paths, name)
+    for s in result.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+    click.echo(f"{person}: {result.added} voice samples added, {result.already} already enrolled, "
+               f"{len(result.skipped)} skipped")
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -213,7 +236,8 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
     if out:
         report.write_table(rows, Path(out))
     if not quiet:
-        click.echo(f"scanned {summary.files} files: {summary.faces} faces, {summary.findings} findings, "
+        click.echo(f"scanned {summary.files} files: {summary.faces} faces, {summary.voices} voice segments, "
+                   f"{summary.findings} findings, "
                    f"{summary.errors} errors", err=True)
     if fail_on == "match" and summary.findings:
         sys.exit(1)

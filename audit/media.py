@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -50,6 +51,23 @@ def walk(paths: Iterable[str | os.PathLike], kinds: frozenset[str] = frozenset({
             for name in sorted(files):
                 if kind_of(name) in kinds:
                     yield Path(root) / name
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks (raises OSError)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a media file, as a MediaError when it cannot be read."""
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 def read_bytes(path: Path, limit: int = config.MAX_IMAGE_BYTES) -> bytes:

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import config, media
 from .errors import AuditError, MediaError
-from .face import FaceModel, file_sha256
+from .face import FaceModel
 from .findings import Finding
 from .store import Store
 
@@ -106,7 +106,7 @@ class Analyzer:
                 result.sha256 = hashlib.sha256(data).hexdigest()
                 self._faces(media.decode_image(data), None, 1.0, result)
             elif kind in ("video", "audio"):
-                result.sha256 = _file_hash(path)
+                result.sha256 = media.hash_file(path)
                 if kind == "video":
                     self._video(path, result)
                 if self.voice_enrolled:
@@ -151,13 +151,6 @@ class Analyzer:
             result.voices.append(VoiceHit(round(seg.start, 2), round(seg.end, 2), seg.vector))
         if error:
             result.error = result.error or f"audio damaged: {error}"
-
-
-def _file_hash(path: Path) -> str:
-    try:
-        return file_sha256(path)
-    except OSError as exc:
-        raise MediaError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
 def _animated(path: Path) -> bool:
