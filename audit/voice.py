@@ -1,0 +1,327 @@
+"""Voice embedder: resemblyzer's GE2E speaker encoder run through onnxruntime, with its front end in numpy.
+
+The front end reproduces resemblyzer 0.1.4 (which used librosa) step by step: volume normalisation to -30 dBFS
+(increase only), webrtcvad silence trimming, a 40-channel Slaney mel power spectrogram (25 ms periodic Hann
+window, 10 ms hop, centred frames), 160-frame partial windows and the L2-normalised mean of their embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from audit.errors import ModelError
+from audit.media import sha256_file
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+SAMPLE_RATE = 16000
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "voice_encoder.onnx"
+
+# Front end (resemblyzer/hparams.py).
+N_FFT = 400  # 25 ms
+HOP = 160  # 10 ms
+N_MELS = 40
+PARTIAL_FRAMES = 160  # 1.6 s
+PARTIAL_RATE = 1.3  # partials per second: a step of 77 frames, i.e. about 50 % overlap
+MIN_COVERAGE = 0.75
+NORM_TARGET_DBFS = -30.0
+INT16_MAX = 2**15 - 1
+VAD_WINDOW = 480  # 30 ms
+VAD_AVERAGE_WIDTH = 8
+VAD_MAX_SILENCE = 6
+VAD_MODE = 3
+
+BATCH = 32  # partials per onnxruntime call: big enough for efficient GEMMs, small enough to bound memory
+SEGMENT_GROUP = 8 * BATCH  # partials gathered from segments before running the network
+STFT_BLOCK = 4096  # frames per FFT block, to bound memory on long files
+
+
+@dataclass
+class Segment:
+    """Embedding of a stretch of speech; times are seconds from the start of the decoded audio."""
+
+    start: float
+    end: float
+    vector: np.ndarray
+    voiced_s: float
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Front end
+
+
+def normalize_volume(wav: np.ndarray, target_dbfs: float = NORM_TARGET_DBFS) -> np.ndarray:
+    """Raise the level so the RMS reaches `target_dbfs`; never lower it (resemblyzer, increase_only=True)."""
+    rms = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64)))) if len(wav) else 0.0
+    if rms == 0.0:
+        return wav  # silence: resemblyzer would multiply by infinity here
+    change_db = target_dbfs - 20 * math.log10(rms)
+    if change_db <= 0:
+        return wav
+    return (wav * np.float32(10 ** (change_db / 20))).astype(np.float32, copy=False)
+
+
+def _vad_flags(wav: np.ndarray) -> np.ndarray:
+    """Run webrtcvad (mode 3) on consecutive 30 ms windows; the tail shorter than a window is ignored."""
+    import webrtcvad  # imported here so that importing audit.voice stays cheap
+
+    n = len(wav) // VAD_WINDOW
+    # Clip first: samples beyond +-1 (possible after normalisation) would wrap around in int16.
+    pcm = np.round(np.clip(wav[: n * VAD_WINDOW], -1.0, 1.0) * INT16_MAX).astype("<i2").tobytes()
+    vad = webrtcvad.Vad(VAD_MODE)
+    step = VAD_WINDOW * 2
+    return np.fromiter(
+        (vad.is_speech(pcm[i * step : (i + 1) * step], SAMPLE_RATE) for i in range(n)), dtype=bool, count=n
+    )
+
+
+def vad_masks(wav: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per 30 ms window: (voiced, keep), the smoothed VAD decisions and the same widened by 3 windows each side."""
+    flags = _vad_flags(wav).astype(np.float64)
+    width = VAD_AVERAGE_WIDTH
+    padded = np.concatenate((np.zeros((width - 1) // 2), flags, np.zeros(width // 2)))
+    ret = np.cumsum(padded)
+    ret[width:] = ret[width:] - ret[:-width]
+    voiced = np.round(ret[width - 1 :] / width).astype(bool)  # round half to even, as resemblyzer does
+    # Binary dilation by 3 windows each side keeps short pauses and a little context around speech.
+    half = (VAD_MAX_SILENCE + 1) // 2
+    counts = np.concatenate(([0], np.cumsum(np.pad(voiced, half), dtype=np.int64)))
+    keep = counts[2 * half + 1 :] - counts[: -(2 * half + 1)] > 0
+    return voiced, keep
+
+
+def trim_long_silences(wav: np.ndarray) -> np.ndarray:
+    """Cut out long silences, keeping speech and short pauses (resemblyzer's trim_long_silences)."""
+    _voiced, keep = vad_masks(wav)
+    return wav[: len(keep) * VAD_WINDOW][np.repeat(keep, VAD_WINDOW)]
+
+
+def preprocess_wav(wav: np.ndarray) -> np.ndarray:
+    """Normalise the volume and trim long silences of 16 kHz mono audio, as resemblyzer's preprocess_wav."""
+    return trim_long_silences(normalize_volume(_as_float32(wav)))
+
+
+# Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
+_MEL_F_SP = 200.0 / 3  # Hz per mel in the linear part
+_MEL_MIN_LOG_HZ = 1000.0
+_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP
+_MEL_LOGSTEP = math.log(6.4) / 27.0
+
+
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    """Hertz to Slaney mels."""
+    f = np.asarray(f, dtype=np.float64)
+    log_part = _MEL_MIN_LOG_MEL + np.log(np.maximum(f, _MEL_MIN_LOG_HZ) / _MEL_MIN_LOG_HZ) / _MEL_LOGSTEP
+    return np.where(f >= _MEL_MIN_LOG_HZ, log_part, f / _MEL_F_SP)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    """Slaney mels to hertz."""
+    m = np.asarray(m, dtype=np.float64)
+    log_part = _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (m - _MEL_MIN_LOG_MEL))
+    return np.where(m >= _MEL_MIN_LOG_MEL, log_part, _MEL_F_SP * m)
+
+
+@lru_cache(maxsize=4)
+def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
+    """Triangular Slaney-normalised mel filters [n_mels, n_fft // 2 + 1], as librosa.filters.mel's defaults."""
+    fft_freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2.0), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]  # equal area per filter
+    weights = weights.astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=1)
+def _hann() -> np.ndarray:
+    """Periodic Hann window of N_FFT samples (scipy's get_window('hann', fftbins=True))."""
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(np.float32)
+
+
+def mel_spectrogram(wav: np.ndarray) -> np.ndarray:
+    """Mel power spectrogram [frames, 40] of 16 kHz audio; frames are centred every 10 ms (zero padding)."""
+    padded = np.pad(_as_float32(wav), (N_FFT // 2, N_FFT // 2))
+    n_frames = 1 + (len(padded) - N_FFT) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_frames]
+    fb = mel_filterbank()
+    window = _hann()
+    out = np.empty((n_frames, N_MELS), np.float32)
+    for s in range(0, n_frames, STFT_BLOCK):
+        spec = np.fft.rfft(frames[s : s + STFT_BLOCK] * window, axis=1)
+        power = (np.square(spec.real) + np.square(spec.imag)).astype(np.float32, copy=False)
+        # einsum rather than matmul: OpenBLAS would wake its threads, which then spin on the other cores
+        # and slow down parallel workers, for a product that takes ~1 % of the time anyway.
+        out[s : s + STFT_BLOCK] = np.einsum("ft,mt->fm", power, fb)
+    return out
+
+
+def partial_slices(n_samples: int) -> list[int]:
+    """Start frames of the 160-frame partials resemblyzer cuts from `n_samples` of audio (at least one)."""
+    n_frames = int(np.ceil((n_samples + 1) / HOP))
+    frame_step = int(np.round((SAMPLE_RATE / PARTIAL_RATE) / HOP))
+    steps = max(1, n_frames - PARTIAL_FRAMES + frame_step + 1)
+    starts = list(range(0, steps, frame_step))
+    # Keep a last partial that runs past the end only if at least 75 % of it is real audio.
+    coverage = (n_samples - starts[-1] * HOP) / (PARTIAL_FRAMES * HOP)
+    if coverage < MIN_COVERAGE and len(starts) > 1:
+        starts.pop()
+    return starts
+
+
+def _partial_mels(wav: np.ndarray) -> np.ndarray:
+    """Cut preprocessed audio into resemblyzer's partials; return their mels [n, 160, 40] (a strided view)."""
+    starts = partial_slices(len(wav))
+    needed = (starts[-1] + PARTIAL_FRAMES) * HOP
+    if needed >= len(wav):
+        wav = np.pad(wav, (0, needed - len(wav)))
+    mel = mel_spectrogram(wav)
+    step = starts[1] - starts[0] if len(starts) > 1 else 1
+    # A view, not a stack of copies: partials overlap by half, and long files have thousands of them.
+    windows = np.lib.stride_tricks.sliding_window_view(mel, PARTIAL_FRAMES, axis=0)  # [frames - 159, 40, 160]
+    return windows[starts[0] : starts[-1] + 1 : step].transpose(0, 2, 1)
+
+
+def _as_float32(wav: np.ndarray) -> np.ndarray:
+    """Check the shape and return a float32 view or copy."""
+    wav = np.asarray(wav)
+    if wav.ndim != 1:
+        raise ValueError(f"expected mono audio as a 1-D array, got shape {wav.shape}")
+    return wav.astype(np.float32, copy=False)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """L2-normalise a vector (left as is if it is all zeros)."""
+    norm = float(np.linalg.norm(v))
+    return (v / norm if norm > 0 else v).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Encoder
+
+
+class VoiceEncoder:
+    """GE2E speaker encoder (256-d unit vectors for 16 kHz mono audio); the ONNX session opens on first use."""
+
+    dim = 256
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, model_path: str | Path | None = None, threads: int = 1):
+        """Use `model_path` (default: the model shipped in audit/models) with `threads` onnxruntime threads.
+
+        One thread suits one worker process per core; a missing file raises ModelError at once.
+        """
+        self.model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+        if not self.model_path.is_file():
+            raise ModelError(f"voice model not found: {self.model_path}")
+        self.threads = max(1, int(threads))
+        self._session = None
+        self._model_id: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        """SHA-256 of the ONNX file, so stored vectors can be tied to the model that made them."""
+        if self._model_id is None:
+            try:
+                self._model_id = sha256_file(self.model_path)
+            except OSError as e:
+                raise ModelError(f"cannot read voice model {self.model_path}: {e}") from e
+        return self._model_id
+
+    def _get_session(self) -> ort.InferenceSession:
+        """Create the onnxruntime session once."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = self.threads
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            # Spinning threads burn CPU between calls, which starves other workers on small machines.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            try:
+                session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+                raise ModelError(f"cannot load voice model {self.model_path}: {e}") from e
+            out_shape = session.get_outputs()[0].shape
+            if [i.name for i in session.get_inputs()] != ["mels"] or out_shape[-1] != self.dim:
+                raise ModelError(f"{self.model_path} is not a {self.dim}-d voice encoder")
+            self._session = session
+        return self._session
+
+    def _embed_partials(self, mels: np.ndarray) -> np.ndarray:
+        """Run the network on partial mels [n, 160, 40] in batches; return unit vectors [n, 256]."""
+        session = self._get_session()
+        out = [
+            session.run(None, {"mels": np.ascontiguousarray(mels[i : i + BATCH])})[0]
+            for i in range(0, len(mels), BATCH)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed_utterance(self, wav: np.ndarray) -> np.ndarray:
+        """Embed one utterance of 16 kHz mono float audio, as resemblyzer's embed_utterance(preprocess_wav(...)).
+
+        Silence still yields a vector, as in resemblyzer: check voiced_seconds() before trusting it.
+        """
+        partials = self._embed_partials(_partial_mels(preprocess_wav(wav)))
+        return _unit(partials.mean(axis=0))
+
+    def voiced_seconds(self, wav: np.ndarray) -> float:
+        """Seconds of speech the voice activity detector finds in 16 kHz mono audio."""
+        voiced, _keep = vad_masks(normalize_volume(_as_float32(wav)))
+        return float(voiced.sum()) * VAD_WINDOW / SAMPLE_RATE
+
+    def embed_segments(
+        self, wav: np.ndarray, segment_s: float = 3.0, hop_s: float = 1.5, min_voiced_s: float = 1.0
+    ) -> list[Segment]:
+        """Embed overlapping windows of 16 kHz mono audio that hold at least `min_voiced_s` of speech.
+
+        Voice activity is found once over the whole audio; each window keeps its own voiced samples (silences
+        trimmed as in preprocess_wav), is volume-normalised on its own like a separate utterance, and is
+        embedded like one. Window times are aligned to the 30 ms VAD grid.
+        """
+        wav = _as_float32(wav)
+        voiced, keep = vad_masks(normalize_volume(wav))
+        n_win = len(voiced)
+        seg_w = max(1, round(segment_s * SAMPLE_RATE / VAD_WINDOW))
+        hop_w = max(1, round(hop_s * SAMPLE_RATE / VAD_WINDOW))
+        n_segments = max(1, math.ceil((n_win - seg_w) / hop_w) + 1) if n_win else 0
+        window_s = VAD_WINDOW / SAMPLE_RATE
+        segments: list[Segment] = []
+        pending: list[tuple[int, int, float, np.ndarray]] = []  # (first window, end window, voiced s, mels)
+
+        def flush() -> None:
+            partials = self._embed_partials(np.concatenate([m for *_, m in pending]))
+            i = 0
+            for a, b, voiced_s, mels in pending:
+                vector = _unit(partials[i : i + len(mels)].mean(axis=0))
+                segments.append(Segment(round(a * window_s, 3), round(b * window_s, 3), vector, voiced_s))
+                i += len(mels)
+            pending.clear()
+
+        for k in range(n_segments):
+            a, b = k * hop_w, min(k * hop_w + seg_w, n_win)
+            voiced_s = round(float(voiced[a:b].sum()) * window_s, 3)
+            if voiced_s < min_voiced_s:
+                continue
+            clip = normalize_volume(wav[a * VAD_WINDOW : b * VAD_WINDOW])
+            pending.append((a, b, voiced_s, _partial_mels(clip[np.repeat(keep[a:b], VAD_WINDOW)])))
+            # Embed in groups: enough partials for full batches, few enough to bound memory on long files.
+            if sum(len(m) for *_, m in pending) >= SEGMENT_GROUP:
+                flush()
+        if pending:
+            flush()
+        return segments
