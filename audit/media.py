@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -62,9 +63,18 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _regular(path: Path) -> os.stat_result:
+    """stat() of a regular file; reading a FIFO would block forever and a device never end."""
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise MediaError("not a regular file (a FIFO, device or socket)")
+    return st
+
+
 def hash_file(path: Path) -> str:
     """SHA-256 of a media file, as a MediaError when it cannot be read."""
     try:
+        _regular(path)
         return sha256_file(path)
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from exc
@@ -73,7 +83,7 @@ def hash_file(path: Path) -> str:
 def read_bytes(path: Path, limit: int = config.MAX_IMAGE_BYTES) -> bytes:
     """Read a whole file, refusing empty and oversized ones."""
     try:
-        size = path.stat().st_size
+        size = _regular(path).st_size
         if size == 0:
             raise MediaError("empty file (0 bytes)")
         if size > limit:

@@ -108,6 +108,31 @@ class Registry:
         """Close the connection."""
         self.db.close()
 
+    # Set by the store when the templates are encrypted at rest (audit/crypto.py); None keeps plaintext.
+    cipher = None
+
+    def _seal(self, data: bytes, aad: str) -> bytes:
+        return self.cipher.seal(data, aad.encode()) if self.cipher is not None else data
+
+    def _unseal(self, blob: bytes, aad: str, what: str) -> bytes:
+        if self.cipher is not None:
+            return self.cipher.open(blob, aad.encode(), what)
+        if bytes(blob[:4]) == b"LAE1":
+            raise StoreError(f"{what} is encrypted: give the store's key (AUDIT_KEY, AUDIT_KEY_FILE or --key-file)")
+        return blob
+
+    def meta(self, key: str) -> str | None:
+        """A value from the meta table."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set a meta value, or delete it with None (inside a transaction)."""
+        if value is None:
+            self.db.execute("DELETE FROM meta WHERE key=?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def transaction(self):
         """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
         return _Transaction(self.db)
@@ -172,7 +197,7 @@ class Registry:
             "INSERT INTO samples (person, modality, model, source_sha256, bbox, det_score, face_size, start, end,"
             " vector, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (pid, s.modality, s.model, s.source_sha256, json.dumps(s.bbox) if s.bbox else None, s.det_score,
-             s.face_size, s.start, s.end, vec.tobytes(), now()),
+             s.face_size, s.start, s.end, self._seal(vec.tobytes(), f"sample|{pid}|{s.modality}|{s.model}"), now()),
         )
         return int(cur.lastrowid)
 
@@ -182,12 +207,31 @@ class Registry:
             "SELECT id, vector, person FROM samples WHERE modality=? AND model=? ORDER BY id", (modality, model)
         ).fetchall()
         ids = np.array([r[0] for r in rows], np.int64)
-        vecs = np.stack([np.frombuffer(r[1], np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        vecs = np.stack([
+            np.frombuffer(self._unseal(r[1], f"sample|{r[2]}|{modality}|{model}", f"sample {r[0]}"), np.float32)
+            for r in rows
+        ]) if rows else np.zeros((0, 0), np.float32)
         return ids, vecs, [r[2] for r in rows]
 
     def vector_people(self, modality: str, model: str) -> dict[int, str]:
         """Vector id -> person id for one modality and model."""
         return dict(self.db.execute("SELECT id, person FROM samples WHERE modality=? AND model=?", (modality, model)))
+
+    def reseal(self, cipher) -> int:
+        """Encrypt every plaintext vector and crop with cipher, then use it (inside a transaction); returns vectors."""
+        rows = self.db.execute("SELECT id, person, modality, model, vector FROM samples").fetchall()
+        refs = self.db.execute("SELECT person, modality, image FROM references_").fetchall()
+        old, self.cipher = self.cipher, cipher
+        try:
+            for vid, pid, modality, model, blob in rows:
+                self.db.execute("UPDATE samples SET vector=? WHERE id=?",
+                                (self._seal(bytes(blob), f"sample|{pid}|{modality}|{model}"), vid))
+            for pid, modality, image in refs:
+                self.set_reference(pid, modality, bytes(image))
+        except BaseException:
+            self.cipher = old
+            raise
+        return len(rows)
 
     def models(self) -> list[tuple[str, str]]:
         """(modality, model) pairs that have samples."""
@@ -196,25 +240,37 @@ class Registry:
     # reference crops
     def set_reference(self, pid: str, modality: str, jpeg: bytes) -> None:
         """Keep one small crop of the person for reports (inside a transaction)."""
-        self.db.execute("INSERT OR REPLACE INTO references_ VALUES (?, ?, ?)", (pid, modality, jpeg))
+        self.db.execute("INSERT OR REPLACE INTO references_ VALUES (?, ?, ?)",
+                        (pid, modality, self._seal(jpeg, f"reference|{pid}|{modality}")))
 
     def reference(self, pid: str, modality: str = "face") -> bytes | None:
         """The person's reference crop, if kept."""
         row = self.db.execute("SELECT image FROM references_ WHERE person=? AND modality=?", (pid, modality)).fetchone()
-        return bytes(row[0]) if row else None
+        return bytes(self._unseal(row[0], f"reference|{pid}|{modality}", f"reference crop of {pid}")) if row else None
 
     # consent
     def set_consent(self, pid: str, scope: str, allowed: bool, until: str | None, note: str | None) -> None:
         """Record allow/deny for one scope (inside a transaction)."""
         self.db.execute(
-            "INSERT OR REPLACE INTO consent VALUES (?, ?, ?, ?, ?, ?)", (pid, scope, int(allowed), until, note, now())
+            "INSERT OR REPLACE INTO consent VALUES (?, ?, ?, ?, ?, ?)",
+            (pid, scope.strip().lower(), int(allowed), until, note, now()),
         )
 
+    def forget_consent(self, pid: str, scope: str) -> None:
+        """Drop the record for one scope, so its status is unknown again (inside a transaction)."""
+        self.db.execute("DELETE FROM consent WHERE person=? AND scope=?", (pid, scope.strip().lower()))
+
     def consent_status(self, pid: str, scope: str | None, today: str | None = None) -> str | None:
-        """allowed, denied, expired or unknown for one use; None when no use was asked about."""
+        """allowed, denied, expired or unknown for one use; None when no use was asked about.
+
+        A record for the scope itself wins; else the person's '*' record (every other use) applies.
+        """
         if not scope:
             return None
-        row = self.db.execute("SELECT allowed, until FROM consent WHERE person=? AND scope=?", (pid, scope)).fetchone()
+        row = self.db.execute(
+            "SELECT allowed, until FROM consent WHERE person=? AND scope IN (?, '*') ORDER BY scope = '*' LIMIT 1",
+            (pid, scope.strip().lower()),
+        ).fetchone()
         if row is None:
             return "unknown"
         allowed, until = row

@@ -7,12 +7,13 @@ import multiprocessing
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import config, media
+from .auditlog import ScanRecord
 from .errors import AuditError, MediaError
 from .face import FaceModel
 from .findings import Finding
@@ -286,8 +287,10 @@ class Scanner:
 class VoiceMatcher:
     """Aggregates per-segment voice scores into per-file, per-person findings."""
 
-    MIN_SEGMENTS = 2  # one segment alone never makes a finding
-    MIN_FRACTION = 0.2  # of the file's voiced segments
+    # A finding needs half of the file's voiced segments, and two of them unless the file has only one:
+    # one noisy segment among several never makes a finding on its own.
+    MIN_SEGMENTS = 2
+    MIN_FRACTION = 0.5
 
     def __init__(self, store: Store, options: ScanOptions, consent):
         self.store, self.options, self.consent = store, options, consent
@@ -297,25 +300,38 @@ class VoiceMatcher:
         self.threshold = thr if thr is not None else config.DEFAULT_VOICE_THRESHOLD
         self.fmr = None if thr is not None else config.DEFAULT_VOICE_FMR
         self.source = "user" if thr is not None else "default"
+        self._centroids = None
+        self._people: list[str] = []
 
     @property
     def enrolled(self) -> bool:
         return self.model is not None
 
+    def search(self, vecs: np.ndarray) -> list[list[tuple[str, float]]]:
+        """Per segment, the top people by similarity to their centroid (the threshold was measured that way)."""
+        if self._centroids is None:
+            from .index import VectorIndex
+
+            people, cents = self.store.centroids("voice", self.model)
+            self._centroids = VectorIndex("voice", self.model, cents.shape[1])
+            self._centroids.add(np.arange(len(people)), cents)
+            self._people = people
+        sims, ids = self._centroids.search(vecs, max(self.options.top_k, 3))
+        return [[(self._people[i], float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(sims, ids)]
+
     def findings(self, result: FileResult) -> list[Finding]:
         if self.model is None:
             return []
         vecs = np.stack([v.embedding for v in result.voices])
-        found = self.store.search("voice", self.model, vecs, top_k=max(self.options.top_k, 3))
         per_person: dict[str, list[tuple[VoiceHit, float]]] = {}
-        for seg, cands in zip(result.voices, found):
-            for c in cands:
-                if c.similarity >= self.threshold:
-                    per_person.setdefault(c.person, []).append((seg, c.similarity))
+        for seg, cands in zip(result.voices, self.search(vecs)):
+            for person, sim in cands:
+                if sim >= self.threshold:
+                    per_person.setdefault(person, []).append((seg, sim))
         n = len(result.voices)
         out = []
         for person, hits in per_person.items():
-            if len(hits) < self.MIN_SEGMENTS or len(hits) / n < self.MIN_FRACTION:
+            if len(hits) < min(self.MIN_SEGMENTS, n) or len(hits) / n < self.MIN_FRACTION:
                 continue
             sims = [s for _, s in hits]
             out.append(Finding(
@@ -344,6 +360,8 @@ def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], opt
          summary: ScanSummary | None = None) -> Iterator[Finding]:
     """Scan files and folders; yields findings (and error rows) file by file."""
     summary = summary if summary is not None else ScanSummary()
+    paths = list(paths)
+    record = ScanRecord([media.display_path(p) for p in paths], options.use)
     scanner = Scanner(store, model, options)
     analyzer = Analyzer(options, model, voice_enrolled=scanner.voice.enrolled)
     for result in analyze_files(media.walk(paths), options, analyzer):
@@ -353,4 +371,6 @@ def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], opt
         rows = scanner.findings(result)
         summary.errors += result.error is not None
         summary.findings += sum(r.kind != "error" for r in rows)
+        record.add(result.sha256, rows)
         yield from rows
+    store.log_event("scan", record.details(asdict(summary)))

@@ -1,0 +1,302 @@
+"""Crash safety (SIGKILL at every write point and at random moments), concurrent writers and readers, audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
+
+from audit.auditlog import entry_hash
+from audit.cli import cli
+from audit.errors import UnknownPerson
+from audit.store import Store
+
+WORKER = Path(__file__).with_name("store_worker.py")
+BASE_OPS = [("enroll", "base"), ("enroll", "keep"), ("consent", "base")]
+KILLED_OPS = [("enroll", "new"), ("remove", "keep"), ("consent", "keep")]
+
+
+def start(home: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), str(home), *args], env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_worker(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = start(home, *args, env=env)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A store with two people and a consent record: what must survive every crash."""
+    home = tmp_path_factory.mktemp("template") / "store"
+    store = Store(home, key=None)
+    for op, name in BASE_OPS:
+        run_op(store, op, name)
+    store.close()
+    return home
+
+
+def person_vectors(store: Store, name: str) -> dict[str, np.ndarray]:
+    out = {}
+    for model in MODELS:
+        ids, vecs, people = store.registry.vectors("face", model)
+        out[model] = vecs[[p == name for p in people]] if len(ids) else np.zeros((0, MODELS[model]))
+    return out
+
+
+def assert_intact(store: Store, name: str, search: bool = True) -> None:
+    """All of a completed enrolment is in the registry, byte for byte, and (search) findable in the index."""
+    got = person_vectors(store, name)
+    for model in MODELS:
+        np.testing.assert_array_equal(got[model], vectors(name, model))
+        if search:
+            hit = store.search("face", model, vectors(name, model)[:1], top_k=1)[0][0]
+            assert hit.person == name and hit.similarity > 0.999
+    assert store.registry.reference(name) == reference(name)
+
+
+def presence(store: Store, name: str, search: bool = True) -> bool:
+    """Whether a person is there; either wholly or not at all (never half)."""
+    try:
+        store.registry.person(name)
+    except UnknownPerson:
+        counts = [len(v) for v in person_vectors(store, name).values()]
+        assert counts == [0, 0] and store.registry.reference(name) is None, f"{name} half removed"
+        return False
+    assert_intact(store, name, search)
+    return True
+
+
+def applied(store: Store, op: str, search: bool) -> bool:
+    """Whether the killed operation of KILLED_OPS took effect (wholly; presence() asserts it is not half done)."""
+    if op == "enroll":
+        return presence(store, "new", search)
+    if op == "remove":
+        return not presence(store, "keep", search)
+    return "research" in store.registry.person("keep").consent
+
+
+def apply(people: set[str], op: str, name: str) -> None:
+    if op == "enroll":
+        people.add(name)
+    elif op == "remove":
+        people.discard(name)
+
+
+def vector_bytes_in(home: Path, vec: np.ndarray) -> list[str]:
+    needle = np.asarray(vec, np.float32).tobytes()
+    return [p.name for p in home.iterdir() if p.is_file() and needle in p.read_bytes()]
+
+
+def trace_points(template: Path, tmp: Path, op: str, name: str) -> list[str]:
+    home = tmp / f"trace-{op}"
+    shutil.copytree(template, home)
+    trace = tmp / f"trace-{op}.txt"
+    done = run_worker(home, "op", op, name, env={"AUDIT_TEST_KILL_TRACE": str(trace)})
+    assert done.returncode == 0, done.stderr
+    return trace.read_text().split()
+
+
+def test_sigkill_at_every_write_point_recovers(template, tmp_path):
+    tried, seen_problems = [], set()
+    for op, name in KILLED_OPS:
+        points = trace_points(template, tmp_path, op, name)
+        assert points, f"{op} passes no crash point"
+        for point in points:
+            home = tmp_path / f"{op}-{point.replace('#', '-').replace(':', '-')}"
+            shutil.copytree(template, home)
+            killed = run_worker(home, "op", op, name, env={"AUDIT_TEST_KILL_AT": point})
+            assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+            tried.append(f"{op}@{point}")
+            # Recovery two ways: `verify --repair`, and simply the next write.
+            for how in ("repair", "next-write"):
+                copy = home.with_name(home.name + "-" + how)
+                shutil.copytree(home, copy)
+                store = Store(copy, key=None)
+                seen_problems.update(re.sub(r"[\w.-]+\.(faiss|tmp)", "FILE", p).split(" (")[0] for p in store.verify())
+                assert presence(store, "base", search=False)
+                done = applied(store, op, search=False)
+                if op != "remove":
+                    assert presence(store, "keep", search=False)
+                if how == "repair":
+                    store.repair()
+                else:
+                    run_op(store, "consent", "base")
+                assert store.verify() == [], (op, point, how)
+                assert not list(copy.glob("*.tmp"))
+                assert presence(store, "base") and applied(store, op, search=True) == done
+                # One audit entry per committed change, none for a change that was rolled back.
+                events = [(e["event"], e["details"].get("person")) for e in store.log.entries()]
+                want = BASE_OPS + ([(op, name)] if done else []) + ([("consent", "base")] if how != "repair" else [])
+                assert events == want, (point, how)
+                if op == "remove" and done:
+                    assert vector_bytes_in(copy, vectors("keep", "m1")[0]) == []
+                store.close()
+    print(f"\nkill points tried: {len(tried)} ({', '.join(tried)}); problems seen before recovery: {seen_problems}")
+    assert len(tried) >= 25
+
+
+def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
+    home = tmp_path / "store"
+    shutil.copytree(template, home)
+    rng = random.Random(6)
+    expected: set[str] = {"base", "keep"}
+    rounds, completed = 12, 0
+    for r in range(rounds):
+        ops = plan(f"r{r}-", 400)
+        proc = start(home, "loop", f"r{r}-", "400")
+        time.sleep(0.3 + rng.uniform(0, 0.3))  # about 0.3 s go to imports
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        done = len([line for line in out.splitlines() if line.startswith("done ")])
+        completed += done
+        before = set(expected)  # after every write the worker reported done; the one in flight may be either
+        for op, name in ops[:done]:
+            apply(before, op, name)
+        after = set(before)
+        if done < len(ops):
+            apply(after, *ops[done])
+        store = Store(home, key=None)  # the store as the crash left it, before any recovery
+        present = {p.id for p in store.registry.people()}
+        assert present in (before, after), (r, done, present ^ before)
+        for model in MODELS:  # every sample of everyone present, and nothing of anyone else
+            _, vecs, people = store.registry.vectors("face", model)
+            want = {name: vectors(name, model) for name in present}
+            assert sorted(people) == sorted(name for name in present for _ in range(SAMPLES))
+            for name in present:
+                np.testing.assert_array_equal(vecs[[p == name for p in people]], want[name])
+        expected = present
+        store.close()
+    store = Store(home, key=None)
+    run_op(store, "consent", "base")  # the next write finishes whatever the last kill interrupted
+    assert store.verify() == []
+    for name in expected:
+        assert_intact(store, name)
+    assert store.log.check().first_broken is None
+    print(f"\nrandom kills: {rounds}, writes completed between them: {completed}")
+
+
+def test_two_writers_and_a_reader_at_once(template, tmp_path):
+    home = tmp_path / "store"
+    shutil.copytree(template, home)
+    procs = [start(home, "loop", "a-", "10"), start(home, "loop", "b-", "10"), start(home, "read", "4")]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    assert int(outs[2][0].split()[-1]) > 5  # the reader really read while the writers wrote
+    store = Store(home, key=None)
+    assert store.verify() == []
+    want = {"base", "keep"}
+    for prefix in ("a-", "b-"):
+        for op, name in plan(prefix, 10):
+            apply(want, op, name)
+    assert {p.id for p in store.registry.people()} == want
+    for name in want:
+        assert_intact(store, name)
+    entries = store.log.entries()
+    assert len(entries) == len(BASE_OPS) + 2 * len(plan("a-", 10)) and store.log.check().first_broken is None
+
+
+def test_two_cli_enrolments_and_a_scan_at_once(photos, audit_home):
+    cmd = [sys.executable, "-m", "audit"]
+    env = {**os.environ, "AUDIT_HOME": str(audit_home)}
+    jobs = [
+        [*cmd, "enroll", "face", "yao", str(photos["yaoming"])],
+        [*cmd, "enroll", "face", "gdp", str(photos["gdp"]), "--pick", "largest"],
+        [*cmd, "scan", str(photos["players"]), str(photos["yaoming"]), "--json", "--workers", "1"],
+    ]
+    procs = [subprocess.Popen(j, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for j in jobs]
+    results = [p.communicate(timeout=180) for p in procs]
+    for p, (out, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    assert [json.loads(line)["kind"] for line in results[2][0].splitlines()] in ([], ["match"], ["match", "match"])
+    out = subprocess.run([*cmd, "verify"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("ok: 2 people"), out.stderr
+    events = sorted(e["event"] for e in Store(audit_home, key=None).log.entries())
+    assert events == ["enroll", "enroll", "scan"]
+
+
+# audit log
+
+
+def make_logged_store(home: Path) -> Store:
+    store = Store(home, key=None)
+    for op, name in BASE_OPS + [("remove", "keep"), ("consent", "base")]:
+        run_op(store, op, name)
+    assert store.log.check().entries == 5 and store.log.verify_chain() is None
+    return store
+
+
+def rewrite(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def test_audit_log_entries_hold_no_biometric_data(tmp_path):
+    store = make_logged_store(tmp_path / "s")
+    text = store.log.path.read_bytes()
+    for model in MODELS:
+        for v in vectors("base", model):
+            assert v.tobytes() not in text
+    entry = store.log.entries()[0]
+    assert set(entry) == {"seq", "time", "event", "actor", "details", "prev_hash", "hash"}
+    assert entry["event"] == "enroll" and "@" in entry["actor"] and entry["details"]["samples"] == 2 * SAMPLES
+    assert all(len(h) == 64 for h in entry["details"]["sources_sha256"])
+
+
+@pytest.mark.parametrize("tamper, broken", [
+    ("edit", 3), ("edit-rehash", 4), ("drop", 2), ("truncate", 4), ("rewrite-chain", 5), ("swap", 2),
+])
+def test_audit_log_tampering_is_found(tmp_path, tamper, broken):
+    store = make_logged_store(tmp_path / "s")
+    path = store.log.path
+    lines = path.read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    if tamper == "edit":
+        lines[2] = lines[2].replace('"base"', '"someone-else"')
+    elif tamper == "edit-rehash":
+        entries[2]["actor"] = "nobody@nowhere"
+        entries[2]["hash"] = entry_hash(entries[2])
+        lines[2] = json.dumps(entries[2])
+    elif tamper == "drop":
+        del lines[1]
+    elif tamper == "truncate":
+        lines = lines[:3]
+    elif tamper == "rewrite-chain":  # an editor who recomputes every hash still differs from the registry's head
+        entries[1]["details"]["person"] = "someone-else"
+        prev = entries[0]["hash"]
+        for e in entries[1:]:
+            e["prev_hash"] = prev
+            e["hash"] = prev = entry_hash(e)
+        lines = [json.dumps(e) for e in entries]
+    elif tamper == "swap":
+        lines[1], lines[2] = lines[2], lines[1]
+    rewrite(path, lines)
+    assert store.log.verify_chain() == broken
+    result = CliRunner().invoke(cli, ["--home", str(store.home), "verify"])
+    assert result.exit_code == 2
+    assert f"problem: audit log broken at entry {broken}" in result.stderr
+
+
+def test_torn_last_entry_is_restored(tmp_path):
+    store = make_logged_store(tmp_path / "s")
+    data = store.log.path.read_bytes()
+    store.log.path.write_bytes(data[: len(data) - 40])  # the last append was cut short
+    report = store.log.check()
+    assert report.first_broken is None and report.pending
+    assert "interrupted write" in store.verify()[0]
+    store.repair()
+    assert store.log.path.read_bytes() == data and store.verify() == []
