@@ -1,0 +1,131 @@
+"""End-to-end video scanning through the CLI: a video built from real photos (and a real voice track)."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audit.cli import cli
+
+VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices" / "librispeech-test-other"
+
+
+def run(*args, code=0):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def letterbox(path: Path, w: int = 640, h: int = 480) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path))
+    s = min(w / img.shape[1], h / img.shape[0])
+    img = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)), interpolation=cv2.INTER_AREA)
+    out = np.zeros((h, w, 3), np.uint8)
+    y, x = (h - img.shape[0]) // 2, (w - img.shape[1]) // 2
+    out[y:y + img.shape[0], x:x + img.shape[1]] = img
+    return out
+
+
+def make_video(out: Path, shots: list[tuple[Path, float]], fps: int = 10, audio: np.ndarray | None = None) -> None:
+    """H.264 video showing each photo for its seconds; optional 16 kHz mono audio as AAC."""
+    import av
+
+    # faststart puts the index first, as streamed files have it, so a truncated copy still opens.
+    with av.open(str(out), "w", options={"movflags": "faststart"}) as c:
+        vs = c.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = 640, 480, "yuv420p"
+        as_ = c.add_stream("aac", rate=16000) if audio is not None else None
+        if as_ is not None:
+            as_.layout = "mono"
+        n = 0
+        for path, secs in shots:
+            img = letterbox(path)
+            for _ in range(int(secs * fps)):
+                frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+                frame.pts, frame.time_base = n, Fraction(1, fps)
+                c.mux(vs.encode(frame))
+                n += 1
+        c.mux(vs.encode())
+        if as_ is not None:
+            frame = av.AudioFrame.from_ndarray(audio.astype(np.float32)[None, :], format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            c.mux(as_.encode(frame))
+            c.mux(as_.encode())
+
+
+@pytest.fixture()
+def clip(deepface, tmp_path):
+    """Enroll person01 and person02 from two photos each; a 12 s video: p01, stranger, p02, p01 again."""
+    folder, _ = deepface
+    run("enroll", "face", "person01", str(folder / "img1.jpg"), str(folder / "img2.jpg"))
+    run("enroll", "face", "person02", str(folder / "img3.jpg"), str(folder / "img12.jpg"))
+    video = tmp_path / "avatar clip.mp4"
+    make_video(video, [(folder / "img4.jpg", 3), (folder / "img13.jpg", 3), (folder / "img53.jpg", 3),
+                       (folder / "img5.jpg", 3)])
+    return video
+
+
+def test_video_appearances(clip, tmp_path):
+    rows = [json.loads(x) for x in run("scan", str(clip), "--json").stdout.splitlines()]
+    got = [(r["person"], r["start"], r["end"], r["frames"]) for r in rows]
+    assert got == [("person01", 0.0, 2.0, 3), ("person02", 6.0, 8.0, 3), ("person01", 9.0, 11.0, 3)]
+    for r in rows:
+        assert r["kind"] == "match" and r["modality"] == "face" and len(r["sha256"]) == 64
+        assert r["similarity"] >= r["threshold"] and r["start"] <= r["extra"]["best_time"] <= r["end"]
+    assert run("scan", str(clip), "--json", "--min-frames", "4").stdout.strip() == ""
+
+
+def test_video_keyframes_mode(clip):
+    rows = [json.loads(x) for x in run("scan", str(clip), "--json", "--keyframes").stdout.splitlines()]
+    assert {r["person"] for r in rows} == {"person01", "person02"}
+
+
+def test_truncated_video_keeps_early_findings(clip, tmp_path):
+    cut = tmp_path / "cut.mp4"
+    data = clip.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    rows = [json.loads(x) for x in run("scan", str(cut), "--json").stdout.splitlines()]
+    kinds = [r["kind"] for r in rows]
+    assert "error" in kinds
+    assert any(r["kind"] == "match" and r["person"] == "person01" for r in rows)
+
+
+def test_video_with_voice_track(deepface, tmp_path):
+    """The audio track of a video goes through the voice scan in the same run."""
+    if not VOICES.exists():
+        pytest.skip("shared voices absent")
+    from audit.audio import load_audio
+
+    folder, _ = deepface
+    files = sorted((VOICES / "1688").glob("*.flac"))
+    run("enroll", "voice", "speaker1688", *map(str, files[:5]))
+    run("enroll", "face", "person01", str(folder / "img1.jpg"))
+    speech = np.concatenate([load_audio(f) for f in files[5:8]])
+    video = tmp_path / "talking.mp4"
+    make_video(video, [(folder / "img4.jpg", len(speech) / 16000)], fps=5, audio=speech)
+    rows = [json.loads(x) for x in run("scan", str(video), "--json").stdout.splitlines()]
+    assert {(r["modality"], r["person"]) for r in rows} == {("face", "person01"), ("voice", "speaker1688")}
+
+
+def test_enroll_face_from_video(deepface, tmp_path):
+    """A video of one person gives several distinct frames; one of two people competing fails clearly."""
+    folder, _ = deepface
+    solo = tmp_path / "solo.mp4"
+    make_video(solo, [(folder / f, 2) for f in ("img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg")], fps=5)
+    out = run("enroll", "face", "p01", str(solo)).stdout
+    added = int(out.split(": ")[1].split()[0])
+    assert 3 <= added <= 5
+    rows = [json.loads(x) for x in run("scan", str(folder / "img6.jpg"), "--json").stdout.splitlines()]
+    assert [r["person"] for r in rows] == ["p01"]
+
+    duo = tmp_path / "duo.mp4"
+    make_video(duo, [(folder / "img1.jpg", 3), (folder / "img3.jpg", 3)], fps=5)
+    result = run("enroll", "face", "who", str(duo), code=2)
+    assert "2 people appear in the video" in result.output
