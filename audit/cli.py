@@ -199,7 +199,8 @@ def verify(obj: Context, repair: bool) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "out", type=click.Path(dir_okay=False), help="Write findings to .csv, .json, .jsonl or .parquet.")
+@click.option("--out", "out", type=click.Path(dir_okay=False),
+              help="Write findings to .csv, .json, .jsonl, .parquet, or .html (a self-contained evidence page).")
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON Lines on stdout.")
 @click.option("--threshold", type=float, help="Face similarity threshold (default: calibrated, else the documented default).")
 @click.option("--voice-threshold", type=float, help="Voice similarity threshold (default: calibrated, else documented).")
@@ -228,6 +229,8 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
 
     if fail_on == "unconsented" and not use:
         raise Fail("--fail-on unconsented needs --use SCOPE, the use to check consent for")
+    if out and Path(out).suffix.lower() not in report.FORMATS:
+        raise Fail(f"unknown output format '{Path(out).suffix}'; use one of {', '.join(report.FORMATS)}")
     options = ScanOptions(threshold=threshold, voice_threshold=voice_threshold, top_k=top_k, use=use,
                           workers=workers, models=obj.models, threads=obj.threads, fps=fps, keyframes=keyframes,
                           min_frames=min_frames, voice=not no_voice)
@@ -243,7 +246,7 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
             span = f"\t{f.start:.1f}-{f.end:.1f}s" if f.start is not None else ""
             click.echo(f"{f.kind}\t{f.modality}\t{f.path}\t{f.person}\t{f.similarity:.3f}{span}")
     if out:
-        report.write_table(rows, Path(out))
+        _write(obj, rows, Path(out), {"files_scanned": summary.files, "use": use})
     if not quiet:
         click.echo(f"scanned {summary.files} files: {summary.faces} faces, {summary.voices} voice segments, "
                    f"{summary.findings} findings, "
@@ -252,6 +255,44 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
         sys.exit(1)
     if fail_on == "unconsented" and any(r.kind != "error" and r.consent != "allowed" for r in rows):
         sys.exit(1)
+
+
+def _write(obj: Context, rows: list, out: Path, meta: dict) -> None:
+    """Write findings; the HTML page gets its pictures from the scanned files and the store."""
+    from datetime import datetime, timezone
+    from importlib.metadata import version
+
+    from . import report
+    from .evidence import Evidence
+
+    meta = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "version": version("likeness-audit"), **meta}
+    evidence = Evidence(obj.store(), report.records(rows)) if out.suffix.lower() == ".html" else None
+    report.write_report(rows, out, evidence, meta)
+
+
+@cli.command("report")
+@click.argument("findings", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output file: .html, .csv, .json, .jsonl or .parquet.")
+@click.pass_obj
+@guarded
+def report_cmd(obj: Context, findings: str, out: str) -> None:
+    """Render saved findings (.json, .jsonl, .csv, .parquet) as an HTML evidence page or another format.
+
+    \b
+    Example:
+      likeness-audit scan generated/ --out findings.json
+      likeness-audit report findings.json --out report.html
+    """
+    from . import report
+
+    if Path(out).suffix.lower() not in report.FORMATS:
+        raise Fail(f"unknown output format '{Path(out).suffix}'; use one of {', '.join(report.FORMATS)}")
+    rows = report.read_findings(Path(findings))
+    files = len({r.get("path") for r in rows})
+    _write(obj, rows, Path(out), {"files_scanned": f"{files} with findings or errors (from {Path(findings).name})"})
+    click.echo(f"wrote {out}: {len(rows)} findings")
 
 
 @cli.command()

@@ -104,7 +104,9 @@ def decode_image(data: bytes, max_pixels: int = config.MAX_IMAGE_PIXELS) -> np.n
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:
+        raise MediaError("not a readable image (unknown format, or the header is corrupt)") from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise MediaError(f"not a readable image: {exc}") from exc
     if w <= 0 or h <= 0:
         raise MediaError(f"image has no pixels ({w}x{h})")

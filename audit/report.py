@@ -13,6 +13,7 @@ from .findings import Finding
 from .index import atomic_write
 
 TABLE_FORMATS = (".csv", ".json", ".jsonl", ".parquet")
+FORMATS = TABLE_FORMATS + (".html",)
 NESTED = ("bbox", "contributors", "extra")  # kept as JSON text in flat formats
 
 
@@ -49,7 +50,7 @@ def write_table(findings: list[Finding] | list[dict], path: Path) -> None:
     elif ext == ".parquet":
         data = to_frame(findings).to_parquet(index=False)
     else:
-        raise AuditError(f"unknown output format '{ext}'; use one of {', '.join(TABLE_FORMATS)} or .html")
+        raise AuditError(f"unknown output format '{ext}'; use one of {', '.join(FORMATS)}")
     atomic_write(path, data)
 
 
@@ -75,3 +76,17 @@ def read_findings(path: Path) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise AuditError(f"{path} does not hold a list of findings")
     return rows
+
+
+def write_report(findings: list[Finding] | list[dict], path: Path, evidence=None, meta: dict | None = None) -> None:
+    """Write findings by extension; .html renders the evidence page with pictures from `evidence`."""
+    if path.suffix.lower() != ".html":
+        write_table(findings, path)
+        return
+    from .html import render_html
+
+    rows = records(findings)
+    page = render_html(rows, crops=evidence.crop if evidence else None,
+                       references=evidence.reference if evidence else None,
+                       waveforms=evidence.waveform if evidence else None, meta=meta)
+    atomic_write(path, page.encode("utf-8", "replace"))

@@ -267,7 +267,8 @@ class Scanner:
                 continue
             f = self._finding(result, a.best_hit, a.person, a.best)
             f.start, f.end, f.frames = a.start, a.end, a.frames
-            f.extra = {"best_time": a.best_hit.time, "mean_similarity": round(a.total / a.frames, 4)}
+            f.extra = {"best_time": a.best_hit.time, "mean_similarity": round(a.total / a.frames, 4),
+                       "fps": self.options.fps, "keyframes": self.options.keyframes}
             out.append(f)
         return out
 

@@ -129,3 +129,12 @@ def test_enroll_face_from_video(deepface, tmp_path):
     make_video(duo, [(folder / "img1.jpg", 3), (folder / "img3.jpg", 3)], fps=5)
     result = run("enroll", "face", "who", str(duo), code=2)
     assert "2 people appear in the video" in result.output
+
+
+def test_video_html_report(clip, tmp_path):
+    out = tmp_path / "video.html"
+    run("scan", str(clip), "--out", str(out))
+    page = out.read_text()
+    assert page.count('class="card') == 3
+    assert page.count("data:image/jpeg;base64,") == 6  # a frame crop and a reference crop per appearance
+    assert "0:00:06.0 – 0:00:08.0" in page and "<script" not in page
