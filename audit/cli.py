@@ -244,7 +244,10 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
             click.echo(f"error\t{f.path}\t{f.error}", err=True)
         else:
             span = f"\t{f.start:.1f}-{f.end:.1f}s" if f.start is not None else ""
-            click.echo(f"{f.kind}\t{f.modality}\t{f.path}\t{f.person}\t{f.similarity:.3f}{span}")
+            who = "+".join(c["person"] for c in f.contributors) if f.kind == "composite" else f.person
+            click.echo(f"{f.kind}\t{f.modality}\t{f.path}\t{who}\t{f.similarity:.3f}{span}")
+    for w in summary.warnings:
+        click.echo(f"warning: {w}", err=True)
     if out:
         _write(obj, rows, Path(out), {"files_scanned": summary.files, "use": use})
     if not quiet:
@@ -329,3 +332,4 @@ def main() -> None:
 
 
 from . import cli_admin  # noqa: E402,F401  registers commands
+from . import cli_calibrate  # noqa: E402,F401  registers calibrate

@@ -52,6 +52,24 @@ CREATE TABLE IF NOT EXISTS consent (
     updated TEXT NOT NULL,
     PRIMARY KEY (person, scope)
 );
+CREATE TABLE IF NOT EXISTS calibration (  -- one row per run of `calibrate`; the latest per modality and model holds
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    modality TEXT NOT NULL,
+    model TEXT NOT NULL,
+    threshold REAL NOT NULL,
+    fmr REAL NOT NULL,  -- per-comparison false-match rate stated for the threshold
+    fpir REAL NOT NULL,  -- false-positive identification rate at gallery_size
+    target_fpir REAL NOT NULL,
+    gallery_size INTEGER NOT NULL,  -- people enrolled when calibrated
+    genuine INTEGER NOT NULL,
+    impostor INTEGER NOT NULL,
+    cohort INTEGER NOT NULL,
+    fnmr REAL,
+    composite_threshold REAL,
+    composite_rate REAL,  -- false-composite rate stated for real faces
+    details TEXT NOT NULL,  -- JSON: observed counts, tail estimates (aggregates only, never vectors)
+    created TEXT NOT NULL
+);
 """
 
 
@@ -74,6 +92,32 @@ class Sample:
     start: float | None = None
     end: float | None = None
     id: int | None = None
+
+
+@dataclass
+class Calibration:
+    """Thresholds chosen from measured score distributions, with the rates they stand for."""
+
+    modality: str
+    model: str
+    threshold: float
+    fmr: float
+    fpir: float
+    target_fpir: float
+    gallery_size: int
+    genuine: int
+    impostor: int
+    cohort: int
+    fnmr: float | None
+    composite_threshold: float | None
+    composite_rate: float | None
+    created: str = ""
+    details: dict = field(default_factory=dict)
+
+    @property
+    def date(self) -> str:
+        """The calibration's date, YYYY-MM-DD."""
+        return self.created[:10]
 
 
 @dataclass
@@ -247,6 +291,33 @@ class Registry:
         """The person's reference crop, if kept."""
         row = self.db.execute("SELECT image FROM references_ WHERE person=? AND modality=?", (pid, modality)).fetchone()
         return bytes(self._unseal(row[0], f"reference|{pid}|{modality}", f"reference crop of {pid}")) if row else None
+
+    # calibration
+    def add_calibration(self, cal: Calibration) -> None:
+        """Record a calibration (inside a transaction); the latest per modality and model is the one in force."""
+        self.db.execute(
+            "INSERT INTO calibration (modality, model, threshold, fmr, fpir, target_fpir, gallery_size, genuine,"
+            " impostor, cohort, fnmr, composite_threshold, composite_rate, details, created)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (cal.modality, cal.model, cal.threshold, cal.fmr, cal.fpir, cal.target_fpir, cal.gallery_size,
+             cal.genuine, cal.impostor, cal.cohort, cal.fnmr, cal.composite_threshold, cal.composite_rate,
+             json.dumps(cal.details, default=float), cal.created or now()),
+        )
+
+    def calibration(self, modality: str, model: str) -> Calibration | None:
+        """The calibration in force for one modality and model, or None."""
+        row = self.db.execute(
+            "SELECT modality, model, threshold, fmr, fpir, target_fpir, gallery_size, genuine, impostor, cohort,"
+            " fnmr, composite_threshold, composite_rate, created, details FROM calibration"
+            " WHERE modality=? AND model=? ORDER BY id DESC LIMIT 1", (modality, model)).fetchone()
+        if row is None:
+            return None
+        return Calibration(*row[:14], details=json.loads(row[14]))
+
+    def gallery_size(self, modality: str, model: str) -> int:
+        """How many people have samples of one modality and model."""
+        return self.db.execute("SELECT COUNT(DISTINCT person) FROM samples WHERE modality=? AND model=?",
+                               (modality, model)).fetchone()[0]
 
     # consent
     def set_consent(self, pid: str, scope: str, allowed: bool, until: str | None, note: str | None) -> None:

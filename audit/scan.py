@@ -213,9 +213,15 @@ class Scanner:
     def __init__(self, store: Store, model: FaceModel, options: ScanOptions):
         self.store, self.model, self.options = store, model, options
         self.names = store.registry.names()
-        self.threshold = options.threshold if options.threshold is not None else config.DEFAULT_FACE_THRESHOLD
-        self.fmr = None if options.threshold is not None else config.DEFAULT_FACE_FMR
-        self.source = "user" if options.threshold is not None else "default"
+        from .calibrate import in_force
+
+        # The user's threshold, else the stored calibration, else the documented default (audit/calibrate.py).
+        self.settings = in_force(store.registry.calibration("face", model.model_id), options.threshold,
+                                 store.registry.gallery_size("face", model.model_id),
+                                 config.DEFAULT_FACE_THRESHOLD, config.DEFAULT_FACE_FMR)
+        self.threshold, self.fmr, self.source = self.settings.threshold, self.settings.fmr, self.settings.source
+        self.warnings = list(self.settings.warnings)
+        self._centroids: dict[str, np.ndarray] | None = None
         self.index_version = store.index_version("face", model.model_id)
         self.voice = VoiceMatcher(store, options, self._consent)
 
@@ -240,11 +246,52 @@ class Scanner:
         return [[(c.person, c.similarity) for c in cands if c.similarity >= self.threshold] for cands in found]
 
     def _image_faces(self, result: FileResult) -> list[Finding]:
+        """Matches, or one composite finding for a face that is a blend of registered people (not both)."""
         out = []
-        for hit, pairs in zip(result.faces, self.matches(result.faces)):
-            for person, sim in pairs:
-                out.append(self._finding(result, hit, person, sim))
+        rule = self.settings.composite
+        vecs = np.stack([h.embedding for h in result.faces])
+        found = self.store.search("face", self.model.model_id, vecs, max(self.options.top_k, rule.top_k))
+        for hit, cands in zip(result.faces, found):
+            verdict = self._composite(hit, cands)
+            if verdict is not None:
+                out.append(self._composite_finding(result, hit, verdict))
+                continue
+            for c in cands[: self.options.top_k]:
+                if c.similarity >= self.threshold:
+                    out.append(self._finding(result, hit, c.person, c.similarity))
         return out
+
+    def _composite(self, hit: FaceHit, cands):
+        """The composite verdict for one face, or None when it is not a composite (audit/composite.py)."""
+        from . import composite
+
+        if len(cands) < 2:
+            return None
+        if self._centroids is None:
+            people, cents = self.store.centroids("face", self.model.model_id)
+            self._centroids = dict(zip(people, cents))
+        rule = self.settings.composite
+        pool = [composite.Candidate(c.person, c.similarity, self._centroids[c.person]) for c in cands[: rule.top_k]]
+        verdict = composite.judge(hit.embedding, pool, rule)
+        return verdict if verdict.kind == "composite" else None
+
+    def _composite_finding(self, result: FileResult, hit: FaceHit, verdict) -> Finding:
+        """similarity/threshold of a composite: the part of the face its contributors explain, and the composite
+        threshold; fmr: the false-composite rate stated for real faces."""
+        consents = [self._consent(c.person) for c in verdict.contributors]
+        order = ("denied", "expired", "unknown", "allowed")
+        consent = next((s for s in order if s in consents), None)
+        return Finding(
+            path=result.path, sha256=result.sha256, modality="face", kind="composite",
+            similarity=round(verdict.explained, 4), threshold=self.settings.composite.explained,
+            fmr=self.settings.composite_rate, threshold_source=self.settings.composite_source, bbox=hit.bbox,
+            start=hit.time, end=hit.time, frames=1 if hit.time is not None else None, consent=consent,
+            model=self.model.model_name, index=self.index_version,
+            contributors=[{"person": c.person, "name": self.names.get(c.person), "similarity": round(c.similarity, 4),
+                           "weight": round(c.weight, 4), "consent": s} for c, s in zip(verdict.contributors, consents)],
+            extra={"fit": round(verdict.fit, 4), "focus": round(verdict.focus, 4),
+                   "match_threshold": self.threshold, "match_source": self.source},
+        )
 
     def _appearances(self, result: FileResult) -> list[Finding]:
         """Merge per-frame matches into appearances: same person, gaps of at most a couple of samples."""
@@ -355,6 +402,8 @@ class ScanSummary:
     faces: int = 0
     voices: int = 0
     findings: int = 0
+    composites: int = 0
+    warnings: list[str] = field(default_factory=list)  # e.g. the gallery outgrew its calibration
 
 
 def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], options: ScanOptions,
@@ -364,6 +413,7 @@ def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], opt
     paths = list(paths)
     record = ScanRecord([media.display_path(p) for p in paths], options.use)
     scanner = Scanner(store, model, options)
+    summary.warnings += scanner.warnings
     analyzer = Analyzer(options, model, voice_enrolled=scanner.voice.enrolled)
     for result in analyze_files(media.walk(paths), options, analyzer):
         summary.files += 1
@@ -372,6 +422,7 @@ def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], opt
         rows = scanner.findings(result)
         summary.errors += result.error is not None
         summary.findings += sum(r.kind != "error" for r in rows)
+        summary.composites += sum(r.kind == "composite" for r in rows)
         record.add(result.sha256, rows)
         yield from rows
     store.log_event("scan", record.details(asdict(summary)))

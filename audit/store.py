@@ -262,6 +262,18 @@ class Store:
                                            "forget": forget, "note": note})
             self.log.flush()
 
+    def add_calibration(self, cal) -> None:
+        """Record a calibration (registry.Calibration) and log it; the latest one is in force."""
+        with self._writing():
+            with self.registry.transaction():
+                self.registry.add_calibration(cal)
+                self.log.stage("calibrate", {
+                    "modality": cal.modality, "model": cal.model[:16], "threshold": cal.threshold, "fmr": cal.fmr,
+                    "fpir": cal.fpir, "gallery_size": cal.gallery_size, "genuine": cal.genuine,
+                    "impostor": cal.impostor, "cohort": cal.cohort, "composite_threshold": cal.composite_threshold,
+                })
+            self.log.flush()
+
     def log_event(self, event: str, details: dict) -> dict:
         """Append an event that changes nothing else (a scan) to the audit log; returns the entry."""
         try:

@@ -1,0 +1,148 @@
+"""Composite detection: the fit, the rule, and real morphs made in the test."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audit import composite
+from audit.cli import cli
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def unit(v):
+    v = np.asarray(v, np.float64)
+    return v / np.linalg.norm(v)
+
+
+def people(n, dim=512, seed=0):
+    rng = np.random.default_rng(seed)
+    return [unit(rng.normal(size=dim)) for _ in range(n)]
+
+
+def cands(probe, cents, names=None):
+    names = names or [f"p{i}" for i in range(len(cents))]
+    out = [composite.Candidate(n, float(c @ probe), c) for n, c in zip(names, cents)]
+    return sorted(out, key=lambda c: -c.similarity)
+
+
+def test_nnls_agrees_with_scipy():
+    optimize = pytest.importorskip("scipy.optimize")
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        a, b = rng.normal(size=(64, 6)), rng.normal(size=64)
+        np.testing.assert_allclose(composite.nnls(a, b), optimize.nnls(a, b)[0], atol=1e-8)
+
+
+def test_fit_weights_are_non_negative_and_sum_to_one():
+    c = people(4)
+    coef, w = composite.fit_weights(unit(0.6 * c[0] + 0.4 * c[1]), np.stack(c))
+    assert (coef >= 0).all() and w.sum() == pytest.approx(1.0)
+    assert w[0] > w[1] > 0.3 and w[2] < 0.05 and w[3] < 0.05
+    coef, w = composite.fit_weights(-c[0], np.stack(c[:1]))  # nothing explains it
+    assert coef.tolist() == [0.0] and w.tolist() == [0.0]
+
+
+def test_rule_on_synthetic_faces():
+    c = people(6)
+    rng = np.random.default_rng(1)
+    noise = lambda: 0.9 * unit(rng.normal(size=512))  # real faces: a person's part plus a large own part
+
+    blend = unit(0.45 * c[0] + 0.4 * c[1] + noise())
+    v = composite.judge(blend, cands(blend, c))
+    assert v.kind == "composite" and {x.person for x in v.contributors} == {"p0", "p1"}
+    assert all(0.3 < x.weight < 0.7 for x in v.contributors)
+
+    single = unit(0.75 * c[2] + noise())
+    assert composite.judge(single, cands(single, c)).kind == "single"
+
+    lookalike = unit(0.75 * c[2] + 0.1 * c[3] + noise())  # a little like someone else: still one person
+    assert composite.judge(lookalike, cands(lookalike, c)).kind == "single"
+
+    generic = unit(sum(0.3 * x for x in c[:5]) + noise())  # mildly like five people: not a two-person composite
+    v = composite.judge(generic, cands(generic, c))
+    assert v.kind == "generic"
+
+    stranger = unit(0.13 * c[0] + 0.12 * c[1] + noise())  # unrelated face: too little explained
+    assert composite.judge(stranger, cands(stranger, c)).kind == "single"
+    assert composite.judge(blend, cands(blend, c)[:1]).kind == "single"
+
+
+# Real morphs: two people of the shared set, morphed from photos that are not enrolled.
+A, B = "person01", "person02"
+FA, FB = "img10.jpg", "img3.jpg"  # the morph's sources; not enrolled
+
+
+@pytest.fixture(scope="module")
+def morpher(face_model):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from morph import Morpher
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return Morpher(face_model)
+
+
+@pytest.fixture(scope="module")
+def morph_case(deepface, morpher, tmp_path_factory):
+    """(folder, gallery files per person, morph path, held-out single photo of A)."""
+    import cv2
+
+    from audit import media
+
+    folder, ppl = deepface
+    assert FA in ppl[A] and FB in ppl[B]
+    fa, fb = FA, FB
+    gallery = {p: [f for f in sorted(files) if f not in (fa, fb)] for p, files in ppl.items()}
+    single = gallery[A].pop()  # a real photo of A that is not enrolled
+    img = morpher.morph(morpher.points(media.load_image(folder / fa)), morpher.points(media.load_image(folder / fb)))
+    out = tmp_path_factory.mktemp("morph") / f"morph-{A}-{B}.png"
+    cv2.imwrite(str(out), img)
+    return folder, gallery, out, folder / single
+
+
+def test_morph_is_composite_and_single_photo_is_match(morph_case, face_model, audit_home):
+    from audit.enroll import enroll_faces
+    from audit.scan import ScanOptions, scan
+    from audit.store import Store
+
+    folder, gallery, morph, single = morph_case
+    store = Store(audit_home)
+    for person, files in gallery.items():
+        enroll_faces(store, face_model, person, [folder / f for f in files], pick="largest")
+    rows = list(scan(store, face_model, [morph, single], ScanOptions(workers=1)))
+    by_path = {Path(r.path).name: r for r in rows}
+    m = by_path[morph.name]
+    assert m.kind == "composite" and m.person is None
+    assert {c["person"] for c in m.contributors[:2]} == {A, B}
+    assert sum(c["weight"] for c in m.contributors) <= 1.0 + 1e-6
+    assert all(c["weight"] > 0.2 and c["similarity"] > 0 for c in m.contributors[:2])
+    assert m.similarity >= m.threshold and m.fmr is not None and m.threshold_source == "default"
+    s = by_path[single.name]
+    assert s.kind == "match" and s.person == A and s.contributors is None
+    assert len(rows) == 2
+
+
+def test_cli_scan_flags_morph_of_two_enrolled_people(morph_case):
+    folder, gallery, morph, single = morph_case
+    runner = CliRunner()
+    for person in (A, B, "person03", "person10"):
+        files = [str(folder / f) for f in gallery[person]]
+        result = runner.invoke(cli, ["enroll", "face", person, *files, "--pick", "largest"])
+        assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["scan", str(morph), str(single), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    m = rows[morph.name]
+    assert m["kind"] == "composite"
+    assert [c["person"] for c in m["contributors"]][:2] in ([A, B], [B, A])
+    assert set(m["contributors"][0]) >= {"person", "similarity", "weight"}
+    assert rows[single.name]["kind"] == "match" and rows[single.name]["person"] == A
+    text = runner.invoke(cli, ["scan", str(morph)]).stdout
+    assert text.startswith("composite\tface\t")
