@@ -78,6 +78,7 @@ class Analyzer:
         self._face = face
         self._voice = None
         self.voice_enrolled = voice_enrolled and options.voice
+        self.decoder_threads = 0  # automatic: the one process may use every core
 
     @property
     def face(self) -> FaceModel:
@@ -130,7 +131,7 @@ class Analyzer:
 
         try:
             for frame in video.iter_frames(path, fps=self.options.fps, keyframes=self.options.keyframes,
-                                           max_side=MAX_VIDEO_SIDE, threads=1):
+                                           max_side=MAX_VIDEO_SIDE, threads=self.decoder_threads):
                 self._faces(frame.image, round(frame.time, 3), frame.scale, result)
         except MediaError as exc:
             # Keep what decoded before the damage; the error row says where it stopped.
@@ -166,6 +167,7 @@ _worker: Analyzer | None = None
 def _init_worker(options: ScanOptions, voice_enrolled: bool) -> None:
     global _worker
     _worker = Analyzer(options, voice_enrolled=voice_enrolled)
+    _worker.decoder_threads = 1  # one process per core already
 
 
 def _work(path: Path) -> FileResult:

@@ -1,13 +1,14 @@
 """Video sampling speed: x real time for four ways of taking 1 frame/s out of 720p and 1080p H.264.
 
-Usage: python benchmarks/video_speed.py [--seconds N] [--keep DIR] [--faces] [--threads T]
+Usage: python benchmarks/video_speed.py [--seconds N] [--keep DIR] [--scan] [--threads T]
 Builds test videos from the shared face photos (panned and zoomed so the picture moves, hard cuts between
 photos, B-frames, keyframe every 2.5 s), then times, decoding to BGR arrays only:
   decode-all     every frame decoded (frame threads), 1 frame/s converted
   nonref-1fps    audit.video.iter_frames(fps=1): non-reference frames skipped
   keyframes      audit.video.iter_frames(keyframes=True): keyframes only (fewer than 1 frame/s)
   seek-per-sample  seek to each whole second, decode forward to it
---faces adds end-to-end frames/s with audit.face.FaceModel.analyze on the sampled frames.
+--scan adds likeness-audit's whole scan (decode, detect, embed, search) over 4 copies of each clip, with 1 and 2
+worker processes at 1 frame/s and with --keyframes.
 """
 
 from __future__ import annotations
@@ -136,33 +137,34 @@ def timed(fn: Callable[[Path, int], int], path: Path, threads: int) -> tuple[flo
     return time.perf_counter() - t0, time.process_time() - c0, n
 
 
-def faces_end_to_end(path: Path, seconds: float, threads: int) -> None:
-    """Sampled frames/s including face detection and embedding, if audit.face is importable."""
-    try:
-        from audit.face import FaceModel
+def scan_end_to_end(path: Path, seconds: float, copies: int = 4) -> None:
+    """x real time of likeness-audit's own scan (decode + detect + embed + search) over copies of one clip."""
+    from audit.face import FaceModel
+    from audit.scan import ScanOptions, scan
+    from audit.store import Store
 
-        model = FaceModel()
-        model.analyze(np.zeros((64, 64, 3), np.uint8))  # load the models outside the timing
-    except Exception as e:  # noqa: BLE001 - any failure here just means "not available yet"
-        print(f"  faces: skipped ({type(e).__name__}: {e})")
-        return
-    t0 = time.perf_counter()
-    frames = found = 0
-    for fr in video.iter_frames(path, fps=1.0, threads=threads):
-        found += len(model.analyze(fr.image))
-        frames += 1
-    wall = time.perf_counter() - t0
-    print(
-        f"  faces: {frames} frames in {wall:.1f} s = {frames / wall:.2f} frames/s, "
-        f"{seconds / wall:.2f}x real time at 1 frame/s, {found} faces"
-    )
+    with tempfile.TemporaryDirectory(prefix="video_scan_") as tmp:
+        files = []
+        for i in range(copies):
+            files.append(Path(tmp) / f"copy{i}.mp4")
+            files[-1].symlink_to(path.resolve())
+        store, model = Store(Path(tmp) / "store"), FaceModel()
+        for workers, keyframes in ((1, False), (2, False), (2, True)):
+            opts = ScanOptions(workers=workers, keyframes=keyframes, voice=False)
+            t0 = time.perf_counter()
+            for _ in scan(store, model, files, opts):
+                pass
+            wall = time.perf_counter() - t0
+            mode = "keyframes" if keyframes else "1 frame/s"
+            print(f"  scan, {workers} process(es), {mode:9s} {seconds * copies / wall:7.1f}x real time end to end "
+                  f"({copies} x {seconds:.0f} s in {wall:.1f} s, start-up included)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=60, help="length of each test video (default 60)")
     ap.add_argument("--keep", type=Path, help="write (and reuse) the test videos in this folder")
-    ap.add_argument("--faces", action="store_true", help="also time face detection + embedding per frame")
+    ap.add_argument("--scan", action="store_true", help="also time likeness-audit's whole scan of each clip")
     ap.add_argument("--threads", type=int, default=0, help="decoder threads, 0 = auto (default)")
     ap.add_argument("--photos", type=Path, default=PHOTOS, help="folder of .jpg photos to build videos from")
     args = ap.parse_args()
@@ -197,8 +199,8 @@ def main() -> None:
                     f"  {name:16s} {info.duration / wall:7.1f}x real time  "
                     f"({wall:6.2f} s wall, {cpu:6.2f} s CPU, {n} frames)"
                 )
-            if args.faces:
-                faces_end_to_end(path, info.duration, args.threads)
+            if args.scan:
+                scan_end_to_end(path, info.duration)
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()
