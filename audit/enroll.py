@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,21 +76,10 @@ def enroll_faces(
     """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains."""
     result = EnrollResult(person)
     picked: list[tuple[Sample, Face]] = []
-    files = list(media.walk(paths, kinds=frozenset({"image", "video"})))
-    if not files:
-        raise EnrollError("no image or video files given")
-    seen: set[str] = set()
-    for path in files:
-        shown = media.display_path(path)
+    for path, shown, sha, data in _new_sources(store, person, "face", model.model_id, paths,
+                                               frozenset({"image", "video"}), result):
         try:
-            is_video = media.kind_of(path) == "video"
-            data = None if is_video else media.read_bytes(path)
-            sha = media.hash_file(path) if is_video else hashlib.sha256(data).hexdigest()
-            if sha in seen or store.registry.has_source(person, "face", model.model_id, sha):
-                result.already += 1
-                continue
-            seen.add(sha)
-            if is_video:
+            if data is None:
                 faces = video_faces(model, path, pick)
             else:
                 faces = [(None, choose_face(model.analyze(media.decode_image(data)), pick))]
@@ -110,6 +99,32 @@ def enroll_faces(
     store.add_samples(person, name, [s for s, _ in picked], reference)
     result.added = len(picked)
     return result
+
+
+def _new_sources(store: Store, person: str, modality: str, model: str, paths: Iterable[str | Path],
+                 kinds: frozenset[str], result: EnrollResult) -> Iterator[tuple[Path, str, str, bytes | None]]:
+    """Files not yet enrolled for this person and model: (path, shown name, SHA-256, bytes of an image).
+
+    Unreadable files go to result.skipped and files seen before to result.already.
+    """
+    files = list(media.walk(paths, kinds=kinds))
+    if not files:
+        raise EnrollError(f"no {' or '.join(sorted(kinds))} files given")
+    seen: set[str] = set()
+    for path in files:
+        shown = media.display_path(path)
+        try:
+            # Images are read once, for the hash and the decoding; videos and audio are hashed as a stream.
+            data = media.read_bytes(path) if media.kind_of(path) == "image" else None
+            sha = hashlib.sha256(data).hexdigest() if data is not None else media.hash_file(path)
+        except MediaError as exc:
+            result.skipped.append(Skipped(shown, str(exc)))
+            continue
+        if sha in seen or store.registry.has_source(person, modality, model, sha):
+            result.already += 1
+            continue
+        seen.add(sha)
+        yield path, shown, sha, data
 
 
 def frontalness(face: Face) -> float:
@@ -178,18 +193,9 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
     result = EnrollResult(person)
     samples: list[Sample] = []
     voiced_total = 0.0
-    files = list(media.walk(paths, kinds=frozenset({"audio", "video"})))
-    if not files:
-        raise EnrollError("no audio or video files given")
-    seen: set[str] = set()
-    for path in files:
-        shown = media.display_path(path)
+    for path, shown, sha, _ in _new_sources(store, person, "voice", encoder.model_id, paths,
+                                            frozenset({"audio", "video"}), result):
         try:
-            sha = media.hash_file(path)
-            if sha in seen or store.registry.has_source(person, "voice", encoder.model_id, sha):
-                result.already += 1
-                continue
-            seen.add(sha)
             wav = audio.load_audio(path)
             voiced = encoder.voiced_seconds(wav)
             if voiced < MIN_VOICED_FILE_S:
