@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -328,6 +329,8 @@ def demo(obj: Context, keep: str | None) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # OpenCV logs its own decoder complaints to stderr; the error rows already say what was wrong.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     cli(prog_name="likeness-audit")
 
 

@@ -417,6 +417,7 @@ def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], opt
     scanner = Scanner(store, model, options)
     summary.warnings += scanner.warnings
     analyzer = Analyzer(options, model, voice_enrolled=scanner.voice.enrolled)
+    unheard = 0
     for result in analyze_files(media.walk(paths), options, analyzer):
         summary.files += 1
         summary.faces += len(result.faces)
@@ -426,5 +427,8 @@ def scan(store: Store, model: FaceModel, paths: Iterable[str | os.PathLike], opt
         summary.findings += sum(r.kind != "error" for r in rows)
         summary.composites += sum(r.kind == "composite" for r in rows)
         record.add(result.sha256, rows)
+        unheard += result.kind == "audio" and not analyzer.voice_enrolled
         yield from rows
+    if unheard:
+        summary.warnings.append(f"{unheard} audio file(s) not scanned: no voice is enrolled (or --no-voice)")
     store.log_event("scan", record.details(asdict(summary)))
