@@ -9,35 +9,16 @@ import numpy as np
 import soxr
 
 from audit.errors import MediaError
+from audit.media import av_reason, open_container
 
 SAMPLE_RATE = 16000
 # Same engine and quality as librosa's default resampler (soxr_hq), so embeddings match resemblyzer's.
 SOXR_QUALITY = "HQ"
 
 
-def _open(path: str | Path) -> av.container.InputContainer:
-    """Open a media file for reading, turning every failure into MediaError."""
-    p = Path(path)
-    if not p.exists():
-        raise MediaError("no such file")
-    if not p.is_file():
-        raise MediaError("not a regular file")
-    if p.stat().st_size == 0:
-        raise MediaError("empty file (0 bytes)")
-    try:
-        return av.open(str(p), mode="r")
-    except (av.error.FFmpegError, OSError, UnicodeError) as e:
-        raise MediaError(f"cannot open as media: {_why(e)}") from e
-
-
-def _why(e: Exception) -> str:
-    """FFmpeg's own reason without errno and file name (PyAV puts both in str(e))."""
-    return getattr(e, "strerror", None) or str(e)
-
-
 def has_audio(path: str | Path) -> bool:
     """Return True if the file has at least one audio stream; raise MediaError if it cannot be opened."""
-    with _open(path) as container:
+    with open_container(path) as container:
         return bool(container.streams.audio)
 
 
@@ -115,7 +96,7 @@ def load_audio_partial(
     """
     max_samples = None if max_seconds is None else max(0, round(max_seconds * sr))
     error: str | None = None
-    with _open(path) as container:
+    with open_container(path) as container:
         if not container.streams.audio:
             raise MediaError("no audio stream")
         stream = container.streams.audio[0]
@@ -128,13 +109,13 @@ def load_audio_partial(
             except StopIteration:
                 break
             except (av.error.FFmpegError, OSError) as e:
-                error = error or f"demuxing stopped: {_why(e)}"
+                error = error or f"demuxing stopped: {av_reason(e)}"
                 break
             try:
                 for frame in packet.decode():  # the empty packet demux yields last flushes the decoder
                     mono.add(frame)
             except (av.error.FFmpegError, ValueError) as e:
-                error = error or f"bad packet at {_packet_time(packet)}: {_why(e)}"
+                error = error or f"bad packet at {_packet_time(packet)}: {av_reason(e)}"
         wav = mono.result()
     if not len(wav):
         raise MediaError("no audio could be decoded" + (f" ({error})" if error else ""))

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from audit.errors import MediaError
+from audit.media import VIDEO_EXTS, open_container
 
 __all__ = [
     "VIDEO_EXTS",
@@ -26,7 +27,6 @@ __all__ = [
 ]
 
 # Extensions treated as video; ".webp" is added at run time only when the file is animated.
-VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"})
 # Read with Pillow: PyAV/OpenCV fail on animated WebP, and Pillow gives GIF frame durations directly.
 _PILLOW_EXTS = frozenset({".gif", ".webp"})
 # What Pillow raises on damaged GIF/WebP: besides the usual, IndexError (truncated GIF) and its bomb guard.
@@ -105,7 +105,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     path = os.fspath(path)
     if Path(path).suffix.lower() in _PILLOW_EXTS:
         return _probe_pillow(path)
-    with _open(path) as container:
+    with open_container(path) as container:
         stream = _video_stream(container)
         tb = stream.time_base or Fraction(0)
         start = float(stream.start_time * tb) if stream.start_time is not None else 0.0
@@ -147,16 +147,6 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 # --- PyAV path -------------------------------------------------------------------------------
 
 
-def _open(path: str) -> av.container.InputContainer:
-    """Open a container, turning every decoder complaint into MediaError."""
-    try:
-        return av.open(path, "r")
-    except av.FFmpegError as e:
-        raise MediaError(f"cannot open {path}: {_msg(e)}") from e
-    except (OSError, UnicodeError) as e:
-        raise MediaError(f"cannot open {path}: {e}") from e
-
-
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
     """First real video stream, skipping cover art (attached pictures)."""
     for stream in container.streams.video:
@@ -169,7 +159,7 @@ def _iter_av(
     path: str, fps: float | None, keyframes: bool, max_side: int | None, threads: int
 ) -> Iterator[VideoFrame]:
     """Decode with PyAV packet by packet so one bad packet does not end the file."""
-    with _open(path) as container:
+    with open_container(path) as container:
         stream = _video_stream(container)
         cc = stream.codec_context
         cc.thread_type = "AUTO"  # frame threading: ~1.6x over FFmpeg's default slice threading for H.264
