@@ -191,7 +191,7 @@ def analyze_files(paths: Iterable[Path], options: ScanOptions, analyzer: Analyze
 
 @dataclass
 class Appearance:
-    """Consecutive sampled frames in which one person's face was found."""
+    """Consecutive sampled frames in which one person's face (or one composite of the same people) was found."""
 
     person: str
     start: float
@@ -200,13 +200,14 @@ class Appearance:
     best: float
     best_hit: FaceHit
     total: float = 0.0
+    verdict: object = None  # the best frame's composite verdict, for a composite appearance
 
-    def add(self, hit: FaceHit, sim: float) -> None:
+    def add(self, hit: FaceHit, score: float, verdict: object = None) -> None:
         self.end = hit.time
         self.frames += 1
-        self.total += sim
-        if sim > self.best:
-            self.best, self.best_hit = sim, hit
+        self.total += score
+        if score > self.best:
+            self.best, self.best_hit, self.verdict = score, hit, verdict
 
 
 class Scanner:
@@ -241,26 +242,31 @@ class Scanner:
             out.append(Finding(result.path, result.sha256, None, "error", error=result.error))
         return out
 
-    def matches(self, hits: list[FaceHit]) -> list[list[tuple[str, float]]]:
-        """Per face, the (person, similarity) pairs at or above the threshold among the top-k."""
+    def judge(self, hits: list[FaceHit]) -> list[list[tuple[str, float, object]]]:
+        """Per face, [(key, score, composite verdict or None)]: one composite, or the matches among the top-k.
+
+        The key is the person, or for a composite its contributors joined by '+': video appearances merge on it.
+        """
+        rule = self.settings.composite
         vecs = np.stack([h.embedding for h in hits])
-        found = self.store.search("face", self.model.model_id, vecs, self.options.top_k)
-        return [[(c.person, c.similarity) for c in cands if c.similarity >= self.threshold] for cands in found]
+        found = self.store.search("face", self.model.model_id, vecs, max(self.options.top_k, rule.top_k))
+        out = []
+        for hit, cands in zip(hits, found):
+            verdict = self._composite(hit, cands)
+            if verdict is not None:
+                out.append([("+".join(sorted(c.person for c in verdict.contributors)), verdict.explained, verdict)])
+            else:
+                out.append([(c.person, c.similarity, None) for c in cands[: self.options.top_k]
+                            if c.similarity >= self.threshold])
+        return out
 
     def _image_faces(self, result: FileResult) -> list[Finding]:
         """Matches, or one composite finding for a face that is a blend of registered people (not both)."""
         out = []
-        rule = self.settings.composite
-        vecs = np.stack([h.embedding for h in result.faces])
-        found = self.store.search("face", self.model.model_id, vecs, max(self.options.top_k, rule.top_k))
-        for hit, cands in zip(result.faces, found):
-            verdict = self._composite(hit, cands)
-            if verdict is not None:
-                out.append(self._composite_finding(result, hit, verdict))
-                continue
-            for c in cands[: self.options.top_k]:
-                if c.similarity >= self.threshold:
-                    out.append(self._finding(result, hit, c.person, c.similarity))
+        for hit, items in zip(result.faces, self.judge(result.faces)):
+            for key, score, verdict in items:
+                out.append(self._composite_finding(result, hit, verdict) if verdict is not None
+                           else self._finding(result, hit, key, score))
         return out
 
     def _composite(self, hit: FaceHit, cands):
@@ -300,23 +306,26 @@ class Scanner:
         max_gap = 10.0 if self.options.keyframes else 2.5 / self.options.fps
         open_: dict[str, Appearance] = {}
         done: list[Appearance] = []
-        for hit, pairs in sorted(zip(result.faces, self.matches(result.faces)), key=lambda x: x[0].time):
-            for person, sim in pairs:
-                a = open_.get(person)
+        for hit, items in sorted(zip(result.faces, self.judge(result.faces)), key=lambda x: x[0].time):
+            for key, score, verdict in items:
+                a = open_.get(key)
                 if a is not None and a.end is not None and hit.time - a.end <= max_gap:
-                    a.add(hit, sim)
+                    a.add(hit, score, verdict)
                 else:
                     if a is not None:
                         done.append(a)
-                    open_[person] = Appearance(person, hit.time, hit.time, 1, sim, hit, sim)
+                    open_[key] = Appearance(key, hit.time, hit.time, 1, score, hit, score, verdict)
         done += open_.values()
         out = []
         for a in sorted(done, key=lambda a: (a.start, a.person)):
             if a.frames < self.options.min_frames:
                 continue
-            f = self._finding(result, a.best_hit, a.person, a.best)
+            if a.verdict is not None:
+                f = self._composite_finding(result, a.best_hit, a.verdict)
+            else:
+                f = self._finding(result, a.best_hit, a.person, a.best)
             f.start, f.end, f.frames = a.start, a.end, a.frames
-            f.extra = {"best_time": a.best_hit.time, "mean_similarity": round(a.total / a.frames, 4),
+            f.extra = {**f.extra, "best_time": a.best_hit.time, "mean_similarity": round(a.total / a.frames, 4),
                        "fps": self.options.fps, "keyframes": self.options.keyframes}
             out.append(f)
         return out

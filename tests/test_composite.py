@@ -146,3 +146,22 @@ def test_cli_scan_flags_morph_of_two_enrolled_people(morph_case):
     assert rows[single.name]["kind"] == "match" and rows[single.name]["person"] == A
     text = runner.invoke(cli, ["scan", str(morph)]).stdout
     assert text.startswith("composite\tface\t")
+
+
+def test_video_with_morph_gives_composite_appearance(morph_case, tmp_path):
+    """A composite held on screen in a video is one composite appearance naming both; the real face is a match."""
+    from test_video_scan import make_video
+
+    folder, gallery, morph, single = morph_case
+    runner = CliRunner()
+    for person in (A, B, "person03", "person10"):
+        files = [str(folder / f) for f in gallery[person]]
+        assert runner.invoke(cli, ["enroll", "face", person, *files, "--pick", "largest"]).exit_code == 0
+    clip = tmp_path / "avatar.mp4"
+    make_video(clip, [(morph, 3), (single, 3)], fps=5)
+    result = runner.invoke(cli, ["scan", str(clip), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in result.stdout.splitlines()]
+    got = [(r["kind"], r["person"], r["start"], r["end"], r["frames"]) for r in rows]
+    assert got == [("composite", None, 0.0, 2.0, 3), ("match", A, 3.0, 5.0, 3)]
+    assert {c["person"] for c in rows[0]["contributors"][:2]} == {A, B}
