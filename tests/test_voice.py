@@ -42,6 +42,19 @@ def tone(seconds: float, rate: int = SR, freq: float = 440.0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * t + 3 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
 
 
+def mux_black_frames(c, n: int) -> None:
+    """Add a small H.264 stream of n black frames to an open output container and mux it."""
+    v = c.add_stream("libx264", rate=10)
+    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+    for i in range(n):
+        frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+        frame.pts = i
+        for p in v.encode(frame):
+            c.mux(p)
+    for p in v.encode(None):
+        c.mux(p)
+
+
 def write_audio(
     path: Path, channels: np.ndarray, rate: int, codec: str, video_frames: int = 0, out_rate: int | None = None
 ) -> Path:
@@ -50,16 +63,8 @@ def write_audio(
     with av.open(str(path), "w") as c:
         # Every stream must exist before the first packet is muxed.
         a = c.add_stream(codec, rate=out_rate or rate, layout=layout)
-        v = c.add_stream("libx264", rate=10) if video_frames else None
-        if v is not None:
-            v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-            for i in range(video_frames):
-                frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-                frame.pts = i
-                for p in v.encode(frame):
-                    c.mux(p)
-            for p in v.encode(None):
-                c.mux(p)
+        if video_frames:
+            mux_black_frames(c, video_frames)
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(channels, np.float32), format="fltp", layout=layout)
         frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
         for p in a.encode(frame):  # PyAV resamples and re-chunks to the encoder's rate, format and frame size
@@ -149,15 +154,7 @@ def test_mp4_audio_track(tmp_path, voices, encoder):
 def test_video_without_audio(tmp_path):
     path = tmp_path / "silent.mp4"
     with av.open(str(path), "w") as c:
-        v = c.add_stream("libx264", rate=10)
-        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            frame.pts = i
-            for p in v.encode(frame):
-                c.mux(p)
-        for p in v.encode(None):
-            c.mux(p)
+        mux_black_frames(c, 3)
     assert not has_audio(path)
     with pytest.raises(MediaError, match="no audio stream"):
         load_audio(path)
