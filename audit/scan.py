@@ -226,7 +226,7 @@ class Scanner:
         self.warnings = list(self.settings.warnings)
         self._centroids: dict[str, np.ndarray] | None = None
         self.index_version = store.index_version("face", model.model_id)
-        self.voice = VoiceMatcher(store, options, self._consent)
+        self.voice = VoiceMatcher(store, options, self._consent, self.names)
 
     def findings(self, result: FileResult) -> list[Finding]:
         """Findings for one analysed file, plus an error row when it could not be read (fully)."""
@@ -351,14 +351,17 @@ class VoiceMatcher:
     MIN_SEGMENTS = 2
     MIN_FRACTION = 0.5
 
-    def __init__(self, store: Store, options: ScanOptions, consent):
-        self.store, self.options, self.consent = store, options, consent
-        self.names = store.registry.names()
+    def __init__(self, store: Store, options: ScanOptions, consent, names: dict[str, str]):
+        from .calibrate import in_force
+
+        self.store, self.options, self.consent, self.names = store, options, consent, names
         self.model = next((mo for m, mo in store.registry.models() if m == "voice"), None)
-        thr = options.voice_threshold
-        self.threshold = thr if thr is not None else config.DEFAULT_VOICE_THRESHOLD
-        self.fmr = None if thr is not None else config.DEFAULT_VOICE_FMR
-        self.source = "user" if thr is not None else "default"
+        # Same precedence as faces: the user's threshold, else a stored calibration, else the documented default.
+        cal = store.registry.calibration("voice", self.model) if self.model else None
+        size = store.registry.gallery_size("voice", self.model) if self.model else 0
+        settings = in_force(cal, options.voice_threshold, size, config.DEFAULT_VOICE_THRESHOLD,
+                            config.DEFAULT_VOICE_FMR, modality="voice")
+        self.threshold, self.fmr, self.source = settings.threshold, settings.fmr, settings.source
         self._centroids = None
         self._people: list[str] = []
 
