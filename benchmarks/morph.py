@@ -53,7 +53,7 @@ class Morpher:
         self.size = size
         path = Path(models or config.models_dir()) / "2d106det.onnx"
         if not path.is_file():
-            path = config.models_dir() / "2d106det.onnx"  # the vectron pack ships it
+            path = config.vectron_dir() / "2d106det.onnx"  # the vectron pack ships it
         if not path.is_file():
             raise ModelError(f"landmark model not found: {path}")
         self.landmark_path = path

