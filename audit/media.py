@@ -15,7 +15,6 @@ from .errors import MediaError
 
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"})
 AUDIO_EXTS = frozenset({".mp3", ".flac", ".wav", ".ogg", ".oga", ".opus", ".m4a", ".aac"})
-MEDIA_EXTS = config.IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS
 
 
 def kind_of(path: str | os.PathLike) -> str | None:
