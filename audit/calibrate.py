@@ -29,7 +29,7 @@ import numpy as np
 
 from . import composite
 from .errors import AuditError
-from .registry import Calibration
+from .store.registry import Calibration
 
 TAIL_FRACTION = 0.10  # the exponential tail is fitted to the top 3 sqrt(n) scores, at most this share of them
 MIN_TAIL = 20  # fewest scores in the tail fit
@@ -307,7 +307,7 @@ def cohort_vectors(model, paths) -> tuple[np.ndarray, list[str]]:
     :return: (vectors, problems) where problems name the files that gave no usable face
     """
     from . import media
-    from .enroll import MIN_FACE_PX
+    from .config import MIN_FACE_PX
 
     vecs, problems = [], []
     for path in media.walk(paths, kinds=frozenset({"image"})):

@@ -15,9 +15,15 @@ DEFAULT_FACE_FMR = 1.8e-3
 DEFAULT_VOICE_THRESHOLD = 0.76
 DEFAULT_VOICE_FMR = 3e-3
 
+# Media: every extension and size limit, defined once.
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"})
+AUDIO_EXTS = frozenset({".mp3", ".flac", ".wav", ".ogg", ".oga", ".opus", ".m4a", ".aac"})
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
 MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP
+MAX_VIDEO_SIDE = 1920  # larger frames are shrunk before detection (the detector works at 640 anyway)
+SAMPLE_RATE = 16000  # audio is decoded to 16 kHz mono, what the voice encoder expects
+MIN_FACE_PX = 40  # below this ArcFace embeddings are unreliable
 
 
 def home(override: str | os.PathLike | None = None) -> Path:

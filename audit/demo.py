@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config, media
+from . import config
+
+from . import media
 from .enroll import EnrollResult, enroll_faces
-from .face import FaceModel
+from .models.face import FaceModel
 from .findings import Finding
-from .scan import ScanOptions, ScanSummary, scan
-from .store import Store
+from .scan.run import ScanOptions, ScanSummary, scan
+from .store.store import Store
 
 
 @dataclass

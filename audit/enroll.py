@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from . import media
+from .config import MIN_FACE_PX, SAMPLE_RATE
 from .errors import EnrollError, MediaError
-from .face import Face, FaceModel
-from .registry import Sample
-from .store import Store
+from .models.face import Face, FaceModel
+from .store.registry import Sample
+from .store.store import Store
 
-MIN_FACE_PX = 40  # below this ArcFace embeddings are unreliable
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
 VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video
 MAX_VIDEO_SAMPLES = 600  # sampled frames read from one enrolment video at most
@@ -141,7 +141,7 @@ def quality(face: Face) -> float:
 
 def video_faces(model: FaceModel, path: Path, pick: str | None, fps: float = 2.0, keep: int = VIDEO_FRAMES) -> list[tuple[float, Face]]:
     """The best distinct frames of the one person in a video; EnrollError if none or several compete."""
-    from . import video
+    from .media import video
 
     seen: list[tuple[float, Face]] = []
     for frame in video.iter_frames(path, fps=fps, max_side=1920, threads=1):
@@ -188,7 +188,7 @@ def _group_by_identity(faces: list[Face], same: float = 0.5) -> list[list[int]]:
 
 def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None) -> EnrollResult:
     """Enroll one vector per recording; raises EnrollError below ~10 s of voiced speech in total."""
-    from . import audio
+    from .media import audio
 
     result = EnrollResult(person)
     samples: list[Sample] = []
@@ -205,7 +205,7 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
             continue
         voiced_total += voiced
         samples.append(Sample("voice", encoder.model_id, sha, encoder.embed_utterance(wav), start=0.0,
-                              end=round(len(wav) / audio.SAMPLE_RATE, 2)))
+                              end=round(len(wav) / SAMPLE_RATE, 2)))
     have = voiced_total + _enrolled_voiced(store, person, encoder.model_id)
     if not samples and result.already:
         return result

@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from audit import composite, config, media
+from audit import composite, config
+
+from audit import media
 from audit.calibrate import upper_bound
 from audit.enroll import MIN_FACE_PX
-from audit.face import FaceModel
+from audit.models.face import FaceModel
 
 try:
     from morph import Morpher

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from audit import media
-from audit.face import FaceModel
+from audit.models.face import FaceModel
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "deepface"
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import hostile_files  # noqa: E402
 
 from audit import config, media  # noqa: E402
-from audit.face import FaceModel  # noqa: E402
+from audit.models.face import FaceModel  # noqa: E402
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from audit import config, media
 from audit.errors import MediaError, ModelError
-from audit.face import FaceModel
+from audit.models.face import FaceModel
 
 CANVAS = 256  # output side, pixels
 FACE_SHARE = 0.55  # the 112 px ArcFace template scaled to this share of the canvas: eyes ~44 px apart at 256

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from audit import media
-from audit.face import FaceModel
+from audit.models.face import FaceModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from face_accuracy import roc_auc, tar_at_far

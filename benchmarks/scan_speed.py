@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from audit.enroll import enroll_faces
-from audit.face import FaceModel
-from audit.scan import ScanOptions, ScanSummary, scan
-from audit.store import Store
+from audit.models.face import FaceModel
+from audit.scan.run import ScanOptions, ScanSummary, scan
+from audit.store.store import Store
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "deepface"
 

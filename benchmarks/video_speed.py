@@ -4,8 +4,8 @@ Usage: python benchmarks/video_speed.py [--seconds N] [--keep DIR] [--scan] [--t
 Builds test videos from the shared face photos (panned and zoomed so the picture moves, hard cuts between
 photos, B-frames, keyframe every 2.5 s), then times, decoding to BGR arrays only:
   decode-all     every frame decoded (frame threads), 1 frame/s converted
-  nonref-1fps    audit.video.iter_frames(fps=1): non-reference frames skipped
-  keyframes      audit.video.iter_frames(keyframes=True): keyframes only (fewer than 1 frame/s)
+  nonref-1fps    audit.media.video.iter_frames(fps=1): non-reference frames skipped
+  keyframes      audit.media.video.iter_frames(keyframes=True): keyframes only (fewer than 1 frame/s)
   seek-per-sample  seek to each whole second, decode forward to it
 --scan adds likeness-audit's whole scan (decode, detect, embed, search) over 4 copies of each clip, with 1 and 2
 worker processes at 1 frame/s and with --keyframes.
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from audit import video
+from audit.media import video
 
 PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "deepface"
 FPS = 30
@@ -139,9 +139,9 @@ def timed(fn: Callable[[Path, int], int], path: Path, threads: int) -> tuple[flo
 
 def scan_end_to_end(path: Path, seconds: float, copies: int = 4) -> None:
     """x real time of likeness-audit's own scan (decode + detect + embed + search) over copies of one clip."""
-    from audit.face import FaceModel
-    from audit.scan import ScanOptions, scan
-    from audit.store import Store
+    from audit.models.face import FaceModel
+    from audit.scan.run import ScanOptions, scan
+    from audit.store.store import Store
 
     with tempfile.TemporaryDirectory(prefix="video_scan_") as tmp:
         files = []

@@ -1,4 +1,4 @@
-"""Speaker verification accuracy of audit.voice on the shared LibriSpeech utterances: EER and thresholds.
+"""Speaker verification accuracy of audit.models.voice on the shared LibriSpeech utterances: EER and thresholds.
 
 Usage: python benchmarks/voice_accuracy.py [--data ../shared/data/voices] [--enroll 5]
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from face_accuracy import roc_auc, tar_at_far  # sibling script: same threshold convention as the face figures
 
-from audit.audio import load_audio
-from audit.voice import VoiceEncoder
+from audit.media.audio import load_audio
+from audit.models.voice import VoiceEncoder
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from audit.audio import load_audio
-from audit.voice import VoiceEncoder
+from audit.media.audio import load_audio
+from audit.models.voice import VoiceEncoder
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
 

@@ -30,7 +30,7 @@ def photos() -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def face_model():
     """One face model for the whole session (loading costs about a second)."""
-    from audit.face import FaceModel
+    from audit.models.face import FaceModel
 
     return FaceModel()
 

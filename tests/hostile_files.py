@@ -381,9 +381,9 @@ def _drop_file_capabilities() -> None:
 def prepare_store(home: Path, face_model, photo: Path) -> None:
     """A store with one face and one voice enrolled, so the scan decodes images, video and audio alike."""
     from audit.enroll import enroll_faces
-    from audit.registry import Sample
-    from audit.store import Store
-    from audit.voice import VoiceEncoder
+    from audit.store.registry import Sample
+    from audit.store.store import Store
+    from audit.models.voice import VoiceEncoder
 
     store = Store(home, key=None)
     enroll_faces(store, face_model, "yao", [photo])

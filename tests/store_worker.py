@@ -16,8 +16,8 @@ import zlib
 
 import numpy as np
 
-from audit.registry import Sample
-from audit.store import Store
+from audit.store.registry import Sample
+from audit.store.store import Store
 
 MODELS = {"m1": 16, "m2": 8}
 SAMPLES = 3

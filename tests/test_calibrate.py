@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from audit import calibrate as cal
 from audit.cli import cli
-from audit.registry import Calibration
+from audit.store.registry import Calibration
 
 
 def test_upper_bound():
@@ -103,7 +103,7 @@ def test_too_little_data_is_an_error():
 
 
 def test_in_force_and_registry_round_trip(audit_home):
-    from audit.store import Store
+    from audit.store.store import Store
 
     d = cal.in_force(None, None, 10, 0.35, 1.8e-3)
     assert (d.threshold, d.fmr, d.source) == (0.35, 1.8e-3, "default") and not d.warnings

@@ -109,8 +109,8 @@ def morph_case(deepface, morpher, tmp_path_factory):
 
 def test_morph_is_composite_and_single_photo_is_match(morph_case, face_model, audit_home):
     from audit.enroll import enroll_faces
-    from audit.scan import ScanOptions, scan
-    from audit.store import Store
+    from audit.scan.run import ScanOptions, scan
+    from audit.store.store import Store
 
     folder, gallery, morph, single = morph_case
     store = Store(audit_home)

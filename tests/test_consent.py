@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from store_worker import run_op
 
 from audit.cli import cli
-from audit.store import Store
+from audit.store.store import Store
 
 
 def run(*args, code=0):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from audit import media
 from audit.errors import MediaError
-from audit.store import Store
+from audit.store.store import Store
 
 PEAK_RSS_LIMIT_MB = 1024  # measured: about 290 MB (the CLI's or a worker's, whichever is largest)
 
@@ -133,7 +133,7 @@ def av_seeds() -> dict[str, bytes]:
 @settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_fuzz_audio_decoder(av_seeds, data):
-    from audit import audio
+    from audit.media import audio
 
     blob = data.draw(mutated([av_seeds["mp3"], av_seeds["mp4"]]))
     _decode_to_end(lambda p: audio.load_audio(p, max_seconds=5), blob, ".mp3")
@@ -142,7 +142,7 @@ def test_fuzz_audio_decoder(av_seeds, data):
 @settings(FUZZ, max_examples=300)
 @given(data=st.data())
 def test_fuzz_video_decoder(av_seeds, data):
-    from audit import video
+    from audit.media import video
 
     kind = data.draw(st.sampled_from(["mp4", "gif"]))
     blob = data.draw(mutated([av_seeds[kind]]))

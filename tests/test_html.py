@@ -14,7 +14,7 @@ import pytest
 
 from audit import config
 from audit.findings import Finding
-from audit.html import CSP, crop_jpeg, render_html, waveform_png
+from audit.report.html import CSP, crop_jpeg, render_html, waveform_png
 
 HOSTILE = "<script>alert(1)</script>"
 ONERROR = '"onerror=alert(2) x="'

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from audit.errors import StoreError
-from audit.index import VectorIndex, manifest_path
+from audit.store.index import VectorIndex, manifest_path
 
 
 def unit(rng, n, dim=8):

@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner
 from store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
 
-from audit.auditlog import entry_hash
+from audit.store.auditlog import entry_hash
 from audit.cli import cli
 from audit.errors import UnknownPerson
-from audit.store import Store
+from audit.store.store import Store
 
 WORKER = Path(__file__).with_name("store_worker.py")
 BASE_OPS = [("enroll", "base"), ("enroll", "keep"), ("consent", "base")]

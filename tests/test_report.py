@@ -8,7 +8,7 @@ import re
 from click.testing import CliRunner
 
 from audit.cli import cli
-from audit.html import render_html
+from audit.report.html import render_html
 
 HOSTILE = "<script>alert(1)</script>"
 

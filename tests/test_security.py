@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from store_worker import MODELS, reference, run_op, vectors
 
 from audit.cli import cli
-from audit.crypto import KeyProblem, new_key
+from audit.store.crypto import KeyProblem, new_key
 from audit.errors import StoreError
-from audit.store import Store
+from audit.store.store import Store
 
 AUDIT = Path(__file__).resolve().parents[1] / "audit"
 
@@ -64,7 +64,7 @@ def test_remove_leaves_no_vector_bytes_and_no_match(photos, audit_home):
 
 
 def test_remove_killed_before_vacuum_is_wiped_by_the_next_write(tmp_path):
-    from audit import faults
+    from audit.store import faults
 
     home = tmp_path / "s"
     store = Store(home, key=None)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from audit.errors import StoreError, UnknownPerson
-from audit.registry import Sample
-from audit.store import Store
+from audit.store.registry import Sample
+from audit.store.store import Store
 
 
 def samples(seed, n, dim=16, model="m1"):

@@ -1,4 +1,4 @@
-"""Tests for audit.video: every clip is generated in tmp_path with PyAV or Pillow."""
+"""Tests for audit.media.video: every clip is generated in tmp_path with PyAV or Pillow."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from audit.errors import MediaError
-from audit.video import VIDEO_EXTS, VideoFrame, is_animated, is_video, iter_frames, probe
+from audit.media.video import VIDEO_EXTS, VideoFrame, is_animated, is_video, iter_frames, probe
 
 W, H = 320, 240
 BITS = 10  # frame numbers are drawn as 10 black/white blocks, readable after lossy coding

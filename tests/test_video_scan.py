@@ -101,7 +101,7 @@ def test_video_with_voice_track(deepface, tmp_path):
     """The audio track of a video goes through the voice scan in the same run."""
     if not VOICES.exists():
         pytest.skip("shared voices absent")
-    from audit.audio import load_audio
+    from audit.media.audio import load_audio
 
     folder, _ = deepface
     files = sorted((VOICES / "1688").glob("*.flac"))

@@ -1,4 +1,4 @@
-"""Tests for audit.audio and audit.voice (no torch: resemblyzer's vectors come from a stored fixture)."""
+"""Tests for audit.media.audio and audit.models.voice (no torch: resemblyzer's vectors come from a stored fixture)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from audit.audio import has_audio, load_audio, load_audio_partial
+from audit.media.audio import has_audio, load_audio, load_audio_partial
 from audit.errors import MediaError, ModelError
-from audit.voice import Segment, VoiceEncoder, mel_filterbank, partial_slices
+from audit.models.voice import Segment, VoiceEncoder, mel_filterbank, partial_slices
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 VOICES = SHARED / "data" / "voices" / "librispeech-test-other"
@@ -166,7 +166,7 @@ def test_video_without_audio(tmp_path):
 def test_import_is_cheap():
     # Only what importing these two modules adds counts, whatever the package itself imports.
     code = (
-        "import sys, audit; before = set(sys.modules); import audit.voice, audit.audio; "
+        "import sys, audit; before = set(sys.modules); import audit.models.voice, audit.media.audio; "
         "added = set(sys.modules) - before; print('onnxruntime' in added, 'webrtcvad' in added)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

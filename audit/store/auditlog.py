@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import faults
-from .errors import StoreError
+from ..errors import StoreError
 
 LOG_FILE = "audit.log"
 HEAD_KEY = "audit_head"

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import AuditError
-from .findings import Finding
-from .index import atomic_write
+from ..errors import AuditError
+from ..findings import Finding
+from ..store.index import atomic_write
 
 TABLE_FORMATS = (".csv", ".json", ".jsonl", ".parquet")
 FORMATS = TABLE_FORMATS + (".html",)

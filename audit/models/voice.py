@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from audit.errors import ModelError
-from audit.media import sha256_file
+from ..config import SAMPLE_RATE
+from ..errors import ModelError
+from ..media.files import sha256_file
 
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-SAMPLE_RATE = 16000
-DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "voice_encoder.onnx"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "voice_encoder.onnx"
 
 # Front end (resemblyzer/hparams.py).
 N_FFT = 400  # 25 ms

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import faults
-from .errors import StoreError
+from ..errors import StoreError
 
 
 @dataclass

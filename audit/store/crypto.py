@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import StoreError
+from ..errors import StoreError
 
 KEY_ENV = "AUDIT_KEY"
 KEY_FILE_ENV = "AUDIT_KEY_FILE"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import html, media
-from .errors import AuditError
-from .store import Store
+from . import html
+
+from .. import media
+from ..config import SAMPLE_RATE
+from ..errors import AuditError
+from ..store.store import Store
 
 
 class Evidence:
@@ -48,7 +51,7 @@ class Evidence:
 
     def waveform(self, f: dict) -> bytes | None:
         """The recording's waveform with the flagged span shaded."""
-        from . import audio
+        from ..media import audio
 
         path = _source(f)
         if path is None:
@@ -57,11 +60,11 @@ class Evidence:
             wav = audio.load_audio(path)
         except AuditError:
             return None
-        return html.waveform_png(wav, audio.SAMPLE_RATE, f.get("start") or 0.0, f.get("end") or 0.0)
+        return html.waveform_png(wav, SAMPLE_RATE, f.get("start") or 0.0, f.get("end") or 0.0)
 
     def _frame(self, key: str, path: Path, t: float, f: dict):
         """The sampled frame at time t; one decode per file collects every time wanted from it."""
-        from . import video
+        from ..media import video
 
         if key not in self._frames:
             wanted = sorted(self._wanted.get(key, {t}))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StoreError, UnknownPerson
+from ..errors import StoreError, UnknownPerson
 
 SCHEMA_VERSION = 1
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import crypto, faults
+from . import crypto
+
+from . import faults
 from .auditlog import LOG_FILE, AuditLog
-from .errors import StoreError
+from ..errors import StoreError
 from .index import Manifest, VectorIndex, ids_digest
 from .registry import Registry, Sample
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from . import config
-from .errors import AuditError
+from .. import config
+from ..errors import AuditError
 
 EPILOG_HOME = "The store is --home, else $AUDIT_HOME, else ./indexes."
 
@@ -36,15 +36,15 @@ class Context:
 
     def store(self):
         if self._store is None:
-            from .crypto import load_key
-            from .store import Store
+            from ..store.crypto import load_key
+            from ..store.store import Store
 
             self._store = Store(self.home, key=load_key(self.key_file, self.home))
         return self._store
 
     def face(self):
         if self._face is None:
-            from .face import FaceModel
+            from ..models.face import FaceModel
 
             self._face = FaceModel(self.models, threads=self.threads)
         return self._face
@@ -104,7 +104,7 @@ def enroll_face(obj: Context, person: str, paths: tuple[str, ...], name: str | N
     Example:
       likeness-audit enroll face alice alice1.jpg alice2.jpg --name "Alice A."
     """
-    from .enroll import enroll_faces
+    from ..enroll import enroll_faces
 
     result = enroll_faces(obj.store(), obj.face(), person, paths, name, pick, keep_reference=not no_reference)
     for s in result.skipped:
@@ -126,8 +126,8 @@ def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | 
     Example:
       likeness-audit enroll voice alice interview.flac reading.mp3
     """
-    from .enroll import enroll_voices
-    from .voice import VoiceEncoder
+    from ..enroll import enroll_voices
+    from ..models.voice import VoiceEncoder
 
     result = enroll_voices(obj.store(), VoiceEncoder(threads=obj.threads), person, paths, name)
     for s in result.skipped:
@@ -225,8 +225,8 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
     Example:
       likeness-audit scan generated/ --out findings.csv --use advertising --fail-on match
     """
-    from . import report
-    from .scan import ScanOptions, ScanSummary, scan as run_scan
+    from ..report import tables as report
+    from ..scan.run import ScanOptions, ScanSummary, scan as run_scan
 
     if fail_on == "unconsented" and not use:
         raise Fail("--fail-on unconsented needs --use SCOPE, the use to check consent for")
@@ -266,8 +266,8 @@ def _write(obj: Context, rows: list, out: Path, meta: dict) -> None:
     from datetime import datetime, timezone
     from importlib.metadata import version
 
-    from . import report
-    from .evidence import Evidence
+    from ..report import tables as report
+    from ..report.evidence import Evidence
 
     meta = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "version": version("likeness-audit"), **meta}
@@ -289,7 +289,7 @@ def report_cmd(obj: Context, findings: str, out: str) -> None:
       likeness-audit scan generated/ --out findings.json
       likeness-audit report findings.json --out report.html
     """
-    from . import report
+    from ..report import tables as report
 
     if Path(out).suffix.lower() not in report.FORMATS:
         raise Fail(f"unknown output format '{Path(out).suffix}'; use one of {', '.join(report.FORMATS)}")
@@ -312,7 +312,7 @@ def demo(obj: Context, keep: str | None) -> None:
     """
     import tempfile
 
-    from .demo import run_demo
+    from ..demo import run_demo
 
     with tempfile.TemporaryDirectory(prefix="likeness-audit-demo-") as tmp:
         result = run_demo(Path(keep or tmp), obj.models, obj.threads)
@@ -334,5 +334,5 @@ def main() -> None:
     cli(prog_name="likeness-audit")
 
 
-from . import cli_admin  # noqa: E402,F401  registers commands
-from . import cli_calibrate  # noqa: E402,F401  registers calibrate
+from . import admin  # noqa: E402,F401  registers commands
+from . import calibrate  # noqa: E402,F401  registers calibrate

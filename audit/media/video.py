@@ -13,8 +13,9 @@ import av
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from audit.errors import MediaError
-from audit.media import VIDEO_EXTS, open_container
+from ..errors import MediaError
+from ..config import VIDEO_EXTS
+from .container import open_container
 
 __all__ = [
     "VIDEO_EXTS",
@@ -151,6 +152,8 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
     """First real video stream, skipping cover art (attached pictures)."""
     for stream in container.streams.video:
         if not stream.disposition & av.stream.Disposition.attached_pic:
+            if stream.codec_context is None:  # a stream FFmpeg has no decoder for (seen in fuzzed MP4)
+                raise MediaError("video stream has no decoder")
             return stream
     raise MediaError("no video stream")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .cli import Context, Fail, cli, guarded
+from . import Context, Fail, cli, guarded
 
 # A starting vocabulary; scopes are free words, and '*' stands for every use without a record of its own.
 STARTER_SCOPES = ("research", "training", "avatar", "advertising", "voice-clone", "commercial", "film", "news")
@@ -124,7 +124,7 @@ def keygen(obj: Context, out: str | None) -> None:
     """
     import os
 
-    from .crypto import KeyProblem, new_key
+    from ..store.crypto import KeyProblem, new_key
 
     key = new_key()
     if out is None:
@@ -151,8 +151,8 @@ def encrypt(obj: Context) -> None:
     Example:
       likeness-audit --key-file ~/.config/likeness-audit.key encrypt
     """
-    from .crypto import KeyProblem, load_key
-    from .store import Store
+    from ..store.crypto import KeyProblem, load_key
+    from ..store.store import Store
 
     key = load_key(obj.key_file, obj.home)
     if key is None:

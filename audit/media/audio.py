@@ -8,10 +8,10 @@ import av
 import numpy as np
 import soxr
 
-from audit.errors import MediaError
-from audit.media import av_reason, open_container
+from ..errors import MediaError
+from ..config import SAMPLE_RATE
+from .container import av_reason, open_container
 
-SAMPLE_RATE = 16000
 # Same engine and quality as librosa's default resampler (soxr_hq), so embeddings match resemblyzer's.
 SOXR_QUALITY = "HQ"
 

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config, media
-from .auditlog import ScanRecord
-from .errors import AuditError, MediaError
-from .face import FaceModel
-from .findings import Finding
-from .store import Store
+from .. import config
 
-MAX_VIDEO_SIDE = 1920  # larger frames are shrunk before detection (the detector works at 640 anyway)
+from .. import media
+from ..store.auditlog import ScanRecord
+from ..errors import AuditError, MediaError
+from ..models.face import FaceModel
+from ..findings import Finding
+from ..store.store import Store
+
 
 
 @dataclass
@@ -89,7 +90,7 @@ class Analyzer:
     @property
     def voice(self):
         if self._voice is None:
-            from .voice import VoiceEncoder
+            from ..models.voice import VoiceEncoder
 
             self._voice = VoiceEncoder(threads=self.options.threads)
         return self._voice
@@ -127,18 +128,18 @@ class Analyzer:
             result.faces.append(FaceHit(box, face.score, face.embedding, time))
 
     def _video(self, path: Path, result: FileResult) -> None:
-        from . import video
+        from ..media import video
 
         try:
             for frame in video.iter_frames(path, fps=self.options.fps, keyframes=self.options.keyframes,
-                                           max_side=MAX_VIDEO_SIDE, threads=self.decoder_threads):
+                                           max_side=config.MAX_VIDEO_SIDE, threads=self.decoder_threads):
                 self._faces(frame.image, round(frame.time, 3), frame.scale, result)
         except MediaError as exc:
             # Keep what decoded before the damage; the error row says where it stopped.
             result.error = str(exc)
 
     def _audio(self, path: Path, result: FileResult, required: bool) -> None:
-        from . import audio
+        from ..media import audio
 
         if not required and not audio.has_audio(path):
             return
@@ -156,7 +157,7 @@ class Analyzer:
 
 
 def _animated(path: Path) -> bool:
-    from .video import is_animated
+    from ..media.video import is_animated
 
     return is_animated(path)
 
@@ -216,7 +217,7 @@ class Scanner:
     def __init__(self, store: Store, model: FaceModel, options: ScanOptions):
         self.store, self.model, self.options = store, model, options
         self.names = store.registry.names()
-        from .calibrate import in_force
+        from ..calibrate import in_force
 
         # The user's threshold, else the stored calibration, else the documented default (audit/calibrate.py).
         self.settings = in_force(store.registry.calibration("face", model.model_id), options.threshold,
@@ -271,7 +272,7 @@ class Scanner:
 
     def _composite(self, hit: FaceHit, cands):
         """The composite verdict for one face, or None when it is not a composite (audit/composite.py)."""
-        from . import composite
+        from .. import composite
 
         if len(cands) < 2:
             return None
@@ -352,7 +353,7 @@ class VoiceMatcher:
     MIN_FRACTION = 0.5
 
     def __init__(self, store: Store, options: ScanOptions, consent, names: dict[str, str]):
-        from .calibrate import in_force
+        from ..calibrate import in_force
 
         self.store, self.options, self.consent, self.names = store, options, consent, names
         self.model = next((mo for m, mo in store.registry.models() if m == "voice"), None)
@@ -372,7 +373,7 @@ class VoiceMatcher:
     def search(self, vecs: np.ndarray) -> list[list[tuple[str, float]]]:
         """Per segment, the top people by similarity to their centroid (the threshold was measured that way)."""
         if self._centroids is None:
-            from .index import VectorIndex
+            from ..store.index import VectorIndex
 
             people, cents = self.store.centroids("voice", self.model)
             self._centroids = VectorIndex("voice", self.model, cents.shape[1])

@@ -1,0 +1,1 @@
+"""Findings out: tables (CSV / JSON / JSON Lines / Parquet), pictures for evidence, the HTML report."""
