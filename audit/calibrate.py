@@ -28,17 +28,13 @@ from datetime import datetime, timezone
 import numpy as np
 
 from . import composite
-from .errors import AuditError
+from .errors import AuditError, CalibrationError
 from .store.registry import Calibration
 
 TAIL_FRACTION = 0.10  # the exponential tail is fitted to the top 3 sqrt(n) scores, at most this share of them
 MIN_TAIL = 20  # fewest scores in the tail fit
 MIN_IMPOSTOR = 50  # fewest impostor comparisons to calibrate from
 MAX_PROBES = 3000  # enrolled samples used as probes (a random subset above this)
-
-
-class CalibrationError(AuditError):
-    """Too little data to calibrate."""
 
 
 @dataclass
@@ -327,7 +323,7 @@ def cohort_vectors(model, paths) -> tuple[np.ndarray, list[str]]:
 def calibrate_store(store, modality: str, model: str, cohort: np.ndarray | None = None, target_fpir: float = 0.01,
                     composite_rate: float = 0.01) -> Calibration:
     """Calibrate one modality and model of a store from its enrolled samples (and a cohort), and record it."""
-    _, vecs, people = store.registry.vectors(modality, model)
+    _, vecs, people = store.vectors(modality, model)
     if len(set(people)) < 2:
         raise CalibrationError(f"calibration needs at least 2 people enrolled with {modality}; "
                                f"{len(set(people))} are")

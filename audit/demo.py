@@ -5,14 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config
-
-from . import media
-from .enroll import EnrollResult, enroll_faces
-from .models.face import FaceModel
+from . import config, media
+from .enroll import EnrollResult
 from .findings import Finding
-from .scan.run import ScanOptions, ScanSummary, scan
-from .store.store import Store
+from .scan.run import ScanSummary, scan
+from .store import open_store
 
 
 @dataclass
@@ -38,16 +35,16 @@ def make_probe(src: Path, dst: Path) -> Path:
 def run_demo(home: Path, models: str | None = None, threads: int = 1) -> DemoResult:
     """Enroll two people from the shipped photos, then scan a changed copy and a 22-face team photo."""
     photos = {p.stem: p for p in config.sample_photos()}
-    store = Store(home)
-    model = FaceModel(models, threads=threads)
     result = DemoResult()
-    result.enrolled.append(enroll_faces(store, model, "yao-ming", [photos["yaoming"]], name="Yao Ming"))
-    result.enrolled.append(enroll_faces(store, model, "gdp-speaker", [photos["gdp"]], name="GDP speaker",
-                                        pick="largest"))
-    probes = home / "probes"
-    probes.mkdir(exist_ok=True)
-    targets = [make_probe(photos["yaoming"], probes / "yaoming-mirrored-small.jpg"), photos["players"], photos["gdp"]]
-    result.scanned = [media.display_path(t) for t in targets]
-    result.findings = list(scan(store, model, targets, ScanOptions(use="advertising", workers=1), result.summary))
-    store.close()
+    with open_store(home, models=models, threads=threads) as store:
+        result.enrolled.append(store.enroll_face("yao-ming", photos["yaoming"], name="Yao Ming"))
+        result.enrolled.append(store.enroll_face("gdp-speaker", photos["gdp"], name="GDP speaker", pick="largest"))
+        probes = home / "probes"
+        probes.mkdir(exist_ok=True)
+        targets = [make_probe(photos["yaoming"], probes / "yaoming-mirrored-small.jpg"), photos["players"],
+                   photos["gdp"]]
+        result.scanned = [media.display_path(t) for t in targets]
+        run = scan(store, targets, use="advertising", workers=1)
+        result.findings = list(run)
+        result.summary = run.summary
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +11,10 @@ import numpy as np
 from . import media
 from .config import MIN_FACE_PX, SAMPLE_RATE
 from .errors import EnrollError, MediaError
+from .media.source import Source, open_source
 from .models.face import Face, FaceModel
+from .store import Store
 from .store.registry import Sample
-from .store.store import Store
 
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
 VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video
@@ -76,18 +76,18 @@ def enroll_faces(
     """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains."""
     result = EnrollResult(person)
     picked: list[tuple[Sample, Face]] = []
-    for path, shown, sha, data in _new_sources(store, person, "face", model.model_id, paths,
-                                               frozenset({"image", "video"}), result):
+    for source in _new_sources(store, person, "face", model.model_id, paths, frozenset({"image", "video"}), result):
         try:
-            if data is None:
-                faces = video_faces(model, path, pick)
+            if source.kind == "video":
+                faces = video_faces(model, source.path, pick)
             else:
-                faces = [(None, choose_face(model.analyze(media.decode_image(data)), pick))]
+                faces = [(None, choose_face(model.analyze(media.decode_image(source.data)), pick))]
         except (MediaError, EnrollError) as exc:
-            result.skipped.append(Skipped(shown, str(exc)))
+            result.skipped.append(Skipped(source.shown, str(exc)))
             continue
         for t, face in faces:
-            sample = Sample("face", model.model_id, sha, face.embedding, face.box(), face.score, face.size, t, t)
+            sample = Sample("face", model.model_id, source.sha256, face.embedding, face.box(), face.score, face.size,
+                            t, t)
             picked.append((sample, face))
     if not picked:
         if result.already:
@@ -102,29 +102,28 @@ def enroll_faces(
 
 
 def _new_sources(store: Store, person: str, modality: str, model: str, paths: Iterable[str | Path],
-                 kinds: frozenset[str], result: EnrollResult) -> Iterator[tuple[Path, str, str, bytes | None]]:
-    """Files not yet enrolled for this person and model: (path, shown name, SHA-256, bytes of an image).
+                 kinds: frozenset[str], result: EnrollResult) -> Iterator[Source]:
+    """Files of the given kinds not yet enrolled for this person and model.
 
-    Unreadable files go to result.skipped and files seen before to result.already.
+    Unreadable files and files of other kinds go to result.skipped, files seen before to result.already.
     """
     files = list(media.walk(paths, kinds=kinds))
     if not files:
         raise EnrollError(f"no {' or '.join(sorted(kinds))} files given")
     seen: set[str] = set()
     for path in files:
-        shown = media.display_path(path)
         try:
-            # Images are read once, for the hash and the decoding; videos and audio are hashed as a stream.
-            data = media.read_bytes(path) if media.kind_of(path) == "image" else None
-            sha = hashlib.sha256(data).hexdigest() if data is not None else media.hash_file(path)
+            source = open_source(path)
+            if source.kind not in kinds:
+                raise MediaError(f"a {source.kind} file; {modality} enrolment takes {' or '.join(sorted(kinds))}")
         except MediaError as exc:
-            result.skipped.append(Skipped(shown, str(exc)))
+            result.skipped.append(Skipped(media.display_path(path), str(exc)))
             continue
-        if sha in seen or store.registry.has_source(person, modality, model, sha):
+        if source.sha256 in seen or store.has_source(person, modality, model, source.sha256):
             result.already += 1
             continue
-        seen.add(sha)
-        yield path, shown, sha, data
+        seen.add(source.sha256)
+        yield source
 
 
 def frontalness(face: Face) -> float:
@@ -193,20 +192,20 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
     result = EnrollResult(person)
     samples: list[Sample] = []
     voiced_total = 0.0
-    for path, shown, sha, _ in _new_sources(store, person, "voice", encoder.model_id, paths,
-                                            frozenset({"audio", "video"}), result):
+    for source in _new_sources(store, person, "voice", encoder.model_id, paths, frozenset({"audio", "video"}),
+                               result):
         try:
-            wav = audio.load_audio(path)
+            wav = audio.load_audio(source.path)
             voiced = encoder.voiced_seconds(wav)
             if voiced < MIN_VOICED_FILE_S:
                 raise EnrollError(f"too little speech ({voiced:.1f} s voiced)")
         except (MediaError, EnrollError) as exc:
-            result.skipped.append(Skipped(shown, str(exc)))
+            result.skipped.append(Skipped(source.shown, str(exc)))
             continue
         voiced_total += voiced
-        samples.append(Sample("voice", encoder.model_id, sha, encoder.embed_utterance(wav), start=0.0,
+        samples.append(Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
                               end=round(len(wav) / SAMPLE_RATE, 2)))
-    have = voiced_total + _enrolled_voiced(store, person, encoder.model_id)
+    have = voiced_total + store.enrolled_seconds(person, "voice", encoder.model_id)
     if not samples and result.already:
         return result
     if have < MIN_VOICED_TOTAL_S:
@@ -216,12 +215,3 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
     store.add_samples(person, name, samples, None)
     result.added = len(samples)
     return result
-
-
-def _enrolled_voiced(store: Store, person: str, model: str) -> float:
-    """Seconds of audio already enrolled for this person (an upper bound on voiced speech)."""
-    row = store.registry.db.execute(
-        "SELECT COALESCE(SUM(end - start), 0) FROM samples WHERE person=? AND modality='voice' AND model=?",
-        (person, model)).fetchone()
-    return float(row[0])
-

@@ -23,3 +23,11 @@ class StoreError(AuditError):
 
 class UnknownPerson(AuditError):
     """No person with that id is registered."""
+
+
+class KeyProblem(StoreError):
+    """The encryption key is missing, wrong, malformed or kept unsafely."""
+
+
+class CalibrationError(AuditError):
+    """The gallery (or cohort) is too small or too uniform to calibrate from."""

@@ -27,7 +27,7 @@ from audit import composite, config
 
 from audit import media
 from audit.calibrate import upper_bound
-from audit.enroll import MIN_FACE_PX
+from audit.config import MIN_FACE_PX
 from audit.models.face import FaceModel
 
 try:

@@ -13,22 +13,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from audit.enroll import enroll_faces
-from audit.models.face import FaceModel
-from audit.scan.run import ScanOptions, ScanSummary, scan
-from audit.store.store import Store
+import audit
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "deepface"
 
 
-def timed_scan(store: Store, paths: list[Path], workers: int, threads: int) -> tuple[float, ScanSummary]:
-    """Seconds for one scan of the paths."""
-    model = FaceModel(threads=threads)
-    summary = ScanSummary()
+def timed_scan(home: Path, paths: list[Path], workers: int, threads: int) -> tuple[float, audit.ScanSummary]:
+    """Seconds for one scan of the paths (store opening and model loading included)."""
     t = time.perf_counter()
-    for _ in scan(store, model, paths, ScanOptions(workers=workers, threads=threads), summary):
+    store = audit.open_store(home, threads=threads)
+    run = audit.scan(store, paths, workers=workers)
+    for _ in run:
         pass
-    return time.perf_counter() - t, summary
+    return time.perf_counter() - t, run.summary
 
 
 def main() -> None:
@@ -40,8 +37,8 @@ def main() -> None:
     if not photos:
         raise SystemExit(f"no photos in {args.data}")
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "store")
-        enroll_faces(store, FaceModel(), "p1", photos[:1], pick="largest")
+        home = Path(tmp) / "store"
+        audit.open_store(home).enroll_face("p1", photos[:1], pick="largest")
         files = []
         for r in range(args.repeat):
             for p in photos:
@@ -50,7 +47,7 @@ def main() -> None:
                 files.append(link)
         print(f"{len(files)} images ({len(photos)} photos x {args.repeat}), {os.cpu_count()} cores")
         for workers, threads in ((1, 1), (1, 2), (2, 1)):
-            secs, s = timed_scan(store, files, workers, threads)
+            secs, s = timed_scan(home, files, workers, threads)
             print(f"  {workers} process(es) x {threads} thread(s): {s.files / secs:6.1f} images/s "
                   f"({s.faces} faces, {secs:.1f} s, worker start-up included)")
 

@@ -139,20 +139,17 @@ def timed(fn: Callable[[Path, int], int], path: Path, threads: int) -> tuple[flo
 
 def scan_end_to_end(path: Path, seconds: float, copies: int = 4) -> None:
     """x real time of likeness-audit's own scan (decode + detect + embed + search) over copies of one clip."""
-    from audit.models.face import FaceModel
-    from audit.scan.run import ScanOptions, scan
-    from audit.store.store import Store
+    import audit
 
     with tempfile.TemporaryDirectory(prefix="video_scan_") as tmp:
         files = []
         for i in range(copies):
             files.append(Path(tmp) / f"copy{i}.mp4")
             files[-1].symlink_to(path.resolve())
-        store, model = Store(Path(tmp) / "store"), FaceModel()
+        store = audit.open_store(Path(tmp) / "store")
         for workers, keyframes in ((1, False), (2, False), (2, True)):
-            opts = ScanOptions(workers=workers, keyframes=keyframes, voice=False)
             t0 = time.perf_counter()
-            for _ in scan(store, model, files, opts):
+            for _ in audit.scan(store, files, workers=workers, keyframes=keyframes, voice=False):
                 pass
             wall = time.perf_counter() - t0
             mode = "keyframes" if keyframes else "1 frame/s"

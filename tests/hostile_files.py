@@ -382,7 +382,7 @@ def prepare_store(home: Path, face_model, photo: Path) -> None:
     """A store with one face and one voice enrolled, so the scan decodes images, video and audio alike."""
     from audit.enroll import enroll_faces
     from audit.store.registry import Sample
-    from audit.store.store import Store
+    from audit.store import Store
     from audit.models.voice import VoiceEncoder
 
     store = Store(home, key=None)
@@ -394,7 +394,7 @@ def prepare_store(home: Path, face_model, photo: Path) -> None:
 
 
 @dataclass
-class ScanRun:
+class MeasuredScan:
     """A CLI scan's rows by path, exit code, peak RSS and stderr."""
 
     rows: dict[str, list[dict]]
@@ -403,7 +403,7 @@ class ScanRun:
     stderr: str
 
 
-def run_scan(home: Path, *paths: Path, timeout: float = 600) -> ScanRun:
+def run_scan(home: Path, *paths: Path, timeout: float = 600) -> MeasuredScan:
     """`likeness-audit scan PATHS --json` in a child process, measured; as root, without file-permission bypass."""
     cmd = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "audit", "--home", str(home), "scan",
            *map(str, paths), "--json"]
@@ -415,4 +415,4 @@ def run_scan(home: Path, *paths: Path, timeout: float = 600) -> ScanRun:
     for line in done.stdout.splitlines():
         row = json.loads(line)
         rows.setdefault(row["path"], []).append(row)
-    return ScanRun(rows, report["rc"], report["peak_rss_kb"] / 1024, done.stderr)
+    return MeasuredScan(rows, report["rc"], report["peak_rss_kb"] / 1024, done.stderr)

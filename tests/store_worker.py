@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 from audit.store.registry import Sample
-from audit.store.store import Store
+from audit.store import Store
 
 MODELS = {"m1": 16, "m2": 8}
 SAMPLES = 3
@@ -49,9 +49,9 @@ def run_op(store: Store, op: str, name: str) -> None:
     if op == "enroll":
         store.add_samples(name, name.upper(), samples(name), ("face", reference(name)))
     elif op == "remove":
-        store.remove_person(name)
+        store.remove(name)
     elif op == "consent":
-        store.set_consent(name, allow=["research"], deny=["advertising"], note="worker")
+        store.consent(name, allow=["research"], deny=["advertising"], note="worker")
     else:
         raise SystemExit(f"unknown op {op}")
 

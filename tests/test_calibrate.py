@@ -8,10 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from audit import calibrate as cal
-from audit.cli import cli
+from conftest import run
 from audit.store.registry import Calibration
 
 
@@ -103,7 +102,7 @@ def test_too_little_data_is_an_error():
 
 
 def test_in_force_and_registry_round_trip(audit_home):
-    from audit.store.store import Store
+    from audit.store import Store
 
     d = cal.in_force(None, None, 10, 0.35, 1.8e-3)
     assert (d.threshold, d.fmr, d.source) == (0.35, 1.8e-3, "default") and not d.warnings
@@ -113,9 +112,9 @@ def test_in_force_and_registry_round_trip(audit_home):
                     "2026-01-02T03:04:05+00:00", {"note": 1})
     store.add_calibration(c)
     store.add_calibration(replace(c, threshold=0.34, created="2026-02-03T00:00:00+00:00"))
-    got = store.registry.calibration("face", "m")
+    got = store.calibration("face", "m")
     assert got.threshold == 0.34 and got.details == {"note": 1} and got.date == "2026-02-03"
-    assert store.registry.calibration("voice", "m") is None
+    assert store.calibration("voice", "m") is None
     f = cal.in_force(got, None, 13, 0.35, 1.8e-3)
     assert (f.threshold, f.fmr, f.source) == (0.34, 4e-3, "calibrated 2026-02-03") and not f.warnings
     assert f.composite.explained == 0.47 and f.composite_rate == 0.02
@@ -126,32 +125,28 @@ def test_in_force_and_registry_round_trip(audit_home):
 
 def test_cli_calibrate_then_scan_states_the_calibrated_rate(deepface, tmp_path):
     folder, people = deepface
-    runner = CliRunner()
-    few = runner.invoke(cli, ["calibrate"])
-    assert few.exit_code == 2 and "Error: calibration needs at least 2 people" in few.output
+    few = run("calibrate", code=2)
+    assert "Error: calibration needs at least 2 people" in few.output
     held = {}
     for person, files in sorted(people.items()):
         files = sorted(files)
         keep = files[:-1] if len(files) > 2 else files
         held[person] = files[-1]
-        result = runner.invoke(cli, ["enroll", "face", person, *[str(folder / f) for f in keep], "--pick", "largest"])
-        assert result.exit_code == 0, result.output
-    out = runner.invoke(cli, ["calibrate", "--target-fpir", "0.05"])
-    assert out.exit_code == 0, out.output
+        run("enroll", "face", person, *[folder / f for f in keep], "--pick", "largest")
+    out = run("calibrate", "--target-fpir", "0.05")
     assert "match threshold" in out.stdout and "at 13 people (target 5.0e-02)" in out.stdout
-    c = json.loads(runner.invoke(cli, ["calibrate", "--json"]).stdout)
+    c = json.loads(run("calibrate", "--json").stdout)
     assert c["gallery_size"] == 13 and c["impostor"] > 500 and 0.2 < c["threshold"] < 0.5
     assert math.isclose(c["fpir"], 1 - (1 - c["fmr"]) ** 13, rel_tol=1e-9)
 
     probe = folder / held["person01"]
-    rows = [json.loads(x) for x in runner.invoke(cli, ["scan", str(probe), "--json"]).stdout.splitlines()]
+    rows = [json.loads(x) for x in run("scan", probe, "--json").stdout.splitlines()]
     assert rows[0]["kind"] == "match" and rows[0]["person"] == "person01"
     assert rows[0]["threshold"] == c["threshold"] and rows[0]["fmr"] == pytest.approx(c["fmr"])
     assert rows[0]["threshold_source"] == f"calibrated {c['created'][:10]}"
 
     # The gallery grows past its calibration: scans warn.
     extra = min(people["person01"])
-    result = runner.invoke(cli, ["enroll", "face", "newcomer", str(folder / extra), "--pick", "largest"])
-    assert result.exit_code == 0
-    result = runner.invoke(cli, ["scan", str(probe)])
+    run("enroll", "face", "newcomer", folder / extra, "--pick", "largest")
+    result = run("scan", probe)
     assert "warning: the face gallery grew from 13 to 14 people" in result.stderr

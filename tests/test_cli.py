@@ -11,15 +11,10 @@ import sys
 import click
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from audit.cli import cli
+from conftest import run
 
-
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output + (result.stderr if result.stderr_bytes else "")
-    return result
 
 
 def lines(result):

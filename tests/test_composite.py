@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from audit import composite
-from audit.cli import cli
+from conftest import run
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -107,16 +106,14 @@ def morph_case(deepface, morpher, tmp_path_factory):
     return folder, gallery, out, folder / single
 
 
-def test_morph_is_composite_and_single_photo_is_match(morph_case, face_model, audit_home):
-    from audit.enroll import enroll_faces
-    from audit.scan.run import ScanOptions, scan
-    from audit.store.store import Store
+def test_morph_is_composite_and_single_photo_is_match(morph_case, audit_home):
+    import audit
 
     folder, gallery, morph, single = morph_case
-    store = Store(audit_home)
+    store = audit.open_store(audit_home)
     for person, files in gallery.items():
-        enroll_faces(store, face_model, person, [folder / f for f in files], pick="largest")
-    rows = list(scan(store, face_model, [morph, single], ScanOptions(workers=1)))
+        store.enroll_face(person, [folder / f for f in files], pick="largest")
+    rows = list(audit.scan(store, [morph, single], workers=1))
     by_path = {Path(r.path).name: r for r in rows}
     m = by_path[morph.name]
     assert m.kind == "composite" and m.person is None
@@ -131,20 +128,16 @@ def test_morph_is_composite_and_single_photo_is_match(morph_case, face_model, au
 
 def test_cli_scan_flags_morph_of_two_enrolled_people(morph_case):
     folder, gallery, morph, single = morph_case
-    runner = CliRunner()
     for person in (A, B, "person03", "person10"):
-        files = [str(folder / f) for f in gallery[person]]
-        result = runner.invoke(cli, ["enroll", "face", person, *files, "--pick", "largest"])
-        assert result.exit_code == 0, result.output
-    result = runner.invoke(cli, ["scan", str(morph), str(single), "--json"])
-    assert result.exit_code == 0, result.output
+        run("enroll", "face", person, *[folder / f for f in gallery[person]], "--pick", "largest")
+    result = run("scan", morph, single, "--json")
     rows = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
     m = rows[morph.name]
     assert m["kind"] == "composite"
     assert [c["person"] for c in m["contributors"]][:2] in ([A, B], [B, A])
     assert set(m["contributors"][0]) >= {"person", "similarity", "weight"}
     assert rows[single.name]["kind"] == "match" and rows[single.name]["person"] == A
-    text = runner.invoke(cli, ["scan", str(morph)]).stdout
+    text = run("scan", morph).stdout
     assert text.startswith("composite\tface\t")
 
 
@@ -153,14 +146,11 @@ def test_video_with_morph_gives_composite_appearance(morph_case, tmp_path):
     from test_video_scan import make_video
 
     folder, gallery, morph, single = morph_case
-    runner = CliRunner()
     for person in (A, B, "person03", "person10"):
-        files = [str(folder / f) for f in gallery[person]]
-        assert runner.invoke(cli, ["enroll", "face", person, *files, "--pick", "largest"]).exit_code == 0
+        run("enroll", "face", person, *[folder / f for f in gallery[person]], "--pick", "largest")
     clip = tmp_path / "avatar.mp4"
     make_video(clip, [(morph, 3), (single, 3)], fps=5)
-    result = runner.invoke(cli, ["scan", str(clip), "--json"])
-    assert result.exit_code == 0, result.output
+    result = run("scan", clip, "--json")
     rows = [json.loads(x) for x in result.stdout.splitlines()]
     got = [(r["kind"], r["person"], r["start"], r["end"], r["frames"]) for r in rows]
     assert got == [("composite", None, 0.0, 2.0, 3), ("match", A, 3.0, 5.0, 3)]

@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 from store_worker import run_op
 
-from audit.cli import cli
-from audit.store.store import Store
+from conftest import run
+from audit.store import Store
 
-
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture
@@ -66,19 +60,19 @@ def test_consent_shows_and_changes(yao):
 def test_wildcard_denies_every_use_not_allowed_by_name(tmp_path):
     store = Store(tmp_path, key=None)
     run_op(store, "enroll", "ann")
-    store.set_consent("ann", allow=["research"], deny=["*"])
-    status = store.registry.consent_status
+    store.consent("ann", allow=["research"], deny=["*"])
+    status = store.consent_status
     assert status("ann", "research") == "allowed"
     assert status("ann", "advertising") == "denied"
     assert status("ann", "ADVERTISING ") == "denied"
-    store.set_consent("ann", forget=["*"])
+    store.consent("ann", forget=["*"])
     assert status("ann", "advertising") == "unknown"
 
 
 def test_consent_changes_are_logged(tmp_path):
     store = Store(tmp_path, key=None)
     run_op(store, "enroll", "ann")
-    store.set_consent("ann", allow=["research"], until="2030-01-01", note="contract 7")
+    store.consent("ann", allow=["research"], until="2030-01-01", note="contract 7")
     entry = store.log.entries()[-1]
     assert entry["event"] == "consent"
     assert entry["details"] == {"person": "ann", "allow": ["research"], "deny": [], "until": "2030-01-01",
@@ -94,8 +88,8 @@ def test_unknown_scope_words_are_accepted_with_a_note(yao):
 @pytest.mark.parametrize("args, message", [
     (["--allow", "bad scope"], "Error: 'bad scope' is not a scope"),
     (["--allow", "research", "--deny", "research"], "Error: scope given twice with different meanings: research"),
-    (["--deny", "ads", "--until", "2030-01-01"], "Error: --until applies to --allow scopes; give at least one"),
-    (["--allow", "ads", "--until", "next year"], "Error: --until 'next year' is not a date (YYYY-MM-DD)"),
+    (["--deny", "ads", "--until", "2030-01-01"], "Error: until applies to allowed scopes; give at least one"),
+    (["--allow", "ads", "--until", "next year"], "Error: until 'next year' is not a date (YYYY-MM-DD)"),
 ])
 def test_bad_consent_input_is_a_usage_error(yao, args, message):
     assert message in run("consent", "yao", *args, code=2).stderr

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from audit import media
 from audit.errors import MediaError
-from audit.store.store import Store
+from audit.store import Store
 
 PEAK_RSS_LIMIT_MB = 1024  # measured: about 290 MB (the CLI's or a worker's, whichever is largest)
 

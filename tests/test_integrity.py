@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
 
 from audit.store.auditlog import entry_hash
-from audit.cli import cli
+from conftest import run
 from audit.errors import UnknownPerson
-from audit.store.store import Store
+from audit.store import Store
 
 WORKER = Path(__file__).with_name("store_worker.py")
 BASE_OPS = [("enroll", "base"), ("enroll", "keep"), ("consent", "base")]
@@ -53,7 +52,7 @@ def template(tmp_path_factory) -> Path:
 def person_vectors(store: Store, name: str) -> dict[str, np.ndarray]:
     out = {}
     for model in MODELS:
-        ids, vecs, people = store.registry.vectors("face", model)
+        ids, vecs, people = store.vectors("face", model)
         out[model] = vecs[[p == name for p in people]] if len(ids) else np.zeros((0, MODELS[model]))
     return out
 
@@ -66,16 +65,16 @@ def assert_intact(store: Store, name: str, search: bool = True) -> None:
         if search:
             hit = store.search("face", model, vectors(name, model)[:1], top_k=1)[0][0]
             assert hit.person == name and hit.similarity > 0.999
-    assert store.registry.reference(name) == reference(name)
+    assert store.reference(name) == reference(name)
 
 
 def presence(store: Store, name: str, search: bool = True) -> bool:
     """Whether a person is there; either wholly or not at all (never half)."""
     try:
-        store.registry.person(name)
+        store.person(name)
     except UnknownPerson:
         counts = [len(v) for v in person_vectors(store, name).values()]
-        assert counts == [0, 0] and store.registry.reference(name) is None, f"{name} half removed"
+        assert counts == [0, 0] and store.reference(name) is None, f"{name} half removed"
         return False
     assert_intact(store, name, search)
     return True
@@ -87,7 +86,7 @@ def applied(store: Store, op: str, search: bool) -> bool:
         return presence(store, "new", search)
     if op == "remove":
         return not presence(store, "keep", search)
-    return "research" in store.registry.person("keep").consent
+    return "research" in store.person("keep").consent
 
 
 def apply(people: set[str], op: str, name: str) -> None:
@@ -127,16 +126,16 @@ def test_sigkill_at_every_write_point_recovers(template, tmp_path):
                 copy = home.with_name(home.name + "-" + how)
                 shutil.copytree(home, copy)
                 store = Store(copy, key=None)
-                seen_problems.update(re.sub(r"[\w.-]+\.(faiss|tmp)", "FILE", p).split(" (")[0] for p in store.verify())
+                seen_problems.update(re.sub(r"[\w.-]+\.(faiss|tmp)", "FILE", p).split(" (")[0] for p in store.verify().problems)
                 assert presence(store, "base", search=False)
                 done = applied(store, op, search=False)
                 if op != "remove":
                     assert presence(store, "keep", search=False)
                 if how == "repair":
-                    store.repair()
+                    store.verify(repair=True)
                 else:
                     run_op(store, "consent", "base")
-                assert store.verify() == [], (op, point, how)
+                assert store.verify().problems == [], (op, point, how)
                 assert not list(copy.glob("*.tmp"))
                 assert presence(store, "base") and applied(store, op, search=True) == done
                 # One audit entry per committed change, none for a change that was rolled back.
@@ -171,10 +170,10 @@ def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
         if done < len(ops):
             apply(after, *ops[done])
         store = Store(home, key=None)  # the store as the crash left it, before any recovery
-        present = {p.id for p in store.registry.people()}
+        present = {p.id for p in store.people()}
         assert present in (before, after), (r, done, present ^ before)
         for model in MODELS:  # every sample of everyone present, and nothing of anyone else
-            _, vecs, people = store.registry.vectors("face", model)
+            _, vecs, people = store.vectors("face", model)
             want = {name: vectors(name, model) for name in present}
             assert sorted(people) == sorted(name for name in present for _ in range(SAMPLES))
             for name in present:
@@ -183,7 +182,7 @@ def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
         store.close()
     store = Store(home, key=None)
     run_op(store, "consent", "base")  # the next write finishes whatever the last kill interrupted
-    assert store.verify() == []
+    assert store.verify().problems == []
     for name in expected:
         assert_intact(store, name)
     assert store.log.check().first_broken is None
@@ -199,12 +198,12 @@ def test_two_writers_and_a_reader_at_once(template, tmp_path):
         assert p.returncode == 0, err
     assert int(outs[2][0].split()[-1]) > 5  # the reader really read while the writers wrote
     store = Store(home, key=None)
-    assert store.verify() == []
+    assert store.verify().problems == []
     want = {"base", "keep"}
     for prefix in ("a-", "b-"):
         for op, name in plan(prefix, 10):
             apply(want, op, name)
-    assert {p.id for p in store.registry.people()} == want
+    assert {p.id for p in store.people()} == want
     for name in want:
         assert_intact(store, name)
     entries = store.log.entries()
@@ -286,8 +285,7 @@ def test_audit_log_tampering_is_found(tmp_path, tamper, broken):
         lines[1], lines[2] = lines[2], lines[1]
     rewrite(path, lines)
     assert store.log.verify_chain() == broken
-    result = CliRunner().invoke(cli, ["--home", str(store.home), "verify"])
-    assert result.exit_code == 2
+    result = run("--home", store.home, "verify", code=2)
     assert f"problem: audit log broken at entry {broken}" in result.stderr
 
 
@@ -297,6 +295,6 @@ def test_torn_last_entry_is_restored(tmp_path):
     store.log.path.write_bytes(data[: len(data) - 40])  # the last append was cut short
     report = store.log.check()
     assert report.first_broken is None and report.pending
-    assert "interrupted write" in store.verify()[0]
-    store.repair()
-    assert store.log.path.read_bytes() == data and store.verify() == []
+    assert "interrupted write" in store.verify().problems[0]
+    store.verify(repair=True)
+    assert store.log.path.read_bytes() == data and store.verify().problems == []

@@ -5,18 +5,12 @@ from __future__ import annotations
 import json
 import re
 
-from click.testing import CliRunner
 
-from audit.cli import cli
+from conftest import run
 from audit.report.html import render_html
 
 HOSTILE = "<script>alert(1)</script>"
 
-
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 def assert_self_contained(page: str) -> None:

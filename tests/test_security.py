@@ -14,21 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from store_worker import MODELS, reference, run_op, vectors
 
-from audit.cli import cli
+from conftest import run
 from audit.store.crypto import KeyProblem, new_key
 from audit.errors import StoreError
-from audit.store.store import Store
+from audit.store import Store
 
 AUDIT = Path(__file__).resolve().parents[1] / "audit"
 
-
-def run(*args, code=0, env=None):
-    result = CliRunner(env=env).invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 def files_holding(home: Path, needle: bytes) -> list[str]:
@@ -41,9 +35,9 @@ def test_remove_leaves_no_vector_bytes_and_no_match(photos, audit_home):
     run("enroll", "face", "gdp", str(photos["gdp"]), "--pick", "largest")
     run("consent", "yao", "--allow", "research", "--note", "contract 7")
     store = Store(audit_home)
-    _, vecs, people = store.registry.vectors(*store.registry.models()[0])
+    _, vecs, people = store.vectors(*store.models()[0])
     vec = vecs[people.index("yao")].astype(np.float32).tobytes()
-    crop = store.registry.reference("yao")
+    crop = store.reference("yao")
     store.close()
     pieces = [vec, vec[:64], vec[-64:], crop[len(crop) // 2: len(crop) // 2 + 64]]
     assert files_holding(audit_home, vec), "positive control: the vector is in the store before removal"
@@ -96,7 +90,7 @@ def test_encrypted_store_holds_no_plaintext_and_needs_the_key(tmp_path, key):
     for name in ("ann", "bob"):
         run_op(store, "enroll", name)
     assert store.search("face", "m1", vectors("ann", "m1")[:1], 1)[0][0].person == "ann"
-    assert store.registry.reference("ann") == reference("ann")
+    assert store.reference("ann") == reference("ann")
     store.close()
     for name in ("ann", "bob"):
         for model in MODELS:
@@ -108,7 +102,7 @@ def test_encrypted_store_holds_no_plaintext_and_needs_the_key(tmp_path, key):
     with pytest.raises(KeyProblem, match="wrong key"):
         Store(home, key=bytes(32))
     again = Store(home, key=key)
-    assert again.verify() == []
+    assert again.verify().problems == []
     assert again.search("face", "m2", vectors("bob", "m2")[:1], 1)[0][0].person == "bob"
 
 
@@ -144,7 +138,7 @@ def test_moved_ciphertext_does_not_decrypt(tmp_path, key):
         db.execute("UPDATE samples SET vector=? WHERE id=(SELECT MIN(id) FROM samples WHERE person='bob' AND "
                    "model='m1')", (blob,))
     with pytest.raises(StoreError, match="cannot decrypt sample"):
-        Store(home, key=key).registry.vectors("face", "m1")
+        Store(home, key=key).vectors("face", "m1")
 
 
 def test_plaintext_store_is_encrypted_in_place(tmp_path, key):
@@ -158,7 +152,7 @@ def test_plaintext_store_is_encrypted_in_place(tmp_path, key):
     assert files_holding(home, vectors("ann", "m1")[0].tobytes()) == []
     assert files_holding(home, reference("ann")[:64]) == []
     store = Store(home, key=key)
-    assert store.verify() == [] and store.search("face", "m1", vectors("ann", "m1")[:1], 1)[0][0].person == "ann"
+    assert store.verify().problems == [] and store.search("face", "m1", vectors("ann", "m1")[:1], 1)[0][0].person == "ann"
     assert [e["event"] for e in store.log.entries()] == ["enroll", "encrypt"]
 
 

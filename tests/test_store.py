@@ -7,7 +7,7 @@ import pytest
 
 from audit.errors import StoreError, UnknownPerson
 from audit.store.registry import Sample
-from audit.store.store import Store
+from audit.store import Store
 
 
 def samples(seed, n, dim=16, model="m1"):
@@ -24,13 +24,13 @@ def test_add_search_remove(tmp_path):
     store.add_samples("bob", None, b, None)
     hits = store.search("face", "m1", np.stack([a[0].vector, b[1].vector]), top_k=2)
     assert [h[0].person for h in hits] == ["alice", "bob"]
-    assert store.verify() == []
-    assert store.remove_person("alice") == 3
+    assert store.verify().problems == []
+    assert store.remove("alice") == 3
     hits = store.search("face", "m1", np.stack([a[0].vector]), top_k=2)
     assert [c.person for c in hits[0]] == ["bob"]
     with pytest.raises(UnknownPerson):
-        store.registry.person("alice")
-    assert store.verify() == []
+        store.person("alice")
+    assert store.verify().problems == []
 
 
 def test_reopened_store_sees_same_vectors(tmp_path):
@@ -52,19 +52,19 @@ def test_registry_row_without_vector_is_reported_and_repaired(tmp_path):
     db.commit()
     db.close()
     fresh = Store(tmp_path)
-    problems = fresh.verify()
+    problems = fresh.verify().problems
     assert len(problems) == 1 and "out of step" in problems[0]
     with pytest.raises(StoreError, match="verify --repair"):
         fresh.search("face", "m1", np.ones((1, 16), np.float32), 1)
-    fresh.repair()
-    assert Store(tmp_path).verify() == []
+    fresh.verify(repair=True)
+    assert Store(tmp_path).verify().ok
 
 
 def test_missing_index_file_is_reported(tmp_path):
     store = Store(tmp_path)
     store.add_samples("alice", None, samples(5, 2), None)
     store.index_path("face", "m1").unlink()
-    assert "missing" in Store(tmp_path).verify()[0]
+    assert "missing" in Store(tmp_path).verify().problems[0]
 
 
 def test_models_get_separate_indexes(tmp_path):

@@ -8,17 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from audit.cli import cli
+from conftest import run
 
 VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices" / "librispeech-test-other"
 
-
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 def letterbox(path: Path, w: int = 640, h: int = 480) -> np.ndarray:

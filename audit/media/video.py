@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from ..errors import MediaError
 from ..config import VIDEO_EXTS
+from ..errors import MediaError
+from .animated import is_animated, iter_pillow, probe_pillow
 from .container import open_container
+from .frames import Sampler, VideoFrame, VideoInfo, norm_rotation, to_frame
 
 __all__ = [
     "VIDEO_EXTS",
@@ -30,48 +28,12 @@ __all__ = [
 # Extensions treated as video; ".webp" is added at run time only when the file is animated.
 # Read with Pillow: PyAV/OpenCV fail on animated WebP, and Pillow gives GIF frame durations directly.
 _PILLOW_EXTS = frozenset({".gif", ".webp"})
-# What Pillow raises on damaged GIF/WebP: besides the usual, IndexError (truncated GIF) and its bomb guard.
-_PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, Image.DecompressionBombError)
 # Above this sampling rate NONREF would drop too many candidate frames, so decode everything.
 NONREF_MAX_FPS = 5.0
 # Containers whose per-stream duration is exact, so ending early means the file was cut.
 _EXACT_DURATION_FORMATS = ("mov", "mp4")
 # Give up on a container after this many demuxer errors in a row (e.g. reading past a cut).
 _MAX_DEMUX_ERRORS = 32
-
-
-@dataclass(eq=False, slots=True)
-class VideoFrame:
-    """One sampled frame: time in seconds from the stream start, BGR image, ordinal and downscale factor."""
-
-    time: float
-    image: np.ndarray
-    index: int  # 0-based count of frames yielded by this call, not the frame number in the file
-    scale: float = 1.0  # image size / decoded size; divide box coordinates by it to map them back
-
-
-@dataclass(frozen=True, slots=True)
-class VideoInfo:
-    """What probe() learns about a video without decoding it all."""
-
-    duration: float  # seconds, 0.0 when unknown
-    width: int  # as displayed, i.e. after rotation (the shape iter_frames yields)
-    height: int
-    rotation: int  # counter-clockwise degrees already applied by iter_frames (0, 90, -90, 180)
-    fps: float  # average frame rate, 0.0 when unknown
-    codec: str
-    has_audio: bool
-    start_time: float = 0.0  # stream start offset in seconds (PyAV frame.time minus this = our time)
-    frames: int | None = None  # frame count when the container states it
-
-
-def is_animated(path: str | os.PathLike) -> bool:
-    """Whether an image file (GIF, WebP, ...) has more than one frame, per Pillow."""
-    try:
-        with Image.open(path) as im:
-            return bool(getattr(im, "is_animated", False))
-    except _PILLOW_ERRORS:
-        return False
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -97,7 +59,7 @@ def iter_frames(
     path = os.fspath(path)
     if Path(path).suffix.lower() in _PILLOW_EXTS:
         # GIF/WebP have no keyframes worth the name, so keyframes=True samples by fps there too.
-        return _iter_pillow(path, fps, max_side)
+        return iter_pillow(path, fps, max_side)
     return _iter_av(path, fps, keyframes, max_side, threads)
 
 
@@ -105,7 +67,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     """Read duration, size, rotation, frame rate, codec and audio presence of a video."""
     path = os.fspath(path)
     if Path(path).suffix.lower() in _PILLOW_EXTS:
-        return _probe_pillow(path)
+        return probe_pillow(path)
     with open_container(path) as container:
         stream = _video_stream(container)
         tb = stream.time_base or Fraction(0)
@@ -125,7 +87,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         cc.skip_frame = "NONKEY"
         try:
             for frame in container.decode(stream):
-                rotation = _norm_rotation(frame.rotation)
+                rotation = norm_rotation(frame.rotation)
                 break
         except av.FFmpegError:
             pass
@@ -175,7 +137,7 @@ def _iter_av(
         start = stream.start_time * tb if stream.start_time is not None and tb else None
         rate = stream.average_rate or stream.guessed_rate
         frame_s = 1.0 / float(rate) if rate else 0.04
-        sampler = _Sampler(None if keyframes else fps)
+        sampler = Sampler(None if keyframes else fps)
 
         index = 0
         last_good: float | None = None  # time of the last frame decoded before the first error
@@ -202,7 +164,7 @@ def _iter_av(
         def convert(t: float, frame: av.VideoFrame) -> VideoFrame:
             """BGR conversion happens only for frames that are kept: it costs more than decoding."""
             nonlocal index
-            out = _to_frame(frame.to_ndarray(format="bgr24"), frame.rotation, t, index, max_side)
+            out = to_frame(frame.to_ndarray(format="bgr24"), frame.rotation, t, index, max_side)
             index += 1
             return out
 
@@ -274,151 +236,6 @@ def _iter_av(
             raise MediaError(f"damaged {where}: {first_error}{more}")
         if last_time is None:
             raise MediaError(f"no decodable frames in {path}")
-
-
-# --- Pillow path (animated GIF / WebP) -----------------------------------------------------------
-
-
-def _open_pillow(path: str) -> Image.Image:
-    """Open an image with Pillow, turning failures into MediaError."""
-    try:
-        return Image.open(path)
-    except (UnidentifiedImageError, *_PILLOW_ERRORS) as e:
-        raise MediaError(f"cannot open {path}: {e}") from e
-
-
-def _frame_ms(im: Image.Image) -> float:
-    """Display time of the current frame in ms; GIF delays <= 10 ms play as 100 ms in browsers."""
-    ms = float(im.info.get("duration") or 0)
-    if im.format == "GIF" and ms <= 10:
-        ms = 100.0
-    return ms
-
-
-def _iter_pillow(path: str, fps: float | None, max_side: int | None) -> Iterator[VideoFrame]:
-    """Decode animated GIF/WebP with Pillow, timing frames by their own durations."""
-    with _open_pillow(path) as im:
-        sampler = _Sampler(fps)
-        t_ms = 0.0
-        index = 0
-        good = 0
-
-        def convert(t: float, rgb: np.ndarray) -> VideoFrame:
-            nonlocal index
-            out = _to_frame(rgb[:, :, ::-1], 0, t, index, max_side)
-            index += 1
-            return out
-
-        try:
-            for fr in ImageSequence.Iterator(im):
-                fr.load()  # WebP fills info["duration"] only after load
-                t = t_ms / 1000.0
-                t_ms += _frame_ms(fr)
-                good += 1
-                # Pillow reuses one image object across frames, so copy the pixels now (frames are small).
-                for ts, rgb in sampler.feed(t, np.asarray(fr.convert("RGB"))):
-                    yield convert(ts, rgb)
-        except _PILLOW_ERRORS as e:
-            for ts, rgb in sampler.finish(t_ms / 1000.0):
-                yield convert(ts, rgb)
-            if good == 0:
-                raise MediaError(f"no decodable frames in {path}: {e}") from e
-            raise MediaError(f"damaged after {t_ms / 1000.0:.1f} s: {e}") from e
-        for ts, rgb in sampler.finish(t_ms / 1000.0):
-            yield convert(ts, rgb)
-
-
-def _probe_pillow(path: str) -> VideoInfo:
-    """probe() for GIF/WebP: walk the frames for their durations."""
-    with _open_pillow(path) as im:
-        n = 0
-        total_ms = 0.0
-        try:
-            for fr in ImageSequence.Iterator(im):
-                fr.load()
-                total_ms += _frame_ms(fr)
-                n += 1
-        except _PILLOW_ERRORS as e:
-            if n == 0:
-                raise MediaError(f"cannot decode {path}: {e}") from e
-        duration = total_ms / 1000.0
-        return VideoInfo(
-            duration=duration,
-            width=im.width,
-            height=im.height,
-            rotation=0,
-            fps=n / duration if duration > 0 else 0.0,
-            codec=(im.format or "").lower(),
-            has_audio=False,
-            frames=n,
-        )
-
-
-# --- shared helpers --------------------------------------------------------------------------
-
-
-class _Sampler:
-    """For each target time k/fps, pick the frame on screen then: the last one starting at or before it."""
-
-    _EPS = 1e-6  # timestamps are exact rationals turned into floats; this only absorbs rounding
-
-    def __init__(self, fps: float | None) -> None:
-        self.step = None if fps is None else 1.0 / fps
-        self.next_t = 0.0  # earliest target not yet served
-        self.pending: tuple[float, object] | None = None  # latest frame starting before next_t
-
-    def feed(self, t: float, item: object) -> list[tuple[float, object]]:
-        """Offer the next frame (start time t); return the frames now known to be due, in order."""
-        if self.step is None:
-            return [(t, item)]
-        out = []
-        if t > self.next_t + self._EPS:
-            # This frame starts after the target, so the pending one was on screen at it (and at any
-            # later targets before t): emit it once and move to the first target at or after t.
-            if self.pending is not None:
-                out.append(self.pending)
-                self.pending = None
-            self.next_t = math.ceil((t - self._EPS) / self.step) * self.step
-        if t >= self.next_t - self._EPS:  # exactly on a target: no need to wait for the next frame
-            out.append((t, item))
-            self.pending = None
-            self.next_t = (math.floor(t / self.step + self._EPS) + 1) * self.step
-        else:
-            self.pending = (t, item)
-        return out
-
-    def finish(self, end: float) -> list[tuple[float, object]]:
-        """End of stream at time end: the pending frame is due if a target falls before end."""
-        pending, self.pending = self.pending, None
-        if pending is not None and self.next_t < end - self._EPS:
-            return [pending]
-        return []
-
-
-def _norm_rotation(rotation: float | None) -> int:
-    """Round a display rotation to a multiple of 90 in (-180, 180]."""
-    if not rotation:
-        return 0
-    k = round(rotation / 90) % 4
-    return (0, 90, 180, -90)[k]
-
-
-def _to_frame(bgr: np.ndarray, rotation: float | None, t: float, index: int, max_side: int | None) -> VideoFrame:
-    """Downscale (before rotating: same result, less work), rotate, and wrap one image."""
-    scale = 1.0
-    h, w = bgr.shape[:2]
-    if max_side is not None and max(h, w) > max_side:
-        import cv2  # only needed for huge frames
-
-        scale = max_side / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        bgr = cv2.resize(np.ascontiguousarray(bgr), size, interpolation=cv2.INTER_AREA)
-    k = _norm_rotation(rotation) // 90
-    if k:
-        # PyAV leaves frames unrotated; rotation is counter-clockwise and np.rot90 turns counter-clockwise too
-        # (checked against OpenCV's auto-rotated output on files written with set_display_rotation).
-        bgr = np.rot90(bgr, k)
-    return VideoFrame(time=t, image=np.ascontiguousarray(bgr), index=index, scale=scale)
 
 
 def _msg(e: Exception) -> str:

@@ -29,7 +29,7 @@ class Evidence:
         if self.store is None:
             return None
         try:
-            return self.store.registry.reference(person)
+            return self.store.reference(person)
         except AuditError:
             return None
 

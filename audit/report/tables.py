@@ -1,8 +1,9 @@
-"""Findings -> DataFrame -> CSV / JSON / JSON Lines / Parquet files, and back."""
+"""Findings -> typed DataFrame -> CSV / JSON / JSON Lines / Parquet files, and back."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,23 +15,73 @@ from ..store.index import atomic_write
 
 TABLE_FORMATS = (".csv", ".json", ".jsonl", ".parquet")
 FORMATS = TABLE_FORMATS + (".html",)
-NESTED = ("bbox", "contributors", "extra")  # kept as JSON text in flat formats
+NESTED = ("bbox", "contributors", "extra")  # JSON text in CSV; typed lists in Parquet and DataFrames
+FLOATS = ("similarity", "threshold", "fmr", "start", "end")
+INTS = ("frames",)
+CONTRIBUTOR = (("person", "string"), ("name", "string"), ("similarity", "float64"), ("weight", "float64"),
+               ("consent", "string"))
 
 
-def records(findings: list[Finding] | list[dict]) -> list[dict[str, Any]]:
+def records(findings: Iterable[Finding | dict]) -> list[dict[str, Any]]:
     """Findings as plain dicts."""
     return [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
 
 
-def to_frame(findings: list[Finding] | list[dict]) -> pd.DataFrame:
-    """A flat table: nested fields become JSON text so CSV and Parquet hold them the same way."""
+def findings_frame(findings: Iterable[Finding | dict]) -> pd.DataFrame:
+    """Any findings as a DataFrame with typed columns: floats, nullable ints, strings; bbox a list of ints,
+    contributors a list of dicts, extra a dict."""
     cols = list(Finding.__dataclass_fields__)
-    rows = records(findings)
-    for row in rows:
-        for key in NESTED:
-            if row.get(key) is not None and not isinstance(row[key], str):
-                row[key] = json.dumps(row[key]) if row[key] != {} else None
-    return pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(records(findings), columns=cols)
+    for col in cols:
+        if col in FLOATS:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        elif col in INTS:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+        elif col not in NESTED:
+            df[col] = df[col].astype("string")
+    return df
+
+
+def _parquet_schema():
+    import pyarrow as pa
+
+    kinds = {"string": pa.string(), "float64": pa.float64()}
+    fields = []
+    for col in Finding.__dataclass_fields__:
+        if col == "bbox":
+            fields.append(pa.field(col, pa.list_(pa.int64())))
+        elif col == "contributors":
+            fields.append(pa.field(col, pa.list_(pa.struct([(n, kinds[t]) for n, t in CONTRIBUTOR]))))
+        elif col in FLOATS:
+            fields.append(pa.field(col, pa.float64()))
+        elif col in INTS:
+            fields.append(pa.field(col, pa.int64()))
+        else:  # strings; extra (free-form) as JSON text
+            fields.append(pa.field(col, pa.string()))
+    return pa.schema(fields)
+
+
+def _parquet_bytes(findings: list[dict], meta: dict | None) -> bytes:
+    """One fixed schema for every scan, so many scans' files read as one dataset; run metadata in the footer."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = []
+    for r in findings:
+        r = dict(r)
+        r["extra"] = json.dumps(r["extra"]) if r.get("extra") else None
+        if r.get("contributors"):
+            r["contributors"] = [{n: c.get(n) for n, _ in CONTRIBUTOR} for c in r["contributors"]]
+        rows.append(r)
+    schema = _parquet_schema()
+    if meta:
+        schema = schema.with_metadata({"likeness-audit": json.dumps(meta, default=str)})
+    table = pa.Table.from_pylist(rows, schema=schema)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
 
 
 def json_line(finding: Finding | dict) -> str:
@@ -38,24 +89,40 @@ def json_line(finding: Finding | dict) -> str:
     return json.dumps(records([finding])[0], ensure_ascii=False)
 
 
-def write_table(findings: list[Finding] | list[dict], path: Path) -> None:
+def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | None = None) -> None:
     """Write findings by the file's extension (.csv, .json, .jsonl, .parquet), atomically."""
+    rows = records(findings)
     ext = path.suffix.lower()
     if ext == ".json":
-        data = json.dumps(records(findings), indent=1, ensure_ascii=False).encode()
+        data = json.dumps(rows, indent=1, ensure_ascii=False).encode()
     elif ext == ".jsonl":
-        data = "".join(json_line(f) + "\n" for f in findings).encode()
+        data = "".join(json_line(f) + "\n" for f in rows).encode()
     elif ext == ".csv":
-        data = to_frame(findings).to_csv(index=False).encode()
+        for row in rows:
+            for key in NESTED:
+                row[key] = json.dumps(row[key]) if row.get(key) not in (None, {}) else None
+        data = pd.DataFrame(rows, columns=list(Finding.__dataclass_fields__)).to_csv(index=False).encode()
     elif ext == ".parquet":
-        data = to_frame(findings).to_parquet(index=False)
+        data = _parquet_bytes(rows, meta)
     else:
         raise AuditError(f"unknown output format '{ext}'; use one of {', '.join(FORMATS)}")
     atomic_write(path, data)
 
 
-def read_findings(path: Path) -> list[dict[str, Any]]:
+def _plain(value: Any) -> Any:
+    """Parquet gives numpy arrays for lists; findings hold plain lists."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def read_findings(path: str | Path) -> list[dict[str, Any]]:
     """Load saved findings from any of the table formats."""
+    path = Path(path)
     ext = path.suffix.lower()
     try:
         if ext == ".json":
@@ -69,6 +136,10 @@ def read_findings(path: Path) -> list[dict[str, Any]]:
                 for key in NESTED:
                     if isinstance(row.get(key), str):
                         row[key] = json.loads(row[key])
+                    else:
+                        row[key] = _plain(row.get(key))
+                if row.get("extra") is None:
+                    row["extra"] = {}
         else:
             raise AuditError(f"cannot read findings from '{ext}' files")
     except (OSError, ValueError) as exc:
@@ -76,17 +147,3 @@ def read_findings(path: Path) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise AuditError(f"{path} does not hold a list of findings")
     return rows
-
-
-def write_report(findings: list[Finding] | list[dict], path: Path, evidence=None, meta: dict | None = None) -> None:
-    """Write findings by extension; .html renders the evidence page with pictures from `evidence`."""
-    if path.suffix.lower() != ".html":
-        write_table(findings, path)
-        return
-    from .html import render_html
-
-    rows = records(findings)
-    page = render_html(rows, crops=evidence.crop if evidence else None,
-                       references=evidence.reference if evidence else None,
-                       waveforms=evidence.waveform if evidence else None, meta=meta)
-    atomic_write(path, page.encode("utf-8", "replace"))

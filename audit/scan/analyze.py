@@ -1,0 +1,154 @@
+"""Decode files and embed the faces and voices in them, in worker processes when there is enough work."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import config, media
+from ..errors import AuditError, MediaError
+from ..media.source import open_source
+from ..models.face import FaceModel
+from .options import ScanOptions
+
+
+@dataclass
+class DetectedFace:
+    """A face seen in a file (or a video frame), embedded and ready to search."""
+
+    bbox: list[int]
+    score: float
+    embedding: np.ndarray
+    time: float | None = None
+
+
+@dataclass
+class VoiceSegment:
+    """An embedded stretch of speech."""
+
+    start: float
+    end: float
+    embedding: np.ndarray
+
+
+@dataclass
+class AnalyzedFile:
+    """What analysing one file gave; `error` may come with partial results (damaged video)."""
+
+    path: str
+    sha256: str | None
+    kind: str | None
+    faces: list[DetectedFace] = field(default_factory=list)
+    voices: list[VoiceSegment] = field(default_factory=list)
+    error: str | None = None
+
+
+class Analyzer:
+    """Decodes files and embeds faces and voices; one per process, models loaded on first use."""
+
+    def __init__(self, options: ScanOptions, face: FaceModel | None = None, voice_enrolled: bool = False):
+        self.options = options
+        self._face = face
+        self._voice = None
+        self.voice_enrolled = voice_enrolled and options.voice
+        self.decoder_threads = 0  # automatic: the one process may use every core
+
+    @property
+    def face(self) -> FaceModel:
+        if self._face is None:
+            self._face = FaceModel(self.options.models, threads=self.options.threads)
+        return self._face
+
+    @property
+    def voice(self):
+        if self._voice is None:
+            from ..models.voice import VoiceEncoder
+
+            self._voice = VoiceEncoder(threads=self.options.threads)
+        return self._voice
+
+    def __call__(self, path: Path) -> AnalyzedFile:
+        """Analyse one file; errors become part of the result, never raised."""
+        result = AnalyzedFile(media.display_path(path), None, media.kind_of(path))
+        try:
+            source = open_source(path)
+            result.kind, result.sha256 = source.kind, source.sha256
+            if source.kind == "image":
+                self._faces(media.decode_image(source.data), None, 1.0, result)
+            else:
+                if source.kind == "video":
+                    self._video(path, result)
+                if self.voice_enrolled:
+                    self._audio(path, result, required=source.kind == "audio")
+        except AuditError as exc:
+            result.error = str(exc)
+        except Exception as exc:  # a decoder bug must cost one file, not the scan
+            result.error = f"unexpected error: {type(exc).__name__}: {exc}"
+        return result
+
+    def _faces(self, image: np.ndarray, time: float | None, scale: float, result: AnalyzedFile) -> None:
+        for face in self.face.analyze(image):
+            box = [int(round(v / scale)) for v in face.bbox]
+            result.faces.append(DetectedFace(box, face.score, face.embedding, time))
+
+    def _video(self, path: Path, result: AnalyzedFile) -> None:
+        from ..media import video
+
+        try:
+            for frame in video.iter_frames(path, fps=self.options.fps, keyframes=self.options.keyframes,
+                                           max_side=config.MAX_VIDEO_SIDE, threads=self.decoder_threads):
+                self._faces(frame.image, round(frame.time, 3), frame.scale, result)
+        except MediaError as exc:
+            # Keep what decoded before the damage; the error row says where it stopped.
+            result.error = str(exc)
+
+    def _audio(self, path: Path, result: AnalyzedFile, required: bool) -> None:
+        from ..media import audio
+
+        if not required and not audio.has_audio(path):
+            return
+        try:
+            wav, error = audio.load_audio_partial(path)
+        except MediaError as exc:
+            if required:
+                raise
+            result.error = result.error or f"audio track: {exc}"
+            return
+        for seg in self.voice.embed_segments(wav):
+            result.voices.append(VoiceSegment(round(seg.start, 2), round(seg.end, 2), seg.vector))
+        if error:
+            result.error = result.error or f"audio damaged: {error}"
+
+
+_worker: Analyzer | None = None
+
+
+def _init_worker(options: ScanOptions, voice_enrolled: bool) -> None:
+    global _worker
+    _worker = Analyzer(options, voice_enrolled=voice_enrolled)
+    _worker.decoder_threads = 1  # one process per core already
+
+
+def _work(path: Path) -> AnalyzedFile:
+    return _worker(path)
+
+
+def analyze_files(paths: Iterable[Path], options: ScanOptions, analyzer: Analyzer) -> Iterator[AnalyzedFile]:
+    """Analyse files in order, in worker processes when there are several files and cores."""
+    files = list(paths)
+    workers = options.workers or min(os.cpu_count() or 1, 2 if len(files) >= 8 else 1)
+    if workers <= 1 or len(files) < 2:
+        for path in files:
+            yield analyzer(path)
+        return
+    # spawn: a forked onnxruntime session is not safe to reuse in the child.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(options, analyzer.voice_enrolled)) as pool:
+        yield from pool.map(_work, files, chunksize=1 if len(files) < 64 else 4)

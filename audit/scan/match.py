@@ -1,0 +1,235 @@
+"""Search analysed faces and voices against the store and judge them: matches, composites -> findings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import composite, config
+from ..calibrate import in_force
+from ..findings import Finding
+from ..models.face import FaceModel
+from ..store import Store
+from ..store.index import VectorIndex
+from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
+from .options import ScanOptions
+
+
+@dataclass
+class Appearance:
+    """Consecutive sampled frames in which one person's face (or one composite of the same people) was found."""
+
+    person: str
+    start: float
+    end: float
+    frames: int
+    best: float
+    best_face: DetectedFace
+    total: float = 0.0
+    verdict: object = None  # the best frame's composite verdict, for a composite appearance
+
+    def add(self, face: DetectedFace, score: float, verdict: object = None) -> None:
+        self.end = face.time
+        self.frames += 1
+        self.total += score
+        if score > self.best:
+            self.best, self.best_face, self.verdict = score, face, verdict
+
+
+class FaceMatcher:
+    """Searches the faces of analysed files against the store and turns them into findings."""
+
+    def __init__(self, store: Store, model: FaceModel, options: ScanOptions, names: dict[str, str]):
+        self.store, self.model, self.options, self.names = store, model, options, names
+        # The user's threshold, else the stored calibration, else the documented default (audit/calibrate.py).
+        self.settings = in_force(store.calibration("face", model.model_id), options.threshold,
+                                 store.gallery_size("face", model.model_id),
+                                 config.DEFAULT_FACE_THRESHOLD, config.DEFAULT_FACE_FMR)
+        self.threshold, self.fmr, self.source = self.settings.threshold, self.settings.fmr, self.settings.source
+        self.warnings = list(self.settings.warnings)
+        self._centroids: dict[str, np.ndarray] | None = None
+        self.index_version = store.index_version("face", model.model_id)
+
+    def findings(self, result: AnalyzedFile) -> list[Finding]:
+        """Face findings of one analysed file: appearances in video, one per face and person in images."""
+        if not result.faces:
+            return []
+        return self._appearances(result) if result.kind == "video" else self._image_faces(result)
+
+    def judge(self, faces: list[DetectedFace]) -> list[list[tuple[str, float, object]]]:
+        """Per face, [(key, score, composite verdict or None)]: one composite, or the matches among the top-k.
+
+        The key is the person, or for a composite its contributors joined by '+': video appearances merge on it.
+        """
+        rule = self.settings.composite
+        vecs = np.stack([h.embedding for h in faces])
+        found = self.store.search("face", self.model.model_id, vecs, max(self.options.top_k, rule.top_k))
+        out = []
+        for face, cands in zip(faces, found):
+            verdict = self._composite(face, cands)
+            if verdict is not None:
+                out.append([("+".join(sorted(c.person for c in verdict.contributors)), verdict.explained, verdict)])
+            else:
+                out.append([(c.person, c.similarity, None) for c in cands[: self.options.top_k]
+                            if c.similarity >= self.threshold])
+        return out
+
+    def _image_faces(self, result: AnalyzedFile) -> list[Finding]:
+        """Matches, or one composite finding for a face that is a blend of registered people (not both)."""
+        out = []
+        for face, items in zip(result.faces, self.judge(result.faces)):
+            for key, score, verdict in items:
+                out.append(self._composite_finding(result, face, verdict) if verdict is not None
+                           else self._finding(result, face, key, score))
+        return out
+
+    def _composite(self, face: DetectedFace, cands):
+        """The composite verdict for one face, or None when it is not a composite (audit/composite.py)."""
+        if len(cands) < 2:
+            return None
+        if self._centroids is None:
+            people, cents = self.store.centroids("face", self.model.model_id)
+            self._centroids = dict(zip(people, cents))
+        rule = self.settings.composite
+        pool = [composite.Candidate(c.person, c.similarity, self._centroids[c.person]) for c in cands[: rule.top_k]]
+        verdict = composite.judge(face.embedding, pool, rule)
+        return verdict if verdict.kind == "composite" else None
+
+    def _composite_finding(self, result: AnalyzedFile, face: DetectedFace, verdict) -> Finding:
+        """similarity/threshold of a composite: the part of the face its contributors explain, and the composite
+        threshold; fmr: the false-composite rate stated for real faces."""
+        consents = [self.consent(c.person) for c in verdict.contributors]
+        order = ("denied", "expired", "unknown", "allowed")
+        consent = next((s for s in order if s in consents), None)
+        return Finding(
+            path=result.path, sha256=result.sha256, modality="face", kind="composite",
+            similarity=round(verdict.explained, 4), threshold=self.settings.composite.explained,
+            fmr=self.settings.composite_rate, threshold_source=self.settings.composite_source, bbox=face.bbox,
+            start=face.time, end=face.time, frames=1 if face.time is not None else None, consent=consent,
+            model=self.model.model_name, index=self.index_version,
+            contributors=[{"person": c.person, "name": self.names.get(c.person), "similarity": round(c.similarity, 4),
+                           "weight": round(c.weight, 4), "consent": s} for c, s in zip(verdict.contributors, consents)],
+            extra={"fit": round(verdict.fit, 4), "focus": round(verdict.focus, 4),
+                   "match_threshold": self.threshold, "match_source": self.source},
+        )
+
+    def _appearances(self, result: AnalyzedFile) -> list[Finding]:
+        """Merge per-frame matches into appearances: same person, gaps of at most a couple of samples."""
+        max_gap = 10.0 if self.options.keyframes else 2.5 / self.options.fps
+        open_: dict[str, Appearance] = {}
+        done: list[Appearance] = []
+        for face, items in sorted(zip(result.faces, self.judge(result.faces)), key=lambda x: x[0].time):
+            for key, score, verdict in items:
+                a = open_.get(key)
+                if a is not None and a.end is not None and face.time - a.end <= max_gap:
+                    a.add(face, score, verdict)
+                else:
+                    if a is not None:
+                        done.append(a)
+                    open_[key] = Appearance(key, face.time, face.time, 1, score, face, score, verdict)
+        done += open_.values()
+        out = []
+        for a in sorted(done, key=lambda a: (a.start, a.person)):
+            if a.frames < self.options.min_frames:
+                continue
+            if a.verdict is not None:
+                f = self._composite_finding(result, a.best_face, a.verdict)
+            else:
+                f = self._finding(result, a.best_face, a.person, a.best)
+            f.start, f.end, f.frames = a.start, a.end, a.frames
+            f.extra = {**f.extra, "best_time": a.best_face.time, "mean_similarity": round(a.total / a.frames, 4),
+                       "fps": self.options.fps, "keyframes": self.options.keyframes}
+            out.append(f)
+        return out
+
+    def consent(self, person: str) -> str | None:
+        return self.store.consent_status(person, self.options.use)
+
+    def _finding(self, result: AnalyzedFile, face: DetectedFace, person: str, sim: float) -> Finding:
+        return Finding(
+            path=result.path, sha256=result.sha256, modality="face", kind="match", person=person,
+            name=self.names.get(person), similarity=round(sim, 4), threshold=self.threshold, fmr=self.fmr,
+            threshold_source=self.source, bbox=face.bbox, start=face.time, end=face.time,
+            frames=1 if face.time is not None else None, consent=self.consent(person),
+            model=self.model.model_name, index=self.index_version,
+        )
+
+
+class VoiceMatcher:
+    """Aggregates per-segment voice scores into per-file, per-person findings."""
+
+    # A finding needs half of the file's voiced segments, and two of them unless the file has only one:
+    # one noisy segment among several never makes a finding on its own.
+    MIN_SEGMENTS = 2
+    MIN_FRACTION = 0.5
+
+    def __init__(self, store: Store, options: ScanOptions, consent, names: dict[str, str]):
+        self.store, self.options, self.consent, self.names = store, options, consent, names
+        self.model = next((mo for m, mo in store.models() if m == "voice"), None)
+        # Same precedence as faces: the user's threshold, else a stored calibration, else the documented default.
+        cal = store.calibration("voice", self.model) if self.model else None
+        size = store.gallery_size("voice", self.model) if self.model else 0
+        settings = in_force(cal, options.voice_threshold, size, config.DEFAULT_VOICE_THRESHOLD,
+                            config.DEFAULT_VOICE_FMR, modality="voice")
+        self.threshold, self.fmr, self.source = settings.threshold, settings.fmr, settings.source
+        self._centroids = None
+        self._people: list[str] = []
+
+    @property
+    def enrolled(self) -> bool:
+        return self.model is not None
+
+    def search(self, vecs: np.ndarray) -> list[list[tuple[str, float]]]:
+        """Per segment, the top people by similarity to their centroid (the threshold was measured that way)."""
+        if self._centroids is None:
+            people, cents = self.store.centroids("voice", self.model)
+            self._centroids = VectorIndex("voice", self.model, cents.shape[1])
+            self._centroids.add(np.arange(len(people)), cents)
+            self._people = people
+        sims, ids = self._centroids.search(vecs, max(self.options.top_k, 3))
+        return [[(self._people[i], float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(sims, ids)]
+
+    def findings(self, result: AnalyzedFile) -> list[Finding]:
+        if self.model is None:
+            return []
+        vecs = np.stack([v.embedding for v in result.voices])
+        per_person: dict[str, list[tuple[VoiceSegment, float]]] = {}
+        for seg, cands in zip(result.voices, self.search(vecs)):
+            for person, sim in cands:
+                if sim >= self.threshold:
+                    per_person.setdefault(person, []).append((seg, sim))
+        n = len(result.voices)
+        out = []
+        for person, hits in per_person.items():
+            if len(hits) < min(self.MIN_SEGMENTS, n) or len(hits) / n < self.MIN_FRACTION:
+                continue
+            sims = [s for _, s in hits]
+            out.append(Finding(
+                path=result.path, sha256=result.sha256, modality="voice", kind="match", person=person,
+                name=self.names.get(person), similarity=round(float(np.mean(sims)), 4), threshold=self.threshold,
+                fmr=self.fmr, threshold_source=self.source, start=min(h.start for h, _ in hits),
+                end=max(h.end for h, _ in hits), frames=len(hits), consent=self.consent(person),
+                model=f"ge2e:{self.model[:8]}", index=self.store.index_version("voice", self.model),
+                extra={"segments": n, "best_similarity": round(max(sims), 4)},
+            ))
+        return sorted(out, key=lambda f: -f.similarity)
+
+
+class Matcher:
+    """One analysed file -> its face and voice findings, plus an error row when it could not be read (fully)."""
+
+    def __init__(self, store: Store, model: FaceModel, options: ScanOptions):
+        names = store.names()
+        self.faces = FaceMatcher(store, model, options, names)
+        self.voices = VoiceMatcher(store, options, self.faces.consent, names)
+        self.warnings = list(self.faces.warnings)
+
+    def findings(self, result: AnalyzedFile) -> list[Finding]:
+        """Every finding of one file, in a stable order: faces, voices, then the error row."""
+        out = self.faces.findings(result)
+        if result.voices:
+            out += self.voices.findings(result)
+        if result.error is not None:
+            out.append(Finding(result.path, result.sha256, None, "error", error=result.error))
+        return out

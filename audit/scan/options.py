@@ -1,0 +1,37 @@
+"""How to scan: every option the CLI has, as one dataclass the library, the CLI and the engines share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import AuditError
+
+
+@dataclass
+class ScanOptions:
+    """How to scan."""
+
+    threshold: float | None = None  # face; None: calibrated or default
+    voice_threshold: float | None = None
+    top_k: int = 1
+    use: str | None = None  # the use (consent scope) the media is for
+    workers: int = 0  # 0: one per core when there is enough work
+    models: str | None = None  # face model pack folder (from the store when scanning through audit.scan)
+    threads: int = 1  # onnxruntime threads per process
+    fps: float = 1.0  # video frames sampled per second
+    keyframes: bool = False  # sample keyframes only (fast)
+    min_frames: int = 1  # appearances seen in fewer sampled frames are dropped
+    voice: bool = True  # scan audio (only done when voices are enrolled)
+
+    def check(self) -> None:
+        """Raise AuditError for values no scan can use (the CLI checks the same ranges)."""
+        for name in ("threshold", "voice_threshold"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise AuditError(f"{name} must be within [-1, 1] (cosine similarity), not {value}")
+        if self.top_k < 1:
+            raise AuditError(f"top_k must be at least 1, not {self.top_k}")
+        if not self.fps > 0:
+            raise AuditError(f"fps must be above 0, not {self.fps}")
+        if self.min_frames < 1 or self.workers < 0 or self.threads < 1:
+            raise AuditError("min_frames and threads must be at least 1, workers at least 0")
