@@ -166,3 +166,13 @@ def test_no_import_circle_at_module_level():
     for name in sorted(graph):
         if name not in seen:
             visit(name, [name])
+
+
+def test_readme_layout_matches_the_tree():
+    readme = (AUDIT.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    listed = {line.split()[0] for line in block.splitlines() if line.startswith("audit/")}
+    present = {str(p.relative_to(AUDIT.parent)) for p in AUDIT.rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py") or p.parent == AUDIT and p.name == "__init__.py"}
+    assert sorted(listed - present) == [], "README Layout names modules that do not exist"
+    assert sorted(present - listed) == [], "modules missing from README Layout"
