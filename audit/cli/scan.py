@@ -62,14 +62,12 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
     for w in summary.warnings:
         click.echo(f"warning: {w}", err=True)
     if out:
-        _write(obj, rows, Path(out), {"files_scanned": summary.files, "use": use})
+        _write(obj, rows, Path(out), run.metadata())
     if not quiet:
         click.echo(f"scanned {summary.files} files: {summary.faces} faces, {summary.voices} voice segments, "
                    f"{summary.findings} findings, "
                    f"{summary.errors} errors", err=True)
-    if fail_on == "match" and summary.findings:
-        sys.exit(1)
-    if fail_on == "unconsented" and any(r.kind != "error" and r.consent != "allowed" for r in rows):
+    if summary.fails(fail_on):
         sys.exit(1)
 
 

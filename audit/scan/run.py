@@ -27,8 +27,17 @@ class ScanSummary:
     voices: int = 0
     findings: int = 0
     composites: int = 0
+    unconsented: int = 0  # findings whose consent for the use is not "allowed"
     elapsed: float = 0.0  # seconds, from the start of the scan to its last file
     warnings: list[str] = field(default_factory=list)  # e.g. the gallery outgrew its calibration
+
+    def fails(self, fail_on: str | None) -> bool:
+        """Whether a gate set to fail_on ("match": any finding; "unconsented": any finding not allowed) fails."""
+        if fail_on == "match":
+            return self.findings > 0
+        if fail_on == "unconsented":
+            return self.unconsented > 0
+        return False
 
 
 class ScanRun:
@@ -42,6 +51,18 @@ class ScanRun:
         self.model = model or store.face_model
         self.summary = ScanSummary()
         self._findings = self._run()
+
+    def metadata(self) -> dict:
+        """What a report states about this run: tool version, time, paths, options, counts, gallery sizes."""
+        from datetime import datetime, timezone
+        from importlib.metadata import version
+
+        return {"version": version("likeness-audit"),
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "paths": [media.display_path(p) for p in self.paths], "use": self.options.use,
+                "options": {k: v for k, v in asdict(self.options).items() if k not in ("models", "threads")},
+                "files_scanned": self.summary.files, "errors": self.summary.errors,
+                "gallery": {f"{m}:{mo[:8]}": self.store.gallery_size(m, mo) for m, mo in self.store.models()}}
 
     def __iter__(self) -> Iterator[Finding]:
         return self
@@ -64,6 +85,7 @@ class ScanRun:
             summary.errors += result.error is not None
             summary.findings += sum(r.kind != "error" for r in rows)
             summary.composites += sum(r.kind == "composite" for r in rows)
+            summary.unconsented += sum(r.kind != "error" and r.consent != "allowed" for r in rows)
             summary.elapsed = round(time.monotonic() - started, 3)
             record.add(result.sha256, rows)
             unheard += result.kind == "audio" and not analyzer.voice_enrolled
