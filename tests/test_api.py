@@ -176,3 +176,20 @@ def test_readme_layout_matches_the_tree():
                if p.name not in ("__init__.py", "__main__.py") or p.parent == AUDIT and p.name == "__init__.py"}
     assert sorted(listed - present) == [], "README Layout names modules that do not exist"
     assert sorted(present - listed) == [], "modules missing from README Layout"
+
+
+def test_every_command_has_help_with_an_example():
+    import click
+
+    from audit.cli import cli
+
+    def walk(cmd: click.Command, name: str):
+        yield name, cmd
+        if isinstance(cmd, click.Group):
+            for sub, c in cmd.commands.items():
+                yield from walk(c, f"{name} {sub}")
+
+    for name, cmd in walk(cli, "likeness-audit"):
+        assert cmd.help and cmd.help.strip(), f"{name} has no help text"
+        if not isinstance(cmd, click.Group) or name == "likeness-audit":
+            assert "Example:" in cmd.help, f"{name} help has no Example: block"
