@@ -87,21 +87,12 @@ def keygen(obj: Context, out: str | None) -> None:
       likeness-audit keygen --out ~/.config/likeness-audit.key
       likeness-audit --key-file ~/.config/likeness-audit.key enroll face alice alice.jpg
     """
-    import os
+    from ..store.crypto import new_key, write_key_file
 
-    from ..store.crypto import new_key
-
-    key = new_key()
     if out is None:
-        click.echo(key)
+        click.echo(new_key())
         return
-    path = Path(out).expanduser()
-    if path.resolve().is_relative_to(obj.home.resolve()):
-        raise KeyProblem(f"{path} is inside the store folder {obj.home}; keep the key apart from the data")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    click.echo(f"wrote a new key to {path}")
+    click.echo(f"wrote a new key to {write_key_file(out, obj.home)}")
 
 
 @cli.command()

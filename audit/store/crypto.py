@@ -39,6 +39,17 @@ def new_key() -> str:
     return base64.b64encode(os.urandom(32)).decode()
 
 
+def write_key_file(path: str | os.PathLike, home: str | os.PathLike) -> Path:
+    """Write a new key to a file of mode 600 (never overwriting one), outside the store folder `home`."""
+    path = Path(path).expanduser()
+    if path.resolve().is_relative_to(Path(home).resolve()):
+        raise KeyProblem(f"{path} is inside the store folder {home}; keep the key apart from the data")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(new_key() + "\n")
+    return path
+
+
 def parse_key(text: str | bytes) -> bytes:
     """32 key bytes from 64 hex digits or base64 (standard or URL-safe)."""
     raw = text.decode("ascii", "replace") if isinstance(text, bytes) else text
