@@ -24,6 +24,10 @@ MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP
 MAX_VIDEO_SIDE = 1920  # larger frames are shrunk before detection (the detector works at 640 anyway)
 SAMPLE_RATE = 16000  # audio is decoded to 16 kHz mono, what the voice encoder expects
 MIN_FACE_PX = 40  # below this ArcFace embeddings are unreliable
+# Web service uploads (`serve --max-upload-mb/--max-file-mb/--max-files` change them).
+SERVICE_MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # one request body
+SERVICE_MAX_FILE_BYTES = MAX_IMAGE_BYTES  # one uploaded file
+SERVICE_MAX_FILES = 100  # files in one request
 
 
 def home(override: str | os.PathLike | None = None) -> Path:

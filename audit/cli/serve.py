@@ -1,0 +1,110 @@
+"""The `users` and `serve` commands: accounts of the web service, and the server itself."""
+
+from __future__ import annotations
+
+import click
+
+from .. import config
+from .base import Context, Fail, cli, guarded
+
+NEEDS_EXTRA = 'the web service needs its extra: pip install "likeness-audit[serve]"'
+
+
+def _service_modules():
+    try:
+        from ..service import auth, state
+
+        return auth, state
+    except ImportError as exc:
+        raise Fail(f"{NEEDS_EXTRA} ({exc.name} is missing)") from exc
+
+
+@cli.group()
+def users() -> None:
+    """Accounts of the web service (admin, auditor, actor)."""
+
+
+@users.command("add")
+@click.argument("account")
+@click.option("--role", type=click.Choice(["admin", "auditor", "actor"]), required=True, help="What the account may do.")
+@click.option("--person", help="Actors: the registered person id the account speaks for (registered if missing).")
+@click.option("--name", help="Actors: display name when the person is new (default: the person id).")
+@click.pass_obj
+@guarded
+def users_add(obj: Context, account: str, role: str, person: str | None, name: str | None) -> None:
+    """Create ACCOUNT; prints a one-time password and an API token (shown only now).
+
+    \b
+    Example:
+      likeness-audit users add root --role admin
+      likeness-audit users add alice --role actor --person alice
+    """
+    auth, _ = _service_modules()
+    store = obj.store()
+    if person and role == "actor":
+        auth.check_id(person, "person id")
+        if person not in store.names():
+            store.add_person(person, name)
+    _, password, token = auth.add_account(store.accounts(), account, role, person)
+    click.echo(f"password: {password}")
+    click.echo(f"token: {token}")
+
+
+@users.command("list")
+@click.pass_obj
+@guarded
+def users_list(obj: Context) -> None:
+    """List accounts (id, role, person).
+
+    \b
+    Example:
+      likeness-audit users list
+    """
+    for u in obj.store().accounts().users():
+        click.echo(f"{u.id}\t{u.role}\t{u.person or ''}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8750, show_default=True, help="TCP port.")
+@click.option("--scan-root", "scan_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder auditors may scan by path (JSON {\"paths\": [...]}); repeatable. Default: uploads only.")
+@click.option("--max-upload-mb", type=click.FloatRange(0.01), default=config.SERVICE_MAX_UPLOAD_BYTES / 2**20,
+              show_default=True, help="Largest request body.")
+@click.option("--max-file-mb", type=click.FloatRange(0.01), default=config.SERVICE_MAX_FILE_BYTES / 2**20,
+              show_default=True, help="Largest uploaded file.")
+@click.option("--max-files", type=click.IntRange(1), default=config.SERVICE_MAX_FILES, show_default=True,
+              help="Most files in one upload.")
+@click.option("--scan-workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Scans run at the same time (one process each).")
+@click.option("--session-hours", type=click.FloatRange(0.1), default=12.0, show_default=True, help="Login lifetime.")
+@click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure and send HSTS (behind HTTPS).")
+@click.pass_obj
+@guarded
+def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
+          secure_cookies) -> None:
+    """Run the actor portal and auditor API over the store (FastAPI on uvicorn).
+
+    \b
+    Example:
+      likeness-audit users add root --role admin && likeness-audit serve --port 8750
+    """
+    from pathlib import Path
+
+    _, state = _service_modules()
+    import uvicorn
+
+    from ..service.app import create_app
+    import os
+
+    if obj.key_file:  # scan workers are separate processes and take the key from the environment
+        os.environ["AUDIT_KEY_FILE"] = str(Path(obj.key_file).resolve())
+        os.environ.pop("AUDIT_KEY", None)
+    cfg = state.ServiceConfig(home=obj.home, models=obj.models, threads=obj.threads,
+                              scan_roots=[Path(r).resolve() for r in scan_roots],
+                              max_upload=int(max_upload_mb * 2**20), max_file=int(max_file_mb * 2**20),
+                              max_files=max_files, session_hours=session_hours, secure_cookies=secure_cookies,
+                              scan_workers=scan_workers)
+    app = create_app(cfg)
+    click.echo(f"likeness-audit serving {cfg.home} on http://{host}:{port}/ (API docs at /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)

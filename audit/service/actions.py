@@ -1,0 +1,124 @@
+"""Calls into the library shared by the REST API and the pages; translation only, the library decides."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AuditError, UnknownPerson
+from ..store.accounts import Job
+from . import jobs
+from .state import Service
+
+
+def person_view(svc: Service, pid: str) -> dict | None:
+    """A registered person: id, name, created, sample counts, consent (never vectors); None if unknown."""
+    try:
+        return asdict(svc.gate.run(lambda s: s.person(pid)))
+    except UnknownPerson:
+        return None
+
+
+def people_view(svc: Service) -> list[dict]:
+    """Everyone registered (ids, names, counts, consent)."""
+    return [asdict(p) for p in svc.gate.run(lambda s: s.people())]
+
+
+def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None = None) -> dict:
+    """Enroll uploaded photos or recordings; one row per file: enrolled, already enrolled, or refused and why."""
+    with svc.uploaded(files) as saved:
+        shown = {str(s.path): s.name for s in saved}
+        paths = [str(s.path) for s in saved]
+        try:
+            if modality == "face":
+                result = svc.gate.run(lambda s: s.enroll_face(pid, paths, name=name))
+            else:
+                result = svc.gate.run(lambda s: s.enroll_voice(pid, paths, name=name))
+        except AuditError as exc:  # nothing usable: every file refused; say so per file where the reason names it
+            return {"person": pid, "added": 0, "already": 0, "error": _unpath(str(exc), shown), "files": [
+                {"name": n, "status": "refused", "reason": ""} for n in shown.values()]}
+    refused = {_unpath(s.path, shown): _unpath(s.reason, shown) for s in result.skipped}
+    rows = [{"name": n, "status": "refused" if n in refused else "accepted", "reason": refused.get(n, "")}
+            for n in shown.values()]
+    return {"person": pid, "added": result.added, "already": result.already, "files": rows}
+
+
+def _unpath(text: str, shown: dict[str, str]) -> str:
+    """Server-side temp paths in library messages replaced by the names the client gave."""
+    for path, name in shown.items():
+        text = text.replace(path, name)
+    return text
+
+
+def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=()) -> dict:
+    """Record consent decisions; returns the person's consent table."""
+    return svc.gate.run(lambda s: s.consent(pid, allow=list(allow), deny=list(deny), until=until or None,
+                                            note=note or None, forget=list(forget)))
+
+
+def remove(svc: Service, pid: str) -> int:
+    """Verified deletion of every sample, vector and crop of a person; returns the vectors removed."""
+    return svc.gate.run(lambda s: s.remove(pid))
+
+
+def reference(svc: Service, pid: str) -> bytes | None:
+    """The person's enrolled reference crop (JPEG)."""
+    return svc.gate.run(lambda s: s.reference(pid))
+
+
+def export(svc: Service, pid: str, account: dict) -> dict:
+    """Everything stored about a person: record, consent, samples with their vectors, log entries, findings."""
+    def collect(s):
+        samples = []
+        for modality, model in s.models():
+            ids, vecs, owners = s.vectors(modality, model)
+            for vid, vec, owner in zip(np.asarray(ids).tolist(), vecs, owners):
+                if owner == pid:
+                    samples.append({"id": vid, "modality": modality, "model": model,
+                                    "vector": [round(float(x), 6) for x in vec]})
+        return {"person": asdict(s.person(pid)), "samples": samples, "log": s.log_entries(person=pid)}
+
+    data = svc.gate.run(collect)
+    data["account"] = account
+    data["found_in"] = [{"scan": j, "finding": f} for j, f in found(svc, pid)]
+    return data
+
+
+def found(svc: Service, pid: str) -> list[tuple[str, dict]]:
+    """(scan id, finding) of every finished scan finding that names the person."""
+    out, cache = [], {}
+    for jid, n in svc.accounts.found(pid):
+        if jid not in cache:
+            cache[jid] = findings(svc, jid) or []
+        if n < len(cache[jid]):
+            out.append((jid, dict(cache[jid][n], n=n)))
+    return out
+
+
+def findings(svc: Service, jid: str) -> list[dict] | None:
+    """A finished scan's findings in the CLI's JSON format."""
+    path = svc.accounts.job_dir(jid) / jobs.FINDINGS
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def job_view(job: Job) -> dict:
+    """A scan's status, progress and summary."""
+    return {"id": job.id, "owner": job.owner, "status": job.status, "use": job.use,
+            "created": job.created, "started": job.started, "finished": job.finished, "attempts": job.attempts,
+            "progress": {"files_done": job.done_files, "files_total": job.total_files},
+            "summary": job.summary, "error": job.error,
+            "inputs": [{"file": Path(i["path"]).name, "name": i["name"]} for i in job.inputs]}
+
+
+def picture(svc: Service, jid: str, n: int) -> Path | None:
+    """The saved evidence picture of finding n of a scan."""
+    return jobs.crop_path(svc.accounts.job_dir(jid), n)
+
+
+def report(svc: Service, jid: str) -> Path | None:
+    """A finished scan's HTML evidence report."""
+    path = svc.accounts.job_dir(jid) / jobs.REPORT
+    return path if path.is_file() else None

@@ -1,0 +1,232 @@
+"""REST API under /api/v1: Bearer tokens, JSON in and out. Routes only; the library does the work."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from ..errors import AuditError, UnknownPerson
+from ..store.accounts import User
+from . import actions, auth
+from .uploads import TooLarge
+from .web import api_user, require, service
+
+router = APIRouter(prefix="/api/v1")
+Caller = Annotated[User, Depends(api_user)]
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
+
+
+class ConsentBody(BaseModel):
+    """Consent decisions for one person."""
+
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+    until: str | None = None
+    note: str | None = None
+    forget: list[str] = Field(default_factory=list)
+
+
+class InviteBody(BaseModel):
+    """An invitation to open an account."""
+
+    role: str
+    person: str | None = None
+    hours: float = Field(72.0, gt=0, le=24 * 30)
+
+
+@router.get("/health", tags=["service"])
+def health() -> dict:
+    """Liveness: 200 {"status": "ok"}; no authentication."""
+    return {"status": "ok"}
+
+
+@router.get("/me", tags=["service"])
+def me(user: Caller) -> dict:
+    """The calling account."""
+    return {"id": user.id, "role": user.role, "person": user.person}
+
+
+@router.post("/scans", status_code=202, tags=["scans"], openapi_extra={"requestBody": {"content": {
+    "multipart/form-data": {"schema": {"type": "object", "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}, "use": {"type": "string"}}}},
+    "application/json": {"schema": {"type": "object", "properties": {
+        "paths": {"type": "array", "items": {"type": "string"}}, "use": {"type": "string"}}}}}}})
+async def create_scan(request: Request, user: Caller) -> dict:
+    """Queue a scan of uploaded media (multipart `files`) or of paths inside the server's scan roots (JSON)."""
+    require(user, "scan.create", hide=False)
+    svc = service(request)
+    try:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            body = await request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("paths"), list):
+                raise HTTPException(422, 'send {"paths": [...], "use": "..."} or multipart files')
+            jid = await run_in_threadpool(svc.submit_paths, user.id, [str(p) for p in body["paths"]], body.get("use"))
+        else:
+            form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+            files = [f for f in form.getlist("files") if hasattr(f, "file")]
+            if not files:
+                raise HTTPException(422, "no files: send one or more multipart `files`")
+            jid = await run_in_threadpool(svc.submit_upload, user.id, files, form.get("use") or None)
+    except TooLarge as exc:
+        raise HTTPException(413, str(exc)) from exc
+    except AuditError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return {"id": jid}
+
+
+@router.get("/scans", tags=["scans"])
+def list_scans(request: Request, user: Caller) -> list[dict]:
+    """Scans this account submitted (an admin sees all)."""
+    require(user, "scan.create", hide=False)
+    owner = None if user.role == "admin" else user.id
+    return [actions.job_view(j) for j in service(request).accounts.jobs(owner=owner)]
+
+
+def _job(request: Request, user: User, jid: str):
+    job = service(request).accounts.job(jid) if jid.isalnum() else None
+    require(user, "scan.read", owner=job.owner if job else None)
+    if job is None:
+        raise HTTPException(404, "not found")
+    return job
+
+
+@router.get("/scans/{jid}", tags=["scans"])
+def get_scan(request: Request, jid: str, user: Caller) -> dict:
+    """Status, progress and summary of a scan."""
+    return actions.job_view(_job(request, user, jid))
+
+
+@router.get("/scans/{jid}/findings", tags=["scans"])
+def get_findings(request: Request, jid: str, user: Caller) -> list[dict]:
+    """The findings of a finished scan, in the CLI's JSON format."""
+    job = _job(request, user, jid)
+    rows = actions.findings(service(request), job.id)
+    if rows is None:
+        raise HTTPException(409, f"scan is {job.status}; findings come when it is done")
+    return rows
+
+
+@router.get("/scans/{jid}/report", tags=["scans"], response_class=FileResponse)
+def get_report(request: Request, jid: str, user: Caller):
+    """The HTML evidence report of a finished scan."""
+    job = _job(request, user, jid)
+    path = actions.report(service(request), job.id)
+    if path is None:
+        raise HTTPException(409, f"scan is {job.status}; the report comes when it is done")
+    return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
+
+
+@router.get("/scans/{jid}/findings/{n}/picture", tags=["scans"], response_class=FileResponse)
+def get_picture(request: Request, jid: str, n: int, user: Caller):
+    """The face crop (or waveform) of finding n, cut from the scanned file."""
+    job = _job(request, user, jid)
+    path = actions.picture(service(request), job.id, n)
+    if path is None:
+        raise HTTPException(404, "no picture for this finding")
+    return FileResponse(path)
+
+
+@router.get("/people", tags=["people"])
+def list_people(request: Request, user: Caller) -> list[dict]:
+    """Registered people: ids, names, sample counts, consent; never vectors or crops."""
+    require(user, "people.list", hide=False)
+    return actions.people_view(service(request))
+
+
+def _person(request: Request, user: User, pid: str, action: str, must_exist: bool = True) -> str:
+    require(user, action, person=pid)
+    if must_exist and actions.person_view(service(request), pid) is None:
+        raise HTTPException(404, "not found")
+    return pid
+
+
+@router.get("/people/{pid}", tags=["people"])
+def get_person(request: Request, pid: str, user: Caller) -> dict:
+    """One person (admin, or the actor tied to them); anyone else gets 404."""
+    require(user, "person.read", person=pid)
+    view = actions.person_view(service(request), pid)
+    if view is None:
+        raise HTTPException(404, "not found")
+    return view
+
+
+@router.get("/people/{pid}/reference", tags=["people"], response_class=FileResponse)
+def get_reference(request: Request, pid: str, user: Caller):
+    """The person's enrolled reference crop (admin, or the actor tied to them)."""
+    _person(request, user, pid, "person.read")
+    jpeg = actions.reference(service(request), pid)
+    if not jpeg:
+        raise HTTPException(404, "no reference crop")
+    return Response(jpeg, media_type="image/jpeg")
+
+
+@router.get("/people/{pid}/export", tags=["people"])
+def export_person(request: Request, pid: str, user: Caller) -> dict:
+    """Everything stored about the person, vectors included (admin, or the actor tied to them)."""
+    _person(request, user, pid, "person.read")
+    return actions.export(service(request), pid, {"id": user.id, "role": user.role})
+
+
+UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object", "properties": {
+    "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+
+
+async def _enroll(request: Request, user: User, pid: str, modality: str) -> dict:
+    require(user, "person.enroll", person=pid)  # before the body is read
+    if not auth.ID_RE.fullmatch(pid):
+        raise HTTPException(400, f"bad person id '{pid}'")
+    svc = service(request)
+    try:
+        form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+        files = [f for f in form.getlist("files") if hasattr(f, "file")]
+        if not files:
+            raise HTTPException(422, "no files: send one or more multipart `files`")
+        return await run_in_threadpool(actions.enroll, svc, pid, modality, files)
+    except TooLarge as exc:
+        raise HTTPException(413, str(exc)) from exc
+
+
+@router.post("/people/{pid}/faces", tags=["people"], openapi_extra=UPLOAD_DOC)
+async def enroll_faces(request: Request, pid: str, user: Caller) -> dict:
+    """Enroll face photos (or short videos): per-file accepted or refused and why."""
+    return await _enroll(request, user, pid, "face")
+
+
+@router.post("/people/{pid}/voices", tags=["people"], openapi_extra=UPLOAD_DOC)
+async def enroll_voices(request: Request, pid: str, user: Caller) -> dict:
+    """Enroll voice recordings (about 10 s of speech or more in total)."""
+    return await _enroll(request, user, pid, "voice")
+
+
+@router.put("/people/{pid}/consent", tags=["people"])
+def put_consent(request: Request, pid: str, body: ConsentBody, user: Caller) -> dict:
+    """Record consent decisions: allow, deny (scopes), until (inclusive date), note, forget."""
+    _person(request, user, pid, "person.consent")
+    try:
+        return actions.consent(service(request), pid, body.allow, body.deny, body.until, body.note, body.forget)
+    except UnknownPerson as exc:
+        raise HTTPException(404, "not found") from exc
+    except AuditError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+@router.delete("/people/{pid}", tags=["people"])
+def delete_person(request: Request, pid: str, user: Caller) -> dict:
+    """Withdraw: verified deletion of every sample, vector and crop of the person."""
+    _person(request, user, pid, "person.remove")
+    return {"person": pid, "vectors_removed": actions.remove(service(request), pid)}
+
+
+@router.post("/invites", tags=["service"])
+def create_invite(request: Request, body: InviteBody, user: Caller) -> JSONResponse:
+    """A single-use, expiring link to open an account (admin)."""
+    require(user, "admin", hide=False)
+    try:
+        code = auth.new_invite(service(request).accounts, user, body.role, body.person, body.hours)
+    except AuditError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    return JSONResponse({"url": str(request.url_for("register_page", code=code))}, status_code=201)

@@ -1,0 +1,190 @@
+"""Background scans: a queue in the accounts database, one worker process per running scan.
+
+Scans run in their own process so the server stays responsive and a crashing decoder takes down only its scan.
+A job is 'running' from the moment it is claimed; a server that stops (or dies) leaves it so, and the next start
+puts it back in the queue once (then marks it failed), so an interrupted scan is resumed or failed, never lost.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+MAX_ATTEMPTS = 2
+FINDINGS = "findings.json"
+REPORT = "report.html"
+CROPS = "crops"
+INPUT = "input"
+
+
+class JobRunner:
+    """Claims queued jobs and runs each in a worker process (`python -m audit.service.jobs`)."""
+
+    def __init__(self, accounts, home: Path, models: str | None, threads: int, workers: int = 1):
+        self.accounts, self.home, self.models, self.threads = accounts, Path(home), models, threads
+        self.workers = max(1, workers)
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._procs: dict[str, subprocess.Popen] = {}
+
+    def recover(self) -> list[str]:
+        """Jobs a previous server left running: queued again, or failed after MAX_ATTEMPTS; returns their ids."""
+        seen = []
+        for job in self.accounts.jobs(status=("running",)):
+            if job.attempts < MAX_ATTEMPTS:
+                self.accounts.requeue_job(job.id, f"interrupted by a server restart (attempt {job.attempts}); resumed")
+            else:
+                self.accounts.fail_job(job.id, f"interrupted by a server restart {job.attempts} times; not retried")
+                _drop_inputs(self.accounts.job_dir(job.id))
+            seen.append(job.id)
+        return seen
+
+    def start(self) -> None:
+        """Recover, then start the worker threads."""
+        self.recover()
+        for i in range(self.workers):
+            t = threading.Thread(target=self._loop, name=f"scan-runner-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wake(self) -> None:
+        """A job was queued."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def stop(self) -> None:
+        """Stop taking jobs and stop running scans; they stay 'running' and are resumed by the next start."""
+        self._stopping = True
+        self.wake()
+        for proc in list(self._procs.values()):
+            proc.terminate()
+        for t in self._threads:
+            t.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            job = self.accounts.claim_job()
+            if job is None:
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
+            self._run(job.id)
+
+    def _run(self, jid: str) -> None:
+        cmd = [sys.executable, "-m", "audit.service.jobs", str(self.home), jid, "--threads", str(self.threads)]
+        if self.models:
+            cmd += ["--models", str(self.models)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._procs[jid] = proc
+        _, err = proc.communicate()
+        self._procs.pop(jid, None)
+        if self._stopping:
+            return
+        job = self.accounts.job(jid)
+        if job is not None and job.status == "running":  # the worker died without saying why
+            tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            self.accounts.fail_job(jid, f"scan worker stopped (exit code {proc.returncode}) {tail[0]}".strip())
+            _drop_inputs(self.accounts.job_dir(jid))
+
+
+def _drop_inputs(folder: Path) -> None:
+    """Uploaded media is kept only while its scan may still run."""
+    shutil.rmtree(folder / INPUT, ignore_errors=True)
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit when the server that started this worker is gone: its restart will resume the job."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(3)
+        time.sleep(0.5)
+
+
+def work(home: Path, jid: str, models: str | None, threads: int) -> int:
+    """Run one claimed job: scan, write findings, report and evidence crops, record the people found."""
+    import audit
+
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    store = audit.open_store(home, models=models, threads=threads, create=False)
+    accounts = store.accounts()
+    job = accounts.job(jid)
+    if job is None or job.status != "running":
+        return 0
+    folder = accounts.job_dir(jid)
+    try:
+        if (folder / INPUT).is_dir():
+            os.chdir(folder / INPUT)  # uploads are scanned by their server-given names: 001.jpg, ...
+        run = audit.scan(store, [i["path"] for i in job.inputs], use=job.use, workers=1)
+        findings = []
+        for f in run:
+            findings.append(f)
+            accounts.job_progress(jid, run.summary.files)
+        summary = {k: v for k, v in vars(run.summary).items()}
+        audit.write_findings(findings, folder / FINDINGS)
+        # The report leaves out enrolled reference crops: an auditor sees faces from their own media only.
+        audit.write_findings(findings, folder / REPORT, store=None,
+                             meta={"scan": jid, "submitted by": job.owner, "use": job.use, "files_scanned": run.summary.files})
+        records = audit.read_findings(folder / FINDINGS)
+        found = _crops(records, folder / CROPS)
+        accounts.finish_job(jid, summary, found)
+    except Exception as exc:  # anything at all: the job says failed, with why
+        accounts.fail_job(jid, f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        _drop_inputs(folder)
+    return 0
+
+
+def _crops(records: list[dict], folder: Path) -> list[tuple[int, str]]:
+    """Cut each face finding's crop (or a voice finding's waveform) and list who each finding names."""
+    from ..report.evidence import Evidence
+
+    folder.mkdir(mode=0o700, exist_ok=True)
+    evidence = Evidence(None, records)
+    found = []
+    for n, r in enumerate(records):
+        names = [r["person"]] if r.get("person") else []
+        names += [c["person"] for c in r.get("contributors") or [] if c.get("person")]
+        if r.get("kind") == "error" or not names:
+            continue
+        found += [(n, p) for p in dict.fromkeys(names)]
+        picture = evidence.crop(r) if r.get("modality") == "face" else evidence.waveform(r)
+        if picture:
+            suffix = ".jpg" if r.get("modality") == "face" else ".png"
+            fd = os.open(folder / f"{n}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(picture)
+    return found
+
+
+def crop_path(folder: Path, n: int) -> Path | None:
+    """The saved evidence picture of finding n, if any."""
+    for suffix in (".jpg", ".png"):
+        p = folder / CROPS / f"{n}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Worker entry point: HOME JOB [--models DIR] [--threads N]."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m audit.service.jobs")
+    parser.add_argument("home")
+    parser.add_argument("job")
+    parser.add_argument("--models")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    return work(Path(args.home).resolve(), args.job, args.models, args.threads)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

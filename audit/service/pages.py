@@ -1,0 +1,300 @@
+"""Server-rendered pages (no JavaScript needed): login, actor portal, auditor scans, admin invitations."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from ..errors import AuditError
+from . import actions, auth
+from .api import REPORT_CSP
+from .uploads import TooLarge
+from .web import check_csrf, page_session, render, require, service
+
+router = APIRouter(include_in_schema=False)
+Sess = Annotated[auth.Session, Depends(page_session)]
+LOGIN_COOKIE = "la_login"  # double-submit token for the login and register forms (no session yet)
+HOME = {"actor": "/me", "auditor": "/scans", "admin": "/admin"}
+
+
+def login_form(request: Request, status: int = 200, error: str | None = None, **context) -> Response:
+    """The login page (also the body of every 401 page)."""
+    nonce = secrets.token_urlsafe(24)
+    page = render(request, context.pop("template", "login.html"), status=status, error=error, login_csrf=nonce,
+                  **context)
+    page.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", secure=service(request).cfg.secure_cookies)
+    return page
+
+
+def _login_csrf_ok(request: Request, sent: str) -> bool:
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    return bool(cookie and sent) and secrets.compare_digest(cookie, sent)
+
+
+def _signed_in(request: Request, user, resp: Response) -> Response:
+    """resp, with a fresh session cookie for user."""
+    svc = service(request)
+    resp.set_cookie(auth.SESSION_COOKIE, svc.sessions.start(user), max_age=svc.sessions.max_age, httponly=True,
+                    samesite="strict", secure=svc.cfg.secure_cookies)
+    resp.delete_cookie(LOGIN_COOKIE)
+    return resp
+
+
+@router.get("/")
+def home(session: Sess):
+    return RedirectResponse(HOME[session.user.role], status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request):
+    return login_form(request)
+
+
+@router.post("/login")
+def login(request: Request, user: Annotated[str, Form()], password: Annotated[str, Form()],
+          login_csrf: Annotated[str, Form()] = ""):
+    svc = service(request)
+    if not _login_csrf_ok(request, login_csrf):
+        return login_form(request, 403, "The form expired; please try again.")
+    keys = (user.lower()[:64], request.client.host if request.client else "?")
+    if any(limit.blocked(key) for limit, key in zip(svc.logins, keys)):
+        return login_form(request, 429, "Too many failed attempts; wait a few minutes.")
+    account = auth.login(svc.accounts, user, password)
+    if account is None:
+        for limit, key in zip(svc.logins, keys):
+            limit.fail(key)
+        return login_form(request, 401, "Wrong account or password.")
+    return _signed_in(request, account, RedirectResponse(HOME[account.role], status_code=303))
+
+
+@router.post("/logout")
+def logout(request: Request, session: Sess, csrf: Annotated[str, Form()] = ""):
+    check_csrf(request, session, csrf)
+    service(request).sessions.end(session)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(auth.SESSION_COOKIE)
+    return resp
+
+
+@router.get("/register/{code}", name="register_page")
+def register_page(request: Request, code: str):
+    invite = service(request).accounts.invite(auth.digest(code))
+    if invite is None:
+        return render(request, "error.html", status=404, message="This invitation is unknown, used or expired.")
+    return login_form(request, template="register.html", invite=invite, code=code)
+
+
+@router.post("/register/{code}")
+def register(request: Request, code: str, user: Annotated[str, Form()], password: Annotated[str, Form()],
+             login_csrf: Annotated[str, Form()] = ""):
+    svc = service(request)
+    invite = svc.accounts.invite(auth.digest(code))
+    if invite is None:
+        return render(request, "error.html", status=404, message="This invitation is unknown, used or expired.")
+    if not _login_csrf_ok(request, login_csrf):
+        return login_form(request, 403, "The form expired; please try again.", template="register.html",
+                          invite=invite, code=code)
+    try:
+        account, token = auth.redeem(svc.accounts, code, user, password)
+    except AuditError as exc:
+        return login_form(request, 400, str(exc), template="register.html", invite=invite, code=code)
+    # The API token is shown once, here, with a link onwards.
+    page = render(request, "registered.html", account=account, token=token, next=HOME[account.role])
+    return _signed_in(request, account, page)
+
+
+# Actor pages
+def _actor(session: auth.Session) -> str:
+    if session.user.role != "actor":
+        raise HTTPException(403, "these pages are for actor accounts")
+    return session.user.person
+
+
+@router.get("/me")
+def me(request: Request, session: Sess):
+    pid = _actor(session)
+    person = actions.person_view(service(request), pid)
+    return render(request, "me.html", session, person=person, pid=pid)
+
+
+@router.post("/me/faces")
+async def me_faces(request: Request, session: Sess):
+    return await _enroll(request, session, "face")
+
+
+@router.post("/me/voices")
+async def me_voices(request: Request, session: Sess):
+    return await _enroll(request, session, "voice")
+
+
+async def _enroll(request: Request, session: auth.Session, modality: str):
+    pid = _actor(session)
+    svc = service(request)
+    form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+    check_csrf(request, session, form.get("csrf"))
+    files = [f for f in form.getlist("files") if hasattr(f, "file") and f.filename]
+    if not files:
+        return render(request, "error.html", session, status=422, message="Choose one or more files to upload.")
+    try:
+        result = await run_in_threadpool(actions.enroll, svc, pid, modality, files)
+    except TooLarge as exc:
+        return render(request, "error.html", session, status=413, message=str(exc))
+    person = actions.person_view(svc, pid)
+    return render(request, "enrolled.html", session, result=result, modality=modality, person=person)
+
+
+@router.post("/me/consent")
+def me_consent(request: Request, session: Sess, scope: Annotated[str, Form()], decision: Annotated[str, Form()],
+               csrf: Annotated[str, Form()] = "", until: Annotated[str, Form()] = "",
+               note: Annotated[str, Form()] = ""):
+    pid = _actor(session)
+    check_csrf(request, session, csrf)
+    scopes = [s for s in scope.replace(",", " ").split() if s]
+    kwargs = {"allow": scopes} if decision == "allow" else {"deny": scopes} if decision == "deny" else {"forget": scopes}
+    try:
+        actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note, **kwargs)
+    except AuditError as exc:
+        return render(request, "error.html", session, status=400, message=str(exc))
+    return RedirectResponse("/me#consent", status_code=303)
+
+
+@router.get("/me/found")
+def me_found(request: Request, session: Sess):
+    pid = _actor(session)
+    return render(request, "found.html", session, pid=pid, found=actions.found(service(request), pid))
+
+
+@router.get("/me/found/{jid}/{n}")
+def me_found_picture(request: Request, session: Sess, jid: str, n: int):
+    pid = _actor(session)
+    svc = service(request)
+    path = actions.picture(svc, jid, n) if jid.isalnum() and svc.accounts.names_person(jid, n, pid) else None
+    if path is None:
+        raise HTTPException(404, "not found")
+    return FileResponse(path)
+
+
+@router.get("/me/reference")
+def me_reference(request: Request, session: Sess):
+    jpeg = actions.reference(service(request), _actor(session))
+    if not jpeg:
+        raise HTTPException(404, "no reference crop")
+    return Response(jpeg, media_type="image/jpeg")
+
+
+@router.get("/me/export")
+def me_export(request: Request, session: Sess):
+    pid = _actor(session)
+    if actions.person_view(service(request), pid) is None:
+        raise HTTPException(404, "nothing is stored about you yet")
+    data = actions.export(service(request), pid, {"id": session.user.id, "role": session.user.role})
+    return Response(json.dumps(data, indent=1), media_type="application/json",
+                    headers={"Content-Disposition": f'attachment; filename="likeness-{pid}.json"'})
+
+
+@router.get("/me/withdraw")
+def me_withdraw_page(request: Request, session: Sess):
+    pid = _actor(session)
+    return render(request, "withdraw.html", session, pid=pid, person=actions.person_view(service(request), pid))
+
+
+@router.post("/me/withdraw")
+def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, Form()] = "", confirm: Annotated[str, Form()] = ""):
+    pid = _actor(session)
+    check_csrf(request, session, csrf)
+    if confirm != pid:
+        return render(request, "withdraw.html", session, pid=pid, status=400,
+                      person=actions.person_view(service(request), pid), error=f"Type {pid} to confirm.")
+    if actions.person_view(service(request), pid) is None:
+        return render(request, "withdrawn.html", session, pid=pid, vectors=0)
+    return render(request, "withdrawn.html", session, pid=pid, vectors=actions.remove(service(request), pid))
+
+
+# Auditor pages
+@router.get("/scans")
+def scans(request: Request, session: Sess):
+    require(session.user, "scan.create", hide=False)
+    owner = None if session.user.role == "admin" else session.user.id
+    return render(request, "scans.html", session, jobs=service(request).accounts.jobs(owner=owner))
+
+
+@router.post("/scans")
+async def scans_post(request: Request, session: Sess):
+    require(session.user, "scan.create", hide=False)
+    svc = service(request)
+    form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+    check_csrf(request, session, form.get("csrf"))
+    files = [f for f in form.getlist("files") if hasattr(f, "file") and f.filename]
+    if not files:
+        return render(request, "error.html", session, status=422, message="Choose one or more files to scan.")
+    try:
+        jid = await run_in_threadpool(svc.submit_upload, session.user.id, files, form.get("use") or None)
+    except TooLarge as exc:
+        return render(request, "error.html", session, status=413, message=str(exc))
+    return RedirectResponse(f"/scans/{jid}", status_code=303)
+
+
+def _job(request: Request, session: auth.Session, jid: str):
+    job = service(request).accounts.job(jid) if jid.isalnum() else None
+    require(session.user, "scan.read", owner=job.owner if job else None)
+    if job is None:
+        raise HTTPException(404, "not found")
+    return job
+
+
+@router.get("/scans/{jid}")
+def scan_page(request: Request, session: Sess, jid: str):
+    job = _job(request, session, jid)
+    rows = actions.findings(service(request), job.id) if job.status == "done" else None
+    names = {i["path"]: i["name"] for i in job.inputs}
+    return render(request, "scan.html", session, job=job, rows=rows, names=names)
+
+
+@router.get("/scans/{jid}/report")
+def scan_report(request: Request, session: Sess, jid: str):
+    job = _job(request, session, jid)
+    path = actions.report(service(request), job.id)
+    if path is None:
+        raise HTTPException(409, f"scan is {job.status}")
+    return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
+
+
+@router.get("/scans/{jid}/picture/{n}")
+def scan_picture(request: Request, session: Sess, jid: str, n: int):
+    job = _job(request, session, jid)
+    path = actions.picture(service(request), job.id, n)
+    if path is None:
+        raise HTTPException(404, "no picture")
+    return FileResponse(path)
+
+
+@router.get("/people")
+def people(request: Request, session: Sess):
+    require(session.user, "people.list", hide=False)
+    return render(request, "people.html", session, people=actions.people_view(service(request)))
+
+
+# Admin pages
+@router.get("/admin")
+def admin(request: Request, session: Sess):
+    require(session.user, "admin", hide=False)
+    return render(request, "admin.html", session, users=service(request).accounts.users())
+
+
+@router.post("/admin/invites")
+def admin_invite(request: Request, session: Sess, role: Annotated[str, Form()], csrf: Annotated[str, Form()] = "",
+                 person: Annotated[str, Form()] = "", hours: Annotated[float, Form()] = 72.0):
+    require(session.user, "admin", hide=False)
+    check_csrf(request, session, csrf)
+    svc = service(request)
+    try:
+        code = auth.new_invite(svc.accounts, session.user, role, person.strip() or None, min(max(hours, 0.1), 720))
+    except AuditError as exc:
+        return render(request, "error.html", session, status=400, message=str(exc))
+    return render(request, "admin.html", session, users=svc.accounts.users(),
+                  invite_url=str(request.url_for("register_page", code=code)), invite_role=role, invite_person=person)

@@ -1,0 +1,147 @@
+"""The running service: its settings, the store (used from one thread), accounts, sessions and scan runner."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import config
+from ..errors import AuditError
+from ..store.crypto import FROM_ENV
+from . import auth, uploads
+from .jobs import JobRunner
+
+
+@dataclass
+class ServiceConfig:
+    """Settings of `likeness-audit serve`."""
+
+    home: Path
+    models: str | None = None
+    threads: int = 1
+    key: object = FROM_ENV  # bytes, None (plaintext), or FROM_ENV: $AUDIT_KEY / $AUDIT_KEY_FILE
+    scan_roots: list[Path] = field(default_factory=list)  # folders auditors may scan by path
+    max_upload: int = config.SERVICE_MAX_UPLOAD_BYTES
+    max_file: int = config.SERVICE_MAX_FILE_BYTES
+    max_files: int = config.SERVICE_MAX_FILES
+    session_hours: float = 12.0
+    invite_hours: float = 72.0
+    secure_cookies: bool = False  # set behind HTTPS
+    scan_workers: int = 1
+
+
+class StoreGate:
+    """The store's SQLite connection belongs to one thread: every store call runs on this one."""
+
+    def __init__(self, cfg: ServiceConfig):
+        self.cfg = cfg
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._store = None
+
+    def _open(self):
+        import audit
+
+        kwargs = {} if self.cfg.key is FROM_ENV else {"key": self.cfg.key}
+        return audit.open_store(self.cfg.home, models=self.cfg.models, threads=self.cfg.threads, create=True,
+                                **kwargs)
+
+    def run(self, fn, *args, **kwargs):
+        """fn(store, *args, **kwargs) on the store's thread; its exceptions are raised here."""
+        def call():
+            if self._store is None:
+                self._store = self._open()
+            return fn(self._store, *args, **kwargs)
+
+        return self._pool.submit(call).result()
+
+    def close(self) -> None:
+        """Close the store and stop its thread."""
+        if self._store is not None:
+            self._pool.submit(self._store.close).result()
+        self._pool.shutdown()
+
+
+class Service:
+    """Everything the routes use; built once per app."""
+
+    def __init__(self, cfg: ServiceConfig):
+        self.cfg = cfg
+        cfg.home = Path(cfg.home).resolve()
+        self.gate = StoreGate(cfg)
+        self.accounts = self.gate.run(lambda s: s.accounts())
+        self.sessions = auth.Sessions(self.accounts, cfg.session_hours)
+        # Failed logins: 5 per account and 30 per client address in 5 minutes, then 429 until the window passes.
+        self.logins = (auth.RateLimit(5), auth.RateLimit(30))
+        self.runner = JobRunner(self.accounts, cfg.home, cfg.models, cfg.threads, cfg.scan_workers)
+
+    def start(self) -> None:
+        """Resume interrupted scans and start the workers."""
+        self.runner.start()
+
+    def stop(self) -> None:
+        """Stop the workers and close the store."""
+        self.runner.stop()
+        self.gate.close()
+
+    @contextmanager
+    def uploaded(self, files: list):
+        """Uploads saved in a private folder of the store for the duration of the block."""
+        tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=self._tmp_root()))
+        try:
+            yield uploads.save(files, tmp, self.cfg.max_file, self.cfg.max_files)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _tmp_root(self) -> Path:
+        root = self.cfg.home / "tmp"
+        root.mkdir(mode=0o700, exist_ok=True)
+        return root
+
+    def submit_upload(self, owner: str, files: list, use: str | None) -> str:
+        """Queue a scan of uploaded files; returns the job id."""
+        jid = secrets.token_hex(8)
+        folder = self.accounts.job_dir(jid)
+        try:
+            saved = uploads.save(files, folder / "input", self.cfg.max_file, self.cfg.max_files)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        inputs = [{"path": s.path.name, "name": s.name} for s in saved]
+        self.accounts.add_job(jid, owner, use, inputs)
+        self.runner.wake()
+        return jid
+
+    def submit_paths(self, owner: str, paths: list[str], use: str | None) -> str:
+        """Queue a scan of files or folders inside an allowed scan root; returns the job id."""
+        if not self.cfg.scan_roots:
+            raise AuditError("scanning by path is off: the server was started without --scan-root")
+        resolved = []
+        for given in paths:
+            p = self._inside_root(given)
+            resolved.append({"path": str(p), "name": given})
+        if not resolved:
+            raise AuditError("no paths given")
+        jid = secrets.token_hex(8)
+        self.accounts.add_job(jid, owner, use, resolved)
+        self.runner.wake()
+        return jid
+
+    def _inside_root(self, given: str) -> Path:
+        """given (absolute, or relative to the first root) resolved, and inside a scan root, or AuditError."""
+        if "\x00" in given:
+            raise AuditError("bad path")
+        base = self.cfg.scan_roots[0]
+        p = Path(os.path.realpath(base / given))
+        for root in self.cfg.scan_roots:
+            if p == root or p.is_relative_to(Path(os.path.realpath(root))):
+                if not p.exists():
+                    raise AuditError(f"not found: {given}")
+                return p
+        raise AuditError(f"{given} is outside the folders this server scans")
+
