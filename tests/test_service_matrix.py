@@ -230,7 +230,8 @@ def test_delete_person(world, photos):
     with open(photos["gdp"], "rb") as f:
         r = httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["carol"]),
                        files=[("files", ("me.jpg", f, "image/jpeg"))])
-    assert r.status_code == 200 and r.json()["files"][0]["status"] == "refused"  # 5 faces, no --pick on the web
+    assert r.status_code == 200 and r.json()["files"][0]["status"] == "refused"  # 5 faces: refused
+    assert "only you in it" in r.json()["files"][0]["reason"]
     with open(photos["yaoming"], "rb") as f:
         r = httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["root"]),
                        files=[("files", ("me.jpg", f, "image/jpeg"))])

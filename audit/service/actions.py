@@ -40,10 +40,15 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
         except AuditError as exc:  # nothing usable: every file refused; say so per file where the reason names it
             return {"person": pid, "added": 0, "already": 0, "error": _unpath(str(exc), shown), "files": [
                 {"name": n, "status": "refused", "reason": ""} for n in shown.values()]}
-    refused = {_unpath(s.path, shown): _unpath(s.reason, shown) for s in result.skipped}
+    refused = {_unpath(s.path, shown): _web(_unpath(s.reason, shown)) for s in result.skipped}
     rows = [{"name": n, "status": "refused" if n in refused else "accepted", "reason": refused.get(n, "")}
             for n in shown.values()]
     return {"person": pid, "added": result.added, "already": result.already, "files": rows}
+
+
+def _web(reason: str) -> str:
+    """A refusal worded for the web, where there is no --pick option."""
+    return reason.replace("use --pick largest to take the largest", "upload a photo with only you in it")
 
 
 def _unpath(text: str, shown: dict[str, str]) -> str:
@@ -109,7 +114,8 @@ def job_view(job: Job) -> dict:
     return {"id": job.id, "owner": job.owner, "status": job.status, "use": job.use,
             "created": job.created, "started": job.started, "finished": job.finished, "attempts": job.attempts,
             "progress": {"files_done": job.done_files, "files_total": job.total_files},
-            "summary": job.summary, "error": job.error,
+            "summary": job.summary, "error": job.error if job.status == "failed" else None,
+            "note": job.error if job.status != "failed" else None,  # e.g. resumed after a restart
             "inputs": [{"file": Path(i["path"]).name, "name": i["name"]} for i in job.inputs]}
 
 

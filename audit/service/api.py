@@ -13,7 +13,7 @@ from ..errors import AuditError, UnknownPerson
 from ..store.accounts import User
 from . import actions, auth
 from .uploads import TooLarge
-from .web import api_user, require, service
+from .web import read_form, api_user, require, service
 
 router = APIRouter(prefix="/api/v1")
 Caller = Annotated[User, Depends(api_user)]
@@ -39,7 +39,7 @@ class InviteBody(BaseModel):
 
 
 @router.get("/health", tags=["service"])
-def health() -> dict:
+async def health() -> dict:
     """Liveness: 200 {"status": "ok"}; no authentication."""
     return {"status": "ok"}
 
@@ -66,7 +66,7 @@ async def create_scan(request: Request, user: Caller) -> dict:
                 raise HTTPException(422, 'send {"paths": [...], "use": "..."} or multipart files')
             jid = await run_in_threadpool(svc.submit_paths, user.id, [str(p) for p in body["paths"]], body.get("use"))
         else:
-            form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+            form = await read_form(request)
             files = [f for f in form.getlist("files") if hasattr(f, "file")]
             if not files:
                 raise HTTPException(422, "no files: send one or more multipart `files`")
@@ -181,7 +181,7 @@ async def _enroll(request: Request, user: User, pid: str, modality: str) -> dict
         raise HTTPException(400, f"bad person id '{pid}'")
     svc = service(request)
     try:
-        form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+        form = await read_form(request)
         files = [f for f in form.getlist("files") if hasattr(f, "file")]
         if not files:
             raise HTTPException(422, "no files: send one or more multipart `files`")

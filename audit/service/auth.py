@@ -24,8 +24,7 @@ SECRET_KEY = "cookie_secret"
 MIN_PASSWORD = 10
 
 _hasher = PasswordHasher()
-# Verifying against this when the account does not exist keeps a missing account as slow as a wrong password.
-_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+_dummy: list[str] = []  # a hash to verify against when the account does not exist: as slow as a wrong password
 
 
 class AuthError(AuditError):
@@ -66,8 +65,10 @@ def add_account(accounts: Accounts, uid: str, role: str, person: str | None) -> 
 def login(accounts: Accounts, uid: str, password: str) -> User | None:
     """The account when the password is right, else None."""
     user = accounts.user(uid) if ID_RE.fullmatch(uid or "") else None
+    if user is None and not _dummy:
+        _dummy.append(_hasher.hash(secrets.token_urlsafe(16)))
     try:
-        _hasher.verify(user.password if user else _DUMMY, password)
+        _hasher.verify(user.password if user else _dummy[0], password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None:

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from ..store import faults
+
 MAX_ATTEMPTS = 2
 FINDINGS = "findings.json"
 REPORT = "report.html"
@@ -120,6 +122,7 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
     try:
         if (folder / INPUT).is_dir():
             os.chdir(folder / INPUT)  # uploads are scanned by their server-given names: 001.jpg, ...
+        faults.point("jobs.worker:scanning")
         run = audit.scan(store, [i["path"] for i in job.inputs], use=job.use, workers=1)
         findings = []
         for f in run:
@@ -183,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.nice(5)  # scans are batch work: the server answering people comes first
     return work(Path(args.home).resolve(), args.job, args.models, args.threads)
 
 

