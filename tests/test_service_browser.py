@@ -37,6 +37,17 @@ def browser():
     return driver
 
 
+def submit(driver, css: str) -> None:
+    """Click a form's button and wait for the next page to replace this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, css).click()
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+
+
 @pytest.fixture
 def shots(tmp_path):
     folder = Path(os.environ.get("AUDIT_SCREENSHOTS") or tmp_path / "screenshots")
@@ -84,37 +95,37 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
             driver.get(server.url + "/login")
             driver.find_element(By.NAME, "user").send_keys(uid)
             driver.find_element(By.NAME, "password").send_keys(pw)
-            driver.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+            submit(driver, "form[action='/login'] button")
 
         # The admin invites an actor for the person id "actor1".
         login(actor, "root", admin_pw)
         assert actor.current_url.endswith("/admin")
         actor.find_element(By.NAME, "person").send_keys("actor1")
-        actor.find_element(By.CSS_SELECTOR, "form[action='/admin/invites'] button").click()
+        submit(actor, "form[action='/admin/invites'] button")
         link = actor.find_element(By.ID, "invite-url").text
         assert "/register/" in link
         actor.save_screenshot(str(shots / "1-admin-invite.png"))
-        actor.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+        submit(actor, "form[action='/logout'] button")
 
         # The actor registers from the link.
         actor.get(link)
         assert "invited as actor for the person actor1" in actor.find_element(By.TAG_NAME, "main").text
         actor.find_element(By.NAME, "user").send_keys("pat")
         actor.find_element(By.NAME, "password").send_keys("correct horse battery")
-        actor.find_element(By.CSS_SELECTOR, "form button").click()
+        submit(actor, "form button")
         assert actor.find_element(By.CSS_SELECTOR, "pre.token").text.startswith("la_")
-        actor.find_element(By.LINK_TEXT, "Continue").click()
+        actor.get(actor.find_element(By.LINK_TEXT, "Continue").get_attribute("href"))
         assert "Nothing is registered for you yet" in actor.page_source
 
         # Photos: the person's, and a group photo that must be refused with a reason.
         actor.find_element(By.CSS_SELECTOR, "form[action='/me/faces'] input[type=file]").send_keys(
             "\n".join(str(p) for p in [*enrol, photos["gdp"]]))
-        actor.find_element(By.CSS_SELECTOR, "form[action='/me/faces'] button").click()
+        submit(actor, "form[action='/me/faces'] button")
         rows = [r.text for r in actor.find_elements(By.CSS_SELECTOR, "tbody tr")]
         assert sum("face found, enrolled" in r for r in rows) == len(enrol)
         assert any("gdp.jpg" in r and "refused" in r and "only you in it" in r for r in rows)
         actor.save_screenshot(str(shots / "2-actor-photos.png"))
-        actor.find_element(By.LINK_TEXT, "Back to my likeness").click()
+        actor.get(server.url + "/me")
         assert actor.find_element(By.ID, "faces-count").text == str(len(enrol))
 
         # Consent: research allowed until a date, advertising denied.
@@ -123,7 +134,7 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
             actor.find_element(By.CSS_SELECTOR, f"select[name=decision] option[value={decision}]").click()
             if until:
                 actor.execute_script("arguments[0].value = arguments[1]", actor.find_element(By.NAME, "until"), until)
-            actor.find_element(By.CSS_SELECTOR, "form[action='/me/consent'] button").click()
+            submit(actor, "form[action='/me/consent'] button")
 
         consent("research", "allow", "2030-12-31")
         consent("advertising", "deny")
@@ -135,7 +146,7 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         login(auditor, "studio", auditor_pw)
         auditor.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(scanned))
         auditor.find_element(By.NAME, "use").send_keys("advertising")
-        auditor.find_element(By.CSS_SELECTOR, "form[action='/scans'] button").click()
+        submit(auditor, "form[action='/scans'] button")
         deadline = time.monotonic() + 120
         while auditor.find_element(By.ID, "scan-status").text not in ("done", "failed"):
             assert time.monotonic() < deadline, "scan did not finish"

@@ -44,8 +44,12 @@ def users_add(obj: Context, account: str, role: str, person: str | None, name: s
     if person and role == "actor":
         auth.check_id(person, "person id")
         if person not in store.names():
-            store.add_person(person, name)
-    _, password, token = auth.add_account(store.accounts(), account, role, person)
+            store.add_samples(person, name, [], None)  # registered, nothing enrolled yet
+    accounts = store.accounts()
+    try:
+        _, password, token = auth.add_account(accounts, account, role, person)
+    finally:
+        accounts.close()
     click.echo(f"password: {password}")
     click.echo(f"token: {token}")
 
@@ -60,8 +64,10 @@ def users_list(obj: Context) -> None:
     Example:
       likeness-audit users list
     """
-    for u in obj.store().accounts().users():
+    accounts = obj.store(create=False).accounts()
+    for u in accounts.users():
         click.echo(f"{u.id}\t{u.role}\t{u.person or ''}")
+    accounts.close()
 
 
 @cli.command()

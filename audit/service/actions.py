@@ -14,17 +14,25 @@ from . import jobs
 from .state import Service
 
 
+def _view(store, person) -> dict:
+    """A person as JSON, each consent record with its status today."""
+    out = asdict(person)
+    for scope, record in out["consent"].items():
+        record["status"] = store.consent_status(person.id, scope)
+    return out
+
+
 def person_view(svc: Service, pid: str) -> dict | None:
     """A registered person: id, name, created, sample counts, consent (never vectors); None if unknown."""
     try:
-        return asdict(svc.gate.run(lambda s: s.person(pid)))
+        return svc.gate.run(lambda s: _view(s, s.person(pid)))
     except UnknownPerson:
         return None
 
 
 def people_view(svc: Service) -> list[dict]:
     """Everyone registered (ids, names, counts, consent)."""
-    return [asdict(p) for p in svc.gate.run(lambda s: s.people())]
+    return svc.gate.run(lambda s: [_view(s, p) for p in s.people()])
 
 
 def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None = None) -> dict:
@@ -37,13 +45,25 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
                 result = svc.gate.run(lambda s: s.enroll_face(pid, paths, name=name))
             else:
                 result = svc.gate.run(lambda s: s.enroll_voice(pid, paths, name=name))
-        except AuditError as exc:  # nothing usable: every file refused; say so per file where the reason names it
-            return {"person": pid, "added": 0, "already": 0, "error": _unpath(str(exc), shown), "files": [
-                {"name": n, "status": "refused", "reason": ""} for n in shown.values()]}
+        except AuditError as exc:  # nothing enrolled: every file refused, each with its reason where one is named
+            reasons = _reasons(str(exc), shown)
+            overall = _web(_unpath(str(exc), shown))
+            return {"person": pid, "added": 0, "already": 0, "error": overall, "files": [
+                {"name": n, "status": "refused", "reason": reasons.get(p) or overall} for p, n in shown.items()]}
     refused = {_unpath(s.path, shown): _web(_unpath(s.reason, shown)) for s in result.skipped}
     rows = [{"name": n, "status": "refused" if n in refused else "accepted", "reason": refused.get(n, "")}
             for n in shown.values()]
     return {"person": pid, "added": result.added, "already": result.already, "files": rows}
+
+
+def _reasons(message: str, shown: dict[str, str]) -> dict[str, str]:
+    """Per-file reasons from an EnrollError that lists them as "path: reason; path: reason)"."""
+    found = sorted((message.find(p + ": "), p) for p in shown if p + ": " in message)
+    out = {}
+    for i, (pos, path) in enumerate(found):
+        end = found[i + 1][0] if i + 1 < len(found) else len(message)
+        out[path] = _web(message[pos + len(path) + 2:end].rstrip("); "))
+    return out
 
 
 def _web(reason: str) -> str:

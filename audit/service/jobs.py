@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ..store import faults
@@ -124,15 +125,17 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
             os.chdir(folder / INPUT)  # uploads are scanned by their server-given names: 001.jpg, ...
         faults.point("jobs.worker:scanning")
         run = audit.scan(store, [i["path"] for i in job.inputs], use=job.use, workers=1)
-        findings = []
-        for f in run:
-            findings.append(f)
-            accounts.job_progress(jid, run.summary.files)
-        summary = {k: v for k, v in vars(run.summary).items()}
-        audit.write_findings(findings, folder / FINDINGS)
+        done = threading.Event()
+        threading.Thread(target=_progress, args=(accounts, jid, run, done), daemon=True).start()
+        try:
+            findings = list(run)
+        finally:
+            done.set()
+        summary = asdict(run.summary)
+        meta = {**run.metadata(), "scan": jid, "submitted_by": job.owner}
+        audit.write_findings(findings, folder / FINDINGS, meta=meta)
         # The report leaves out enrolled reference crops: an auditor sees faces from their own media only.
-        audit.write_findings(findings, folder / REPORT, store=None,
-                             meta={"scan": jid, "submitted by": job.owner, "use": job.use, "files_scanned": run.summary.files})
+        audit.write_findings(findings, folder / REPORT, store=None, meta=meta)
         records = audit.read_findings(folder / FINDINGS)
         found = _crops(records, folder / CROPS)
         accounts.finish_job(jid, summary, found)
@@ -142,6 +145,15 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
     finally:
         _drop_inputs(folder)
     return 0
+
+
+def _progress(accounts, jid: str, run, done: threading.Event) -> None:
+    """Files scanned so far, into the job's row twice a second."""
+    last = -1
+    while not done.wait(0.5):
+        if run.summary.files != last:
+            last = run.summary.files
+            accounts.job_progress(jid, last)
 
 
 def _crops(records: list[dict], folder: Path) -> list[tuple[int, str]]:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config
+from .. import config, consent
 from ..errors import AuditError
 from ..store.crypto import FROM_ENV
 from . import auth, uploads
@@ -87,6 +87,7 @@ class Service:
     def stop(self) -> None:
         """Stop the workers and close the store."""
         self.runner.stop()
+        self.accounts.close()
         self.gate.close()
 
     @contextmanager
@@ -105,6 +106,7 @@ class Service:
 
     def submit_upload(self, owner: str, files: list, use: str | None) -> str:
         """Queue a scan of uploaded files; returns the job id."""
+        use = _use(use)
         jid = secrets.token_hex(8)
         folder = self.accounts.job_dir(jid)
         try:
@@ -119,6 +121,7 @@ class Service:
 
     def submit_paths(self, owner: str, paths: list[str], use: str | None) -> str:
         """Queue a scan of files or folders inside an allowed scan root; returns the job id."""
+        use = _use(use)
         if not self.cfg.scan_roots:
             raise AuditError("scanning by path is off: the server was started without --scan-root")
         resolved = []
@@ -145,3 +148,8 @@ class Service:
                 return p
         raise AuditError(f"{given} is outside the folders this server scans")
 
+
+
+def _use(use: str | None) -> str | None:
+    """The intended use of a scan, checked as a consent scope word."""
+    return consent.scopes([use])[0] if use else None

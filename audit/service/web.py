@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..store.accounts import User
 from . import auth
@@ -67,7 +68,7 @@ async def read_form(request: Request):
     limit = service(request).cfg.max_files
     try:
         return await request.form(max_files=limit, max_fields=20)
-    except HTTPException as exc:
+    except StarletteHTTPException as exc:  # the multipart parser's own limit
         if "too many files" in str(exc.detail).lower():
             raise HTTPException(413, f"too many files (limit {limit})") from exc
         raise

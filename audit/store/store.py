@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import consent as scopes
+from .accounts import Accounts
 from ..errors import StoreError
 from . import crypto, faults, upkeep
 from .auditlog import LOG_FILE, AuditLog
@@ -84,18 +85,12 @@ class Store:
         self._voice: VoiceEncoder | None = None
 
     def close(self) -> None:
-        """Close the registry (and the service's accounts, if opened)."""
+        """Close the registry."""
         self.registry.close()
-        if getattr(self, "_accounts", None) is not None:
-            self._accounts.close()
 
-    def accounts(self):
-        """The web service's accounts, sessions, invites and scan jobs (audit/store/accounts.py)."""
-        if getattr(self, "_accounts", None) is None:
-            from .accounts import Accounts
-
-            self._accounts = Accounts(self.home)
-        return self._accounts
+    def accounts(self) -> Accounts:
+        """The service's accounts, sessions, invitations and scan jobs (a new connection: close it)."""
+        return Accounts(self.home)
 
     def __enter__(self) -> Store:
         return self
@@ -315,14 +310,6 @@ class Store:
                 upkeep.sync_index(self, modality, model)
             self._finished()
         return ids
-
-    def add_person(self, pid: str, name: str | None = None) -> None:
-        """Register a person with nothing enrolled yet (an actor account opened before enrolment)."""
-        with self._writing():
-            with self.registry.transaction():
-                self.registry.ensure_person(pid, name)
-                self.log.stage("register", {"person": pid})
-            self.log.flush()
 
     def remove(self, pid: str) -> int:
         """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed."""
