@@ -132,7 +132,7 @@ def main() -> None:
     total = sum(len(v) for v in out.values())
     print(f"{args.clients} clients for {wall:.1f} s on 127.0.0.1, 2 scans of {len(scan_files) * copies} photos "
           f"each running; {total} requests ({total / wall:.0f}/s), {len(errors)} errors")
-    print(f"scans at the end: " + ", ".join(f"{s['status']} {s['progress']['files_done']}/"
+    print("scans at the end: " + ", ".join(f"{s['status']} {s['progress']['files_done']}/"
                                             f"{s['progress']['files_total']} files" for s in states.values()))
     print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores\n")
     print("| request | n | p50 ms | p95 ms | max ms |")

@@ -236,10 +236,42 @@ def test_delete_person(world, photos):
         r = httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["root"]),
                        files=[("files", ("me.jpg", f, "image/jpeg"))])
     assert r.json()["added"] == 1
+    export = httpx.get(f"{url}/api/v1/people/carol/export", headers=bearer(tokens["carol"])).json()
+    assert export["person"]["id"] == "carol" and len(export["samples"][0]["vector"]) == 512
+    assert [e["event"] for e in export["log"]][-1] == "enroll"
     r = httpx.delete(f"{url}/api/v1/people/carol", headers=bearer(tokens["carol"]))
     assert r.status_code == 200 and r.json()["vectors_removed"] == 1
     assert httpx.get(f"{url}/api/v1/people/carol", headers=bearer(tokens["carol"])).status_code == 404
     assert httpx.delete(f"{url}/api/v1/people/carol", headers=bearer(tokens["root"])).status_code == 404
+
+    # The withdrawal page: enrolled again, then deleted after typing the id.
+    with open(photos["yaoming"], "rb") as f:
+        httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["root"]),
+                   files=[("files", ("me.jpg", f, "image/jpeg"))])
+    client = httpx.Client(base_url=url)
+    csrf = _login(client, "carol", world["passwords"]["carol"])
+    assert client.post("/me/withdraw", data={"csrf": csrf, "confirm": "bob"}).status_code == 400
+    r = client.post("/me/withdraw", data={"csrf": csrf, "confirm": "carol"})
+    assert r.status_code == 200 and "1 vector(s) removed" in r.text
+    assert httpx.get(f"{url}/api/v1/people/carol", headers=bearer(tokens["root"])).status_code == 404
+
+
+def test_invitation_link_works_once(world):
+    url = world["server"].url
+    r = httpx.post(f"{url}/api/v1/invites", headers=bearer(world["tokens"]["root"]),
+                   json={"role": "actor", "person": "dana", "hours": 1})
+    assert r.status_code == 201
+    link = r.json()["url"]
+    client = httpx.Client()
+    page = client.get(link)
+    assert page.status_code == 200 and "dana" in page.text
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', page.text).group(1)
+    r = client.post(link, data={"user": "dana", "password": "a long enough password", "login_csrf": nonce})
+    assert r.status_code == 200 and re.search(r"la_[\w-]{20,}", r.text)
+    assert client.get(url + "/me").status_code == 200  # logged in by the registration
+    assert httpx.get(link).status_code == 404
+    assert httpx.post(f"{url}/api/v1/invites", headers=bearer(world["tokens"]["aud1"]),
+                      json={"role": "admin"}).status_code == 403
 
 
 def test_login_rate_limit(world):
