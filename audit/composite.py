@@ -34,6 +34,10 @@ EXPLAINED = 0.45
 FOCUS = 0.6
 MAX_CONTRIBUTORS = 3
 THIRD_PART = 0.2  # a third person is named only with this much; two-person morphs gave others at most 0.18
+# Stronger evidence asked of low-quality faces (audit/models/quality.py): degraded real faces spread a little weight
+# onto a second person, lopsidedly; 50/50 morphs keep both parts large and close (benchmarks/face_robustness.py).
+LOW_PART = 0.2
+LOW_RATIO = 0.45
 # False-composite rate stated for the defaults: 0 of 144 real faces flagged in benchmarks/composite.py, so the
 # 95 % upper bound 3/144.
 DEFAULT_RATE = 2.1e-2
@@ -49,6 +53,8 @@ class CompositeRule:
     focus: float = FOCUS  # smallest share of the fitted weight the contributors must carry
     top_k: int = TOP_K  # candidates fitted
     third_part: float = THIRD_PART  # smallest coefficient of a third named contributor
+    low_part: float = LOW_PART  # low-quality faces: smallest coefficient of the second contributor
+    low_ratio: float = LOW_RATIO  # low-quality faces: smallest second / first coefficient
 
 
 @dataclass
@@ -74,7 +80,7 @@ class Contributor:
 class Verdict:
     """The composite test's answer for one probe."""
 
-    kind: str  # "composite" | "generic" | "single"
+    kind: str  # "composite" | "generic" | "single" | "low_quality" (too low quality to judge)
     contributors: list[Contributor] = field(default_factory=list)
     explained: float = 0.0  # summed coefficients of the two main contributors
     focus: float = 0.0  # their share of the fitted weight
@@ -126,8 +132,12 @@ def fit_weights(probe: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, n
     return coef, (coef / total if total > 0 else coef)
 
 
-def judge(probe: np.ndarray, candidates: list[Candidate], rule: CompositeRule | None = None) -> Verdict:
-    """Decide whether a probe is a composite of the candidates (best first), a generic face, or a single face."""
+def judge(probe: np.ndarray, candidates: list[Candidate], rule: CompositeRule | None = None,
+          quality=None) -> Verdict:
+    """Decide whether a probe is a composite of the candidates (best first), a generic face, or a single face.
+
+    :param quality: the face's audit.models.quality.Quality, or None when unknown (judged as good)
+    """
     rule = rule or CompositeRule()
     cands = candidates[: rule.top_k]
     if len(cands) < 2:
@@ -151,6 +161,9 @@ def judge(probe: np.ndarray, candidates: list[Candidate], rule: CompositeRule | 
         kind = "generic"
     elif explained >= rule.explained:
         kind = "composite"
+        second, first = coef[chosen[1]], coef[chosen[0]]
+        if quality is not None and quality.low and (second < rule.low_part or second < rule.low_ratio * first):
+            kind = "low_quality"  # would be a composite on a good face; too poor to say so on this one
     else:
         kind = "single"  # two weak parts: an unrelated face that resembles no one much
     return Verdict(kind, people, explained, focus, fit)

@@ -17,6 +17,13 @@ from ..errors import ModelError
 DETECTOR_NAMES = ("scrfd_500m_bnkps.onnx", "det_500m.onnx", "det_2.5g.onnx", "det_10g.onnx", "scrfd_10g_bnkps.onnx")
 RECOGNIZER_NAMES = ("w600k_mbf.onnx", "w600k_r50.onnx", "glintr100.onnx")
 DET_SIZE = (640, 640)
+# Retries when the detector finds nothing. A face that fills the frame (tight crops, 112 px aligned crops) is larger
+# than SCRFD's largest anchors, so it gets a border: first replicated edges, then a wider flat grey one, which also
+# finds crops that cut the forehead and chin. On the shared photos the first finds every tight and aligned crop, the
+# second every 60 % crop (benchmarks/face_robustness.py). Big images get one more try at a larger input size, for
+# small faces that shrink below the detector's smallest anchors at 640.
+PADS = ((0.25, "replicate"), (0.5, "grey"))
+LARGE_DET_SIZE = (1280, 1280)
 
 
 @dataclass
@@ -30,6 +37,8 @@ class Face:
     sharpness: float  # variance of the Laplacian of the aligned crop
     embedding: np.ndarray  # unit vector
     crop: np.ndarray  # aligned 112 x 112 BGR
+    norm: float = 0.0  # the recognizer's raw embedding norm, before normalising (higher: a clearer face)
+    found: str = "direct"  # "direct", or the retry that found it: "padded", "large" (see FaceModel.detect)
 
     def box(self) -> list[int]:
         """The box as four ints for findings."""
@@ -108,13 +117,45 @@ class FaceModel:
         rec.prepare(ctx_id=-1)
         self._det, self._rec = det, rec
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (N x 5: x1, y1, x2, y2, score) and landmarks (N x 5 x 2)."""
-        self._load()
-        boxes, kps = self._det.detect(image, max_num=0, metric="default")
+    def _detect(self, image: np.ndarray, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        boxes, kps = self._det.detect(image, input_size=size, max_num=0, metric="default")
         if kps is None:
             kps = np.zeros((len(boxes), 5, 2), np.float32)
         return boxes, kps
+
+    def detect(self, image: np.ndarray, retry: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N x 5: x1, y1, x2, y2, score) and landmarks (N x 5 x 2); see detect_found."""
+        boxes, kps, _ = self.detect_found(image, retry)
+        return boxes, kps
+
+    def detect_found(self, image: np.ndarray, retry: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
+        """Boxes, landmarks and how they were found: directly, or when nothing was, on a padded canvas (PADS) or
+        at a larger input size (LARGE_DET_SIZE). Coordinates are always in `image`; boxes are clipped to it."""
+        import cv2
+
+        self._load()
+        boxes, kps = self._detect(image)
+        if len(boxes) or not retry:
+            return boxes, kps, "direct"
+        h, w = image.shape[:2]
+        for share, border in PADS:
+            p = max(1, int(round(max(h, w) * share)))
+            if border == "replicate":
+                canvas = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE)
+            else:
+                canvas = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(127, 127, 127))
+            boxes, kps = self._detect(canvas)
+            if len(boxes):
+                boxes = boxes.copy()
+                boxes[:, :4] -= p
+                boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+                boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+                return boxes, kps - p, "padded"
+        if max(h, w) > 1.5 * DET_SIZE[0]:
+            boxes, kps = self._detect(image, LARGE_DET_SIZE)
+            if len(boxes):
+                return boxes, kps, "large"
+        return boxes, kps, "direct"
 
     def align(self, image: np.ndarray, kps: np.ndarray) -> np.ndarray:
         """112 x 112 aligned crop from the five landmarks."""
@@ -126,24 +167,29 @@ class FaceModel:
 
     def embed_crops(self, crops: list[np.ndarray]) -> np.ndarray:
         """Unit embeddings (N x dim) of aligned crops, in one batch."""
+        return self.embed_crops_norms(crops)[0]
+
+    def embed_crops_norms(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Unit embeddings (N x dim) and the raw norms before normalising (N,), in one batch."""
         self._load()
         if not crops:
-            return np.zeros((0, self.dim), np.float32)
+            return np.zeros((0, self.dim), np.float32), np.zeros(0, np.float32)
         feats = np.asarray(self._rec.get_feat(crops), dtype=np.float32)
-        norms = np.linalg.norm(feats, axis=1, keepdims=True)
-        return feats / np.maximum(norms, 1e-12)
+        norms = np.linalg.norm(feats, axis=1)
+        return feats / np.maximum(norms, 1e-12)[:, None], norms.astype(np.float32)
 
-    def analyze(self, image: np.ndarray) -> list[Face]:
-        """Detect, align and embed every face in a BGR image."""
+    def analyze(self, image: np.ndarray, retry: bool = True) -> list[Face]:
+        """Detect, align and embed every face in a BGR image (retrying a padded canvas when none is found)."""
         import cv2
 
-        boxes, kps = self.detect(image)
+        boxes, kps, found = self.detect_found(image, retry)
         crops = [self.align(image, k) for k in kps]
-        embs = self.embed_crops(crops)
+        embs, norms = self.embed_crops_norms(crops)
         faces = []
-        for box, k, crop, emb in zip(boxes, kps, crops, embs):
+        for box, k, crop, emb, norm in zip(boxes, kps, crops, embs, norms):
             w, h = box[2] - box[0], box[3] - box[1]
             gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
             sharp = float(cv2.Laplacian(gray, cv2.CV_64F).var())
-            faces.append(Face(box[:4].astype(np.float32), k, float(box[4]), float(min(w, h)), sharp, emb, crop))
+            faces.append(Face(box[:4].astype(np.float32), k, float(box[4]), float(min(w, h)), sharp, emb, crop,
+                              float(norm), found))
         return faces
