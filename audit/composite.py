@@ -37,7 +37,7 @@ THIRD_PART = 0.2  # a third person is named only with this much; two-person morp
 # Stronger evidence asked of low-quality faces (audit/models/quality.py): degraded real faces spread a little weight
 # onto a second person, lopsidedly; 50/50 morphs keep both parts large and close (benchmarks/face_robustness.py).
 LOW_PART = 0.2
-LOW_RATIO = 0.45
+LOW_RATIO = 0.4
 # False-composite rate stated for the defaults: 0 of 144 real faces flagged in benchmarks/composite.py, so the
 # 95 % upper bound 3/144.
 DEFAULT_RATE = 2.1e-2

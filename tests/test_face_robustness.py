@@ -113,6 +113,7 @@ def test_low_quality_needs_stronger_evidence():
         return composite.judge(probe, cands, quality=good).kind, composite.judge(probe, cands, quality=poor).kind
 
     assert verdicts(0.62, 0.2) == ("composite", "low_quality")
+    assert verdicts(0.55, 0.3) == ("composite", "composite")
     assert verdicts(0.5, 0.45) == ("composite", "composite")
 
 
