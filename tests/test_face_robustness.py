@@ -84,6 +84,8 @@ def test_cli_finds_tight_and_aligned_crops_of_enrolled_person(deepface, face_mod
     assert set(rows) == {"tight.jpg", "aligned.png"}
     for row in rows.values():
         assert row["kind"] == "match" and row["person"] == "person01", row
+        q = row["extra"]["quality"]  # every face finding records its quality
+        assert q["norm"] > 0 and q["size"] > 40 and q["low"] == [] and set(q) >= {"score", "sharpness", "pose"}
 
     crops = []
     for i, f in enumerate(people["person04"][:-1]):

@@ -14,6 +14,7 @@ import numpy as np
 from .. import config, media
 from ..errors import AuditError, MediaError
 from ..media.source import open_source
+from ..models import quality as face_quality
 from ..models.face import FaceModel
 from .options import ScanOptions
 
@@ -26,6 +27,7 @@ class DetectedFace:
     score: float
     embedding: np.ndarray
     time: float | None = None
+    quality: face_quality.Quality | None = None  # audit/models/quality.py
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Analyzer:
     def _faces(self, image: np.ndarray, time: float | None, scale: float, result: AnalyzedFile) -> None:
         for face in self.face.analyze(image):
             box = [int(round(v / scale)) for v in face.bbox]
-            result.faces.append(DetectedFace(box, face.score, face.embedding, time))
+            result.faces.append(DetectedFace(box, face.score, face.embedding, time, face_quality.measure(face)))
 
     def _video(self, path: Path, result: AnalyzedFile) -> None:
         from ..media import video

@@ -49,6 +49,7 @@ class FaceMatcher:
         self.threshold, self.fmr, self.source = self.settings.threshold, self.settings.fmr, self.settings.source
         self.warnings = list(self.settings.warnings)
         self._centroids: dict[str, np.ndarray] | None = None
+        self.undecided = 0  # faces that would be composites but are too low quality to judge
         self.index_version = store.index_version("face", model.model_id)
 
     def findings(self, result: AnalyzedFile) -> list[Finding]:
@@ -68,10 +69,13 @@ class FaceMatcher:
         out = []
         for face, cands in zip(faces, found):
             verdict = self._composite(face, cands)
-            if verdict is not None:
+            if _is_composite(verdict):
                 out.append([("+".join(sorted(c.person for c in verdict.contributors)), verdict.explained, verdict)])
             else:
-                out.append([(c.person, c.similarity, None) for c in cands[: self.options.top_k]
+                # A low-quality face that looked like a composite is still a match where it reaches the threshold;
+                # its findings say the composite question was left open (verdict kept for that).
+                self.undecided += verdict is not None
+                out.append([(c.person, c.similarity, verdict) for c in cands[: self.options.top_k]
                             if c.similarity >= self.threshold])
         return out
 
@@ -80,12 +84,12 @@ class FaceMatcher:
         out = []
         for face, items in zip(result.faces, self.judge(result.faces)):
             for key, score, verdict in items:
-                out.append(self._composite_finding(result, face, verdict) if verdict is not None
-                           else self._finding(result, face, key, score))
+                out.append(self._composite_finding(result, face, verdict) if _is_composite(verdict)
+                           else self._finding(result, face, key, score, verdict))
         return out
 
     def _composite(self, face: DetectedFace, cands):
-        """The composite verdict for one face, or None when it is not a composite (audit/composite.py)."""
+        """The composite verdict for one face when it is a composite, or one too low quality to judge; else None."""
         if len(cands) < 2:
             return None
         if self._centroids is None:
@@ -93,8 +97,8 @@ class FaceMatcher:
             self._centroids = dict(zip(people, cents))
         rule = self.settings.composite
         pool = [composite.Candidate(c.person, c.similarity, self._centroids[c.person]) for c in cands[: rule.top_k]]
-        verdict = composite.judge(face.embedding, pool, rule)
-        return verdict if verdict.kind == "composite" else None
+        verdict = composite.judge(face.embedding, pool, rule, face.quality)
+        return verdict if verdict.kind in ("composite", "low_quality") else None
 
     def _composite_finding(self, result: AnalyzedFile, face: DetectedFace, verdict) -> Finding:
         """similarity/threshold of a composite: the part of the face its contributors explain, and the composite
@@ -111,7 +115,7 @@ class FaceMatcher:
             contributors=[{"person": c.person, "name": self.names.get(c.person), "similarity": round(c.similarity, 4),
                            "weight": round(c.weight, 4), "consent": s} for c, s in zip(verdict.contributors, consents)],
             extra={"fit": round(verdict.fit, 4), "focus": round(verdict.focus, 4),
-                   "match_threshold": self.threshold, "match_source": self.source},
+                   "match_threshold": self.threshold, "match_source": self.source, **_quality(face)},
         )
 
     def _appearances(self, result: AnalyzedFile) -> list[Finding]:
@@ -133,10 +137,10 @@ class FaceMatcher:
         for a in sorted(done, key=lambda a: (a.start, a.person)):
             if a.frames < self.options.min_frames:
                 continue
-            if a.verdict is not None:
+            if _is_composite(a.verdict):
                 f = self._composite_finding(result, a.best_face, a.verdict)
             else:
-                f = self._finding(result, a.best_face, a.person, a.best)
+                f = self._finding(result, a.best_face, a.person, a.best, a.verdict)
             f.start, f.end, f.frames = a.start, a.end, a.frames
             f.extra = {**f.extra, "best_time": a.best_face.time, "mean_similarity": round(a.total / a.frames, 4),
                        "fps": self.options.fps, "keyframes": self.options.keyframes}
@@ -146,14 +150,30 @@ class FaceMatcher:
     def consent(self, person: str) -> str | None:
         return self.store.consent_status(person, self.options.use)
 
-    def _finding(self, result: AnalyzedFile, face: DetectedFace, person: str, sim: float) -> Finding:
+    def _finding(self, result: AnalyzedFile, face: DetectedFace, person: str, sim: float,
+                 verdict=None) -> Finding:
+        extra = _quality(face)
+        if verdict is not None:  # looked like a composite of these people, on a face too poor to say so
+            extra["composite"] = "too low quality to judge"
+            extra["composite_of"] = [c.person for c in verdict.contributors]
         return Finding(
             path=result.path, sha256=result.sha256, modality="face", kind="match", person=person,
             name=self.names.get(person), similarity=round(sim, 4), threshold=self.threshold, fmr=self.fmr,
             threshold_source=self.source, bbox=face.bbox, start=face.time, end=face.time,
             frames=1 if face.time is not None else None, consent=self.consent(person),
-            model=self.model.model_name, index=self.index_version,
+            model=self.model.model_name, index=self.index_version, extra=extra,
         )
+
+
+def _is_composite(verdict) -> bool:
+    return verdict is not None and verdict.kind == "composite"
+
+
+def _quality(face: DetectedFace) -> dict:
+    """extra["quality"]: the face's quality measures, and why it counts as low quality (if it does)."""
+    if face.quality is None:
+        return {}
+    return {"quality": {**face.quality.to_dict(), "low": face.quality.reasons()}}
 
 
 class VoiceMatcher:

@@ -27,6 +27,7 @@ class ScanSummary:
     voices: int = 0
     findings: int = 0
     composites: int = 0
+    undecided: int = 0  # faces that looked like composites but were too low quality to judge (audit/composite.py)
     unconsented: int = 0  # findings whose consent for the use is not "allowed"
     elapsed: float = 0.0  # seconds, from the start of the scan to its last file
     warnings: list[str] = field(default_factory=list)  # e.g. the gallery outgrew its calibration
@@ -90,6 +91,10 @@ class ScanRun:
             record.add(result.sha256, rows)
             unheard += result.kind == "audio" and not analyzer.voice_enrolled
             yield from rows
+        summary.undecided = matcher.faces.undecided
+        if summary.undecided:
+            summary.warnings.append(f"{summary.undecided} face(s) looked like composites of registered people but "
+                                    "were too low quality to judge; matches among them say so in extra.composite")
         if unheard:
             summary.warnings.append(f"{unheard} audio file(s) not scanned: no voice is enrolled (or voice=False)")
         summary.elapsed = round(time.monotonic() - started, 3)
