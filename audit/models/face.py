@@ -20,10 +20,9 @@ DET_SIZE = (640, 640)
 # Retries when the detector finds nothing. A face that fills the frame (tight crops, 112 px aligned crops) is larger
 # than SCRFD's largest anchors, so it gets a border: first replicated edges, then a wider flat grey one, which also
 # finds crops that cut the forehead and chin. On the shared photos the first finds every tight and aligned crop, the
-# second every 60 % crop (benchmarks/face_robustness.py). Big images get one more try at a larger input size, for
-# small faces that shrink below the detector's smallest anchors at 640.
+# second every 60 % crop (benchmarks/face_robustness.py). The canvas is made at most the detector's input size, so a
+# picture without any face costs two more small detections.
 PADS = ((0.25, "replicate"), (0.5, "grey"))
-LARGE_DET_SIZE = (1280, 1280)
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Face:
     embedding: np.ndarray  # unit vector
     crop: np.ndarray  # aligned 112 x 112 BGR
     norm: float = 0.0  # the recognizer's raw embedding norm, before normalising (higher: a clearer face)
-    found: str = "direct"  # "direct", or the retry that found it: "padded", "large" (see FaceModel.detect)
+    found: str = "direct"  # "direct", or "padded" when only the padded-canvas retry found it (FaceModel.detect)
 
     def box(self) -> list[int]:
         """The box as four ints for findings."""
@@ -117,8 +116,8 @@ class FaceModel:
         rec.prepare(ctx_id=-1)
         self._det, self._rec = det, rec
 
-    def _detect(self, image: np.ndarray, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        boxes, kps = self._det.detect(image, input_size=size, max_num=0, metric="default")
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, kps = self._det.detect(image, max_num=0, metric="default")
         if kps is None:
             kps = np.zeros((len(boxes), 5, 2), np.float32)
         return boxes, kps
@@ -129,8 +128,8 @@ class FaceModel:
         return boxes, kps
 
     def detect_found(self, image: np.ndarray, retry: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
-        """Boxes, landmarks and how they were found: directly, or when nothing was, on a padded canvas (PADS) or
-        at a larger input size (LARGE_DET_SIZE). Coordinates are always in `image`; boxes are clipped to it."""
+        """Boxes, landmarks and how they were found: "direct", or "padded" when nothing was found directly and a
+        padded canvas (PADS) showed a face. Coordinates are always in `image`; boxes are clipped to it."""
         import cv2
 
         self._load()
@@ -139,22 +138,22 @@ class FaceModel:
             return boxes, kps, "direct"
         h, w = image.shape[:2]
         for share, border in PADS:
-            p = max(1, int(round(max(h, w) * share)))
+            # The detector resizes to its input anyway: shrink first so the padded canvas is no bigger than that.
+            f = min(1.0, DET_SIZE[0] / (max(h, w) * (1 + 2 * share)))
+            small = image if f == 1.0 else cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),
+                                                      interpolation=cv2.INTER_AREA)
+            p = max(1, int(round(max(small.shape[:2]) * share)))
             if border == "replicate":
-                canvas = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE)
+                canvas = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_REPLICATE)
             else:
-                canvas = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_CONSTANT, value=(127, 127, 127))
+                canvas = cv2.copyMakeBorder(small, p, p, p, p, cv2.BORDER_CONSTANT, value=(127, 127, 127))
             boxes, kps = self._detect(canvas)
             if len(boxes):
                 boxes = boxes.copy()
-                boxes[:, :4] -= p
+                boxes[:, :4] = (boxes[:, :4] - p) / f
                 boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
                 boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-                return boxes, kps - p, "padded"
-        if max(h, w) > 1.5 * DET_SIZE[0]:
-            boxes, kps = self._detect(image, LARGE_DET_SIZE)
-            if len(boxes):
-                return boxes, kps, "large"
+                return boxes, (kps - p) / f, "padded"
         return boxes, kps, "direct"
 
     def align(self, image: np.ndarray, kps: np.ndarray) -> np.ndarray:
