@@ -1,14 +1,14 @@
 """Faces as generated media shows them: detection, match and false-composite rates per condition.
 
 Usage: python benchmarks/face_robustness.py [--data ../shared/data/faces/deepface] [--per-pair 2] [--seed 0]
-       [--models DIR] [--conditions tight,grey,...]
+       [--models DIR] [--conditions tight,grey,...] [--peer-venv /tmp/fr-venv]
 
 Every labelled shared photo is copied under each condition of benchmarks/degrade.py (tight and aligned crops,
 greyscale, low resolution, JPEG q20, blur, a random mix of these, stylised renderings) and scanned the way a scan
 does (FaceModel.analyze with its retries, the largest face). The gallery is every clean labelled photo except the
 probe's own, so the probe's person is enrolled from their other photos. Per condition:
 
-- detected: a face was found in the copy;
+- detected: a face was found in the copy ("no retry": without the padded-canvas retry of FaceModel.detect);
 - matched: the best person is the right one and reaches the match threshold (0.35);
 - false composite: the face, a real single person, was judged a composite, with its person enrolled (photo left
   out) and with its person left out of the gallery; "low quality" counts faces the quality-aware rule declined to
@@ -18,6 +18,10 @@ The people are split in two: the composite rule's quality gate (audit/composite.
 is held out. 50/50 landmark morphs of two enrolled people (benchmarks/morph.py; sources not enrolled) give the
 other side: the share flagged as composite naming both people, clean and under a few degradations.
 Rates come with the 95 % upper bound (audit.calibrate.upper_bound).
+
+With --peer-venv, the same copies (PEER_CONDITIONS) also go through the `face_recognition`/dlib peer in its own venv
+(benchmarks/peer_face_recognition.py; its CC0 weights are the one freely licensed candidate we found): detected, and
+matched (nearest clean photo of someone else's photos is the right person within its default tolerance 0.6).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from morph import Morpher  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "deepface"
 MORPH_CONDITIONS = ("clean", "grey", "jpeg20", "lowres64", "mixed")
+PEER_CONDITIONS = ("clean", "tight", "tighter", "aligned", "grey", "lowres64", "lowres48", "mixed", "cartoon")
+PEER_TOLERANCE = 0.6  # face_recognition's default distance
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Probe:
     embedding: np.ndarray | None  # None: no face found
     quality: face_quality.Quality | None = None
     found: str = ""
+    direct: bool = False  # found without the padded-canvas retry
 
 
 def largest(model: FaceModel, image: np.ndarray):
@@ -69,8 +76,11 @@ def split_people(people: list[str]) -> tuple[set[str], set[str]]:
     return set(people[0::2]), set(people[1::2])
 
 
-def collect(model: FaceModel, data: Path, conditions, seed: int = 0):
-    """Clean embeddings of the labelled photos, and every probe under every condition."""
+def collect(model: FaceModel, data: Path, conditions, seed: int = 0, keep: Path | None = None):
+    """Clean embeddings of the labelled photos, and every probe under every condition (copies written to `keep`
+    for PEER_CONDITIONS when given)."""
+    import cv2
+
     with open(data / "identities.csv", newline="") as f:
         ident = {r["file"].strip(): r["person"].strip() for r in csv.DictReader(f)}
     clean, sources, probes = {}, {}, []
@@ -85,10 +95,12 @@ def collect(model: FaceModel, data: Path, conditions, seed: int = 0):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
                 copy = degrade.apply(cond, image, face.bbox, face.kps, rng)
+            if keep is not None and cond in PEER_CONDITIONS:
+                cv2.imwrite(str(keep / f"{cond}__{Path(name).stem}.png"), copy)
             seen = largest(model, copy)
             probes.append(Probe(name, ident[name], cond, None if seen is None else seen.embedding,
                                 None if seen is None else face_quality.measure(seen),
-                                "" if seen is None else seen.found))
+                                "" if seen is None else seen.found, seen is not None and seen.found == "direct"))
     return ident, clean, sources, probes
 
 
@@ -106,8 +118,9 @@ def rate(k: int, n: int) -> str:
 def report(ident, clean, probes, rule, people_split, conditions, match_thr) -> None:
     """The per-condition table, and the false-composite totals per split."""
     a_people, b_people = people_split
-    print(f"\n{'condition':16s} {'n':>3s}  {'detected':>9s}  {'matched (95 % upper bound of misses)':>36s}  "
-          f"{'false composite (95 % upper bound)':>34s}  {'low quality':>11s}")
+    print(f"\n{'condition':16s} {'n':>3s}  {'no retry':>8s}  {'detected':>8s}  "
+          f"{'matched (95 % upper bound of misses)':>36s}  {'false composite (95 % upper bound)':>34s}  "
+          f"{'low quality':>11s}")
     totals = {"A": [0, 0], "B": [0, 0]}
     for cond in conditions:
         ps = [p for p in probes if p.condition == cond]
@@ -127,7 +140,7 @@ def report(ident, clean, probes, rule, people_split, conditions, match_thr) -> N
                     matched += 1
         n = len(ps)
         miss = n - matched
-        print(f"{cond:16s} {n:3d}  {len(found) / n:9.1%}  {matched / n:14.1%} ({miss:2d} missed, <= "
+        print(f"{cond:16s} {n:3d}  {sum(p.direct for p in ps) / n:8.1%}  {len(found) / n:8.1%}  {matched / n:14.1%} ({miss:2d} missed, <= "
               f"{upper_bound(miss, n):5.1%})    {rate(fc, judged):>34s}  {lowq:5d}/{judged}")
     for side, (k, n) in totals.items():
         label = "tuning split A" if side == "A" else "held-out split B"
@@ -174,6 +187,34 @@ def morphs(model: FaceModel, ident, clean, sources, rule, per_pair: int, seed: i
               f"other pairs {s['B'][0]}/{s['B'][1]}; too low quality to judge {s['lowq']})")
 
 
+def peer(venv: Path, folder: Path, ident: dict[str, str], conditions) -> None:
+    """The dlib peer on the same copies: detected and matched per condition."""
+    from peer_face_recognition import peer_embed, peer_venv, versions
+
+    py = peer_venv(venv)
+    files = sorted(folder.glob("*.png"))
+    enc = peer_embed(py, files)
+    by_stem = {Path(f).stem: f for f in ident}
+    clean = {by_stem[k.split("__", 1)[1].rsplit(".", 1)[0]]: v for k, v in enc.items()
+             if k.startswith("clean__") and v is not None}
+    print(f"\npeer {versions(py)}: the same copies, HOG detector, 128-d encodings")
+    print(f"{'condition':16s} {'n':>3s}  {'detected':>9s}  {'matched':>8s}")
+    for cond in conditions:
+        if cond not in PEER_CONDITIONS:
+            continue
+        rows = [(by_stem[k.split("__", 1)[1].rsplit(".", 1)[0]], v) for k, v in enc.items()
+                if k.startswith(cond + "__")]
+        matched = 0
+        for f, v in rows:
+            if v is None:
+                continue
+            others = [(float(np.linalg.norm(c - v)), ident[g]) for g, c in clean.items() if g != f]
+            d, who = min(others)
+            matched += who == ident[f] and d <= PEER_TOLERANCE
+        n = len(rows)
+        print(f"{cond:16s} {n:3d}  {sum(v is not None for _, v in rows) / n:9.1%}  {matched / n:8.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -182,6 +223,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--conditions", default=",".join(degrade.CONDITIONS))
     ap.add_argument("--no-morphs", action="store_true")
+    ap.add_argument("--peer-venv", type=Path, default=None, help="also run the face_recognition/dlib peer there")
     args = ap.parse_args()
     if not (args.data / "identities.csv").exists():
         raise SystemExit(f"shared data not found at {args.data}")
@@ -189,7 +231,10 @@ def main() -> None:
     t0 = time.perf_counter()
     model = FaceModel(args.models)
     rule = composite.CompositeRule()
-    ident, clean, sources, probes = collect(model, args.data, conditions, args.seed)
+    import tempfile
+
+    keep = Path(tempfile.mkdtemp(prefix="face-robustness-")) if args.peer_venv else None
+    ident, clean, sources, probes = collect(model, args.data, conditions, args.seed, keep)
     people = sorted(set(ident[f] for f in clean))
     split = split_people(people)
     print(f"{len(clean)} labelled photos of {len(people)} people; model {model.model_name}; match threshold "
@@ -198,6 +243,11 @@ def main() -> None:
     report(ident, clean, probes, rule, split, conditions, config.DEFAULT_FACE_THRESHOLD)
     if not args.no_morphs:
         morphs(model, ident, clean, sources, rule, args.per_pair, args.seed, split)
+    if keep is not None:
+        import shutil
+
+        peer(args.peer_venv, keep, ident, conditions)
+        shutil.rmtree(keep, ignore_errors=True)
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 
