@@ -5,8 +5,8 @@ Usage: python benchmarks/composite.py [--data ../shared/data/faces/deepface] [--
 Morphs (benchmarks/morph.py) are made for every pair of the 13 people from photos that are held out of the gallery
 (so the morph's sources are never enrolled); the rest of everyone's photos are the gallery. Each morph is judged
 with audit.composite.judge exactly as a scan does (best-sample similarity, centroids of the enrolled samples,
-top 5 people). Printed per kind and alpha (the share of the second person): the fraction flagged as composite with
-both true contributors named, and what happened to the others.
+top 5 people, the face's quality). Printed per kind and alpha (the share of the second person): the fraction
+flagged as composite with both true contributors named, and what happened to the others.
 
 Real single faces: every labelled photo against the gallery without that photo (its person still enrolled), every
 labelled photo with its person left out, and every face of the photos nobody in the gallery is in (the unlabelled
@@ -28,6 +28,7 @@ from audit import composite, config
 from audit import media
 from audit.calibrate import upper_bound
 from audit.config import MIN_FACE_PX
+from audit.models import quality
 from audit.models.face import FaceModel
 
 try:
@@ -60,9 +61,10 @@ class Gallery:
         return [composite.Candidate(p, s, self.cents[p]) for s, p in best]
 
 
-def largest(model: FaceModel, image: np.ndarray) -> np.ndarray | None:
+def largest(model: FaceModel, image: np.ndarray):
+    """The largest face (audit.models.face.Face), or None."""
     faces = model.analyze(image)
-    return max(faces, key=lambda f: f.size).embedding if faces else None
+    return max(faces, key=lambda f: f.size) if faces else None
 
 
 def main() -> None:
@@ -80,13 +82,13 @@ def main() -> None:
     morpher = Morpher(model)
     with open(args.data / "identities.csv", newline="") as f:
         ident = {r["file"].strip(): r["person"].strip() for r in csv.DictReader(f)}
-    emb, pts = {}, {}
+    emb, pts, qual = {}, {}, {}
     for name in sorted(ident):
         image = media.load_image(args.data / name)
-        v = largest(model, image)
-        if v is None:
+        face = largest(model, image)
+        if face is None:
             continue
-        emb[name] = v
+        emb[name], qual[name] = face.embedding, quality.measure(face)
         pts[name] = morpher.points(image)
     people = sorted({ident[f] for f in emb})
     by_person = {p: sorted(f for f in emb if ident[f] == p) for p in people}
@@ -95,7 +97,7 @@ def main() -> None:
     # Morphs of every pair of people, sources held out of the gallery.
     rng = np.random.default_rng(args.seed)
     stats = {k: {"n": 0, "named": 0, "composite_other": 0, "third": 0, "match": 0, "generic": 0, "missed": 0,
-                 "noface": 0} for k in KINDS}
+                 "noface": 0, "lowq": 0} for k in KINDS}
     for a, b in itertools.combinations(people, 2):
         combos = list(itertools.product(by_person[a], by_person[b]))
         picks = rng.choice(len(combos), min(args.per_pair, len(combos)), replace=False)
@@ -106,12 +108,13 @@ def main() -> None:
                 s = stats[(kind, alpha)]
                 s["n"] += 1
                 img = (morpher.morph if kind == "morph" else morpher.blend)(pts[fa], pts[fb], alpha)
-                probe = largest(model, img)
-                if probe is None:
+                face = largest(model, img)
+                if face is None:
                     s["noface"] += 1
                     continue
+                probe = face.embedding
                 cands = gallery.candidates(probe, rule.top_k)
-                v = composite.judge(probe, cands, rule)
+                v = composite.judge(probe, cands, rule, quality.measure(face))
                 named = {c.person for c in v.contributors}
                 if v.kind == "composite" and {a, b} <= named:
                     s["named"] += 1
@@ -120,32 +123,34 @@ def main() -> None:
                     s["composite_other"] += 1
                 elif v.kind == "generic":
                     s["generic"] += 1
+                elif v.kind == "low_quality":
+                    s["lowq"] += 1
                 elif cands and cands[0].similarity >= match_thr:
                     s["match"] += 1
                 else:
                     s["missed"] += 1
     print(f"\nmorphs of two enrolled people ({args.per_pair} per pair of people, sources not enrolled):")
     print(f"  {'kind':6s} {'alpha':>5s} {'n':>4s}  {'flagged, both named':>20s}  {'+3rd named':>10s}  "
-          f"{'composite, wrong':>16s}  {'match only':>10s}  {'generic':>7s}  {'missed':>6s}")
+          f"{'composite, wrong':>16s}  {'match only':>10s}  {'generic':>7s}  {'low quality':>11s}  {'missed':>6s}")
     for (kind, alpha), s in stats.items():
         n = s["n"]
         print(f"  {kind:6s} {alpha:5.1f} {n:4d}  {s['named'] / n:19.1%}   {s['third']:10d}  {s['composite_other']:16d}"
-              f"  {s['match']:10d}  {s['generic']:7d}  {s['missed'] + s['noface']:6d}")
+              f"  {s['match']:10d}  {s['generic']:7d}  {s['lowq']:11d}  {s['missed'] + s['noface']:6d}")
 
     # Real single faces.
     real = {"enrolled (photo left out)": [], "not enrolled (person left out)": [], "nobody in the gallery": []}
     full = Gallery(emb, ident)
     for f, v in emb.items():
         real["enrolled (photo left out)"].append(composite.judge(v, Gallery(emb, ident, exclude=(f,)).candidates(
-            v, rule.top_k), rule))
+            v, rule.top_k), rule, qual[f]))
         real["not enrolled (person left out)"].append(composite.judge(v, Gallery(emb, ident, drop=ident[f]).candidates(
-            v, rule.top_k), rule))
+            v, rule.top_k), rule, qual[f]))
     strangers = sorted(set(args.data.glob("*.jpg")) - {args.data / f for f in ident}) + config.sample_photos()
     for path in strangers:
         for face in model.analyze(media.load_image(path)):
             if face.size >= MIN_FACE_PX:
                 real["nobody in the gallery"].append(composite.judge(
-                    face.embedding, full.candidates(face.embedding, rule.top_k), rule))
+                    face.embedding, full.candidates(face.embedding, rule.top_k), rule, quality.measure(face)))
     print("\nreal single faces:")
     total = flagged = 0
     for label, verdicts in real.items():
