@@ -33,6 +33,14 @@ class Skipped:
 
 
 @dataclass
+class Accepted:
+    """A file that gave samples (or had given them before), and what was found: face size, voiced seconds."""
+
+    path: str
+    detail: str
+
+
+@dataclass
 class EnrollResult:
     """What an enrolment added and what it skipped."""
 
@@ -40,6 +48,7 @@ class EnrollResult:
     added: int = 0
     already: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    accepted: list[Accepted] = field(default_factory=list)
 
 
 def reference_jpeg(crop: np.ndarray) -> bytes:
@@ -85,6 +94,9 @@ def enroll_faces(
         except (MediaError, EnrollError) as exc:
             result.skipped.append(Skipped(source.shown, str(exc)))
             continue
+        sizes = "/".join(f"{f.size:.0f}" for _, f in faces)
+        result.accepted.append(Accepted(source.shown, f"face found, {sizes} px" + (
+            f" in {len(faces)} frames" if source.kind == "video" else "")))
         for t, face in faces:
             sample = Sample("face", model.model_id, source.sha256, face.embedding, face.box(), face.score, face.size,
                             t, t)
@@ -121,6 +133,7 @@ def _new_sources(store: Store, person: str, modality: str, model: str, paths: It
             continue
         if source.sha256 in seen or store.has_source(person, modality, model, source.sha256):
             result.already += 1
+            result.accepted.append(Accepted(source.shown, "already enrolled"))
             continue
         seen.add(source.sha256)
         yield source
@@ -203,6 +216,7 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
             result.skipped.append(Skipped(source.shown, str(exc)))
             continue
         voiced_total += voiced
+        result.accepted.append(Accepted(source.shown, f"{voiced:.1f} s of speech"))
         samples.append(Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
                               end=round(len(wav) / SAMPLE_RATE, 2)))
     have = voiced_total + store.enrolled_seconds(person, "voice", encoder.model_id)

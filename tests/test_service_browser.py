@@ -8,6 +8,7 @@ $AUDIT_SCREENSHOTS (default: the test's temp folder); they are never committed.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -122,7 +123,7 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
             "\n".join(str(p) for p in [*enrol, photos["gdp"]]))
         submit(actor, "form[action='/me/faces'] button")
         rows = [r.text for r in actor.find_elements(By.CSS_SELECTOR, "tbody tr")]
-        assert sum("face found, enrolled" in r for r in rows) == len(enrol)
+        assert sum(re.search(r"enrolled face found, \d+ px", r) is not None for r in rows) == len(enrol)
         assert any("gdp.jpg" in r and "refused" in r and "only you in it" in r for r in rows)
         actor.save_screenshot(str(shots / "2-actor-photos.png"))
         actor.get(server.url + "/me")

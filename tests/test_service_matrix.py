@@ -238,7 +238,7 @@ def test_delete_person(world, photos):
     assert r.json()["added"] == 1
     export = httpx.get(f"{url}/api/v1/people/carol/export", headers=bearer(tokens["carol"])).json()
     assert export["person"]["id"] == "carol" and len(export["samples"][0]["vector"]) == 512
-    assert [e["event"] for e in export["log"]][-1] == "enroll"
+    assert [e["event"] for e in export["log"]][-1] == "enroll" and export["reference_jpeg_base64"]
     r = httpx.delete(f"{url}/api/v1/people/carol", headers=bearer(tokens["carol"]))
     assert r.status_code == 200 and r.json()["vectors_removed"] == 1
     assert httpx.get(f"{url}/api/v1/people/carol", headers=bearer(tokens["carol"])).status_code == 404
@@ -382,3 +382,22 @@ def test_scan_by_path_inside_root(tmp_path, photos):
         assert status["status"] == "done" and status["summary"]["files"] == 1
     finally:
         server.stop()
+
+
+def test_voice_upload_shows_voiced_seconds(world):
+    from conftest import SHARED
+
+    speakers = SHARED / "voices" / "librispeech-test-other"
+    if not speakers.is_dir():
+        pytest.skip("../shared/data/voices is not present")
+    recordings = sorted(next(p for p in sorted(speakers.iterdir()) if p.is_dir()).glob("*.flac"))[:3]
+    files = [("files", (f"take{i}.flac", p.read_bytes(), "audio/flac")) for i, p in enumerate(recordings)]
+    files.append(("files", ("silence.wav", b"RIFF\0\0\0\0WAVEfmt ", "audio/wav")))
+    r = httpx.post(f"{world['server'].url}/api/v1/people/bob/voices", headers=bearer(world["tokens"]["bob"]),
+                   files=files, timeout=120)
+    assert r.status_code == 200, r.text
+    rows = r.json()["files"]
+    assert [row["status"] for row in rows] == ["accepted"] * 3 + ["refused"]
+    assert all(re.fullmatch(r"\d+\.\d s of speech", row["reason"]) for row in rows[:3])
+    person = httpx.get(f"{world['server'].url}/api/v1/people/bob", headers=bearer(world["tokens"]["bob"])).json()
+    assert person["samples"]["voice"] == 3

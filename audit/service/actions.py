@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -50,9 +51,10 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
             overall = _web(_unpath(str(exc), shown))
             return {"person": pid, "added": 0, "already": 0, "error": overall, "files": [
                 {"name": n, "status": "refused", "reason": reasons.get(p) or overall} for p, n in shown.items()]}
-    refused = {_unpath(s.path, shown): _web(_unpath(s.reason, shown)) for s in result.skipped}
-    rows = [{"name": n, "status": "refused" if n in refused else "accepted", "reason": refused.get(n, "")}
-            for n in shown.values()]
+    notes = {a.path: ("already" if a.detail == "already enrolled" else "accepted", a.detail) for a in result.accepted}
+    notes.update({s.path: ("refused", _web(_unpath(s.reason, shown))) for s in result.skipped})
+    rows = [{"name": n, "status": notes.get(p, ("refused", "not read"))[0], "reason": notes.get(p, ("", ""))[1]}
+            for p, n in shown.items()]
     return {"person": pid, "added": result.added, "already": result.already, "files": rows}
 
 
@@ -104,7 +106,9 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                 if owner == pid:
                     samples.append({"id": vid, "modality": modality, "model": model,
                                     "vector": [round(float(x), 6) for x in vec]})
-        return {"person": asdict(s.person(pid)), "samples": samples, "log": s.log_entries(person=pid)}
+        crop = s.reference(pid)
+        return {"person": _view(s, s.person(pid)), "samples": samples, "log": s.log_entries(person=pid),
+                "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)
     data["account"] = account
