@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import html
+from .pictures import crop_jpeg, waveform_png
 
 from .. import media
 from ..config import SAMPLE_RATE
@@ -45,7 +45,7 @@ class Evidence:
                 image = media.load_image(path)
             else:
                 image = self._frame(f["path"], path, (f.get("extra") or {}).get("best_time", f["start"]), f)
-            return None if image is None else html.crop_jpeg(image, f["bbox"])
+            return None if image is None else crop_jpeg(image, f["bbox"])
         except AuditError:
             return None
 
@@ -60,7 +60,7 @@ class Evidence:
             wav = audio.load_audio(path)
         except AuditError:
             return None
-        return html.waveform_png(wav, SAMPLE_RATE, f.get("start") or 0.0, f.get("end") or 0.0)
+        return waveform_png(wav, SAMPLE_RATE, f.get("start") or 0.0, f.get("end") or 0.0)
 
     def _frame(self, key: str, path: Path, t: float, f: dict):
         """The sampled frame at time t; one decode per file collects every time wanted from it."""
