@@ -1,9 +1,12 @@
 """A separate process that writes to or reads from a store, for the crash and concurrency tests.
 
+With AUDIT_TEST_SEGMENTS=FLAT_MAX,DELTA_MAX set, the index policy is shrunk so that a few vectors already make an
+IVF base and every write compacts (the compaction write path of audit/store/segments.py).
+
 Synthetic unit vectors (two models, so a write touches two index files) keep each process quick; the real face
 pipeline is exercised by the CLI tests. Usage:
 
-    python store_worker.py HOME op enroll NAME | op remove NAME | op consent NAME
+    python store_worker.py HOME op enroll NAME | op remove NAME | op consent NAME | op compact -
     python store_worker.py HOME loop PREFIX COUNT      # the ops of plan(PREFIX, COUNT), printing "done K" after each
     python store_worker.py HOME read SECONDS           # open, check and search the store again and again
 """
@@ -52,6 +55,8 @@ def run_op(store: Store, op: str, name: str) -> None:
         store.remove(name)
     elif op == "consent":
         store.consent(name, allow=["research"], deny=["advertising"], note="worker")
+    elif op == "compact":
+        store.compact()
     else:
         raise SystemExit(f"unknown op {op}")
 
@@ -84,7 +89,19 @@ def read(home: str, seconds: float) -> None:
     print(f"reads {n}", flush=True)
 
 
+def small_segments(spec: str | None) -> None:
+    """Shrink the index policy (FLAT_MAX,DELTA_MAX) in this process, as the compaction tests ask."""
+    if spec:
+        from audit.store import segments
+
+        segments.FLAT_MAX, segments.DELTA_MAX = (int(x) for x in spec.split(","))
+        segments.TRAIN_PER_LIST = 1
+
+
 def main(argv: list[str]) -> None:
+    import os
+
+    small_segments(os.environ.get("AUDIT_TEST_SEGMENTS"))
     home, mode, *rest = argv
     if mode == "read":
         read(home, float(rest[0]))

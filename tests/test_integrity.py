@@ -149,6 +149,64 @@ def test_sigkill_at_every_write_point_recovers(template, tmp_path):
     assert len(tried) >= 25
 
 
+SMALL = "4,2"  # FLAT_MAX, DELTA_MAX: an IVF base from 5 vectors on, and a compaction at every write
+COMPACT_BASE = [("enroll", "base"), ("enroll", "keep"), ("enroll", "more"), ("consent", "base")]
+COMPACT_OPS = [("enroll", "new"), ("compact", "-"), ("remove", "keep")]
+
+
+@pytest.fixture(scope="module")
+def compact_template(tmp_path_factory) -> Path:
+    """A store whose indexes already have IVF bases (shrunk policy), and a delta to compact."""
+    home = tmp_path_factory.mktemp("compact") / "store"
+    for op, name in COMPACT_BASE:
+        done = run_worker(home, "op", op, name, env={"AUDIT_TEST_SEGMENTS": SMALL})
+        assert done.returncode == 0, done.stderr
+    return home
+
+
+def test_sigkill_during_enrol_and_compaction_recovers(compact_template, tmp_path):
+    """Kill at every crash point of an enrolment that compacts, an explicit compaction, and a removal (which must
+    purge the base); after the next write or a repair, verify is clean and nothing committed is lost."""
+    tried = []
+    env = {"AUDIT_TEST_SEGMENTS": SMALL}
+    for op, name in COMPACT_OPS:
+        home = tmp_path / f"trace-{op}"
+        shutil.copytree(compact_template, home)
+        trace = tmp_path / f"trace-{op}.txt"
+        done = run_worker(home, "op", op, name, env={**env, "AUDIT_TEST_KILL_TRACE": str(trace)})
+        assert done.returncode == 0, done.stderr
+        points = trace.read_text().split()
+        assert any(p.startswith("segments.compact") for p in points), points
+        # Every compaction point, and the first time each other point is reached (the rest repeat it per index).
+        seen: set[str] = set()
+        points = [p for p in points if p.startswith("segments.compact") or not (p.split("#")[0] in seen
+                                                                               or seen.add(p.split("#")[0]))]
+        for k, point in enumerate(points):
+            home = tmp_path / f"{op}-{k}"
+            shutil.copytree(compact_template, home)
+            killed = run_worker(home, "op", op, name, env={**env, "AUDIT_TEST_KILL_AT": point})
+            assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
+            tried.append(f"{op}@{point}")
+            how = ("repair", "next-write")[k % 2]
+            fixed = run_worker(home, "op", "consent", "base", env=env) if how == "next-write" else None
+            assert fixed is None or fixed.returncode == 0, fixed.stderr
+            store = Store(home, key=None)
+            if how == "repair":
+                store.repair()
+            assert store.verify() == [], (op, point, how)
+            assert not list(home.glob("*.tmp"))
+            assert presence(store, "base") and presence(store, "more")
+            if op == "enroll":
+                presence(store, "new")  # wholly there or wholly absent
+            if op == "remove" and not presence(store, "keep"):
+                assert vector_bytes_in(home, vectors("keep", "m1")[0]) == []
+            else:
+                assert presence(store, "keep")
+            store.close()
+    print(f"\ncompaction kill points tried: {len(tried)}")
+    assert len(tried) >= 20
+
+
 def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
     home = tmp_path / "store"
     shutil.copytree(template, home)

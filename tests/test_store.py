@@ -53,7 +53,8 @@ def test_registry_row_without_vector_is_reported_and_repaired(tmp_path):
     db.close()
     fresh = Store(tmp_path)
     problems = fresh.verify().problems
-    assert len(problems) == 1 and "out of step" in problems[0]
+    assert len(problems) == 2 and "out of step" in problems[0]
+    assert "centroids of 1 people differ from their samples (alice)" in problems[1]
     with pytest.raises(StoreError, match="verify --repair"):
         fresh.search("face", "m1", np.ones((1, 16), np.float32), 1)
     fresh.verify(repair=True)

@@ -11,7 +11,6 @@ from ..calibrate import in_force
 from ..findings import Finding
 from ..models.face import FaceModel
 from ..store import Store
-from ..store.index import VectorIndex
 from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
 from .options import ScanOptions
 
@@ -48,8 +47,13 @@ class FaceMatcher:
                                  config.DEFAULT_FACE_THRESHOLD, config.DEFAULT_FACE_FMR)
         self.threshold, self.fmr, self.source = self.settings.threshold, self.settings.fmr, self.settings.source
         self.warnings = list(self.settings.warnings)
-        self._centroids: dict[str, np.ndarray] | None = None
         self.undecided = 0  # faces that would be composites but are too low quality to judge
+        if self.settings.fpir is not None and self.settings.gallery_size:
+            # 1:N false alarms grow with N: state what the per-comparison rate means at this gallery's size.
+            self.warnings.append(
+                f"face gallery of {self.settings.gallery_size} people: at threshold {self.threshold} (false-match rate "
+                f"{self.fmr:.1e} per comparison) a face of someone not enrolled matches somebody with probability "
+                f"about {self.settings.fpir:.1e} (FPIR)")
         self.index_version = store.index_version("face", model.model_id)
 
     def findings(self, result: AnalyzedFile) -> list[Finding]:
@@ -92,11 +96,10 @@ class FaceMatcher:
         """The composite verdict for one face when it is a composite, or one too low quality to judge; else None."""
         if len(cands) < 2:
             return None
-        if self._centroids is None:
-            people, cents = self.store.centroids("face", self.model.model_id)
-            self._centroids = dict(zip(people, cents))
         rule = self.settings.composite
-        pool = [composite.Candidate(c.person, c.similarity, self._centroids[c.person]) for c in cands[: rule.top_k]]
+        # Only the candidates' stored centroids are read: nothing is recomputed or loaded whole per scan.
+        cents = self.store.centroids_of("face", self.model.model_id, [c.person for c in cands[: rule.top_k]])
+        pool = [composite.Candidate(c.person, c.similarity, cents[c.person]) for c in cands[: rule.top_k]]
         verdict = composite.judge(face.embedding, pool, rule, face.quality)
         return verdict if verdict.kind in ("composite", "low_quality") else None
 
@@ -193,8 +196,6 @@ class VoiceMatcher:
         settings = in_force(cal, options.voice_threshold, size, config.DEFAULT_VOICE_THRESHOLD,
                             config.DEFAULT_VOICE_FMR, modality="voice")
         self.threshold, self.fmr, self.source = settings.threshold, settings.fmr, settings.source
-        self._centroids = None
-        self._people: list[str] = []
 
     @property
     def enrolled(self) -> bool:
@@ -202,13 +203,8 @@ class VoiceMatcher:
 
     def search(self, vecs: np.ndarray) -> list[list[tuple[str, float]]]:
         """Per segment, the top people by similarity to their centroid (the threshold was measured that way)."""
-        if self._centroids is None:
-            people, cents = self.store.centroids("voice", self.model)
-            self._centroids = VectorIndex("voice", self.model, cents.shape[1])
-            self._centroids.add(np.arange(len(people)), cents)
-            self._people = people
-        sims, ids = self._centroids.search(vecs, max(self.options.top_k, 3))
-        return [[(self._people[i], float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(sims, ids)]
+        found = self.store.search_centroids("voice", self.model, vecs, max(self.options.top_k, 3))
+        return [[(c.person, c.similarity) for c in cands] for cands in found]
 
     def findings(self, result: AnalyzedFile) -> list[Finding]:
         if self.model is None:

@@ -12,7 +12,10 @@ import numpy as np
 
 from ..errors import StoreError, UnknownPerson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Vector ids are summarised per table, modality and model as (count, sum of ids, sum of a hash of each id), kept by
+# triggers in the same transaction as the rows: an index compares its own summary with it in O(1) when opened.
+ID_HASH_MUL, ID_HASH_MOD = 2654435761, 4294967291
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,7 +73,39 @@ CREATE TABLE IF NOT EXISTS calibration (  -- one row per run of `calibrate`; the
     details TEXT NOT NULL,  -- JSON: observed counts, tail estimates (aggregates only, never vectors)
     created TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS centroids (  -- per person, the unit mean of their samples; kept in step at every write
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- the vector id in the centroid index; a new id at every change
+    person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+    modality TEXT NOT NULL,
+    model TEXT NOT NULL,
+    n INTEGER NOT NULL,  -- samples averaged
+    vector BLOB NOT NULL,
+    UNIQUE (person, modality, model)
+);
+CREATE TABLE IF NOT EXISTS id_state (
+    tbl TEXT NOT NULL, modality TEXT NOT NULL, model TEXT NOT NULL,
+    n INTEGER NOT NULL, s1 INTEGER NOT NULL, s2 INTEGER NOT NULL,
+    PRIMARY KEY (tbl, modality, model)
+);
 """
+
+_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS {t}_ids_add AFTER INSERT ON {t} BEGIN
+    INSERT INTO id_state VALUES ('{t}', NEW.modality, NEW.model, 1, NEW.id, (NEW.id * {mul}) % {mod})
+    ON CONFLICT (tbl, modality, model) DO UPDATE SET n = n + 1, s1 = s1 + NEW.id, s2 = s2 + (NEW.id * {mul}) % {mod};
+END;
+CREATE TRIGGER IF NOT EXISTS {t}_ids_del AFTER DELETE ON {t} BEGIN
+    UPDATE id_state SET n = n - 1, s1 = s1 - OLD.id, s2 = s2 - (OLD.id * {mul}) % {mod}
+    WHERE tbl = '{t}' AND modality = OLD.modality AND model = OLD.model;
+END;
+"""
+TRIGGERS = "".join(_TRIGGERS.format(t=t, mul=ID_HASH_MUL, mod=ID_HASH_MOD) for t in ("samples", "centroids"))
+
+
+def id_state(ids) -> tuple[int, int, int]:
+    """The (count, sum, hash sum) summary of a set of ids, as the registry's triggers keep it."""
+    ids = np.asarray(ids, np.int64).astype(object) if len(ids) else []
+    return (len(ids), int(sum(ids)), int(sum((i * ID_HASH_MUL) % ID_HASH_MOD for i in ids)))
 
 
 def now() -> str:
@@ -143,14 +178,30 @@ class Registry:
             self.db.execute("PRAGMA foreign_keys=ON")
             # Deleted biometric rows are overwritten with zeros, not left in free pages.
             self.db.execute("PRAGMA secure_delete=ON")
-            self.db.executescript(SCHEMA)
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            fresh = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None
+            self.db.executescript(SCHEMA + TRIGGERS)
+            if fresh:
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"registry {path} is not a readable SQLite database: {exc}") from exc
 
     def close(self) -> None:
         """Close the connection."""
         self.db.close()
+
+    def outdated(self) -> bool:
+        """Whether the registry predates the centroid table and id summaries (the store then migrates it)."""
+        return int(self.meta("schema") or 1) < SCHEMA_VERSION
+
+    def migrate(self) -> None:
+        """Bring a version 1 registry up to date: id summaries and every centroid (inside a transaction)."""
+        self.db.execute("DELETE FROM id_state")
+        self.db.execute(
+            f"INSERT INTO id_state SELECT 'samples', modality, model, COUNT(*), SUM(id), SUM((id * {ID_HASH_MUL}) % "
+            f"{ID_HASH_MOD}) FROM samples GROUP BY modality, model")
+        for modality, model in self.models():
+            self.refresh_centroids(modality, model)
+        self.set_meta("schema", str(SCHEMA_VERSION))
 
     # Set by the store when the templates are encrypted at rest (audit/crypto.py); None keeps plaintext.
     cipher = None
@@ -214,14 +265,32 @@ class Registry:
             (pid, name or pid, now(), name),
         )
 
-    def delete_person(self, pid: str) -> list[int]:
-        """Delete a person and everything of theirs (inside a transaction); returns their vector ids."""
+    def person_vectors(self, pid: str) -> dict[tuple[str, str, str], np.ndarray]:
+        """A person's sample and centroid vectors per (table, modality, model)."""
+        out = {}
+        for table, kind in (("samples", "sample"), ("centroids", "centroid")):
+            for modality, model in self.db.execute(f"SELECT DISTINCT modality, model FROM {table} WHERE person=?",
+                                                   (pid,)).fetchall():
+                rows = self.db.execute(f"SELECT id, vector, person FROM {table} WHERE person=? AND modality=? AND "
+                                       "model=?", (pid, modality, model)).fetchall()
+                out[(table, modality, model)] = self._decode(rows, table, modality, model)[1]
+        return out
+
+    def delete_person(self, pid: str) -> dict[tuple[str, str, str], list[int]]:
+        """Delete a person and everything of theirs (inside a transaction).
+
+        Returns the ids removed per (table, modality, model), table being samples or centroids.
+        """
         self.person(pid)
-        ids = [r[0] for r in self.db.execute("SELECT id FROM samples WHERE person=?", (pid,))]
-        for table in ("samples", "references_", "consent"):
+        out: dict[tuple[str, str, str], list[int]] = {}
+        for table in ("samples", "centroids"):
+            for vid, modality, model in self.db.execute(f"SELECT id, modality, model FROM {table} WHERE person=?",
+                                                        (pid,)).fetchall():
+                out.setdefault((table, modality, model), []).append(vid)
+        for table in ("samples", "centroids", "references_", "consent"):
             self.db.execute(f"DELETE FROM {table} WHERE person=?", (pid,))
         self.db.execute("DELETE FROM people WHERE id=?", (pid,))
-        return ids
+        return out
 
     # samples
     def has_source(self, pid: str, modality: str, model: str, sha256: str) -> bool:
@@ -260,7 +329,7 @@ class Registry:
     def counts(self) -> dict[tuple[str, str], int]:
         """(modality, model) -> number of samples, without reading a vector."""
         return {(m, mo): n for m, mo, n in self.db.execute(
-            "SELECT modality, model, COUNT(*) FROM samples GROUP BY modality, model ORDER BY modality, model")}
+            "SELECT modality, model, n FROM id_state WHERE tbl='samples' AND n > 0 ORDER BY modality, model")}
 
     def seconds(self, pid: str, modality: str, model: str) -> float:
         """Seconds of media enrolled for a person (the sum of the samples' spans)."""
@@ -272,15 +341,125 @@ class Registry:
         """Vector id -> person id for one modality and model."""
         return dict(self.db.execute("SELECT id, person FROM samples WHERE modality=? AND model=?", (modality, model)))
 
+    def rows_by_id(self, table: str, modality: str, model: str, ids) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(ids, vectors, person ids) of the given sample or centroid ids (those that exist), in id order."""
+        ids = sorted({int(i) for i in ids if i >= 0})
+        rows = []
+        for start in range(0, len(ids), 900):  # under SQLite's limit on bound parameters
+            chunk = ids[start:start + 900]
+            rows += self.db.execute(
+                f"SELECT id, vector, person FROM {_table(table)} WHERE id IN ({','.join('?' * len(chunk))})"
+                " AND modality=? AND model=? ORDER BY id", (*chunk, modality, model)).fetchall()
+        return self._decode(rows, table, modality, model)
+
+    def _decode(self, rows, table: str, modality: str, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        kind = "sample" if table == "samples" else "centroid"
+        ids = np.array([r[0] for r in rows], np.int64)
+        vecs = np.stack([
+            np.frombuffer(self._unseal(r[1], f"{kind}|{r[2]}|{modality}|{model}", f"{kind} {r[0]}"), np.float32)
+            for r in rows
+        ]) if rows else np.zeros((0, 0), np.float32)
+        return ids, vecs, [r[2] for r in rows]
+
+    def iter_rows(self, table: str, modality: str, model: str, chunk: int = 50_000):
+        """(ids, vectors, person ids) of every sample or centroid of one modality and model, in id order, by chunks."""
+        last = -1
+        while True:
+            rows = self.db.execute(
+                f"SELECT id, vector, person FROM {_table(table)} WHERE modality=? AND model=? AND id > ?"
+                " ORDER BY id LIMIT ?", (modality, model, last, chunk)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield self._decode(rows, table, modality, model)
+
+    def ids(self, table: str, modality: str, model: str) -> np.ndarray:
+        """Every sample or centroid id of one modality and model."""
+        return np.array([r[0] for r in self.db.execute(
+            f"SELECT id FROM {_table(table)} WHERE modality=? AND model=?", (modality, model))], np.int64)
+
+    def id_state(self, table: str, modality: str, model: str) -> tuple[int, int, int]:
+        """The triggers' (count, sum, hash sum) of the ids of one table, modality and model."""
+        row = self.db.execute("SELECT n, s1, s2 FROM id_state WHERE tbl=? AND modality=? AND model=?",
+                              (_table(table), modality, model)).fetchone()
+        return tuple(row) if row else (0, 0, 0)
+
+    # centroids
+    def _centroid_of(self, pid: str, modality: str, model: str) -> tuple[np.ndarray, int] | None:
+        rows = self.db.execute("SELECT id, vector, person FROM samples WHERE person=? AND modality=? AND model=?",
+                               (pid, modality, model)).fetchall()
+        if not rows:
+            return None
+        _, vecs, _ = self._decode(rows, "samples", modality, model)
+        return unit_mean(vecs), len(rows)
+
+    def refresh_centroid(self, pid: str, modality: str, model: str) -> tuple[list[int], list[int], np.ndarray]:
+        """Recompute one person's centroid from their samples (inside a transaction).
+
+        Returns (centroid ids removed, ids added, vectors added): a changed centroid gets a new id.
+        """
+        old = [r[0] for r in self.db.execute("SELECT id FROM centroids WHERE person=? AND modality=? AND model=?",
+                                             (pid, modality, model))]
+        self.db.execute("DELETE FROM centroids WHERE person=? AND modality=? AND model=?", (pid, modality, model))
+        got = self._centroid_of(pid, modality, model)
+        if got is None:
+            return old, [], np.zeros((0, 0), np.float32)
+        vec, n = got
+        cur = self.db.execute(
+            "INSERT INTO centroids (person, modality, model, n, vector) VALUES (?,?,?,?,?)",
+            (pid, modality, model, n, self._seal(vec.tobytes(), f"centroid|{pid}|{modality}|{model}")))
+        return old, [int(cur.lastrowid)], vec[None, :]
+
+    def stale_centroids(self, modality: str, model: str) -> list[str]:
+        """People whose stored centroid differs from the mean of their samples (or is missing or left over)."""
+        stored = {}
+        for _, vecs, people in self.iter_rows("centroids", modality, model):
+            stored.update(zip(people, vecs))
+        stale, seen = [], set()
+        for pid, (vec, _) in self._all_means(modality, model):
+            seen.add(pid)
+            if pid not in stored or not np.allclose(stored[pid], vec, atol=1e-5):
+                stale.append(pid)
+        return sorted(stale + [p for p in stored if p not in seen])
+
+    def _all_means(self, modality: str, model: str):
+        """(person, (unit mean, count)) for everyone with samples, one person at a time."""
+        for (pid,) in self.db.execute("SELECT DISTINCT person FROM samples WHERE modality=? AND model=?",
+                                      (modality, model)).fetchall():
+            yield pid, self._centroid_of(pid, modality, model)
+
+    def refresh_centroids(self, modality: str, model: str) -> list[str]:
+        """Recompute every stale centroid of one modality and model (inside a transaction); returns the people."""
+        stale = self.stale_centroids(modality, model)
+        for pid in stale:
+            self.refresh_centroid(pid, modality, model)
+        return stale
+
+    def centroids_of(self, modality: str, model: str, people) -> dict[str, np.ndarray]:
+        """Person id -> centroid for the given people (those enrolled in this modality and model)."""
+        people = sorted(set(people))
+        rows = []
+        for start in range(0, len(people), 900):
+            chunk = people[start:start + 900]
+            rows += self.db.execute(
+                f"SELECT id, vector, person FROM centroids WHERE person IN ({','.join('?' * len(chunk))})"
+                " AND modality=? AND model=?", (*chunk, modality, model)).fetchall()
+        _, vecs, who = self._decode(rows, "centroids", modality, model)
+        return dict(zip(who, vecs))
+
     def reseal(self, cipher) -> int:
         """Encrypt every plaintext vector and crop with cipher, then use it (inside a transaction); returns vectors."""
         rows = self.db.execute("SELECT id, person, modality, model, vector FROM samples").fetchall()
+        cents = self.db.execute("SELECT id, person, modality, model, vector FROM centroids").fetchall()
         refs = self.db.execute("SELECT person, modality, image FROM references_").fetchall()
         old, self.cipher = self.cipher, cipher
         try:
             for vid, pid, modality, model, blob in rows:
                 self.db.execute("UPDATE samples SET vector=? WHERE id=?",
                                 (self._seal(bytes(blob), f"sample|{pid}|{modality}|{model}"), vid))
+            for vid, pid, modality, model, blob in cents:
+                self.db.execute("UPDATE centroids SET vector=? WHERE id=?",
+                                (self._seal(bytes(blob), f"centroid|{pid}|{modality}|{model}"), vid))
             for pid, modality, image in refs:
                 self.set_reference(pid, modality, bytes(image))
         except BaseException:
@@ -289,8 +468,9 @@ class Registry:
         return len(rows)
 
     def models(self) -> list[tuple[str, str]]:
-        """(modality, model) pairs that have samples."""
-        return list(self.db.execute("SELECT DISTINCT modality, model FROM samples ORDER BY modality, model"))
+        """(modality, model) pairs that have samples (from the id summaries: no table scan)."""
+        return list(self.db.execute(
+            "SELECT modality, model FROM id_state WHERE tbl='samples' AND n > 0 ORDER BY modality, model"))
 
     # reference crops
     def set_reference(self, pid: str, modality: str, jpeg: bytes) -> None:
@@ -327,8 +507,7 @@ class Registry:
 
     def gallery_size(self, modality: str, model: str) -> int:
         """How many people have samples of one modality and model."""
-        return self.db.execute("SELECT COUNT(DISTINCT person) FROM samples WHERE modality=? AND model=?",
-                               (modality, model)).fetchone()[0]
+        return self.id_state("centroids", modality, model)[0]  # one centroid per person: no table scan
 
     # consent
     def set_consent(self, pid: str, scope: str, allowed: bool, until: str | None, note: str | None) -> None:
@@ -361,6 +540,18 @@ class Registry:
         if until and until < (today or now()[:10]):
             return "expired"
         return "allowed"
+
+
+def unit_mean(vecs: np.ndarray) -> np.ndarray:
+    """The mean of some vectors scaled to unit length (float32)."""
+    mean = np.asarray(vecs, np.float64).mean(axis=0)
+    return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+
+
+def _table(name: str) -> str:
+    if name not in ("samples", "centroids"):
+        raise ValueError(f"no vector table {name}")
+    return name
 
 
 class _Transaction:

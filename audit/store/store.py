@@ -6,6 +6,7 @@ It is the only door to persistence: everything outside audit/store/ reads and wr
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -21,9 +22,9 @@ from .accounts import Accounts
 from ..errors import StoreError
 from . import crypto, faults, upkeep
 from .auditlog import LOG_FILE, AuditLog
-from .index import Manifest, VectorIndex
 from .registry import Calibration, Person, Registry, Sample
-from .upkeep import UNFINISHED, VerifyReport
+from .segments import SegManifest, Segments
+from .upkeep import TABLES, UNFINISHED, VerifyReport
 
 if TYPE_CHECKING:
     from ..enroll import EnrollResult
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ..models.voice import VoiceEncoder
 
 REGISTRY_FILE = "registry.sqlite"
+SHORTLIST = 64  # candidates per probe that the index proposes and the registry's exact vectors re-score
 
 
 @dataclass
@@ -78,11 +80,16 @@ class Store:
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
         self.cipher = self.registry.cipher = crypto.Cipher(key) if key is not None else None
         self._check_encryption()
-        self._indexes: dict[tuple[str, str], tuple[VectorIndex, Manifest | None]] = {}
-        self._owners: dict[tuple[str, str], dict[int, str]] = {}
+        self._indexes: dict[tuple[str, str, str], Segments] = {}
         self._cache: dict[tuple, Any] = {}
         self._face: FaceModel | None = None
         self._voice: VoiceEncoder | None = None
+        if self.registry.outdated():
+            with self._writing():  # a store from before centroids and segmented indexes: brought up to date once
+                with self.registry.transaction():
+                    self.registry.migrate()
+                    self.registry.set_meta(UNFINISHED, "migrate")
+                upkeep.finish(self)
 
     def close(self) -> None:
         """Close the registry."""
@@ -138,6 +145,7 @@ class Store:
             self.log.flush()
             for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
+            upkeep.sweep(self)
             if self.registry.meta(UNFINISHED):
                 upkeep.finish(self)
             yield
@@ -222,55 +230,69 @@ class Store:
                 if (not event or e.get("event") == event)
                 and (not person or e.get("details", {}).get("person") == person)]
 
+    def segments(self, table: str, modality: str, model: str) -> Segments:
+        """The (unopened) index of one table (samples or centroids), modality and model."""
+        return upkeep.segments(self, table, modality, model)
+
     # reading: search
-    def index(self, modality: str, model: str) -> tuple[VectorIndex, Manifest | None]:
-        """The index for one modality and model, checked against the registry."""
-        key = (modality, model)
+    def index(self, modality: str, model: str, table: str = "samples") -> tuple[Segments, SegManifest | None]:
+        """The index for one modality and model, checked against the registry's summary of its ids (O(1))."""
+        key = (table, modality, model)
         if key not in self._indexes:
-            with self.lock(shared=True):
-                ids, _, people = self.registry.vectors(modality, model)
-                idx, man = upkeep.load_checked(self, modality, model, ids)
-                self._owners[key] = dict(zip(ids.tolist(), people))
-            self._indexes[key] = (idx, man)
-        return self._indexes[key]
+            with self.lock(shared=True):  # segment files are only deleted under the writer lock
+                self._indexes[key] = upkeep.load_checked(self, table, modality, model)
+        seg = self._indexes[key]
+        return seg, seg.man
 
     def search(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
-        """Per probe vector, the best-scoring sample of each of the top_k people, best first."""
-        idx, _ = self.index(modality, model)
-        owners = self._owners[(modality, model)]
-        if idx.count == 0 or len(vectors) == 0:
+        """Per probe vector, the best-scoring sample of each of the top_k people, best first.
+
+        The index proposes a shortlist; every score is the exact cosine similarity with the registry's vector.
+        """
+        return self._search("samples", modality, model, vectors, top_k, max(top_k * 16, SHORTLIST))
+
+    def search_centroids(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
+        """Per probe vector, the top_k people by exact cosine similarity to their centroid."""
+        return self._search("centroids", modality, model, vectors, top_k, max(top_k * 4, SHORTLIST // 2))
+
+    def _search(self, table: str, modality: str, model: str, vectors: np.ndarray, top_k: int,
+                shortlist: int) -> list[list[Candidate]]:
+        seg, _ = self.index(modality, model, table)
+        vectors = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
+        if seg.count == 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
-        # Ask for more samples than people: a person with many samples would otherwise crowd out others.
-        sims, ids = idx.search(vectors, min(idx.count, max(top_k * 16, 64)))
+        _, ids = seg.search(vectors, min(seg.count, shortlist))
+        rids, rvecs, people = self.registry.rows_by_id(table, modality, model, np.unique(ids))
+        row = {int(v): i for i, v in enumerate(rids)}
+        probes = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        stored = rvecs / np.maximum(np.linalg.norm(rvecs, axis=1, keepdims=True), 1e-12) if len(rids) else rvecs
         out = []
-        for srow, irow in zip(sims, ids):
+        for probe, cand in zip(probes, ids):
+            pos = np.array([row[int(v)] for v in cand if int(v) in row], np.int64)
+            sims = stored[pos] @ probe if len(pos) else np.zeros(0, np.float32)
             best: dict[str, Candidate] = {}
-            for s, vid in zip(srow.tolist(), irow.tolist()):
-                if vid < 0:
-                    continue
-                p = owners[vid]
+            for i in np.argsort(-sims, kind="stable"):
+                p = people[pos[i]]
                 if p not in best:
-                    best[p] = Candidate(p, float(s), int(vid))
-                if len(best) >= top_k:
-                    break
+                    best[p] = Candidate(p, float(sims[i]), int(rids[pos[i]]))
+                    if len(best) >= top_k:
+                        break
             out.append(list(best.values()))
         return out
 
     def centroids(self, modality: str, model: str) -> tuple[list[str], np.ndarray]:
-        """(person ids, unit mean vector of each person's samples), cached until the next write."""
-        key = ("centroids", modality, model)
-        if key not in self._cache:
-            _, vecs, people = self.registry.vectors(modality, model)
-            order = sorted(set(people))
-            rows = np.array(people)
-            cents = np.stack([vecs[rows == p].mean(axis=0) for p in order]) if order else np.zeros((0, 0), np.float32)
-            if len(order):
-                cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
-            self._cache[key] = (order, cents.astype(np.float32))
-        return self._cache[key]
+        """(person ids, unit mean vector of each person's samples) of everyone; reads them all (see centroids_of)."""
+        rows = [(p, v) for _, vecs, people in self.registry.iter_rows("centroids", modality, model)
+                for p, v in zip(people, vecs)]
+        rows.sort(key=lambda r: r[0])
+        return [p for p, _ in rows], (np.stack([v for _, v in rows]) if rows else np.zeros((0, 0), np.float32))
+
+    def centroids_of(self, modality: str, model: str, people: Iterable[str]) -> dict[str, np.ndarray]:
+        """Person id -> stored centroid (unit mean of their samples), for the given people."""
+        return self.registry.centroids_of(modality, model, people)
 
     def index_version(self, modality: str, model: str) -> str | None:
-        """Short checksum of the index file, for findings."""
+        """Short checksum of the index state, for findings."""
         _, man = self.index(modality, model)
         return man.file_sha256[:12] if man else None
 
@@ -290,40 +312,53 @@ class Store:
         return enroll_voices(self, self.voice_encoder, person, _paths(paths), name)
 
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
-        """Register checked samples for a person in one transaction, then update the index files."""
+        """Register samples for a person in one transaction, then update the index files."""
+        return self.add_people([(pid, name, samples, reference)])[0]
+
+    def add_people(self, batch: list[tuple[str, str | None, list[Sample], tuple[str, bytes] | None]]) -> list[list[int]]:
+        """Register several people's samples in one transaction (bulk enrolment), then update the indexes once.
+
+        batch: (person id, display name or None, samples, reference crop (modality, jpeg) or None) per person.
+        Returns the new vector ids per person.
+        """
+        changes: dict[tuple[str, str, str], list] = {}
+        out = []
         with self._writing():
             with self.registry.transaction():
-                self.registry.ensure_person(pid, name)
-                ids = [self.registry.add_sample(pid, s) for s in samples]
-                if reference is not None:
-                    self.registry.set_reference(pid, *reference)
-                self.log.stage("enroll", {
-                    "person": pid, "samples": len(ids), "vector_ids": ids, "reference": reference is not None,
-                    "models": sorted({f"{s.modality}:{s.model[:16]}" for s in samples}),
-                    "sources_sha256": sorted({s.source_sha256 for s in samples}),
-                })
+                for pid, name, samples, reference in batch:
+                    self.registry.ensure_person(pid, name)
+                    ids = [self.registry.add_sample(pid, s) for s in samples]
+                    for vid, s in zip(ids, samples):
+                        _change(changes, ("samples", s.modality, s.model), [vid], [s.vector], [])
+                    for modality, model in {(s.modality, s.model) for s in samples}:
+                        gone, new, vecs = self.registry.refresh_centroid(pid, modality, model)
+                        _change(changes, ("centroids", modality, model), new, list(vecs), gone)
+                    if reference is not None:
+                        self.registry.set_reference(pid, *reference)
+                    out.append(ids)
+                self.log.stage("enroll", _enroll_details(batch, out))
                 self.registry.set_meta(UNFINISHED, "enroll")
                 faults.point("store.add:before-commit")
             faults.point("store.add:committed")
             self.log.flush()
-            for modality, model in {(s.modality, s.model) for s in samples}:
-                upkeep.sync_index(self, modality, model)
+            self._apply(changes)
             self._finished()
-        return ids
+        return out
 
     def remove(self, pid: str) -> int:
         """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed."""
         with self._writing():
-            models = self.registry.models()
             with self.registry.transaction():
-                ids = self.registry.delete_person(pid)
+                self.registry.person(pid)
+                purged = self.registry.person_vectors(pid)  # an IVF base checks its list centroids against them
+                removed = self.registry.delete_person(pid)
+                ids = [i for (table, _, _), got in removed.items() if table == "samples" for i in got]
                 self.log.stage("remove", {"person": pid, "vectors": len(ids)})
                 self.registry.set_meta(UNFINISHED, "remove")
                 faults.point("store.remove:before-commit")
             faults.point("store.remove:committed")
             self.log.flush()
-            for modality, model in models:
-                upkeep.sync_index(self, modality, model)
+            self._apply({key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
             faults.point("store.remove:before-vacuum")
             # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
             # the WAL, whose older frames still hold the pages as they were before the delete.
@@ -396,6 +431,27 @@ class Store:
             upkeep.finish(self)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
         return n
 
+    def _apply(self, changes: dict[tuple[str, str, str], list], purge: bool = False,
+               purged: dict | None = None) -> None:
+        """Apply one committed write's additions and removals to the indexes it touched (see Segments.apply)."""
+        for (table, modality, model), (add, vecs, remove) in sorted(changes.items()):
+            upkeep.sync(self, table, modality, model, (add, vecs, remove), purge=purge,
+                        purged=(purged or {}).get((table, modality, model)))
+
+    def compact(self) -> list[str]:
+        """Fold every index's recent additions and masked removals into its base now; returns what was done."""
+        done = []
+        with self._writing():
+            for modality, model in self.registry.models():
+                for table in TABLES:
+                    seg = upkeep.load_checked(self, table, modality, model)
+                    self.forget_loaded()
+                    if seg.man is not None:
+                        man = seg.apply(np.zeros(0, np.int64), np.zeros((0, seg.dim), np.float32), [],
+                                        upkeep.source(self, table, modality, model), compact=True)
+                        done.append(f"{seg.manifest_path.name}: {man.count} vectors in a {man.kind} base")
+        return done
+
     # checking
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check that registry, index files and audit log agree; repair=True first rebuilds the indexes."""
@@ -403,7 +459,7 @@ class Store:
         if repair:
             with self._writing():  # finishes an interrupted write first
                 upkeep.wipe_wal(self)
-                report.repaired = upkeep.rebuild(self)
+                report.repaired = upkeep.repair(self)
         with self.lock(shared=True):  # a writer half-way through is not a problem
             report.problems = upkeep.problems(self)
         report.people = len(self.registry.names())
@@ -415,3 +471,30 @@ class Store:
 def _paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str | os.PathLike]:
     """One path or many."""
     return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+
+
+def _change(changes: dict, key: tuple[str, str, str], add: list[int], vecs: list, remove: list[int]) -> None:
+    """Collect one write's index additions and removals per (table, modality, model)."""
+    entry = changes.setdefault(key, [[], [], []])
+    entry[0] += list(add)
+    entry[1] += [np.asarray(v, np.float32) for v in vecs]
+    entry[2] += list(remove)
+    both = set(entry[0]) & set(entry[2])  # a centroid replaced twice in one batch: its first new id is gone again
+    if both:
+        keep = [i for i, v in enumerate(entry[0]) if v not in both]
+        entry[0], entry[1] = [entry[0][i] for i in keep], [entry[1][i] for i in keep]
+        entry[2] = [v for v in entry[2] if v not in both]
+
+
+def _enroll_details(batch: list, ids: list[list[int]]) -> dict:
+    """The audit entry of an enrolment: one person as before, or a bulk batch summarised (no vectors)."""
+    samples = [s for _, _, ss, _ in batch for s in ss]
+    models = sorted({f"{s.modality}:{s.model[:16]}" for s in samples})
+    if len(batch) == 1:
+        pid, _, _, reference = batch[0]
+        return {"person": pid, "samples": len(ids[0]), "vector_ids": ids[0], "reference": reference is not None,
+                "models": models, "sources_sha256": sorted({s.source_sha256 for s in samples})}
+    flat = [i for got in ids for i in got]
+    return {"people": [pid for pid, _, _, _ in batch], "samples": len(flat), "models": models,
+            "vector_ids": [min(flat), max(flat)] if flat else [],
+            "sources_sha256": hashlib.sha256("".join(sorted(s.source_sha256 for s in samples)).encode()).hexdigest()}

@@ -1,4 +1,5 @@
-"""Keeping a store's index files in step with its registry: sync, rebuild, finish an interrupted write, verify."""
+"""Keeping a store's indexes in step with its registry: load checked, sync, rebuild, sweep, finish an interrupted
+write, verify."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
-from .index import Manifest, VectorIndex, ids_digest
+from .registry import id_state
+from .segments import Segments
 
 if TYPE_CHECKING:
     from .store import Store
 
 UNFINISHED = "unfinished_write"  # meta key set in a write's transaction, cleared once its index files are written
+TABLES = ("samples", "centroids")  # each has an index per modality and model
 
 
 @dataclass
@@ -34,71 +37,123 @@ class VerifyReport:
         return not self.problems
 
 
+def segments(store: Store, table: str, modality: str, model: str) -> Segments:
+    """The (unopened) index of one table (samples or centroids), modality and model."""
+    suffix = "" if table == "samples" else "-centroids"
+    return Segments(store.home, f"{modality}-{model[:16]}{suffix}", modality, model, store.cipher)
+
+
 def index_path(home: Path, modality: str, model: str) -> Path:
-    """Where the index of one modality and model lives."""
-    return home / f"{modality}-{model[:16]}.faiss"
+    """Where the sample index of one modality and model lives: its manifest, which names its segment files."""
+    return home / f"{modality}-{model[:16]}.json"
 
 
 def temp_files(home: Path) -> list[Path]:
     """Temp files of index and manifest writes (index.atomic_write) left by a killed writer."""
-    return sorted(p for p in home.glob("*.tmp") if re.fullmatch(r"\w+-\w+\.(faiss|json)\.\w+\.tmp", p.name))
+    return sorted(p for p in home.glob("*.tmp") if re.fullmatch(r"[\w.-]+\.(faiss|json)\.\w+\.tmp", p.name))
 
 
-def load_checked(store: Store, modality: str, model: str, ids: np.ndarray) -> tuple[VectorIndex, Manifest | None]:
-    """The index file of one modality and model, or StoreError when it does not hold exactly these ids."""
-    path = index_path(store.home, modality, model)
-    if not path.exists():
-        if len(ids):
+def load_checked(store: Store, table: str, modality: str, model: str, full: bool = False) -> Segments:
+    """One index, checked in O(1) against the registry's summary of its ids (StoreError when they differ).
+
+    full: checksum every segment as well (verify); otherwise large memory-mapped bases are not read.
+    """
+    seg = segments(store, table, modality, model)
+    state = store.registry.id_state(table, modality, model)
+    man = seg.read_manifest()
+    if man is None:
+        if state[0]:
             raise StoreError(
-                f"index {path.name} is missing but the registry has {len(ids)} {modality} vectors; "
-                "run `likeness-audit verify --repair`"
-            )
-        return VectorIndex(modality, model, 0), None
-    idx, man = VectorIndex.load(path, store.cipher)
-    if man.model != model or ids_digest(idx.ids()) != ids_digest(ids):
+                f"index {seg.manifest_path.name} is missing but the registry has {state[0]} {modality} "
+                f"{'vectors' if table == 'samples' else 'centroids'}; run `likeness-audit verify --repair`")
+        return seg
+    if man.model != model or list(man.state) != list(state):
         raise StoreError(
-            f"index {path.name} is out of step with the registry (index {idx.count} vectors, registry "
-            f"{len(ids)}); run `likeness-audit verify --repair`"
-        )
-    return idx, man
+            f"index {seg.manifest_path.name} is out of step with the registry (index {man.count} vectors, "
+            f"registry {state[0]}); run `likeness-audit verify --repair`")
+    seg.load(check_all=full)
+    return seg
 
 
-def sync_index(store: Store, modality: str, model: str) -> Manifest:
-    """Bring one index file in line with the registry: incremental when possible, else rebuilt."""
-    ids, vecs, _ = store.registry.vectors(modality, model)
-    path = index_path(store.home, modality, model)
-    idx = None
-    if path.exists():
-        try:
-            idx, _ = VectorIndex.load(path, store.cipher)
-        except StoreError:
-            idx = None  # damaged: rebuilt below from the registry, which holds every vector
-    if idx is not None and idx.model == model and (len(vecs) == 0 or idx.dim == vecs.shape[1]):
-        have, want = set(idx.ids().tolist()), set(ids.tolist())
-        idx.remove(np.array(sorted(have - want), np.int64))
-        new = np.isin(ids, np.array(sorted(want - have), np.int64))
-        idx.add(ids[new], vecs[new])
-    else:
-        idx = VectorIndex(modality, model, vecs.shape[1] if len(vecs) else 512)
-        idx.add(ids, vecs)
-    man = idx.save(path, store.cipher)
+def source(store: Store, table: str, modality: str, model: str):
+    """A callable yielding (ids, vectors) chunks of every row of one table, modality and model."""
+    return lambda: ((ids, vecs) for ids, vecs, _ in store.registry.iter_rows(table, modality, model))
+
+
+def sync(store: Store, table: str, modality: str, model: str, change: tuple | None = None, full: bool = False,
+         purge: bool = True, purged: np.ndarray | None = None) -> Segments:
+    """Bring one index in line with the registry: the change alone when the index was in step before it, else
+    the difference of the id sets, else (damage, or full) a rebuild from the registry, which holds every vector.
+
+    change: (ids added, their vectors, ids removed); purge and purged: see Segments.apply.
+    """
+    seg = segments(store, table, modality, model)
+    want = store.registry.id_state(table, modality, model)
+    src = source(store, table, modality, model)
+    try:
+        man = seg.read_manifest()
+        if man is not None:
+            seg.load(check_all=full)
+    except StoreError:
+        man = None  # damaged or of the old format: rebuilt below
     store.forget_loaded()
-    return man
+    if want[0] == 0:
+        seg.drop()
+        return seg
+    if man is not None and not full and change is not None:
+        add, vecs, remove = change
+        before = [a - b + c for a, b, c in zip(want, id_state(add), id_state(remove))]
+        if list(man.state) == before:
+            seg.apply(np.array(add, np.int64), np.array(vecs, np.float32), remove, src, purge, purged=purged)
+            return seg
+    if man is not None and not full:
+        have, reg = seg.ids(), store.registry.ids(table, modality, model)
+        ids, vecs, _ = store.registry.rows_by_id(table, modality, model, np.setdiff1d(reg, have))
+        gone = np.setdiff1d(have, reg)
+        # Removed vectors are no longer known here, so a removal retrains rather than trust the list centroids.
+        seg.apply(ids, vecs, gone, src, purge=True, retrain=len(gone) > 0)
+        if list(seg.man.state) == list(want):
+            return seg
+    dim = next(store.registry.iter_rows(table, modality, model, chunk=1))[1].shape[1]
+    seg.rebuild(src, dim)
+    return seg
 
 
-def rebuild(store: Store) -> list[str]:
-    """Bring every index in line with the registry and drop index files it has no rows for."""
+def sweep(store: Store) -> None:
+    """Delete segment files no manifest names (a killed compaction's new base, say): they may hold vectors."""
+    for modality, model in store.registry.models():
+        for table in TABLES:
+            seg = segments(store, table, modality, model)
+            try:
+                if seg.read_manifest() is not None:
+                    seg.sweep()
+            except StoreError:
+                pass  # an unreadable manifest: left for verify to report and a repair to rebuild
+
+
+def rebuild(store: Store, full: bool = False) -> list[str]:
+    """Bring every index in line with the registry and drop index files it has no rows for.
+
+    full: rebuild each index from the registry (repair) instead of applying the difference.
+    """
     done, known = [], set()
     for modality, model in store.registry.models():
-        man = sync_index(store, modality, model)
-        known.add(index_path(store.home, modality, model))
-        done.append(f"{index_path(store.home, modality, model).name}: {man.count} vectors")
-    for path in store.home.glob("*.faiss"):
-        if path not in known:
+        for table in TABLES:
+            seg = sync(store, table, modality, model, None, full)
+            known |= {p.name for p in store.home.iterdir() if seg.owns(p.name)}
+            done.append(f"{seg.manifest_path.name}: {seg.count} vectors")
+    for path in sorted(store.home.iterdir()):
+        if path.suffix in (".faiss", ".json") and path.name not in known:
             path.unlink()
-            path.with_suffix(".json").unlink(missing_ok=True)
             done.append(f"{path.name}: removed (no registry rows)")
     return done
+
+
+def repair(store: Store) -> list[str]:
+    """Recompute stale centroids and rebuild every index from the registry (under the writer lock)."""
+    with store.registry.transaction():
+        fixed = [p for m, mo in store.registry.models() for p in store.registry.refresh_centroids(m, mo)]
+    return [f"centroid of {p} recomputed" for p in fixed] + rebuild(store, full=True)
 
 
 def wipe_wal(store: Store) -> None:
@@ -118,23 +173,34 @@ def finish(store: Store) -> None:
 
 
 def problems(store: Store) -> list[str]:
-    """Every disagreement between registry, index files and audit log (call under the shared lock)."""
-    found = []
-    known = {index_path(store.home, m, mo).name for m, mo in store.registry.models()}
+    """Every disagreement between registry, indexes, centroids and audit log (call under the shared lock).
+
+    Reads every segment and every id: at a million vectors this takes a while, as a full check must.
+    """
+    found, known = [], set()
     for modality, model in store.registry.models():
-        ids, _, _ = store.registry.vectors(modality, model)
-        try:
-            load_checked(store, modality, model, ids)
-        except StoreError as exc:
-            found.append(str(exc))
-    for path in sorted(store.home.glob("*.faiss")):
-        if path.name not in known:
+        for table in TABLES:
             try:
-                idx, _ = VectorIndex.load(path, store.cipher)
-                if idx.count:
-                    found.append(f"index {path.name} holds {idx.count} vectors the registry does not know")
+                seg = segments(store, table, modality, model)
+                seg.read_manifest()
+                known |= seg.files()
+                seg = load_checked(store, table, modality, model, full=True)
             except StoreError as exc:
                 found.append(str(exc))
+                continue
+            found += seg.check()
+            have, reg = seg.ids(), store.registry.ids(table, modality, model)
+            if len(have) != len(reg) or set(have.tolist()) != set(reg.tolist()):
+                found.append(f"index {seg.manifest_path.name} is out of step with the registry (index "
+                             f"{len(have)} vectors, registry {len(reg)}); run `likeness-audit verify --repair`")
+        stale = store.registry.stale_centroids(modality, model)
+        if stale:
+            found.append(f"{modality} centroids of {len(stale)} people differ from their samples "
+                         f"({', '.join(stale[:3])}); run `likeness-audit verify --repair`")
+    for path in sorted(store.home.iterdir()):
+        if path.suffix in (".faiss", ".json") and path.name not in known:
+            found.append(f"index file {path.name} is not named by any index of the registry (left by an "
+                         "interrupted write, or of removed vectors); the next write removes it")
     if store.registry.meta(UNFINISHED):
         found.append(f"an interrupted {store.registry.meta(UNFINISHED)} was not finished; the next write, or "
                      "`likeness-audit verify --repair`, finishes it")

@@ -1,0 +1,187 @@
+"""Large-gallery machinery at small N: IVF + exact re-rank against exact search, incremental centroids, segments,
+encrypted segments, and the upgrade of a store from before segments."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audit.cli import cli
+from audit.errors import StoreError
+from audit.store import segments
+from audit.store.crypto import new_key
+from audit.store.registry import Sample, unit_mean
+from audit.store.store import Store
+
+
+@pytest.fixture
+def small(monkeypatch):
+    """Shrink the index policy so that a few hundred vectors make an IVF base that is searched approximately."""
+    monkeypatch.setattr(segments, "FLAT_MAX", 64)
+    monkeypatch.setattr(segments, "DELTA_MAX", 16)
+    monkeypatch.setattr(segments, "TRAIN_PER_LIST", 4)
+    monkeypatch.setattr(segments, "SCAN", 60)  # a quarter or less of the lists are probed
+
+
+def unit(rng, n, dim=16):
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def people_of(rng, n, per=3, dim=16, model="m1", prefix="p"):
+    """n people with per samples each, spread around a centre as one person's photos are."""
+    out = []
+    for i in range(n):
+        centre = unit(rng, 1, dim)[0]
+        vecs = centre + 0.35 * unit(rng, per, dim)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        out.append((f"{prefix}{i}", None, [Sample("face", model, f"{prefix}{i}-{j}".ljust(64, "0"), v)
+                                           for j, v in enumerate(vecs)], None))
+    return out
+
+
+def test_ann_and_rerank_give_the_findings_of_exact_search(deepface, face_model, tmp_path, small):
+    """The shared photos scanned through the CLI against an exact store and an IVF store give the same rows."""
+    folder, people = deepface
+    real, probes = [], tmp_path / "probes"
+    probes.mkdir()
+    for person, files in sorted(people.items()):
+        samples = []
+        for name in files[:-1]:
+            faces = face_model.analyze(cv2.imread(str(folder / name)))
+            if faces:
+                face = max(faces, key=lambda f: f.size)
+                samples.append(Sample("face", face_model.model_id, name.ljust(64, "0"), face.embedding))
+        real.append((person, None, samples, None))
+        os.symlink(folder / files[-1], probes / files[-1])
+    # Padding: people near the real ones' mean (face-like, not uniform), enough for an IVF base of many lists.
+    rng = np.random.default_rng(11)
+    mean = unit_mean(np.concatenate([[s.vector for s in ss] for _, _, ss, _ in real]))
+    pad = []
+    for i in range(120):
+        vecs = mean + 0.9 * unit(rng, 3, len(mean))
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        pad.append((f"pad{i}", None, [Sample("face", face_model.model_id, f"pad{i}-{j}".ljust(64, "0"), v)
+                                      for j, v in enumerate(vecs)], None))
+    rows = {}
+    for kind in ("exact", "ivf"):
+        home = tmp_path / kind
+        store = Store(home, key=None)
+        batches = [real + pad] if kind == "exact" else [pad[:60], real, pad[60:]]
+        segments.FLAT_MAX, segments.DELTA_MAX = (10**9, 10**9) if kind == "exact" else (64, 16)
+        for batch in batches:
+            store.add_people(batch)
+        man = store.index("face", face_model.model_id)[1]
+        assert man.kind == ("flat" if kind == "exact" else "ivf")
+        if kind == "ivf":
+            assert man.nprobe < man.nlist  # approximate: not every list is searched
+        store.close()
+        result = CliRunner().invoke(cli, ["--home", str(home), "scan", str(probes), "--json", "--top-k", "3"])
+        assert result.exit_code == 0, result.output
+        rows[kind] = sorted((r["path"], r["kind"], r.get("person"), r.get("similarity"))
+                            for r in map(json.loads, result.stdout.splitlines()))
+    assert rows["ivf"] == rows["exact"]
+    assert sum(r[1] == "match" for r in rows["exact"]) >= 10  # the held-out photos are found
+
+
+def test_incremental_centroids_equal_recomputed_ones(tmp_path, small):
+    """Centroids kept at every enrolment and removal equal centroids recomputed from the samples; the centroid
+    index finds the same people as brute force."""
+    rng = np.random.default_rng(3)
+    store = Store(tmp_path / "s", key=None)
+    batch = people_of(rng, 40)
+    store.add_people(batch[:30])
+    for pid, name, samples, ref in batch[30:]:
+        store.add_samples(pid, name, samples, ref)
+    for pid, name, samples, ref in people_of(rng, 10, per=2, prefix="p"):  # more photos of p0..p9
+        samples = [Sample(s.modality, s.model, "more" + s.source_sha256[4:], s.vector) for s in samples]
+        store.add_samples(pid, name, samples, ref)
+    for pid in ("p3", "p17", "p35"):
+        store.remove_person(pid)
+    ids, vecs, people = store.registry.vectors("face", "m1")
+    owners = np.array(people)
+    want = {p: unit_mean(vecs[owners == p]) for p in sorted(set(people))}
+    got_people, got = store.centroids("face", "m1")
+    assert got_people == sorted(want)
+    np.testing.assert_allclose(got, np.stack([want[p] for p in got_people]), atol=1e-6)
+    assert store.centroids_of("face", "m1", ["p1", "p3"]).keys() == {"p1"}
+    assert store.registry.gallery_size("face", "m1") == 37
+    probes = unit(rng, 20)
+    exact = np.stack([want[p] for p in got_people]) @ probes.T
+    for j, cands in enumerate(store.search_centroids("face", "m1", probes, 1)):
+        assert cands[0].person == got_people[int(np.argmax(exact[:, j]))]
+        assert cands[0].similarity == pytest.approx(float(exact[:, j].max()), abs=1e-5)
+    assert store.verify() == []
+
+
+def test_segments_mask_then_compact_and_leave_no_stale_files(tmp_path, small):
+    rng = np.random.default_rng(5)
+    store = Store(tmp_path / "s", key=None)
+    everyone = people_of(rng, 60)
+    store.add_people(everyone[:40])  # 120 vectors: an IVF base
+    seg, man = store.index("face", "m1")
+    assert man.kind == "ivf" and man.delta is None
+    store.add_people(everyone[40:43])  # a small delta, no compaction
+    seg, man = store.index("face", "m1")
+    assert man.delta is not None and seg.count == 129
+    store.remove_person("p1")  # removal purges the base: compacted
+    seg, man = store.index("face", "m1")
+    assert man.removed == [] and seg.count == 126
+    names = {p.name for p in (tmp_path / "s").iterdir() if p.suffix in (".faiss", ".json")}
+    want = set()
+    for table in ("samples", "centroids"):
+        s = store.segments(table, "face", "m1")
+        s.read_manifest()
+        want |= s.files()
+    assert names == want
+    # Every enrolled sample is its own best match (exact re-rank), whatever segment holds it.
+    for pid, _, samples, _ in everyone[:43]:
+        if pid == "p1":
+            continue
+        hit = store.search("face", "m1", np.stack([samples[0].vector]), 1)[0][0]
+        assert hit.person == pid and hit.similarity == pytest.approx(1.0, abs=1e-5)
+    assert store.verify() == []
+
+
+def test_encrypted_store_keeps_its_segments_sealed(tmp_path, small):
+    key = base64.b64decode(new_key())
+    rng = np.random.default_rng(8)
+    store = Store(tmp_path / "s", key=key)
+    batch = people_of(rng, 40)
+    store.add_people(batch)
+    assert store.index("face", "m1")[1].kind == "ivf"
+    store.close()
+    needle = batch[5][2][0].vector.astype(np.float32).tobytes()
+    assert not [p.name for p in (tmp_path / "s").iterdir() if p.is_file() and needle in p.read_bytes()]
+    for p in (tmp_path / "s").glob("*.faiss"):
+        assert p.read_bytes()[:4] == b"LAE1"
+    again = Store(tmp_path / "s", key=key)  # loaded into memory: an AES-GCM blob cannot be paged in
+    assert again.search("face", "m1", np.stack([batch[5][2][0].vector]), 1)[0][0].person == "p5"
+    assert again.verify() == []
+    with pytest.raises(StoreError):
+        Store(tmp_path / "s", key=None)
+
+
+def test_a_store_from_before_segments_is_upgraded(tmp_path):
+    """A version 1 registry (no centroids, no id summaries) and its old single-file index are migrated on open."""
+    rng = np.random.default_rng(9)
+    store = Store(tmp_path / "s", key=None)
+    store.add_people(people_of(rng, 5))
+    store.close()
+    db = sqlite3.connect(tmp_path / "s" / "registry.sqlite")
+    db.executescript("DELETE FROM centroids; DELETE FROM id_state; UPDATE meta SET value='1' WHERE key='schema';"
+                     "DROP TRIGGER samples_ids_add; DROP TRIGGER samples_ids_del;")
+    db.commit()
+    db.close()
+    (tmp_path / "s" / "face-m1.faiss").write_bytes(b"old single-file index")
+    again = Store(tmp_path / "s", key=None)
+    assert again.registry.gallery_size("face", "m1") == 5
+    assert not (tmp_path / "s" / "face-m1.faiss").exists()
+    assert again.verify() == []
