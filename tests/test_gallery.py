@@ -17,7 +17,8 @@ from audit.cli import cli
 from audit.errors import StoreError
 from audit.store import segments
 from audit.store.crypto import new_key
-from audit.store.registry import Sample, unit_mean
+from audit.store.registry import Sample
+from audit.store.vectors import unit_mean
 from audit.store.store import Store
 
 

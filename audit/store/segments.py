@@ -25,7 +25,7 @@ import numpy as np
 from . import faults
 from ..errors import StoreError
 from .index import atomic_write
-from .registry import id_state
+from .vectors import id_state
 
 # Policy; figures behind each number are in benchmarks/README.md ("Gallery scale").
 FLAT_MAX = 32_768  # crossover: above this many vectors the base is IVF (exact Flat search passes ~3 ms per face)

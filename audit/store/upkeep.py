@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
-from .registry import id_state
+from .vectors import id_state
 from .segments import Segments
 
 if TYPE_CHECKING:
