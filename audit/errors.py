@@ -31,3 +31,7 @@ class KeyProblem(StoreError):
 
 class CalibrationError(AuditError):
     """The gallery (or cohort) is too small or too uniform to calibrate from."""
+
+
+class TemplateError(StoreError):
+    """A template file that cannot be imported as it is (the message names the row)."""

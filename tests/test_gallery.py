@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from audit.cli import cli
 from audit.errors import StoreError
-from audit.store import segments
+from audit.store import segments, upkeep
 from audit.store.crypto import new_key
 from audit.store.registry import Sample
 from audit.store.vectors import unit_mean
@@ -138,7 +138,7 @@ def test_segments_mask_then_compact_and_leave_no_stale_files(tmp_path, small):
     names = {p.name for p in (tmp_path / "s").iterdir() if p.suffix in (".faiss", ".json")}
     want = set()
     for table in ("samples", "centroids"):
-        s = store.segments(table, "face", "m1")
+        s = upkeep.segments(store, table, "face", "m1")
         s.read_manifest()
         want |= s.files()
     assert names == want
@@ -186,3 +186,43 @@ def test_a_store_from_before_segments_is_upgraded(tmp_path):
     assert again.gallery_size("face", "m1") == 5
     assert not (tmp_path / "s" / "face-m1.faiss").exists()
     assert again.verify().ok
+
+
+def test_export_and_import_templates_through_the_cli(tmp_path, face_model):
+    """Templates leave one store and enter another unchanged; bad files are refused with the row, writing nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(12)
+    src = Store(tmp_path / "a", key=None)
+    src.add_people(people_of(rng, 4, dim=face_model.dim, model=face_model.model_id))
+    src.close()
+    out = tmp_path / "t.parquet"
+    done = CliRunner().invoke(cli, ["--home", str(tmp_path / "a"), "export", str(out)])
+    assert done.exit_code == 0 and "12 templates written" in done.output, done.output
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    done = CliRunner().invoke(cli, ["--home", str(tmp_path / "b"), "import", str(out)])
+    assert done.exit_code == 0 and "12 templates imported, 0 already enrolled" in done.output, done.output
+    again = CliRunner().invoke(cli, ["--home", str(tmp_path / "b"), "import", str(out)])
+    assert "0 templates imported, 12 already enrolled" in again.output  # an interrupted import is simply rerun
+    a, b = Store(tmp_path / "a", key=None), Store(tmp_path / "b", key=None)
+    (_, va, pa_), (_, vb, pb) = a.vectors("face", face_model.model_id), b.vectors("face", face_model.model_id)
+    assert sorted(zip(pa_, map(bytes, va))) == sorted(zip(pb, map(bytes, vb)))
+    assert b.verify().ok and b.gallery_size("face", face_model.model_id) == 4
+
+    table = pq.read_table(out).to_pylist()
+    for i, (field, value, message) in enumerate([
+        ("vector", [0.1] * 8, "row 3: vector of dimension 8, the face model's is 512"),
+        ("vector", [float("nan")] * face_model.dim, "row 3: vector holds NaN or infinity"),
+        ("vector", [0.0] * face_model.dim, "row 3: zero vector"),
+        ("model", "0" * 64, "row 3: model '0000000000000000' is not this store's face model"),
+        ("modality", "gait", "row 3: modality 'gait' is not one of face, voice"),
+    ]):
+        rows = [dict(r) for r in table]
+        rows[2][field] = value
+        bad = tmp_path / f"bad{i}.parquet"
+        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(out)), bad)
+        home = tmp_path / f"c{i}"
+        done = CliRunner().invoke(cli, ["--home", str(home), "import", str(bad)])
+        assert done.exit_code == 2 and message in done.output, done.output
+        assert Store(home, key=None).people() == []  # nothing written

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StoreError, UnknownPerson
-from .vectors import ID_HASH_MOD, ID_HASH_MUL, TRIGGERS, VectorRows
+from .vectors import SCHEMA_VERSION, TRIGGERS, VectorRows
 
-SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -168,20 +167,6 @@ class Registry(VectorRows):
         """Close the connection."""
         self.db.close()
 
-    def outdated(self) -> bool:
-        """Whether the registry predates the centroid table and id summaries (the store then migrates it)."""
-        return int(self.meta("schema") or 1) < SCHEMA_VERSION
-
-    def migrate(self) -> None:
-        """Bring a version 1 registry up to date: id summaries and every centroid (inside a transaction)."""
-        self.db.execute("DELETE FROM id_state")
-        self.db.execute(
-            f"INSERT INTO id_state SELECT 'samples', modality, model, COUNT(*), SUM(id), SUM((id * {ID_HASH_MUL}) % "
-            f"{ID_HASH_MOD}) FROM samples GROUP BY modality, model")
-        for modality, model in self.models():
-            self.refresh_centroids(modality, model)
-        self.set_meta("schema", str(SCHEMA_VERSION))
-
     # Set by the store when the templates are encrypted at rest (audit/crypto.py); None keeps plaintext.
     cipher = None
 
@@ -243,17 +228,6 @@ class Registry(VectorRows):
             "ON CONFLICT(id) DO UPDATE SET name=COALESCE(?, name)",
             (pid, name or pid, now(), name),
         )
-
-    def person_vectors(self, pid: str) -> dict[tuple[str, str, str], np.ndarray]:
-        """A person's sample and centroid vectors per (table, modality, model)."""
-        out = {}
-        for table, kind in (("samples", "sample"), ("centroids", "centroid")):
-            for modality, model in self.db.execute(f"SELECT DISTINCT modality, model FROM {table} WHERE person=?",
-                                                   (pid,)).fetchall():
-                rows = self.db.execute(f"SELECT id, vector, person FROM {table} WHERE person=? AND modality=? AND "
-                                       "model=?", (pid, modality, model)).fetchall()
-                out[(table, modality, model)] = self._decode(rows, table, modality, model)[1]
-        return out
 
     def delete_person(self, pid: str) -> dict[tuple[str, str, str], list[int]]:
         """Delete a person and everything of theirs (inside a transaction).

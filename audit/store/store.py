@@ -6,12 +6,10 @@ It is the only door to persistence: everything outside audit/store/ reads and wr
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterable
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +18,8 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import StoreError
-from . import crypto, faults, upkeep
+from . import crypto, faults, search, upkeep
+from .search import Candidate
 from .auditlog import LOG_FILE, AuditLog
 from .registry import Calibration, Person, Registry, Sample
 from .segments import SegManifest, Segments
@@ -33,15 +32,6 @@ if TYPE_CHECKING:
 
 REGISTRY_FILE = "registry.sqlite"
 SHORTLIST = 64  # candidates per probe that the index proposes and the registry's exact vectors re-score
-
-
-@dataclass
-class Candidate:
-    """One registered person's best score against a probe."""
-
-    person: str
-    similarity: float
-    vector_id: int
 
 
 def open_store(home: str | os.PathLike | None = None, *, key: bytes | None = crypto.FROM_ENV,
@@ -84,12 +74,9 @@ class Store:
         self._cache: dict[tuple, Any] = {}
         self._face: FaceModel | None = None
         self._voice: VoiceEncoder | None = None
-        if self.registry.outdated():
-            with self._writing():  # a store from before centroids and segmented indexes: brought up to date once
-                with self.registry.transaction():
-                    self.registry.migrate()
-                    self.registry.set_meta(UNFINISHED, "migrate")
-                upkeep.finish(self)
+        if self.registry.outdated():  # a store from before centroids and segmented indexes: brought up to date once
+            with self._writing():
+                upkeep.migrate(self)
 
     def close(self) -> None:
         """Close the registry."""
@@ -230,10 +217,6 @@ class Store:
                 if (not event or e.get("event") == event)
                 and (not person or e.get("details", {}).get("person") == person)]
 
-    def segments(self, table: str, modality: str, model: str) -> Segments:
-        """The (unopened) index of one table (samples or centroids), modality and model."""
-        return upkeep.segments(self, table, modality, model)
-
     # reading: search
     def index(self, modality: str, model: str, table: str = "samples") -> tuple[Segments, SegManifest | None]:
         """The index for one modality and model, checked against the registry's summary of its ids (O(1))."""
@@ -245,46 +228,16 @@ class Store:
         return seg, seg.man
 
     def search(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
-        """Per probe vector, the best-scoring sample of each of the top_k people, best first.
-
-        The index proposes a shortlist; every score is the exact cosine similarity with the registry's vector.
-        """
-        return self._search("samples", modality, model, vectors, top_k, max(top_k * 16, SHORTLIST))
+        """Per probe vector, the best sample of each of the top_k people, best first (exact scores, see search.py)."""
+        return search.rerank(self, "samples", modality, model, vectors, top_k, max(top_k * 16, SHORTLIST))
 
     def search_centroids(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the top_k people by exact cosine similarity to their centroid."""
-        return self._search("centroids", modality, model, vectors, top_k, max(top_k * 4, SHORTLIST // 2))
-
-    def _search(self, table: str, modality: str, model: str, vectors: np.ndarray, top_k: int,
-                shortlist: int) -> list[list[Candidate]]:
-        seg, _ = self.index(modality, model, table)
-        vectors = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
-        if seg.count == 0 or len(vectors) == 0:
-            return [[] for _ in range(len(vectors))]
-        _, ids = seg.search(vectors, min(seg.count, shortlist))
-        rids, rvecs, people = self.registry.rows_by_id(table, modality, model, np.unique(ids))
-        row = {int(v): i for i, v in enumerate(rids)}
-        probes = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        stored = rvecs / np.maximum(np.linalg.norm(rvecs, axis=1, keepdims=True), 1e-12) if len(rids) else rvecs
-        out = []
-        for probe, cand in zip(probes, ids):
-            pos = np.array([row[int(v)] for v in cand if int(v) in row], np.int64)
-            sims = stored[pos] @ probe if len(pos) else np.zeros(0, np.float32)
-            best: dict[str, Candidate] = {}
-            for i in np.argsort(-sims, kind="stable"):
-                p = people[pos[i]]
-                if p not in best:
-                    best[p] = Candidate(p, float(sims[i]), int(rids[pos[i]]))
-                    if len(best) >= top_k:
-                        break
-            out.append(list(best.values()))
-        return out
+        return search.rerank(self, "centroids", modality, model, vectors, top_k, max(top_k * 4, SHORTLIST // 2))
 
     def centroids(self, modality: str, model: str) -> tuple[list[str], np.ndarray]:
         """(person ids, unit mean vector of each person's samples) of everyone; reads them all (see centroids_of)."""
-        rows = [(p, v) for _, vecs, people in self.registry.iter_rows("centroids", modality, model)
-                for p, v in zip(people, vecs)]
-        rows.sort(key=lambda r: r[0])
+        rows = sorted((p, v) for _, vecs, ps in self.registry.iter_rows("centroids", modality, model) for p, v in zip(ps, vecs))
         return [p for p, _ in rows], (np.stack([v for _, v in rows]) if rows else np.zeros((0, 0), np.float32))
 
     def centroids_of(self, modality: str, model: str, people: Iterable[str]) -> dict[str, np.ndarray]:
@@ -316,10 +269,9 @@ class Store:
         return self.add_people([(pid, name, samples, reference)])[0]
 
     def add_people(self, batch: list[tuple[str, str | None, list[Sample], tuple[str, bytes] | None]]) -> list[list[int]]:
-        """Register several people's samples in one transaction (bulk enrolment), then update the indexes once.
+        """Register several people in one transaction (bulk enrolment), then update the indexes once.
 
-        batch: (person id, display name or None, samples, reference crop (modality, jpeg) or None) per person.
-        Returns the new vector ids per person.
+        batch: (person id, name or None, samples, reference crop (modality, jpeg) or None) each; returns the new ids.
         """
         changes: dict[tuple[str, str, str], list] = {}
         out = []
@@ -329,19 +281,19 @@ class Store:
                     self.registry.ensure_person(pid, name)
                     ids = [self.registry.add_sample(pid, s) for s in samples]
                     for vid, s in zip(ids, samples):
-                        _change(changes, ("samples", s.modality, s.model), [vid], [s.vector], [])
+                        upkeep.change(changes, ("samples", s.modality, s.model), [vid], [s.vector], [])
                     for modality, model in {(s.modality, s.model) for s in samples}:
                         gone, new, vecs = self.registry.refresh_centroid(pid, modality, model)
-                        _change(changes, ("centroids", modality, model), new, list(vecs), gone)
+                        upkeep.change(changes, ("centroids", modality, model), new, list(vecs), gone)
                     if reference is not None:
                         self.registry.set_reference(pid, *reference)
                     out.append(ids)
-                self.log.stage("enroll", _enroll_details(batch, out))
+                self.log.stage("enroll", upkeep.enroll_details(batch, out))
                 self.registry.set_meta(UNFINISHED, "enroll")
                 faults.point("store.add:before-commit")
             faults.point("store.add:committed")
             self.log.flush()
-            self._apply(changes)
+            upkeep.apply_changes(self, changes)
             self._finished()
         return out
 
@@ -358,7 +310,7 @@ class Store:
                 faults.point("store.remove:before-commit")
             faults.point("store.remove:committed")
             self.log.flush()
-            self._apply({key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
+            upkeep.apply_changes(self, {key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
             faults.point("store.remove:before-vacuum")
             # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
             # the WAL, whose older frames still hold the pages as they were before the delete.
@@ -431,26 +383,26 @@ class Store:
             upkeep.finish(self)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
         return n
 
-    def _apply(self, changes: dict[tuple[str, str, str], list], purge: bool = False,
-               purged: dict | None = None) -> None:
-        """Apply one committed write's additions and removals to the indexes it touched (see Segments.apply)."""
-        for (table, modality, model), (add, vecs, remove) in sorted(changes.items()):
-            upkeep.sync(self, table, modality, model, (add, vecs, remove), purge=purge,
-                        purged=(purged or {}).get((table, modality, model)))
+    def export_templates(self, path: str | os.PathLike, modality: str | None = None) -> int:
+        """Write every template (person, name, modality, model, vector) to a Parquet file; returns the rows."""
+        from .transfer import export_templates
+        return export_templates(self, path, modality)
+
+    def import_templates(self, path: str | os.PathLike) -> tuple[int, int]:
+        """Import a Parquet file of templates of this store's models; returns (rows added, rows already there).
+
+        Checked whole first: a wrong modality, model or dimension, a non-finite or zero vector is a TemplateError.
+        """
+        from .transfer import import_templates
+
+        models = {"face": (self.face_model.model_id, self.face_model.dim),
+                  "voice": (self.voice_encoder.model_id, self.voice_encoder.dim)}
+        return import_templates(self, path, models)
 
     def compact(self) -> list[str]:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""
-        done = []
         with self._writing():
-            for modality, model in self.registry.models():
-                for table in TABLES:
-                    seg = upkeep.load_checked(self, table, modality, model)
-                    self.forget_loaded()
-                    if seg.man is not None:
-                        man = seg.apply(np.zeros(0, np.int64), np.zeros((0, seg.dim), np.float32), [],
-                                        upkeep.source(self, table, modality, model), compact=True)
-                        done.append(f"{seg.manifest_path.name}: {man.count} vectors in a {man.kind} base")
-        return done
+            return upkeep.compact(self)
 
     # checking
     def verify(self, repair: bool = False) -> VerifyReport:
@@ -471,30 +423,3 @@ class Store:
 def _paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str | os.PathLike]:
     """One path or many."""
     return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-
-
-def _change(changes: dict, key: tuple[str, str, str], add: list[int], vecs: list, remove: list[int]) -> None:
-    """Collect one write's index additions and removals per (table, modality, model)."""
-    entry = changes.setdefault(key, [[], [], []])
-    entry[0] += list(add)
-    entry[1] += [np.asarray(v, np.float32) for v in vecs]
-    entry[2] += list(remove)
-    both = set(entry[0]) & set(entry[2])  # a centroid replaced twice in one batch: its first new id is gone again
-    if both:
-        keep = [i for i, v in enumerate(entry[0]) if v not in both]
-        entry[0], entry[1] = [entry[0][i] for i in keep], [entry[1][i] for i in keep]
-        entry[2] = [v for v in entry[2] if v not in both]
-
-
-def _enroll_details(batch: list, ids: list[list[int]]) -> dict:
-    """The audit entry of an enrolment: one person as before, or a bulk batch summarised (no vectors)."""
-    samples = [s for _, _, ss, _ in batch for s in ss]
-    models = sorted({f"{s.modality}:{s.model[:16]}" for s in samples})
-    if len(batch) == 1:
-        pid, _, _, reference = batch[0]
-        return {"person": pid, "samples": len(ids[0]), "vector_ids": ids[0], "reference": reference is not None,
-                "models": models, "sources_sha256": sorted({s.source_sha256 for s in samples})}
-    flat = [i for got in ids for i in got]
-    return {"people": [pid for pid, _, _, _ in batch], "samples": len(flat), "models": models,
-            "vector_ids": [min(flat), max(flat)] if flat else [],
-            "sources_sha256": hashlib.sha256("".join(sorted(s.source_sha256 for s in samples)).encode()).hexdigest()}

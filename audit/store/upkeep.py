@@ -3,6 +3,7 @@ write, verify."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,36 @@ def repair(store: Store) -> list[str]:
     return [f"centroid of {p} recomputed" for p in fixed] + rebuild(store, full=True)
 
 
+def compact(store: Store) -> list[str]:
+    """Fold every index's delta and masked ids into its base (under the writer lock); returns what was done."""
+    done = []
+    for modality, model in store.registry.models():
+        for table in TABLES:
+            seg = load_checked(store, table, modality, model)
+            store.forget_loaded()
+            if seg.man is not None:
+                man = seg.apply(np.zeros(0, np.int64), np.zeros((0, seg.dim), np.float32), [],
+                                source(store, table, modality, model), compact=True)
+                done.append(f"{seg.manifest_path.name}: {man.count} vectors in a {man.kind} base")
+    return done
+
+
+def apply_changes(store: Store, changes: dict[tuple[str, str, str], list], purge: bool = False,
+                  purged: dict | None = None) -> None:
+    """Apply one committed write's additions and removals to the indexes it touched (see Segments.apply)."""
+    for (table, modality, model), (add, vecs, remove) in sorted(changes.items()):
+        sync(store, table, modality, model, (add, vecs, remove), purge=purge,
+             purged=(purged or {}).get((table, modality, model)))
+
+
+def migrate(store: Store) -> None:
+    """Bring a version 1 store up to date (under the writer lock): id summaries, centroids, segmented indexes."""
+    with store.registry.transaction():
+        store.registry.migrate()
+        store.registry.set_meta(UNFINISHED, "migrate")
+    finish(store)
+
+
 def wipe_wal(store: Store) -> None:
     """Fold the WAL into the database and truncate it: old pages of deleted rows must not linger there."""
     for _ in range(3):
@@ -207,3 +238,30 @@ def problems(store: Store) -> list[str]:
     found += store.log.check().problems()
     found += [f"leftover temp file {p.name} from an interrupted write" for p in temp_files(store.home)]
     return found
+
+
+def change(changes: dict, key: tuple[str, str, str], add: list[int], vecs: list, remove: list[int]) -> None:
+    """Collect one write's index additions and removals per (table, modality, model)."""
+    entry = changes.setdefault(key, [[], [], []])
+    entry[0] += list(add)
+    entry[1] += [np.asarray(v, np.float32) for v in vecs]
+    entry[2] += list(remove)
+    both = set(entry[0]) & set(entry[2])  # a centroid replaced twice in one batch: its first new id is gone again
+    if both:
+        keep = [i for i, v in enumerate(entry[0]) if v not in both]
+        entry[0], entry[1] = [entry[0][i] for i in keep], [entry[1][i] for i in keep]
+        entry[2] = [v for v in entry[2] if v not in both]
+
+
+def enroll_details(batch: list, ids: list[list[int]]) -> dict:
+    """The audit entry of an enrolment: one person as before, or a bulk batch summarised (no vectors)."""
+    samples = [s for _, _, ss, _ in batch for s in ss]
+    models = sorted({f"{s.modality}:{s.model[:16]}" for s in samples})
+    if len(batch) == 1:
+        pid, _, _, reference = batch[0]
+        return {"person": pid, "samples": len(ids[0]), "vector_ids": ids[0], "reference": reference is not None,
+                "models": models, "sources_sha256": sorted({s.source_sha256 for s in samples})}
+    flat = [i for got in ids for i in got]
+    return {"people": [pid for pid, _, _, _ in batch], "samples": len(flat), "models": models,
+            "vector_ids": [min(flat), max(flat)] if flat else [],
+            "sources_sha256": hashlib.sha256("".join(sorted(s.source_sha256 for s in samples)).encode()).hexdigest()}

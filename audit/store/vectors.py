@@ -8,6 +8,7 @@ import numpy as np
 # Vector ids are summarised per table, modality and model as (count, sum of ids, sum of a hash of each id), kept by
 # triggers in the same transaction as the rows: an index compares its own summary with it in O(1) when opened.
 ID_HASH_MUL, ID_HASH_MOD = 2654435761, 4294967291
+SCHEMA_VERSION = 2  # 2: centroids and id summaries
 
 _TRIGGERS = """
 CREATE TRIGGER IF NOT EXISTS {t}_ids_add AFTER INSERT ON {t} BEGIN
@@ -29,7 +30,32 @@ def id_state(ids) -> tuple[int, int, int]:
 
 
 class VectorRows:
-    """Sample and centroid rows of the registry (needs Registry's db, _seal and _unseal)."""
+    """Sample and centroid rows of the registry (needs Registry's db, _seal, _unseal, meta and models)."""
+
+    def outdated(self) -> bool:
+        """Whether the registry predates the centroid table and id summaries (the store then migrates it)."""
+        return int(self.meta("schema") or 1) < SCHEMA_VERSION
+
+    def migrate(self) -> None:
+        """Bring a version 1 registry up to date: id summaries and every centroid (inside a transaction)."""
+        self.db.execute("DELETE FROM id_state")
+        self.db.execute(
+            f"INSERT INTO id_state SELECT 'samples', modality, model, COUNT(*), SUM(id), SUM((id * {ID_HASH_MUL}) % "
+            f"{ID_HASH_MOD}) FROM samples GROUP BY modality, model")
+        for modality, model in self.models():
+            self.refresh_centroids(modality, model)
+        self.set_meta("schema", str(SCHEMA_VERSION))
+
+    def person_vectors(self, pid: str) -> dict[tuple[str, str, str], np.ndarray]:
+        """A person's sample and centroid vectors per (table, modality, model)."""
+        out = {}
+        for table, kind in (("samples", "sample"), ("centroids", "centroid")):
+            for modality, model in self.db.execute(f"SELECT DISTINCT modality, model FROM {table} WHERE person=?",
+                                                   (pid,)).fetchall():
+                rows = self.db.execute(f"SELECT id, vector, person FROM {table} WHERE person=? AND modality=? AND "
+                                       "model=?", (pid, modality, model)).fetchall()
+                out[(table, modality, model)] = self._decode(rows, table, modality, model)[1]
+        return out
 
     def rows_by_id(self, table: str, modality: str, model: str, ids) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(ids, vectors, person ids) of the given sample or centroid ids (those that exist), in id order."""
