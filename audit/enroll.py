@@ -84,6 +84,18 @@ def enroll_faces(
 ) -> EnrollResult:
     """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains."""
     result = EnrollResult(person)
+    samples, reference = face_samples(store, model, person, paths, pick, keep_reference, result)
+    if samples:
+        store.add_samples(person, name, samples, reference)
+    return result
+
+
+def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[str | Path], pick: str | None,
+                 keep_reference: bool, result: EnrollResult) -> tuple[list[Sample], tuple[str, bytes] | None]:
+    """The checked face samples of one person's new files and a reference crop, counted in result (not stored).
+
+    EnrollError when nothing usable remains and nothing was enrolled before.
+    """
     picked: list[tuple[Sample, Face]] = []
     for source in _new_sources(store, person, "face", model.model_id, paths, frozenset({"image", "video"}), result):
         try:
@@ -103,14 +115,12 @@ def enroll_faces(
             picked.append((sample, face))
     if not picked:
         if result.already:
-            return result
+            return [], None
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
         raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
     best = max((f for _, f in picked), key=quality)
-    reference = ("face", reference_jpeg(best.crop)) if keep_reference else None
-    store.add_samples(person, name, [s for s, _ in picked], reference)
     result.added = len(picked)
-    return result
+    return [s for s, _ in picked], (("face", reference_jpeg(best.crop)) if keep_reference else None)
 
 
 def _new_sources(store: Store, person: str, modality: str, model: str, paths: Iterable[str | Path],

@@ -226,3 +226,33 @@ def test_export_and_import_templates_through_the_cli(tmp_path, face_model):
         done = CliRunner().invoke(cli, ["--home", str(home), "import", str(bad)])
         assert done.exit_code == 2 and message in done.output, done.output
         assert Store(home, key=None).people() == []  # nothing written
+
+
+def test_enroll_a_manifest_of_many_people_resumably(photos, tmp_path):
+    """`enroll face --manifest` enrolls each person of a CSV, records consent scopes, reports what failed, and a
+    second run adds nothing (resumable); a scan then finds the enrolled people."""
+    (tmp_path / "m").mkdir()
+    for stem in ("yaoming", "gdp"):
+        os.symlink(photos[stem], tmp_path / "m" / f"{stem}.jpg")
+    manifest = tmp_path / "m" / "people.csv"
+    manifest.write_text("person,name,path,allow,deny\n"
+                        "yao,Yao Ming,yaoming.jpg,research;film,advertising\n"
+                        "gdp,,gdp.jpg,,\n"
+                        "ghost,Nobody,missing.jpg,,\n")
+    home = str(tmp_path / "s")
+    done = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "--manifest", str(manifest), "--pick",
+                                    "largest", "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert "2 of 3 people: 2 face samples added, 0 already enrolled" in done.stdout
+    assert "not enrolled ghost:" in done.stderr
+    again = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "--manifest", str(manifest), "--pick",
+                                     "largest", "--quiet"])
+    assert "0 face samples added, 2 already enrolled" in again.stdout
+    store = Store(home, key=None)
+    assert {p.id for p in store.people()} == {"yao", "gdp"} and store.person("yao").name == "Yao Ming"
+    assert store.consent_status("yao", "film") == "allowed" and store.consent_status("yao", "advertising") == "denied"
+    assert store.verify().ok
+    scan = CliRunner().invoke(cli, ["--home", home, "scan", str(photos["yaoming"]), "--json"])
+    assert [json.loads(r)["person"] for r in scan.stdout.splitlines()] == ["yao"]
+    bad = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "alice", "--manifest", str(manifest)])
+    assert bad.exit_code == 2 and "not both" in bad.output

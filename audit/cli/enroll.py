@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from .base import Context, cli, guarded
+from .base import Context, Fail, cli, guarded
 
 
 @cli.group()
@@ -13,26 +15,55 @@ def enroll() -> None:
 
 
 @enroll.command("face")
-@click.argument("person")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("person", required=False)
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--name", help="Display name (default: PERSON).")
 @click.option("--pick", type=click.Choice(["largest"]), help="With several faces in a photo, take the largest.")
 @click.option("--no-reference", is_flag=True, help="Do not keep a small aligned crop for reports.")
+@click.option("--manifest", type=click.Path(dir_okay=False),
+              help="CSV of many people (person, path; optional name, allow, deny): enrolled in batches, resumable.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 @guarded
-def enroll_face(obj: Context, person: str, paths: tuple[str, ...], name: str | None, pick: str | None,
-                no_reference: bool) -> None:
-    """Enroll PERSON from photos (files or folders).
+def enroll_face(obj: Context, person: str | None, paths: tuple[str, ...], name: str | None, pick: str | None,
+                no_reference: bool, manifest: str | None, quiet: bool) -> None:
+    """Enroll PERSON from photos (files or folders), or many people from a --manifest.
 
     \b
     Example:
       likeness-audit enroll face alice alice1.jpg alice2.jpg --name "Alice A."
+      likeness-audit enroll face --manifest members.csv --pick largest
     """
+    if manifest:
+        if person or paths or name:
+            raise Fail("give either PERSON and PATHS or --manifest, not both")
+        _enroll_manifest(obj, manifest, pick, not no_reference, quiet)
+        return
+    if not person or not paths:
+        raise Fail("give PERSON and PATHS (or --manifest FILE)")
     result = obj.store().enroll_face(person, paths, name=name, pick=pick, reference=not no_reference)
     for s in result.skipped:
         click.echo(f"skipped {s.path}: {s.reason}", err=True)
     click.echo(f"{person}: {result.added} face samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")
+
+
+def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: bool, quiet: bool) -> None:
+    from tqdm import tqdm
+
+    from ..bulk import enroll_manifest, read_manifest
+
+    total = len(read_manifest(manifest))
+    with tqdm(total=total, unit="person", disable=quiet, file=sys.stderr) as bar:
+        done = enroll_manifest(obj.store(), manifest, pick=pick, reference=reference, progress=bar.update)
+    for r in done.people:
+        for s in r.skipped:
+            click.echo(f"skipped {r.person}: {s.path}: {s.reason}", err=True)
+    for pid, why in done.failed.items():
+        click.echo(f"not enrolled {pid}: {why}", err=True)
+    already = sum(r.already for r in done.people)
+    click.echo(f"{len(done.people) - len(done.failed)} of {len(done.people)} people: {done.added} face samples "
+               f"added, {already} already enrolled")
 
 
 @enroll.command("voice")
