@@ -152,7 +152,7 @@ def build(home: Path, gen: Generator, n_people: int, real: tuple, model_id: str)
     rvecs, rpeople, held = real
     t = time.perf_counter()
     chunks, owners = [], []
-    batch = 4000
+    batch = max(4000, n_people // 4)  # an initial load comes in large batches, as `import` or a manifest gives them
     for start in range(0, n_people, batch):
         k = min(batch, n_people - start)
         vecs = gen.samples(gen.centres(k), PER)
@@ -354,6 +354,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000", help="templates per gallery, comma separated")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gallery_scale"))
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--extra-rows", nargs="*", default=[], help="JSON rows of earlier runs to add to the table")
     ap.add_argument("--probe-open", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe_open:
@@ -382,6 +383,9 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
         shutil.rmtree(args.work / f"g{n // PER}", ignore_errors=True)
+    for path in args.extra_rows:  # rows measured by an earlier run, to print one table
+        rows += [json.loads(line) for line in Path(path).read_text().splitlines() if line.startswith("{")]
+    rows.sort(key=lambda r: r["vectors"])
     print(table(rows))
     print(f"peak RSS of this benchmark process: {rss_mb() / 1024:.1f} GB; load: {os.getloadavg()}")
 
