@@ -389,12 +389,8 @@ class Store:
         return export_templates(self, path, modality)
 
     def import_templates(self, path: str | os.PathLike) -> tuple[int, int]:
-        """Import a Parquet file of templates of this store's models; returns (rows added, rows already there).
-
-        Checked whole first: a wrong modality, model or dimension, a non-finite or zero vector is a TemplateError.
-        """
+        """Import a Parquet file of this store's models' templates (checked whole first); returns (added, already)."""
         from .transfer import import_templates
-
         models = {"face": (self.face_model.model_id, self.face_model.dim),
                   "voice": (self.voice_encoder.model_id, self.voice_encoder.dim)}
         return import_templates(self, path, models)
@@ -403,7 +399,6 @@ class Store:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""
         with self._writing():
             return upkeep.compact(self)
-
     # checking
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check that registry, index files and audit log agree; repair=True first rebuilds the indexes."""
