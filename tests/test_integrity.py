@@ -252,11 +252,12 @@ def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
 def test_two_writers_and_a_reader_at_once(template, tmp_path):
     home = tmp_path / "store"
     shutil.copytree(template, home)
-    procs = [start(home, "loop", "a-", "10"), start(home, "loop", "b-", "10"), start(home, "read", "4")]
+    procs = [start(home, "loop", "a-", "10"), start(home, "loop", "b-", "10"), start(home, "read", "8")]
     outs = [p.communicate(timeout=180) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err
-    assert int(outs[2][0].split()[-1]) > 5  # the reader really read while the writers wrote
+    # the reader really read while the writers wrote (8 s: each read opens the store and two indexes, and the machine may be loaded)
+    assert int(outs[2][0].split()[-1]) > 5
     store = Store(home, key=None)
     assert store.verify().problems == []
     want = {"base", "keep"}

@@ -182,7 +182,10 @@ class Segments:
                 return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
             except RuntimeError as exc:
                 raise StoreError(f"index {name} is damaged: {exc}") from exc
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # deleted since the manifest was read: a writer replaced it
+            raise StoreError(f"cannot read index file {name}: {exc.strerror}") from exc
         if hashlib.sha256(data).hexdigest() != sha:
             raise StoreError(f"index {name} does not match its manifest checksum")
         if self.cipher is not None:

@@ -18,7 +18,7 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import StoreError
-from . import crypto, faults, search, upkeep
+from . import crypto, faults, search, transfer, upkeep
 from .search import Candidate
 from .auditlog import LOG_FILE, AuditLog
 from .registry import Calibration, Person, Registry, Sample
@@ -222,8 +222,11 @@ class Store:
         """The index for one modality and model, checked against the registry's summary of its ids (O(1))."""
         key = (table, modality, model)
         if key not in self._indexes:
-            with self.lock(shared=True):  # segment files are only deleted under the writer lock
+            try:  # optimistic: a writer half-way through makes this fail, and then it waits for the writer
                 self._indexes[key] = upkeep.load_checked(self, table, modality, model)
+            except StoreError:
+                with self.lock(shared=True):
+                    self._indexes[key] = upkeep.load_checked(self, table, modality, model)
         seg = self._indexes[key]
         return seg, seg.man
 
@@ -385,15 +388,13 @@ class Store:
 
     def export_templates(self, path: str | os.PathLike, modality: str | None = None) -> int:
         """Write every template (person, name, modality, model, vector) to a Parquet file; returns the rows."""
-        from .transfer import export_templates
-        return export_templates(self, path, modality)
+        return transfer.export_templates(self, path, modality)
 
     def import_templates(self, path: str | os.PathLike) -> tuple[int, int]:
         """Import a Parquet file of this store's models' templates (checked whole first); returns (added, already)."""
-        from .transfer import import_templates
         models = {"face": (self.face_model.model_id, self.face_model.dim),
                   "voice": (self.voice_encoder.model_id, self.voice_encoder.dim)}
-        return import_templates(self, path, models)
+        return transfer.import_templates(self, path, models)
 
     def compact(self) -> list[str]:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""
