@@ -10,6 +10,8 @@ import numpy as np
 if TYPE_CHECKING:
     from .store import Store
 
+SHORTLIST = 64  # candidates per probe that the index proposes and the registry's exact vectors re-score
+
 
 @dataclass
 class Candidate:

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ..models.voice import VoiceEncoder
 
 REGISTRY_FILE = "registry.sqlite"
-SHORTLIST = 64  # candidates per probe that the index proposes and the registry's exact vectors re-score
 
 
 def open_store(home: str | os.PathLike | None = None, *, key: bytes | None = crypto.FROM_ENV,
@@ -232,11 +231,11 @@ class Store:
 
     def search(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the best sample of each of the top_k people, best first (exact scores, see search.py)."""
-        return search.rerank(self, "samples", modality, model, vectors, top_k, max(top_k * 16, SHORTLIST))
+        return search.rerank(self, "samples", modality, model, vectors, top_k, max(top_k * 16, search.SHORTLIST))
 
     def search_centroids(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the top_k people by exact cosine similarity to their centroid."""
-        return search.rerank(self, "centroids", modality, model, vectors, top_k, max(top_k * 4, SHORTLIST // 2))
+        return search.rerank(self, "centroids", modality, model, vectors, top_k, max(top_k * 4, search.SHORTLIST // 2))
 
     def centroids(self, modality: str, model: str) -> tuple[list[str], np.ndarray]:
         """(person ids, unit mean vector of each person's samples) of everyone; reads them all (see centroids_of)."""
