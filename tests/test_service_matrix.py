@@ -224,6 +224,16 @@ def test_forms_need_the_csrf_token(world):
     assert "film" not in person["consent"]
 
 
+def test_scan_use_must_be_a_scope_word(world):
+    client, csrf = world["cookies"]["aud1"]
+    files = [("files", ("a.bin", b"x", "x/y"))]
+    r = client.post("/scans", data={"csrf": csrf, "use": "ads; DROP TABLE"}, files=files)
+    assert r.status_code == 400 and "is not a scope" in r.text
+    r = httpx.post(world["server"].url + "/api/v1/scans", headers=bearer(world["tokens"]["aud1"]),
+                   data={"use": "<script>"}, files=files)
+    assert r.status_code == 400 and "is not a scope" in r.json()["detail"]
+
+
 def test_delete_person(world, photos):
     """Allowed deletions: an actor withdraws their own person; an admin removes anyone. Both verified."""
     url, tokens = world["server"].url, world["tokens"]
