@@ -1,8 +1,8 @@
 """Media in: find files, type them, hash them, decode images, video frames and audio."""
 
 from .container import av_reason, open_container
-from .files import display_path, hash_file, kind_of, read_bytes, sha256_file, walk
+from .files import content_kind, display_path, hash_file, kind_by_content, kind_of, read_bytes, sha256_file, walk
 from .image import decode_image, load_image
 
-__all__ = ["av_reason", "decode_image", "display_path", "hash_file", "kind_of", "load_image", "open_container",
+__all__ = ["av_reason", "content_kind", "kind_by_content", "decode_image", "display_path", "hash_file", "kind_of", "load_image", "open_container",
            "read_bytes", "sha256_file", "walk"]
