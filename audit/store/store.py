@@ -23,6 +23,7 @@ from . import crypto, faults, upkeep
 from .auditlog import LOG_FILE, AuditLog
 from .index import Manifest, VectorIndex
 from .registry import Calibration, Person, Registry, Sample
+from .scancache import ScanCache
 from .upkeep import UNFINISHED, VerifyReport
 
 if TYPE_CHECKING:
@@ -397,6 +398,10 @@ class Store:
         return n
 
     # checking
+    def scan_cache(self) -> ScanCache:
+        """Cached analyses of scanned files and the resume journal, sealed like the vectors (scancache.py)."""
+        return ScanCache(self.home, self.cipher)
+
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check that registry, index files and audit log agree; repair=True first rebuilds the indexes."""
         report = VerifyReport()
