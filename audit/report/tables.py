@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AuditError
 from ..findings import Finding
 from ..store.index import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_FORMATS = (".csv", ".json", ".jsonl", ".parquet")
 FORMATS = TABLE_FORMATS + (".html",)
@@ -30,6 +31,8 @@ def records(findings: Iterable[Finding | dict]) -> list[dict[str, Any]]:
 def findings_frame(findings: Iterable[Finding | dict]) -> pd.DataFrame:
     """Any findings as a DataFrame with typed columns: floats, nullable ints, strings; bbox a list of ints,
     contributors a list of dicts, extra a dict."""
+    import pandas as pd  # imported when needed: a one-file scan should not pay for it
+
     cols = list(Finding.__dataclass_fields__)
     df = pd.DataFrame(records(findings), columns=cols)
     for col in cols:
@@ -98,6 +101,8 @@ def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | Non
     elif ext == ".jsonl":
         data = "".join(json_line(f) + "\n" for f in rows).encode()
     elif ext == ".csv":
+        import pandas as pd
+
         for row in rows:
             for key in NESTED:
                 row[key] = json.dumps(row[key]) if row.get(key) not in (None, {}) else None
@@ -130,6 +135,8 @@ def read_findings(path: str | Path) -> list[dict[str, Any]]:
         elif ext == ".jsonl":
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         elif ext in (".csv", ".parquet"):
+            import pandas as pd
+
             df = pd.read_csv(path) if ext == ".csv" else pd.read_parquet(path)
             rows = df.astype(object).where(df.notna(), None).to_dict("records")
             for row in rows:
