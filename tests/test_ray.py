@@ -20,6 +20,14 @@ def rows(result) -> list[str]:
     return sorted(x for x in result.stdout.splitlines() if x.strip())
 
 
+def cli(*args):
+    """The CLI in its own process, as a user runs it: Ray keeps per-process state that outlives a scan."""
+    result = subprocess.run([sys.executable, "-m", "audit", *map(str, args)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 @pytest.fixture()
 def gallery(deepface, tmp_path):
     """Three people enrolled from one photo each; the scan covers every shared photo (64)."""
@@ -31,7 +39,7 @@ def gallery(deepface, tmp_path):
 
 def test_ray_engine_equals_local_on_the_shared_photos(gallery):
     local = run("scan", gallery, "--json", "--no-cache", "--workers", "2")
-    ray = run("scan", gallery, "--json", "--no-cache", "--engine", "ray")  # starts a local Ray (2 CPUs here)
+    ray = cli("scan", gallery, "--json", "--no-cache", "--engine", "ray")  # starts a local Ray (2 CPUs here)
     assert rows(ray) == rows(local) and len(rows(local)) >= 3
     assert {json.loads(r)["kind"] for r in rows(local)} == {"match"}
     assert "--engine ray" in run("scan", gallery, "--address", "x:1", code=2).output
@@ -61,7 +69,7 @@ def test_ray_engine_on_two_nodes(gallery, tmp_path, monkeypatch):
         _wait_for_nodes(address, 2)
         sample = sorted(gallery.glob("*.jpg"))[:24]
         local = run("scan", *sample, "--json", "--no-cache", "--workers", "2")
-        ray = run("scan", *sample, "--json", "--no-cache", "--engine", "ray", "--address", address)
+        ray = cli("scan", *sample, "--json", "--no-cache", "--engine", "ray", "--address", address)
         assert rows(ray) == rows(local) and rows(local)
     finally:
         for node in reversed(nodes):  # `ray start --block` stops its node's processes when terminated
