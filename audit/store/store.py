@@ -19,11 +19,10 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import StoreError
-from . import crypto, faults, upkeep
+from . import crypto, faults, scancache, upkeep
 from .auditlog import LOG_FILE, AuditLog
 from .index import Manifest, VectorIndex
 from .registry import Calibration, Person, Registry, Sample
-from .scancache import ScanCache
 from .upkeep import UNFINISHED, VerifyReport
 
 if TYPE_CHECKING:
@@ -301,8 +300,7 @@ class Store:
                 self.log.stage("enroll", {
                     "person": pid, "samples": len(ids), "vector_ids": ids, "reference": reference is not None,
                     "models": sorted({f"{s.modality}:{s.model[:16]}" for s in samples}),
-                    "sources_sha256": sorted({s.source_sha256 for s in samples}),
-                })
+                    "sources_sha256": sorted({s.source_sha256 for s in samples})})
                 self.registry.set_meta(UNFINISHED, "enroll")
                 faults.point("store.add:before-commit")
             faults.point("store.add:committed")
@@ -398,9 +396,9 @@ class Store:
         return n
 
     # checking
-    def scan_cache(self) -> ScanCache:
+    def scan_cache(self) -> scancache.ScanCache:
         """Cached analyses of scanned files and the resume journal, sealed like the vectors (scancache.py)."""
-        return ScanCache(self.home, self.cipher)
+        return scancache.ScanCache(self.home, self.cipher)
 
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check that registry, index files and audit log agree; repair=True first rebuilds the indexes."""
