@@ -212,3 +212,14 @@ def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
     result = run("scan", d, "--resume", "--out", tmp_path / "all.parquet", "--workers", "1")
     assert len(audit.read_findings(tmp_path / "all.parquet")) == 60
     assert "nothing to resume" not in result.stderr and "from cache" in result.stderr
+
+
+def test_run_metadata_beside_json_and_in_parquet(tmp_path, yao):
+    import pyarrow.parquet as pq
+
+    run("scan", yao, "--out", tmp_path / "f.jsonl", "--quiet")
+    side = json.loads((tmp_path / "f.jsonl.meta.json").read_text())
+    assert side["complete"] is True and side["files_scanned"] == 1 and side["gallery"]
+    run("scan", yao, "--out", tmp_path / "f.parquet", "--quiet")
+    meta = json.loads(pq.read_schema(tmp_path / "f.parquet").metadata[b"likeness-audit"])
+    assert meta["files_scanned"] == 1 and meta["version"] and not (tmp_path / "f.parquet.meta.json").exists()

@@ -112,6 +112,13 @@ def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | Non
     else:
         raise AuditError(f"unknown output format '{ext}'; use one of {', '.join(FORMATS)}")
     atomic_write(path, data)
+    if meta and ext != ".parquet":  # Parquet keeps the run metadata in its footer; the others beside the file
+        atomic_write(sidecar(path), json.dumps(meta, indent=1, ensure_ascii=False, default=str).encode())
+
+
+def sidecar(path: Path) -> Path:
+    """Where the run metadata of a CSV / JSON / JSON Lines findings file is written: FILE.meta.json."""
+    return path.with_name(path.name + ".meta.json")
 
 
 def _plain(value: Any) -> Any:
