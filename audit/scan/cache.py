@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from dataclasses import asdict
 
 import numpy as np
 
 from .. import config
+from ..models import quality as face_quality
 from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
 from .options import ScanOptions
 
-FORMAT = 1  # bump when what an analysis holds changes: older entries are then simply missed
+FORMAT = 2  # bump when what an analysis holds changes: older entries are then simply missed
 
 
 def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions, voice: bool) -> str:
@@ -36,7 +38,9 @@ def dump(result: AnalyzedFile) -> bytes:
     voices = np.stack([v.embedding for v in result.voices]).astype("<f4") if result.voices else np.zeros((0, 0), "<f4")
     head = json.dumps({
         "kind": result.kind, "error": result.error,
-        "faces": [[[int(v) for v in f.bbox], float(f.score), _num(f.time)] for f in result.faces], "face_dim": int(faces.shape[1]),
+        "faces": [[[int(v) for v in f.bbox], float(f.score), _num(f.time),
+                   None if f.quality is None else {k: float(v) for k, v in asdict(f.quality).items()}]
+                  for f in result.faces], "face_dim": int(faces.shape[1]),
         "voices": [[float(v.start), float(v.end)] for v in result.voices], "voice_dim": int(voices.shape[1]),
     }).encode()
     return struct.pack("<I", len(head)) + head + faces.tobytes() + voices.tobytes()
@@ -53,10 +57,11 @@ def load(blob: bytes, path: str, sha256: str) -> AnalyzedFile:
     at = 4 + n
     result = AnalyzedFile(path, sha256, head["kind"], error=head["error"])
     dim = head["face_dim"]
-    for bbox, score, time in head["faces"]:
+    for bbox, score, time, quality in head["faces"]:
         emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)
         at += 4 * dim
-        result.faces.append(DetectedFace(list(bbox), score, emb, time))
+        result.faces.append(DetectedFace(list(bbox), score, emb, time,
+                                         None if quality is None else face_quality.Quality(**quality)))
     dim = head["voice_dim"]
     for start, end in head["voices"]:
         emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)
