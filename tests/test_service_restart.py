@@ -12,7 +12,7 @@ import pytest
 
 from serve_util import Server, add_account, bearer, wait_scan
 
-COPIES = 6
+COPIES = 12  # enough files that a scan is still running when the test kills its server
 SUBMISSIONS = itertools.count(1)
 
 
