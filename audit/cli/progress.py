@@ -26,6 +26,8 @@ class Progress:
             self.bar.total = summary.total
         self.bar.set_postfix_str(f"{summary.faces} faces, {summary.findings} findings", refresh=False)
         self.bar.update(summary.files - self.bar.n)
+        if summary.files == summary.total:
+            self.bar.refresh()  # the last file always shows, whatever tqdm's rate limit skipped
 
     def echo(self, message: str) -> None:
         """A line on stderr that does not tear the bar."""
