@@ -13,7 +13,7 @@ from .config import MIN_FACE_PX, SAMPLE_RATE
 from .errors import EnrollError, MediaError
 from .media.source import Source, open_source
 from .models.face import Face, FaceModel
-from .store import Store
+from .store import Store, naming
 from .store.registry import Sample
 
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
@@ -83,6 +83,8 @@ def enroll_faces(
     keep_reference: bool = True,
 ) -> EnrollResult:
     """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains."""
+    naming.check_id(person)
+    naming.check_name(name)
     result = EnrollResult(person)
     picked: list[tuple[Sample, Face]] = []
     for source in _new_sources(store, person, "face", model.model_id, paths, frozenset({"image", "video"}), result):
@@ -202,6 +204,8 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
     """Enroll one vector per recording; raises EnrollError below ~10 s of voiced speech in total."""
     from .media import audio
 
+    naming.check_id(person)
+    naming.check_name(name)
     result = EnrollResult(person)
     samples: list[Sample] = []
     voiced_total = 0.0

@@ -119,9 +119,11 @@ def test_key_from_environment_and_clear_cli_errors(photos, audit_home, tmp_path,
     monkeypatch.delenv("AUDIT_KEY")
     keyfile = tmp_path / "audit.key"
     keyfile.write_text(keytext + "\n")
-    assert run("--key-file", str(keyfile), "people").stdout.startswith("yao\t")
+    keyfile.chmod(0o600)
+    assert run("--key-file", str(keyfile), "people").stdout.splitlines()[1].startswith("yao\t")
     inside = audit_home / "audit.key"
     inside.write_text(keytext)
+    inside.chmod(0o600)
     assert "is inside the store folder" in run("--key-file", str(inside), "people", code=2).stderr
     monkeypatch.setenv("AUDIT_KEY", "not-a-key")
     assert "the key must be 32 random bytes" in run("people", code=2).stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..report.tables import tsv_field
 from .base import Context, cli, guarded
 
 
@@ -30,7 +31,7 @@ def enroll_face(obj: Context, person: str, paths: tuple[str, ...], name: str | N
     """
     result = obj.store().enroll_face(person, paths, name=name, pick=pick, reference=not no_reference)
     for s in result.skipped:
-        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
     click.echo(f"{person}: {result.added} face samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")
 
@@ -50,6 +51,6 @@ def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | 
     """
     result = obj.store().enroll_voice(person, paths, name=name)
     for s in result.skipped:
-        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
     click.echo(f"{person}: {result.added} voice samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")

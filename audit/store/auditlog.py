@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import faults
+from . import faults, files
 from ..errors import StoreError
 
 LOG_FILE = "audit.log"
@@ -118,7 +118,7 @@ class AuditLog:
         if head["seq"] != last_seq + 1 or head["prev_hash"] != (last["hash"] if last else GENESIS):
             return False
         line = _line(head)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = files.open_fd(self.path, os.O_WRONLY | os.O_CREAT)
         try:
             if size > end:
                 os.ftruncate(fd, end)
@@ -135,9 +135,9 @@ class AuditLog:
     def entries(self) -> list[dict]:
         """Every entry in the file, oldest first (raises StoreError on an unreadable line)."""
         out = []
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             return out
-        with open(self.path, "rb") as f:
+        with files.open_read(self.path) as f:
             for n, raw in enumerate(f, 1):
                 try:
                     out.append(json.loads(raw))
@@ -155,8 +155,8 @@ class AuditLog:
             report.first_broken, report.reason = seq, reason
             return report
 
-        if self.path.exists():
-            with open(self.path, "rb") as f:
+        if self.path.exists() or self.path.is_symlink():
+            with files.open_read(self.path) as f:
                 for raw in f:
                     want = prev_seq + 1
                     if not raw.endswith(b"\n"):
@@ -197,7 +197,7 @@ class AuditLog:
     def _tail(self) -> tuple[dict | None, int, int]:
         """(last complete entry or None, offset just after it, file size); torn bytes may follow the offset."""
         try:
-            f = open(self.path, "rb")
+            f = files.open_read(self.path)
         except FileNotFoundError:
             return None, 0, 0
         with f:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import faults
+from . import faults, files
 from ..errors import StoreError
 
 
@@ -137,8 +137,8 @@ class VectorIndex:
 
         mpath = manifest_path(path)
         try:
-            man = Manifest(**json.loads(mpath.read_text()))
-            data = path.read_bytes()
+            man = Manifest(**json.loads(files.read_bytes(mpath)))
+            data = files.read_bytes(path)
         except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot read index {path.name}: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != man.file_sha256:

@@ -18,8 +18,8 @@ import numpy as np
 
 from .. import consent as scopes
 from .accounts import Accounts
-from ..errors import StoreError
-from . import crypto, faults, upkeep
+from ..errors import InputError, StoreError
+from . import crypto, faults, files, naming, upkeep
 from .auditlog import LOG_FILE, AuditLog
 from .index import Manifest, VectorIndex
 from .registry import Calibration, Person, Registry, Sample
@@ -68,12 +68,12 @@ class Store:
             raise StoreError(f"the store {self.home} is not a folder")
         if not create and not (self.home / REGISTRY_FILE).exists():
             raise StoreError(f"no store at {self.home} (it is chosen by --home, else $AUDIT_HOME, else ./indexes)")
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # biometric data: private by default
+        files.check_store(self.home)  # ours, private, no symlinks: before anything is read or written
+        files.make_folder(self.home)  # biometric data: private by default
         with self.lock(shared=True):
-            fresh = not (self.home / REGISTRY_FILE).exists()
+            # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+            os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
             self.registry = Registry(self.home / REGISTRY_FILE)
-            if fresh:
-                os.chmod(self.home / REGISTRY_FILE, 0o600)  # SQLite gives its -wal and -shm files the same mode
         self.log = AuditLog(self.home / LOG_FILE, self.registry)
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
         self.cipher = self.registry.cipher = crypto.Cipher(key) if key is not None else None
@@ -121,7 +121,7 @@ class Store:
     @contextmanager
     def lock(self, shared: bool = False):
         """Writers hold an exclusive lock; readers a shared one while they load."""
-        fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = files.open_fd(self.home / ".lock", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
@@ -291,6 +291,8 @@ class Store:
 
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
         """Register checked samples for a person in one transaction, then update the index files."""
+        naming.check_id(pid)
+        naming.check_name(name)
         with self._writing():
             with self.registry.transaction():
                 self.registry.ensure_person(pid, name)
@@ -344,7 +346,9 @@ class Store:
         if allow or deny or forget or note is not None:
             with self._writing():
                 with self.registry.transaction():
-                    self.registry.person(pid)
+                    unknown = sorted(set(forget) - set(self.registry.person(pid).consent))
+                    if unknown:
+                        raise InputError(f"no consent is recorded for {pid} to forget for: {', '.join(unknown)}")
                     for scope in forget:
                         self.registry.forget_consent(pid, scope)
                     for scope in allow:
