@@ -114,6 +114,7 @@ class Cipher:
             raise KeyProblem("the key must be 32 bytes")
         self._aead = AESGCM(_derive(key, b"likeness-audit template encryption v1"))
         self.check_value = _derive(key, b"likeness-audit key check v1")[:16].hex()
+        self.mac_key = _derive(key, b"likeness-audit row and log MACs v1")  # binds rows and the log head (seals.py)
 
     def seal(self, data: bytes, aad: bytes) -> bytes:
         """Encrypt and authenticate data; aad names what it is."""

@@ -19,8 +19,8 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import InputError, StoreError
-from . import crypto, faults, files, naming, upkeep
-from .auditlog import LOG_FILE, AuditLog
+from . import crypto, erasure, faults, files, naming, seals, upkeep
+from .auditlog import HEAD_KEY, LOG_FILE, AuditLog
 from .index import Manifest, VectorIndex
 from .registry import Calibration, Person, Registry, Sample
 from .upkeep import UNFINISHED, VerifyReport
@@ -78,6 +78,7 @@ class Store:
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
         self.cipher = self.registry.cipher = crypto.Cipher(key) if key is not None else None
         self._check_encryption()
+        self._set_sealer()
         self._indexes: dict[tuple[str, str], tuple[VectorIndex, Manifest | None]] = {}
         self._owners: dict[tuple[str, str], dict[int, str]] = {}
         self._cache: dict[tuple, Any] = {}
@@ -135,12 +136,38 @@ class Store:
             if self._check_encryption():
                 with self.registry.transaction():
                     self.registry.set_meta(crypto.META_KEY, self.cipher.marker())
+            self._ensure_secret()
             self.log.flush()
             for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
             if self.registry.meta(UNFINISHED):
                 upkeep.finish(self)
             yield
+
+    def _set_sealer(self) -> None:
+        """MACs keyed by the encryption key when there is one, else by the per-store secret (seals.py)."""
+        secret = self.registry.meta(seals.SECRET)
+        self.sealer = seals.Sealer(bytes.fromhex(secret) if secret else None,
+                                   self.cipher.mac_key if self.cipher is not None else None)
+        self.registry.sealer = self.log.sealer = self.sealer
+
+    def _ensure_secret(self) -> None:
+        """Give a store its per-store secret at its first write (under the writer lock), sealing what it holds."""
+        if self.registry.meta(seals.SECRET) is not None:
+            if self.sealer.secret is None:
+                self._set_sealer()  # another process gave the store its secret since this one opened it
+            return
+        with self.registry.transaction():
+            self.registry.set_meta(seals.SECRET, seals.Sealer.new_secret())
+            self._set_sealer()
+            seals.seal_rows(self.registry, only_missing=True)
+            head = self.registry.meta(HEAD_KEY)
+            if head is not None:
+                self.registry.set_meta(seals.HEAD_MAC, self.sealer.head(head))
+
+    def pseudonym(self, pid: str) -> str | None:
+        """The keyed pseudonym the audit log names a removed person by (None before the store's first write)."""
+        return self.sealer.pseudonym(pid)
 
     def _check_encryption(self) -> bool:
         """Raise on a missing or wrong key; True when this (empty) store is to be marked encrypted."""
@@ -218,9 +245,10 @@ class Store:
 
     def log_entries(self, person: str | None = None, event: str | None = None) -> list[dict]:
         """Audit log entries, oldest first, optionally about one person or of one event."""
+        who = {person, self.pseudonym(person)} if person else set()
         return [e for e in self.log.entries()
                 if (not event or e.get("event") == event)
-                and (not person or e.get("details", {}).get("person") == person)]
+                and (not person or e.get("details", {}).get("person") in who)]
 
     # reading: search
     def index(self, modality: str, model: str) -> tuple[VectorIndex, Manifest | None]:
@@ -314,25 +342,14 @@ class Store:
         return ids
 
     def remove(self, pid: str) -> int:
-        """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed."""
+        """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed.
+
+        The audit log then names them by pseudonym only (erasure.py). ErasureIncomplete when another process
+        holds the registry open so long that the deleted rows cannot be wiped yet; calling remove again (for a
+        person already removed) finishes the erasure.
+        """
         with self._writing():
-            models = self.registry.models()
-            with self.registry.transaction():
-                ids = self.registry.delete_person(pid)
-                self.log.stage("remove", {"person": pid, "vectors": len(ids)})
-                self.registry.set_meta(UNFINISHED, "remove")
-                faults.point("store.remove:before-commit")
-            faults.point("store.remove:committed")
-            self.log.flush()
-            for modality, model in models:
-                upkeep.sync_index(self, modality, model)
-            faults.point("store.remove:before-vacuum")
-            # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
-            # the WAL, whose older frames still hold the pages as they were before the delete.
-            self.registry.db.execute("VACUUM")
-            upkeep.wipe_wal(self)
-            self._finished()
-        return len(ids)
+            return erasure.remove(self, pid)
 
     def consent(self, pid: str, allow: Iterable[str] = (), deny: Iterable[str] = (), until: str | None = None,
                 note: str | None = None, forget: Iterable[str] = ()) -> dict[str, dict]:
@@ -386,19 +403,8 @@ class Store:
 
     def encrypt(self, key: bytes) -> int:
         """Encrypt a plaintext store's vectors, crops and indexes with key; returns the vectors encrypted."""
-        cipher = crypto.Cipher(key)
         with self._writing():
-            if self.registry.meta(crypto.META_KEY) is not None:
-                raise crypto.KeyProblem(f"the store {self.home} is already encrypted")
-            with self.registry.transaction():
-                n = self.registry.reseal(cipher)
-                self.registry.set_meta(crypto.META_KEY, cipher.marker())
-                self.log.stage("encrypt", {"vectors": n, "algorithm": crypto.ALGORITHM})
-                self.registry.set_meta(UNFINISHED, "encrypt")
-            self.cipher = self.registry.cipher = cipher
-            self.log.flush()
-            upkeep.finish(self)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
-        return n
+            return upkeep.encrypt(self, crypto.Cipher(key))
 
     # checking
     def verify(self, repair: bool = False) -> VerifyReport:
@@ -407,8 +413,9 @@ class Store:
         if repair:
             with self._writing():  # finishes an interrupted write first
                 upkeep.wipe_wal(self)
-                report.repaired = upkeep.rebuild(self)
+                report.repaired = upkeep.rebuild(self, full=True)
         with self.lock(shared=True):  # a writer half-way through is not a problem
+            self._set_sealer()
             report.problems = upkeep.problems(self)
         report.people = len(self.registry.names())
         report.vectors = {f"{m}:{mo[:8]}": n for (m, mo), n in self.registry.counts().items()}
