@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import run
 
@@ -174,3 +176,43 @@ def test_key_file_open_to_others_is_refused(photos, tmp_path):
     run("--key-file", keyfile, "enroll", "face", "yao", photos["yaoming"], code=2)
     keyfile.chmod(0o600)
     run("--key-file", keyfile, "enroll", "face", "yao", photos["yaoming"])
+
+
+def test_wrong_persons_photo_is_refused_at_enrolment(deepface):
+    folder, people = deepface
+    a, b = people["person01"], people["person02"]
+    run("enroll", "face", "p1", *[folder / f for f in a[:2]])
+    result = run("enroll", "face", "p1", folder / b[0], code=2)  # someone else's photo, alone: nothing to add
+    assert "does not look like p1's other samples: best similarity" in result.stderr
+    mixed = run("enroll", "face", "p2", *[folder / f for f in b[:3]], folder / a[2])  # one stray in a batch
+    assert "3 face samples added" in mixed.stdout and "does not look like p2" in mixed.stderr and "(p1: 0." in mixed.stderr
+    assert json.loads(run("people", "--json").stdout)[1]["samples"] == {"face": 3}
+    run("enroll", "face", "p1", folder / b[0], "--force")  # an operator who knows better
+    assert json.loads(run("people", "--json").stdout)[0]["samples"] == {"face": 3}
+
+
+def test_same_face_under_a_second_id_is_refused(yao, tmp_path):
+    import cv2
+
+    assert "already enrolled for yao" in run("enroll", "face", "twin", yao, code=2).stderr
+    copy = tmp_path / "yao-again.png"  # the same face in another file
+    cv2.imwrite(str(copy), cv2.imread(str(yao)))
+    assert "looks more like yao" in run("enroll", "face", "twin", copy, code=2).stderr
+    assert "1 face samples added" in run("enroll", "face", "yao", copy).stdout
+
+
+def test_large_jpeg_is_decoded_reduced_with_boxes_in_file_pixels(yao, tmp_path):
+    import cv2
+
+    from audit import config, media
+
+    img = cv2.imread(str(yao))
+    factor = int(np.ceil(np.sqrt(config.MAX_DECODE_PIXELS * 1.5 / (img.shape[0] * img.shape[1]))))
+    big = tmp_path / "big.jpg"
+    cv2.imwrite(str(big), cv2.resize(img, (img.shape[1] * factor, img.shape[0] * factor)))
+    decoded, scale = media.decode_image_scaled(big.read_bytes())
+    assert scale == 0.5 and decoded.shape[0] * decoded.shape[1] <= config.MAX_DECODE_PIXELS
+    rows = {Path(r["path"]).name: r for r in map(json.loads, run("scan", yao, big, "--json").stdout.splitlines())}
+    small, large = rows[yao.name]["bbox"], rows["big.jpg"]["bbox"]
+    assert rows["big.jpg"]["person"] == "yao"
+    assert all(abs(b - s * factor) <= 4 * factor for s, b in zip(small, large)), (small, large)

@@ -258,6 +258,18 @@ class Registry:
                 vid, pid, s.modality, s.model, s.source_sha256, vec.tobytes())))
         return vid
 
+    def person_vectors(self, pid: str, modality: str, model: str) -> np.ndarray:
+        """One person's sample vectors of one modality and model."""
+        rows = self.db.execute("SELECT id, vector FROM samples WHERE person=? AND modality=? AND model=? ORDER BY id",
+                               (pid, modality, model)).fetchall()
+        return np.stack([np.frombuffer(self._unseal(blob, f"sample|{pid}|{modality}|{model}", f"sample {vid}"),
+                                       np.float32) for vid, blob in rows]) if rows else np.zeros((0, 0), np.float32)
+
+    def source_people(self, sha256: str, modality: str) -> list[str]:
+        """Who has a sample from this file (by SHA-256) in this modality."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT person FROM samples WHERE source_sha256=? AND "
+                                              "modality=? ORDER BY person", (sha256, modality))]
+
     def vectors(self, modality: str, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(ids, vectors, person ids) of every sample of one modality and model."""
         rows = self.db.execute(

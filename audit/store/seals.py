@@ -63,6 +63,29 @@ class Sealer:
         return "p-" + hmac.new(self.secret, b"person\x00" + pid.encode(), hashlib.sha256).hexdigest()[:20]
 
 
+def sealer_of(registry: Registry, cipher) -> Sealer:
+    """A store's sealer: MACs keyed by the encryption key when there is one, else by the per-store secret."""
+    secret = registry.meta(SECRET)
+    return Sealer(bytes.fromhex(secret) if secret else None, cipher.mac_key if cipher is not None else None)
+
+
+def ensure_secret(registry: Registry, sealer: Sealer) -> bool:
+    """Give a store its secret at its first write (under the writer lock), sealing the rows and log head it holds
+    from before seals; True when the store's sealer must be rebuilt (also when another process made the secret)."""
+    from .auditlog import HEAD_KEY
+
+    if registry.meta(SECRET) is not None:
+        return sealer.secret is None
+    with registry.transaction():
+        registry.set_meta(SECRET, Sealer.new_secret())
+        registry.sealer = sealer = sealer_of(registry, registry.cipher)
+        seal_rows(registry, only_missing=True)
+        head = registry.meta(HEAD_KEY)
+        if head is not None:
+            registry.set_meta(HEAD_MAC, sealer.head(head))
+    return True
+
+
 def same(a: str | None, b: str | None) -> bool:
     """Constant-time comparison of two MACs."""
     return a is not None and b is not None and hmac.compare_digest(a, b)

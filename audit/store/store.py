@@ -20,7 +20,7 @@ from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import InputError, StoreError
 from . import crypto, erasure, faults, files, naming, seals, upkeep
-from .auditlog import HEAD_KEY, LOG_FILE, AuditLog
+from .auditlog import LOG_FILE, AuditLog
 from .index import Manifest, VectorIndex
 from .registry import Calibration, Person, Registry, Sample
 from .upkeep import UNFINISHED, VerifyReport
@@ -136,7 +136,8 @@ class Store:
             if self._check_encryption():
                 with self.registry.transaction():
                     self.registry.set_meta(crypto.META_KEY, self.cipher.marker())
-            self._ensure_secret()
+            if seals.ensure_secret(self.registry, self.sealer):
+                self._set_sealer()
             self.log.flush()
             for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
@@ -145,25 +146,7 @@ class Store:
             yield
 
     def _set_sealer(self) -> None:
-        """MACs keyed by the encryption key when there is one, else by the per-store secret (seals.py)."""
-        secret = self.registry.meta(seals.SECRET)
-        self.sealer = seals.Sealer(bytes.fromhex(secret) if secret else None,
-                                   self.cipher.mac_key if self.cipher is not None else None)
-        self.registry.sealer = self.log.sealer = self.sealer
-
-    def _ensure_secret(self) -> None:
-        """Give a store its per-store secret at its first write (under the writer lock), sealing what it holds."""
-        if self.registry.meta(seals.SECRET) is not None:
-            if self.sealer.secret is None:
-                self._set_sealer()  # another process gave the store its secret since this one opened it
-            return
-        with self.registry.transaction():
-            self.registry.set_meta(seals.SECRET, seals.Sealer.new_secret())
-            self._set_sealer()
-            seals.seal_rows(self.registry, only_missing=True)
-            head = self.registry.meta(HEAD_KEY)
-            if head is not None:
-                self.registry.set_meta(seals.HEAD_MAC, self.sealer.head(head))
+        self.sealer = self.registry.sealer = self.log.sealer = seals.sealer_of(self.registry, self.cipher)
 
     def pseudonym(self, pid: str) -> str | None:
         """The keyed pseudonym the audit log names a removed person by (None before the store's first write)."""
@@ -235,6 +218,14 @@ class Store:
         """Whether this file (by SHA-256) was already enrolled for this person and model."""
         return self.registry.has_source(pid, modality, model, sha256)
 
+    def person_vectors(self, pid: str, modality: str, model: str) -> np.ndarray:
+        """One person's sample vectors (decrypted), for checking a new sample against them."""
+        return self.registry.person_vectors(pid, modality, model)
+
+    def source_people(self, sha256: str, modality: str) -> list[str]:
+        """Who was enrolled from this file (by SHA-256) in this modality."""
+        return self.registry.source_people(sha256, modality)
+
     def enrolled_seconds(self, pid: str, modality: str, model: str) -> float:
         """Seconds of media enrolled for a person (an upper bound on the voiced speech in it)."""
         return self.registry.seconds(pid, modality, model)
@@ -304,18 +295,23 @@ class Store:
 
     # writing: enrolment (the pipelines live in audit/enroll.py; they write through add_samples)
     def enroll_face(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                    name: str | None = None, pick: str | None = None, reference: bool = True) -> EnrollResult:
-        """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none."""
+                    name: str | None = None, pick: str | None = None, reference: bool = True,
+                    force: bool = False) -> EnrollResult:
+        """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none.
+
+        force: keep samples that do not agree with the person's others (enroll.check_agreement).
+        """
         from ..enroll import enroll_faces
 
-        return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference)
+        return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference,
+                            force=force)
 
     def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                     name: str | None = None) -> EnrollResult:
+                     name: str | None = None, force: bool = False) -> EnrollResult:
         """Enroll one voice vector per recording; EnrollError below ~10 s of voiced speech in total."""
         from ..enroll import enroll_voices
 
-        return enroll_voices(self, self.voice_encoder, person, _paths(paths), name)
+        return enroll_voices(self, self.voice_encoder, person, _paths(paths), name, force=force)
 
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
         """Register checked samples for a person in one transaction, then update the index files."""
