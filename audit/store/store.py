@@ -340,10 +340,8 @@ class Store:
     def remove(self, pid: str) -> int:
         """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed.
 
-        The audit log then names them by pseudonym only (erasure.py). ErasureIncomplete when another process
-        holds the registry open so long that the deleted rows cannot be wiped yet; calling remove again (for a
-        person already removed) finishes the erasure.
-        """
+        The log then names them by pseudonym only; ErasureIncomplete while a reader pins the deleted rows (calling
+        remove again finishes the erasure). See erasure.py."""
         with self._writing():
             return erasure.remove(self, pid)
 
@@ -404,19 +402,9 @@ class Store:
 
     # checking
     def verify(self, repair: bool = False) -> VerifyReport:
-        """Check that registry, index files and audit log agree; repair=True first rebuilds the indexes."""
-        report = VerifyReport()
-        if repair:
-            with self._writing():  # finishes an interrupted write first
-                upkeep.wipe_wal(self)
-                report.repaired = upkeep.rebuild(self, full=True)
-        with self.lock(shared=True):  # a writer half-way through is not a problem
-            self._set_sealer()
-            report.problems = upkeep.problems(self)
-        report.people = len(self.registry.names())
-        report.vectors = {f"{m}:{mo[:8]}": n for (m, mo), n in self.registry.counts().items()}
-        report.log_entries = self.log.check().entries
-        return report
+        """Check that registry (content included), index files and audit log agree; repair=True first rebuilds
+        the indexes from the registry."""
+        return upkeep.verify(self, repair)
 
 
 def _paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str | os.PathLike]:

@@ -202,3 +202,19 @@ def encrypt(store: Store, cipher: crypto.Cipher) -> int:
     store.log.flush()
     finish(store)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
     return n
+
+
+def verify(store: Store, repair: bool) -> VerifyReport:
+    """Store.verify."""
+    report = VerifyReport()
+    if repair:
+        with store._writing():  # finishes an interrupted write first
+            wipe_wal(store)
+            report.repaired = rebuild(store, full=True)
+    with store.lock(shared=True):  # a writer half-way through is not a problem
+        store._set_sealer()
+        report.problems = problems(store)
+    report.people = len(store.registry.names())
+    report.vectors = {f"{m}:{mo[:8]}": n for (m, mo), n in store.registry.counts().items()}
+    report.log_entries = store.log.check().entries
+    return report
