@@ -216,3 +216,10 @@ def test_large_jpeg_is_decoded_reduced_with_boxes_in_file_pixels(yao, tmp_path):
     small, large = rows[yao.name]["bbox"], rows["big.jpg"]["bbox"]
     assert rows["big.jpg"]["person"] == "yao"
     assert all(abs(b - s * factor) <= 4 * factor for s, b in zip(small, large)), (small, large)
+
+
+def test_findings_name_the_enrolled_sample_that_matched(yao, photos):
+    with open_store() as store:
+        ids, _, people = store.vectors(*store.models()[0])
+    row = json.loads(run("scan", photos["players"], "--json").stdout.splitlines()[0])
+    assert row["person"] == "yao" and row["extra"]["sample"] == int(ids[people.index("yao")])
