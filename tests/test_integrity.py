@@ -136,7 +136,7 @@ def test_sigkill_at_every_write_point_recovers(template, tmp_path):
                 else:
                     run_op(store, "consent", "base")
                 assert store.verify().problems == [], (op, point, how)
-                assert not list(copy.glob("*.tmp"))
+                assert not list(copy.glob("*.tmp")) and not list(copy.glob("*.redact"))
                 assert presence(store, "base") and applied(store, op, search=True) == done
                 # One audit entry per committed change, none for a change that was rolled back.
                 named = {store.pseudonym(n): n for n in ("base", "keep", "new")}  # removal leaves pseudonyms

@@ -1,6 +1,5 @@
 """Registry and index kept in step; mismatches found by verify and fixed by repair."""
 
-import sqlite3
 
 import numpy as np
 import pytest

@@ -42,8 +42,9 @@ def index_path(home: Path, modality: str, model: str) -> Path:
 
 
 def temp_files(home: Path) -> list[Path]:
-    """Temp files of index and manifest writes (index.atomic_write) left by a killed writer."""
-    return sorted(p for p in home.glob("*.tmp") if re.fullmatch(r"\w+-\w+\.(faiss|json)\.\w+\.tmp", p.name))
+    """Temp files of index and manifest writes (index.atomic_write) and log redactions left by a killed writer."""
+    return sorted([p for p in home.glob("*.tmp") if re.fullmatch(r"\w+-\w+\.(faiss|json)\.\w+\.tmp", p.name)]
+                  + [p for p in home.glob("audit.log.*.redact") if re.fullmatch(r"audit\.log\.\w+\.redact", p.name)])
 
 
 def load_checked(store: Store, modality: str, model: str, ids: np.ndarray) -> tuple[VectorIndex, Manifest | None]:
