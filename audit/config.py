@@ -20,7 +20,12 @@ IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff
 VIDEO_EXTS = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif"})
 AUDIO_EXTS = frozenset({".mp3", ".flac", ".wav", ".ogg", ".oga", ".opus", ".m4a", ".aac"})
 MAX_IMAGE_BYTES = 200 * 1024 * 1024
-MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP
+MAX_IMAGE_PIXELS = 100_000_000  # decompression-bomb guard: 100 MP (refused before decoding)
+# Bounded memory (a 100 KB file must not drive a scan past ~600 MB): pixels decoded from one still image at most.
+# A larger JPEG is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling); a larger image of another format is refused.
+MAX_DECODE_PIXELS = 24_000_000
+MAX_ANIMATED_PIXELS = 16_777_216  # GIF / animated WebP canvas (4096 x 4096): every frame is decoded at this size
+MAX_ANIMATED_FRAMES = 5_000  # frames decoded from one GIF / animated WebP; the rest is an error row
 MAX_VIDEO_SIDE = 1920  # larger frames are shrunk before detection (the detector works at 640 anyway)
 SAMPLE_RATE = 16000  # audio is decoded to 16 kHz mono, what the voice encoder expects
 MIN_FACE_PX = 40  # below this ArcFace embeddings are unreliable

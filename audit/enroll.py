@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media
+from . import config, media
 from .config import MIN_FACE_PX, SAMPLE_RATE
 from .errors import EnrollError, MediaError
 from .media.source import Source, open_source
 from .models.face import Face, FaceModel
-from .store import Store
+from .store import Store, naming
 from .store.registry import Sample
 
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
@@ -81,10 +81,16 @@ def enroll_faces(
     name: str | None = None,
     pick: str | None = None,
     keep_reference: bool = True,
+    force: bool = False,
 ) -> EnrollResult:
-    """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains."""
+    """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains.
+
+    Unless force, samples that do not agree with the person's others (check_agreement) are refused.
+    """
+    naming.check_id(person)
+    naming.check_name(name)
     result = EnrollResult(person)
-    picked: list[tuple[Sample, Face]] = []
+    picked: list[tuple[Sample, Face, str]] = []
     for source in _new_sources(store, person, "face", model.model_id, paths, frozenset({"image", "video"}), result):
         try:
             if source.kind == "video":
@@ -100,17 +106,61 @@ def enroll_faces(
         for t, face in faces:
             sample = Sample("face", model.model_id, source.sha256, face.embedding, face.box(), face.score, face.size,
                             t, t)
-            picked.append((sample, face))
+            picked.append((sample, face, source.shown))
+    if not force:
+        refusals = check_agreement(store, person, [s for s, _, _ in picked])
+        result.skipped += [Skipped(p[2], why) for p, why in zip(picked, refusals) if why]
+        picked = [p for p, why in zip(picked, refusals) if not why]
+        kept = {p[2] for p in picked}
+        result.accepted = [a for a in result.accepted if a.path in kept or a.detail == "already enrolled"]
     if not picked:
         if result.already:
             return result
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
         raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
-    best = max((f for _, f in picked), key=quality)
+    best = max((f for _, f, _ in picked), key=quality)
     reference = ("face", reference_jpeg(best.crop)) if keep_reference else None
-    store.add_samples(person, name, [s for s, _ in picked], reference)
+    store.add_samples(person, name, [s for s, _, _ in picked], reference)
     result.added = len(picked)
     return result
+
+
+def check_agreement(store: Store, person: str, samples: list[Sample], absolute: bool = True) -> list[str | None]:
+    """Per new sample, why it is refused (None: it agrees), so one wrong photo cannot poison a person's gallery.
+
+    A sample is refused when it was enrolled for someone else already, when its best score against the person's
+    other samples (enrolled, or new in this batch) is below the match threshold, or when another enrolled person
+    scores higher than the person does (and at least the threshold). absolute=False skips the threshold test
+    against the person's own samples (voices: the threshold was measured per segment against centroids, not for
+    whole recordings against each other).
+    """
+    if not samples:
+        return []
+    modality, model = samples[0].modality, samples[0].model
+    cal = store.calibration(modality, model)
+    default = config.DEFAULT_FACE_THRESHOLD if modality == "face" else config.DEFAULT_VOICE_THRESHOLD
+    threshold = cal.threshold if cal is not None else default
+    new = np.stack([np.asarray(s.vector, np.float32) for s in samples])
+    own = store.person_vectors(person, modality, model)
+    others = store.search(modality, model, new, top_k=3) if store.gallery_size(modality, model) else [[]] * len(new)
+    out: list[str | None] = []
+    for i, s in enumerate(samples):
+        taken = [p for p in store.source_people(s.source_sha256, modality) if p != person]
+        refs = np.concatenate([own.reshape(-1, new.shape[1]), np.delete(new, i, axis=0)])
+        mine = float(np.max(refs @ new[i])) if len(refs) else None
+        rival = next((c for c in others[i] if c.person != person), None)
+        if taken:
+            out.append(f"this file is already enrolled for {', '.join(taken)} (--force to enroll it anyway)")
+        elif absolute and mine is not None and mine < threshold:
+            out.append(f"does not look like {person}'s other samples: best similarity {mine:.3f} < threshold "
+                       f"{threshold:.3f}" + (f" ({rival.person}: {rival.similarity:.3f})" if rival else "")
+                       + " (--force to enroll it anyway)")
+        elif rival is not None and rival.similarity >= threshold and (mine is None or rival.similarity > mine):
+            out.append(f"looks more like {rival.person} (similarity {rival.similarity:.3f}) than {person} ("
+                       + (f"{mine:.3f}" if mine is not None else "no other samples") + ") (--force to enroll it anyway)")
+        else:
+            out.append(None)
+    return out
 
 
 def _new_sources(store: Store, person: str, modality: str, model: str, paths: Iterable[str | Path],
@@ -198,10 +248,16 @@ def _group_by_identity(faces: list[Face], same: float = 0.5) -> list[list[int]]:
     return groups
 
 
-def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None) -> EnrollResult:
-    """Enroll one vector per recording; raises EnrollError below ~10 s of voiced speech in total."""
+def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None,
+                  force: bool = False) -> EnrollResult:
+    """Enroll one vector per recording; raises EnrollError below ~10 s of voiced speech in total.
+
+    Unless force, a recording enrolled for someone else, or closer to another enrolled voice, is refused.
+    """
     from .media import audio
 
+    naming.check_id(person)
+    naming.check_name(name)
     result = EnrollResult(person)
     samples: list[Sample] = []
     voiced_total = 0.0
@@ -215,10 +271,15 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
         except (MediaError, EnrollError) as exc:
             result.skipped.append(Skipped(source.shown, str(exc)))
             continue
+        sample = Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
+                        end=round(len(wav) / SAMPLE_RATE, 2))
+        why = None if force else check_agreement(store, person, [sample], absolute=False)[0]
+        if why:
+            result.skipped.append(Skipped(source.shown, why))
+            continue
         voiced_total += voiced
         result.accepted.append(Accepted(source.shown, f"{voiced:.1f} s of speech"))
-        samples.append(Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
-                              end=round(len(wav) / SAMPLE_RATE, 2)))
+        samples.append(sample)
     have = voiced_total + store.enrolled_seconds(person, "voice", encoder.model_id)
     if not samples and result.already:
         return result

@@ -31,3 +31,23 @@ class KeyProblem(StoreError):
 
 class CalibrationError(AuditError):
     """The gallery (or cohort) is too small or too uniform to calibrate from."""
+
+
+class InputError(AuditError):
+    """A value given (a person id, a name, a path, an option) is not acceptable."""
+
+
+class MissingPath(InputError):
+    """A path given to scan does not exist."""
+
+
+class NothingToScan(InputError):
+    """No scannable media was found under the paths given."""
+
+
+class NothingEnrolled(AuditError):
+    """No one is enrolled for any modality the scan would search: it could only ever come back clean."""
+
+
+class ErasureIncomplete(StoreError):
+    """A removal is committed but its bytes could not be erased yet (another process holds the registry open)."""

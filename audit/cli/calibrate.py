@@ -16,10 +16,14 @@ from .base import Context, Fail, cli, guarded
               help="Photos of people who are NOT enrolled (folder or files; repeatable): more impostor scores.")
 @click.option("--target-fpir", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="False-positive identification rate to aim for at the current gallery size.")
-@click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON (stores the same as without).")
+@click.option("--dry-run", is_flag=True, help="Show the result without storing it.")
+@click.option("--accept", is_flag=True, help="Store a calibration that lowers the threshold although it misses "
+                                             "its target rate.")
 @click.pass_obj
 @guarded
-def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json: bool) -> None:
+def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json: bool, dry_run: bool,
+              accept: bool) -> None:
     """Measure genuine and impostor face scores on the enrolled gallery and choose the thresholds.
 
     The match threshold is chosen for TARGET_FPIR, the chance that a face of someone not enrolled is matched
@@ -39,7 +43,9 @@ def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json
         click.echo(f"cohort: skipped {p}", err=True)
     if cohort and (vecs is None or len(vecs) == 0):
         raise Fail("the cohort gave no faces")
-    cal = calibrate_store(store, "face", model.model_id, vecs, target_fpir)
+    cal = calibrate_store(store, "face", model.model_id, vecs, target_fpir, save=not dry_run, accept=accept)
+    if dry_run:
+        click.echo("dry run: nothing stored", err=True)
     if as_json:
         click.echo(json.dumps(asdict(cal), indent=1, default=float))
         return

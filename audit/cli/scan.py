@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..report import FORMATS, read_findings
-from ..report.tables import json_line
+from ..report.tables import json_line, tsv
 from .base import Context, Fail, cli, guarded
 from .progress import Progress
 
@@ -50,8 +50,9 @@ def _listed(source: str) -> list[str]:
 @click.option("--min-frames", type=click.IntRange(1), default=1, show_default=True, help="Drop video appearances seen in fewer sampled frames.")
 @click.option("--no-voice", is_flag=True, help="Do not scan audio, even when voices are enrolled.")
 @click.option("--use", "use", help="The use the media is for (a consent scope, e.g. advertising).")
-@click.option("--fail-on", type=click.Choice(["match", "unconsented"]),
-              help="Exit 1 when a match is found (match), or a match lacks consent for --use (unconsented).")
+@click.option("--fail-on", type=click.Choice(["match", "unconsented", "error"]),
+              help="Exit 1 when a match is found (match), a match lacks consent for --use (unconsented), or a file "
+                   "could not be read (error).")
 @click.option("--workers", type=click.IntRange(0, 64), default=0, help="Worker processes (0: automatic).")
 @click.option("--quiet", is_flag=True, help="No progress and no summary on stderr.")
 @click.option("--from-file", "from_file", type=click.Path(dir_okay=False, allow_dash=True),
@@ -72,6 +73,9 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
          use, fail_on, workers, quiet, from_file, include, exclude, resume, no_cache, shard, engine, address) -> None:
     """Scan images, videos and audio (files or folders, recursively) for registered faces and voices.
 
+    Exit codes: 0 clean, 1 what --fail-on names was found, 2 a usage or input error (a missing path, no media
+    found, no one enrolled, a missing store), 130 interrupted.
+
     \b
     Example:
       likeness-audit scan generated/ --out findings.csv --use advertising --fail-on match
@@ -89,7 +93,7 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
         raise Fail("--fail-on unconsented needs --use SCOPE, the use to check consent for")
     if out and Path(out).suffix.lower() not in FORMATS:
         raise Fail(f"unknown output format '{Path(out).suffix}'; use one of {', '.join(FORMATS)}")
-    run = run_scan(obj.store(), paths, threshold=threshold, voice_threshold=voice_threshold, top_k=top_k, use=use,
+    run = run_scan(obj.store(create=False), paths, threshold=threshold, voice_threshold=voice_threshold, top_k=top_k, use=use,
                    workers=workers, fps=fps, keyframes=keyframes, min_frames=min_frames, voice=not no_voice,
                    include=tuple(include), exclude=tuple(exclude), shard=shard, cache=not no_cache, resume=resume,
                    engine=engine, address=address)
@@ -97,17 +101,19 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
     progress = Progress(not quiet and sys.stderr.isatty())
     run.progress = progress.update
     rows = []
+    if not as_json:
+        click.echo(tsv("kind", "modality", "path", "person", "similarity", "span"))
     try:
         for f in run:
             rows.append(f)
             if as_json:
                 click.echo(json_line(f))
             elif f.kind == "error":
-                progress.echo(f"error\t{f.path}\t{f.error}")
+                progress.echo(tsv("error", f.path, f.error))
             else:
-                span = f"\t{f.start:.1f}-{f.end:.1f}s" if f.start is not None else ""
+                span = f"{f.start:.1f}-{f.end:.1f}s" if f.start is not None else None
                 who = "+".join(c["person"] for c in f.contributors) if f.kind == "composite" else f.person
-                click.echo(f"{f.kind}\t{f.modality}\t{f.path}\t{who}\t{f.similarity:.3f}{span}")
+                click.echo(tsv(f.kind, f.modality, f.path, who, f"{f.similarity:.3f}", span))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the output file short
         run.close()
@@ -134,13 +140,15 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
         sys.exit(INTERRUPTED)
     if summary.fails(fail_on):
         sys.exit(1)
+    if fail_on == "error" and summary.errors:
+        sys.exit(1)
 
 
 def _write(obj: Context, rows: list, out: Path, meta: dict) -> None:
     """Write findings; the HTML page gets its pictures from the scanned files and the store."""
     from ..report import write_findings
 
-    write_findings(rows, out, store=obj.store() if out.suffix.lower() == ".html" else None, meta=meta)
+    write_findings(rows, out, store=obj.store(create=False) if out.suffix.lower() == ".html" else None, meta=meta)
 
 
 @cli.command("report")

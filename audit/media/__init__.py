@@ -2,7 +2,7 @@
 
 from .container import av_reason, open_container
 from .files import content_kind, display_path, hash_file, kind_by_content, kind_of, read_bytes, sha256_file, walk
-from .image import decode_image, load_image
+from .image import decode_image, decode_image_scaled, load_image
 
-__all__ = ["av_reason", "content_kind", "kind_by_content", "decode_image", "display_path", "hash_file", "kind_of", "load_image", "open_container",
-           "read_bytes", "sha256_file", "walk"]
+__all__ = ["av_reason", "content_kind", "decode_image", "decode_image_scaled", "display_path", "hash_file",
+           "kind_by_content", "kind_of", "load_image", "open_container", "read_bytes", "sha256_file", "walk"]

@@ -23,6 +23,45 @@ CONTRIBUTOR = (("person", "string"), ("name", "string"), ("similarity", "float64
                ("consent", "string"))
 
 
+FORMULA = ("=", "+", "-", "@", "\t", "\r", "'")  # a spreadsheet runs cells starting so; "'" escapes itself
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: one starting with = + - @ (or tab, CR, ') gets a leading '."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA) else value
+
+
+def csv_uncell(value: Any) -> Any:
+    """Undo csv_cell when reading back."""
+    return value[1:] if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA) else value
+
+
+def tsv_field(value: Any) -> str:
+    """One field of tab-separated text output: backslash, tab, newline and other control characters escaped,
+    so a record is always one line whatever a file name or display name holds."""
+    text = "-" if value is None else str(value)
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or c in ("\u2028", "\u2029") or 0x202a <= ord(c) <= 0x202e \
+                or 0x2066 <= ord(c) <= 0x2069:
+            out.append(f"\\u{ord(c):04x}" if ord(c) > 0xff else f"\\x{ord(c):02x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def tsv(*fields: Any) -> str:
+    """One line of tab-separated output."""
+    return "\t".join(tsv_field(f) for f in fields)
+
+
 def records(findings: Iterable[Finding | dict]) -> list[dict[str, Any]]:
     """Findings as plain dicts."""
     return [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
@@ -106,6 +145,8 @@ def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | Non
         for row in rows:
             for key in NESTED:
                 row[key] = json.dumps(row[key]) if row.get(key) not in (None, {}) else None
+            for key, value in row.items():
+                row[key] = csv_cell(value)
         data = pd.DataFrame(rows, columns=list(Finding.__dataclass_fields__)).to_csv(index=False).encode()
     elif ext == ".parquet":
         data = _parquet_bytes(rows, meta)
@@ -147,6 +188,8 @@ def read_findings(path: str | Path) -> list[dict[str, Any]]:
             df = pd.read_csv(path) if ext == ".csv" else pd.read_parquet(path)
             rows = df.astype(object).where(df.notna(), None).to_dict("records")
             for row in rows:
+                if ext == ".csv":
+                    row.update({k: csv_uncell(v) for k, v in row.items()})
                 for key in NESTED:
                     if isinstance(row.get(key), str):
                         row[key] = json.loads(row[key])

@@ -82,7 +82,8 @@ class Analyzer:
             source = open_source(path, sha256)
             result.kind, result.sha256 = source.kind, source.sha256
             if source.kind == "image":
-                self._faces(media.decode_image(source.data), None, 1.0, result)
+                image, scale = media.decode_image_scaled(source.data)  # large JPEGs decode reduced
+                self._faces(image, None, scale, result)
             else:
                 if source.kind == "video":
                     self._video(path, result)

@@ -50,12 +50,14 @@ class FaceMatcher:
         self.warnings = list(self.settings.warnings)
         self._centroids: dict[str, np.ndarray] | None = None
         self.undecided = 0  # faces that would be composites but are too low quality to judge
+        self._matched: dict[tuple[int, str], int] = {}  # (face, person) -> the vector id of the sample that matched
         self.index_version = store.index_version("face", model.model_id)
 
     def findings(self, result: AnalyzedFile) -> list[Finding]:
         """Face findings of one analysed file: appearances in video, one per face and person in images."""
         if not result.faces:
             return []
+        self._matched = {}
         return self._appearances(result) if result.kind == "video" else self._image_faces(result)
 
     def judge(self, faces: list[DetectedFace]) -> list[list[tuple[str, float, object]]]:
@@ -75,8 +77,10 @@ class FaceMatcher:
                 # A low-quality face that looked like a composite is still a match where it reaches the threshold;
                 # its findings say the composite question was left open (verdict kept for that).
                 self.undecided += verdict is not None
-                out.append([(c.person, c.similarity, verdict) for c in cands[: self.options.top_k]
-                            if c.similarity >= self.threshold])
+                kept = [c for c in cands[: self.options.top_k] if c.similarity >= self.threshold]
+                # The enrolled sample that matched goes into the finding (evidence names it, not just the person).
+                self._matched.update({(id(face), c.person): c.vector_id for c in kept})
+                out.append([(c.person, c.similarity, verdict) for c in kept])
         return out
 
     def _image_faces(self, result: AnalyzedFile) -> list[Finding]:
@@ -161,7 +165,8 @@ class FaceMatcher:
             name=self.names.get(person), similarity=round(sim, 4), threshold=self.threshold, fmr=self.fmr,
             threshold_source=self.source, bbox=face.bbox, start=face.time, end=face.time,
             frames=1 if face.time is not None else None, consent=self.consent(person),
-            model=self.model.model_name, index=self.index_version, extra=extra,
+            model=self.model.model_name, index=self.index_version,
+            extra={**extra, "sample": self._matched.pop((id(face), person), None)},
         )
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .. import media
-from ..errors import MediaError
+from .. import config, media
+from ..errors import MediaError, MissingPath, NothingEnrolled, NothingToScan
 from ..findings import Finding
 from ..models.face import FaceModel
 from ..store import Store
@@ -75,9 +75,15 @@ class ScanRun:
         options.check()
         self.store, self.options = store, options
         self.paths = list(paths)
+        check_paths(self.paths)
         self.model = model or store.face_model
+        check_enrolled(store, self.model.model_id, options.voice)
         self.summary = ScanSummary()
         self.progress: Callable[[ScanSummary], None] | None = None
+        if options.threshold is not None and options.threshold < LOW_FACE_THRESHOLD:
+            self.summary.warnings.append(f"face threshold {options.threshold} is below {LOW_FACE_THRESHOLD}: expect "
+                                         "many false matches (the default is "
+                                         f"{config.DEFAULT_FACE_THRESHOLD})")
         self._findings = self._run()
 
     def metadata(self) -> dict:
@@ -110,6 +116,9 @@ class ScanRun:
                  if in_shard(p, o.shard)]
         self.summary.skipped = dict(skipped)
         self.summary.total = len(files)
+        if not files and not o.shard:  # folders without any media: a clean result would say nothing
+            raise NothingToScan("no scannable media (images, videos, audio) under "
+                                + ", ".join(media.display_path(p) for p in self.paths))
         return files
 
     def _run(self) -> Iterator[Finding]:
@@ -215,6 +224,31 @@ def _load(blob: bytes | None, path: Path, sha: str | None) -> AnalyzedFile | Non
         return caching.load(blob, media.display_path(path), sha)
     except (ValueError, KeyError, TypeError):
         return None
+
+
+LOW_FACE_THRESHOLD = 0.2  # below this, unrelated faces match often (impostor scores reach ~0.3)
+
+
+def check_paths(paths: list) -> None:
+    """MissingPath naming every path that does not exist (a typo must not make a clean audit)."""
+    if not paths:
+        raise NothingToScan("no paths to scan")
+    missing = [media.display_path(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise MissingPath(f"no such file or folder: {', '.join(missing)}")
+
+
+def check_enrolled(store: Store, face_model: str, voice: bool) -> None:
+    """NothingEnrolled when no one is enrolled for any modality this scan would search."""
+    counts = store.counts()
+    if any(m == "face" and mo == face_model for m, mo in counts):
+        return
+    if voice and any(m == "voice" for m, _ in counts):
+        return
+    others = ", ".join(f"{m} ({mo[:8]})" for m, mo in counts) or "nothing"
+    raise NothingEnrolled(f"no one is enrolled for this scan (face model {face_model[:8]}"
+                          f"{', or voice' if voice else ''}); the store {store.home} holds {others}: "
+                          "`likeness-audit enroll` first")
 
 
 def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS references_ (
     image BLOB NOT NULL,  -- one small aligned JPEG crop for reports, never the enrolment media
     PRIMARY KEY (person, modality)
 );
+CREATE TABLE IF NOT EXISTS seals (  -- a MAC binding each sample's vector to its row (seals.py)
+    sample INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
+    mac TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consent (
     person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     scope TEXT NOT NULL,
@@ -154,6 +158,7 @@ class Registry:
 
     # Set by the store when the templates are encrypted at rest (audit/crypto.py); None keeps plaintext.
     cipher = None
+    sealer = None  # set by the store: MACs of sample rows (seals.py)
 
     def _seal(self, data: bytes, aad: str) -> bytes:
         return self.cipher.seal(data, aad.encode()) if self.cipher is not None else data
@@ -176,6 +181,10 @@ class Registry:
             self.db.execute("DELETE FROM meta WHERE key=?", (key,))
         else:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def has_data(self) -> bool:
+        """Whether anyone or anything is registered (a store with data always has an audit log head)."""
+        return self.db.execute("SELECT 1 FROM people UNION ALL SELECT 1 FROM calibration LIMIT 1").fetchone() is not None
 
     def transaction(self):
         """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
@@ -243,7 +252,23 @@ class Registry:
             (pid, s.modality, s.model, s.source_sha256, json.dumps(s.bbox) if s.bbox else None, s.det_score,
              s.face_size, s.start, s.end, self._seal(vec.tobytes(), f"sample|{pid}|{s.modality}|{s.model}"), now()),
         )
-        return int(cur.lastrowid)
+        vid = int(cur.lastrowid)
+        if self.sealer is not None and self.sealer.key is not None:
+            self.db.execute("INSERT OR REPLACE INTO seals VALUES (?, ?)", (vid, self.sealer.row(
+                vid, pid, s.modality, s.model, s.source_sha256, vec.tobytes())))
+        return vid
+
+    def person_vectors(self, pid: str, modality: str, model: str) -> np.ndarray:
+        """One person's sample vectors of one modality and model."""
+        rows = self.db.execute("SELECT id, vector FROM samples WHERE person=? AND modality=? AND model=? ORDER BY id",
+                               (pid, modality, model)).fetchall()
+        return np.stack([np.frombuffer(self._unseal(blob, f"sample|{pid}|{modality}|{model}", f"sample {vid}"),
+                                       np.float32) for vid, blob in rows]) if rows else np.zeros((0, 0), np.float32)
+
+    def source_people(self, sha256: str, modality: str) -> list[str]:
+        """Who has a sample from this file (by SHA-256) in this modality."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT person FROM samples WHERE source_sha256=? AND "
+                                              "modality=? ORDER BY person", (sha256, modality))]
 
     def vectors(self, modality: str, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(ids, vectors, person ids) of every sample of one modality and model."""

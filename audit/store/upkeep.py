@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
+from . import crypto, seals
 from .index import Manifest, VectorIndex, ids_digest
 
 if TYPE_CHECKING:
     from .store import Store
 
 UNFINISHED = "unfinished_write"  # meta key set in a write's transaction, cleared once its index files are written
+ERASE_WAIT_S = 10.0  # how long a removal waits for readers to let go before it says the erasure is not finished
 
 
 @dataclass
@@ -40,8 +42,9 @@ def index_path(home: Path, modality: str, model: str) -> Path:
 
 
 def temp_files(home: Path) -> list[Path]:
-    """Temp files of index and manifest writes (index.atomic_write) left by a killed writer."""
-    return sorted(p for p in home.glob("*.tmp") if re.fullmatch(r"\w+-\w+\.(faiss|json)\.\w+\.tmp", p.name))
+    """Temp files of index and manifest writes (index.atomic_write) and log redactions left by a killed writer."""
+    return sorted([p for p in home.glob("*.tmp") if re.fullmatch(r"\w+-\w+\.(faiss|json)\.\w+\.tmp", p.name)]
+                  + [p for p in home.glob("audit.log.*.redact") if re.fullmatch(r"audit\.log\.\w+\.redact", p.name)])
 
 
 def load_checked(store: Store, modality: str, model: str, ids: np.ndarray) -> tuple[VectorIndex, Manifest | None]:
@@ -63,12 +66,12 @@ def load_checked(store: Store, modality: str, model: str, ids: np.ndarray) -> tu
     return idx, man
 
 
-def sync_index(store: Store, modality: str, model: str) -> Manifest:
-    """Bring one index file in line with the registry: incremental when possible, else rebuilt."""
+def sync_index(store: Store, modality: str, model: str, full: bool = False) -> Manifest:
+    """Bring one index file in line with the registry: incremental when possible, else (or when full) rebuilt."""
     ids, vecs, _ = store.registry.vectors(modality, model)
     path = index_path(store.home, modality, model)
     idx = None
-    if path.exists():
+    if path.exists() and not full:
         try:
             idx, _ = VectorIndex.load(path, store.cipher)
         except StoreError:
@@ -86,11 +89,14 @@ def sync_index(store: Store, modality: str, model: str) -> Manifest:
     return man
 
 
-def rebuild(store: Store) -> list[str]:
-    """Bring every index in line with the registry and drop index files it has no rows for."""
+def rebuild(store: Store, full: bool = False) -> list[str]:
+    """Bring every index in line with the registry and drop index files it has no rows for.
+
+    full: write each index afresh from the registry's vectors (a repair: altered index vectors are replaced).
+    """
     done, known = [], set()
     for modality, model in store.registry.models():
-        man = sync_index(store, modality, model)
+        man = sync_index(store, modality, model, full)
         known.add(index_path(store.home, modality, model))
         done.append(f"{index_path(store.home, modality, model).name}: {man.count} vectors")
     for path in store.home.glob("*.faiss"):
@@ -101,20 +107,47 @@ def rebuild(store: Store) -> list[str]:
     return done
 
 
-def wipe_wal(store: Store) -> None:
-    """Fold the WAL into the database and truncate it: old pages of deleted rows must not linger there."""
-    for _ in range(3):
-        if store.registry.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
-            return
+def wipe_wal(store: Store, wait_s: float = 1.0) -> bool:
+    """Fold the WAL into the database and truncate it: old pages of deleted rows must not linger there.
+
+    A reader in the middle of a transaction pins the old pages (in the WAL and in the database file); the
+    checkpoint waits up to wait_s for it. False when it could not complete.
+    """
+    db = store.registry.db
+    db.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+    try:
+        busy, frames, done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        db.execute("PRAGMA busy_timeout = 30000")  # sqlite3.connect(timeout=30), as the registry opens it
+    return busy == 0
 
 
-def finish(store: Store) -> None:
-    """Complete an interrupted write: indexes from the registry, deleted pages wiped; then clear the flag."""
+def finish(store: Store, wait_s: float = 1.0) -> None:
+    """Complete an interrupted write: log redactions, indexes from the registry, deleted pages wiped; then clear
+    the flag (left set when a reader still pins deleted pages: the next write, or `remove` again, retries)."""
+    from . import erasure
+
+    erasure.apply(store.log, store.sealer)
     rebuild(store)
     store.registry.db.execute("VACUUM")
-    wipe_wal(store)
+    if not wipe_wal(store, wait_s):
+        return
     with store.registry.transaction():
         store.registry.set_meta(UNFINISHED, None)
+
+
+def _content_problems(idx: VectorIndex, ids: np.ndarray, vecs: np.ndarray, name: str) -> list[str]:
+    """Index vectors that differ from their registry vectors (the ids already agree)."""
+    got_ids, got = idx.contents()
+    if len(got_ids) == 0:
+        return []
+    order = np.argsort(got_ids)
+    want = vecs[np.searchsorted(ids, got_ids[order])]
+    differ = got_ids[order][np.any(np.abs(got[order] - want) > 1e-5, axis=1)]
+    if len(differ) == 0:
+        return []
+    return [f"index {name}: {len(differ)} vector(s) differ from the registry's (ids {', '.join(map(str, differ[:5]))}"
+            f"{' ...' if len(differ) > 5 else ''}); `likeness-audit verify --repair` rebuilds the index"]
 
 
 def problems(store: Store) -> list[str]:
@@ -122,11 +155,14 @@ def problems(store: Store) -> list[str]:
     found = []
     known = {index_path(store.home, m, mo).name for m, mo in store.registry.models()}
     for modality, model in store.registry.models():
-        ids, _, _ = store.registry.vectors(modality, model)
+        found += seals.check_rows(store.registry, modality, model)
         try:
-            load_checked(store, modality, model, ids)
+            ids, vecs, _ = store.registry.vectors(modality, model)
+            idx, _ = load_checked(store, modality, model, ids)
         except StoreError as exc:
             found.append(str(exc))
+            continue
+        found += _content_problems(idx, ids, vecs, index_path(store.home, modality, model).name)
     for path in sorted(store.home.glob("*.faiss")):
         if path.name not in known:
             try:
@@ -135,9 +171,51 @@ def problems(store: Store) -> list[str]:
                     found.append(f"index {path.name} holds {idx.count} vectors the registry does not know")
             except StoreError as exc:
                 found.append(str(exc))
-    if store.registry.meta(UNFINISHED):
+    if store.registry.meta(UNFINISHED) == "remove":
+        found.append("a removal is committed but not yet erased: its deleted rows may still be on disk (a reader "
+                     "held the registry open, or the removal was interrupted); `likeness-audit remove ID` again, "
+                     "or `likeness-audit verify --repair`, finishes it")
+    elif store.registry.meta(UNFINISHED):
         found.append(f"an interrupted {store.registry.meta(UNFINISHED)} was not finished; the next write, or "
                      "`likeness-audit verify --repair`, finishes it")
     found += store.log.check().problems()
     found += [f"leftover temp file {p.name} from an interrupted write" for p in temp_files(store.home)]
     return found
+
+
+def encrypt(store: Store, cipher: crypto.Cipher) -> int:
+    """Encrypt a plaintext store in place (under the writer lock); returns the vectors encrypted."""
+    if store.registry.meta(crypto.META_KEY) is not None:
+        raise crypto.KeyProblem(f"the store {store.home} is already encrypted")
+    try:
+        with store.registry.transaction():
+            n = store.registry.reseal(cipher)
+            store.registry.set_meta(crypto.META_KEY, cipher.marker())
+            store.cipher = store.registry.cipher = cipher
+            store._set_sealer()  # rows and the log head are MAC'd with the key from now on
+            seals.seal_rows(store.registry)
+            store.log.stage("encrypt", {"vectors": n, "algorithm": crypto.ALGORITHM})
+            store.registry.set_meta(UNFINISHED, "encrypt")
+    except BaseException:
+        store.cipher = store.registry.cipher = None
+        store._set_sealer()
+        raise
+    store.log.flush()
+    finish(store)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
+    return n
+
+
+def verify(store: Store, repair: bool) -> VerifyReport:
+    """Store.verify."""
+    report = VerifyReport()
+    if repair:
+        with store._writing():  # finishes an interrupted write first
+            wipe_wal(store)
+            report.repaired = rebuild(store, full=True)
+    with store.lock(shared=True):  # a writer half-way through is not a problem
+        store._set_sealer()
+        report.problems = problems(store)
+    report.people = len(store.registry.names())
+    report.vectors = {f"{m}:{mo[:8]}": n for (m, mo), n in store.registry.counts().items()}
+    report.log_entries = store.log.check().entries
+    return report
