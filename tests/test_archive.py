@@ -197,6 +197,7 @@ def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "audit", "scan", str(d), "--out", str(out), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout.readline().startswith(b"kind\t")  # the header line of the tab-separated output
     got = [proc.stdout.readline() for _ in range(3)]  # three findings printed: the scan is under way
     assert all(b"match" in g for g in got)
     proc.send_signal(signal.SIGINT)
