@@ -283,11 +283,14 @@ class Store:
         return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference)
 
     def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                     name: str | None = None) -> EnrollResult:
-        """Enroll one voice vector per recording; EnrollError below ~10 s of voiced speech in total."""
+                     name: str | None = None, model: str = "ge2e") -> EnrollResult:
+        """Enroll one voice vector per recording with the voice encoder `model` (ge2e or campplus, each with its
+        own index); EnrollError below ~10 s of voiced speech in total."""
         from ..enroll import enroll_voices
+        from ..models.voice import voice_encoder
 
-        return enroll_voices(self, self.voice_encoder, person, _paths(paths), name)
+        encoder = self.voice_encoder if model == "ge2e" else voice_encoder(model, threads=self.threads)
+        return enroll_voices(self, encoder, person, _paths(paths), name)
 
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
         """Register checked samples for a person in one transaction, then update the index files."""
