@@ -284,13 +284,9 @@ class Store:
 
     def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
                      name: str | None = None, model: str = "ge2e") -> EnrollResult:
-        """Enroll one voice vector per recording with the voice encoder `model` (ge2e or campplus, each with its
-        own index); EnrollError below ~10 s of voiced speech in total."""
+        """Enroll one vector per recording with voice encoder `model` (ge2e, campplus); needs ~10 s of speech."""
         from ..enroll import enroll_voices
-        from ..models.voice import voice_encoder
-
-        encoder = self.voice_encoder if model == "ge2e" else voice_encoder(model, threads=self.threads)
-        return enroll_voices(self, encoder, person, _paths(paths), name)
+        return enroll_voices(self, self.voice_encoder if model == "ge2e" else model, person, _paths(paths), name)
 
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
         """Register checked samples for a person in one transaction, then update the index files."""
