@@ -250,11 +250,15 @@ def _group_by_identity(faces: list[Face], same: float = 0.5) -> list[list[int]]:
 
 def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None,
                   force: bool = False) -> EnrollResult:
-    """Enroll one vector per recording; raises EnrollError below ~10 s of voiced speech in total.
+    """Enroll one vector per recording (encoder: a voice encoder or its name); EnrollError below ~10 s of speech.
 
     Unless force, a recording enrolled for someone else, or closer to another enrolled voice, is refused.
     """
     from .media import audio
+    from .models.voice import voice_encoder
+
+    if isinstance(encoder, str):
+        encoder = voice_encoder(encoder, threads=store.threads)
 
     naming.check_id(person)
     naming.check_name(name)

@@ -47,16 +47,18 @@ def enroll_face(obj: Context, person: str, paths: tuple[str, ...], name: str | N
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--name", help="Display name (default: PERSON).")
 @click.option("--force", is_flag=True, help="Keep recordings that sound more like someone else enrolled.")
+@click.option("--model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
+              help="Voice encoder; each has its own index, and scans choose one with --voice-model.")
 @click.pass_obj
 @guarded
-def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None, force: bool) -> None:
+def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None, force: bool, model: str) -> None:
     """Enroll PERSON's voice from recordings (audio files, or video with an audio track; ~10 s of speech or more).
 
     \b
     Example:
       likeness-audit enroll voice alice interview.flac reading.mp3
     """
-    result = obj.store().enroll_voice(person, paths, name=name, force=force)
+    result = obj.store().enroll_voice(person, paths, name=name, force=force, model=model)
     for s in result.skipped:
         click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
     click.echo(f"{person}: {result.added} voice samples added, {result.already} already enrolled, "

@@ -43,7 +43,10 @@ def _listed(source: str) -> list[str]:
               help="Write findings to .csv, .json, .jsonl, .parquet, or .html (a self-contained evidence page).")
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON Lines on stdout.")
 @click.option("--threshold", type=float, help="Face similarity threshold (default: calibrated, else the documented default).")
-@click.option("--voice-threshold", type=float, help="Voice similarity threshold (default: calibrated, else documented).")
+@click.option("--voice-threshold", type=float,
+              help="Voice threshold on AS-normalised scores (default: calibrated, else documented).")
+@click.option("--voice-model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
+              help="Voice encoder (people must be enrolled with the same one).")
 @click.option("--top-k", type=click.IntRange(1, 100), default=1, show_default=True, help="Candidates per face.")
 @click.option("--fps", type=click.FloatRange(0.01, 60), default=1.0, show_default=True, help="Video frames sampled per second.")
 @click.option("--keyframes", is_flag=True, help="Sample only video keyframes (much faster, coarser).")
@@ -69,8 +72,9 @@ def _listed(source: str) -> list[str]:
 @click.option("--address", help="Ray cluster address for --engine ray (else $RAY_ADDRESS, else a local Ray).")
 @click.pass_obj
 @guarded
-def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, fps, keyframes, min_frames, no_voice,
-         use, fail_on, workers, quiet, from_file, include, exclude, resume, no_cache, shard, engine, address) -> None:
+def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, voice_model, top_k, fps, keyframes, min_frames,
+         no_voice, use, fail_on, workers, quiet, from_file, include, exclude, resume, no_cache, shard, engine,
+         address) -> None:
     """Scan images, videos and audio (files or folders, recursively) for registered faces and voices.
 
     Exit codes: 0 clean, 1 what --fail-on names was found, 2 a usage or input error (a missing path, no media
@@ -96,7 +100,8 @@ def scan(obj: Context, paths, out, as_json, threshold, voice_threshold, top_k, f
     run = run_scan(obj.store(create=False), paths, threshold=threshold, voice_threshold=voice_threshold, top_k=top_k, use=use,
                    workers=workers, fps=fps, keyframes=keyframes, min_frames=min_frames, voice=not no_voice,
                    include=tuple(include), exclude=tuple(exclude), shard=shard, cache=not no_cache, resume=resume,
-                   engine=engine, address=address)
+                   engine=engine, address=address,
+                   voice_model=voice_model)
     summary = run.summary
     progress = Progress(not quiet and sys.stderr.isatty())
     run.progress = progress.update

@@ -217,6 +217,7 @@ class VoiceEncoder:
 
     dim = 256
     sample_rate = SAMPLE_RATE
+    name = "ge2e"
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 1):
         """Use `model_path` (default: the model shipped in audit/models) with `threads` onnxruntime threads.
@@ -325,3 +326,21 @@ class VoiceEncoder:
         if pending:
             flush()
         return segments
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Choosing an encoder
+
+VOICE_MODELS = ("ge2e", "campplus")  # ge2e: resemblyzer's GE2E (default); campplus: 3D-Speaker's CAM++
+DEFAULT_VOICE_MODEL = "ge2e"
+
+
+def voice_encoder(name: str = DEFAULT_VOICE_MODEL, threads: int = 1):
+    """The shipped voice encoder called `name`; ModelError names the choices for an unknown one."""
+    if name == "ge2e":
+        return VoiceEncoder(threads=threads)
+    if name == "campplus":
+        from .campplus import CamPlusEncoder
+
+        return CamPlusEncoder(threads=threads)
+    raise ModelError(f"unknown voice model '{name}'; choose one of: {', '.join(VOICE_MODELS)}")

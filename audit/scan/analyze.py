@@ -70,9 +70,9 @@ class Analyzer:
     @property
     def voice(self):
         if self._voice is None:
-            from ..models.voice import VoiceEncoder
+            from ..models.voice import voice_encoder
 
-            self._voice = VoiceEncoder(threads=self.options.threads)
+            self._voice = voice_encoder(self.options.voice_model, threads=self.options.threads)
         return self._voice
 
     def __call__(self, path: Path, sha256: str | None = None) -> AnalyzedFile:

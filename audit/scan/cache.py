@@ -20,7 +20,8 @@ FORMAT = 2  # bump when what an analysis holds changes: older entries are then s
 def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions, voice: bool) -> str:
     """What an analysis depends on: the file's content, the models, and the sampling settings."""
     parts = {"format": FORMAT, "sha256": sha256, "face": face_model, "detector": detector, "fps": options.fps,
-             "keyframes": options.keyframes, "voice": voice, "max_side": config.MAX_VIDEO_SIDE}
+             "keyframes": options.keyframes, "voice": voice, "voice_model": options.voice_model,
+             "max_side": config.MAX_VIDEO_SIDE}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import AuditError
@@ -29,13 +30,18 @@ class ScanOptions:
     resume: bool = False  # continue the stopped scan of the same paths and options
     engine: str = "local"  # "local" (process pool) or "ray"
     address: str | None = None  # Ray cluster address (else $RAY_ADDRESS, else a local Ray)
+    voice_model: str = "ge2e"  # voice encoder: ge2e or campplus (audit/models/voice.py)
 
     def check(self) -> None:
         """Raise AuditError for values no scan can use (the CLI checks the same ranges)."""
-        for name in ("threshold", "voice_threshold"):
-            value = getattr(self, name)
-            if value is not None and not -1.0 <= value <= 1.0:
-                raise AuditError(f"{name} must be within [-1, 1] (cosine similarity), not {value}")
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
+            raise AuditError(f"threshold must be within [-1, 1] (cosine similarity), not {self.threshold}")
+        if self.voice_threshold is not None and not math.isfinite(self.voice_threshold):
+            raise AuditError(f"voice_threshold must be a number (an AS-normalised score), not {self.voice_threshold}")
+        from ..models.voice import VOICE_MODELS
+
+        if self.voice_model not in VOICE_MODELS:
+            raise AuditError(f"unknown voice model '{self.voice_model}'; choose one of: {', '.join(VOICE_MODELS)}")
         if self.top_k < 1:
             raise AuditError(f"top_k must be at least 1, not {self.top_k}")
         if not self.fps > 0:

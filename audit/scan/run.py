@@ -256,8 +256,8 @@ def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions 
     """Scan files and folders against everyone in the store; iterate the result for findings, file by file.
 
     Keyword arguments are ScanOptions fields (threshold, voice_threshold, top_k, use, workers, fps, keyframes,
-    min_frames, voice, include, exclude, shard, cache, resume, engine, address); the face model and threads come
-    from the store (audit.open_store).
+    min_frames, voice, voice_model, include, exclude, shard, cache, resume, engine, address); the face model and
+    threads come from the store (audit.open_store).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]

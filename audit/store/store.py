@@ -307,11 +307,11 @@ class Store:
                             force=force)
 
     def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                     name: str | None = None, force: bool = False) -> EnrollResult:
-        """Enroll one voice vector per recording; EnrollError below ~10 s of voiced speech in total."""
+                     name: str | None = None, force: bool = False, model: str = "ge2e") -> EnrollResult:
+        """Enroll one vector per recording with voice encoder `model` (ge2e, campplus); needs ~10 s of speech."""
         from ..enroll import enroll_voices
-
-        return enroll_voices(self, self.voice_encoder, person, _paths(paths), name, force=force)
+        encoder = self.voice_encoder if model == "ge2e" else model
+        return enroll_voices(self, encoder, person, _paths(paths), name, force=force)
 
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
         """Register checked samples for a person in one transaction, then update the index files."""
