@@ -335,8 +335,9 @@ def calibrate_store(store, modality: str, model: str, cohort: np.ndarray | None 
     scores = gallery_scores(vecs, people, cohort)
     cal = calibrate(scores, modality, model, target_fpir, len(set(people)), composite_rate)
     previous = store.calibration(modality, model)
+    # Voices calibrate on normalised scores through calibrate_voice.py; here only faces have a default.
     now = previous.threshold if previous is not None else (
-        config.DEFAULT_FACE_THRESHOLD if modality == "face" else config.DEFAULT_VOICE_THRESHOLD)
+        config.DEFAULT_FACE_THRESHOLD if modality == "face" else -1.0)
     misses = cal.fpir > cal.target_fpir * 1.01
     if save and misses and cal.threshold < now and not accept:
         raise CalibrationError(

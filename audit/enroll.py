@@ -22,6 +22,7 @@ MAX_VIDEO_SAMPLES = 600  # sampled frames read from one enrolment video at most
 NEAR_COPY = 0.95  # embeddings this similar are the same shot twice
 MIN_VOICED_TOTAL_S = 10.0  # GE2E centroids from less speech were unstable
 MIN_VOICED_FILE_S = 1.0
+VOICE_RAW_AGREEMENT = 0.76  # raw GE2E cosine per segment at FAR 1 % (the pre-AS-norm default)
 
 
 @dataclass
@@ -137,9 +138,11 @@ def check_agreement(store: Store, person: str, samples: list[Sample], absolute: 
     if not samples:
         return []
     modality, model = samples[0].modality, samples[0].model
-    cal = store.calibration(modality, model)
-    default = config.DEFAULT_FACE_THRESHOLD if modality == "face" else config.DEFAULT_VOICE_THRESHOLD
-    threshold = cal.threshold if cal is not None else default
+    if modality == "face":
+        cal = store.calibration(modality, model)
+        threshold = cal.threshold if cal is not None else config.DEFAULT_FACE_THRESHOLD
+    else:  # voice thresholds are AS-normalised scores now; this check compares raw cosines
+        threshold = VOICE_RAW_AGREEMENT
     new = np.stack([np.asarray(s.vector, np.float32) for s in samples])
     own = store.person_vectors(person, modality, model)
     others = store.search(modality, model, new, top_k=3) if store.gallery_size(modality, model) else [[]] * len(new)
