@@ -12,7 +12,7 @@ import pytest
 
 from serve_util import Server, add_account, bearer, wait_scan
 
-COPIES = 12  # enough files that a scan is still running when the test kills its server
+COPIES = 40  # enough files that a scan (resumed ones partly from the cache) is still running when it is killed
 SUBMISSIONS = itertools.count(1)
 
 
