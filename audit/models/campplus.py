@@ -13,17 +13,12 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..config import SAMPLE_RATE
-from ..errors import ModelError
-from ..media.files import sha256_file
-from .voice import VAD_WINDOW, Segment, _as_float32, _unit, normalize_volume, trim_long_silences, vad_masks
+from .voice import VAD_WINDOW, OnnxVoiceModel, Segment, _as_float32, _unit, normalize_volume, trim_long_silences, vad_masks
 
-if TYPE_CHECKING:
-    import onnxruntime as ort
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "campplus_sv_zh_en.onnx"
 
@@ -83,49 +78,15 @@ def features(wav: np.ndarray) -> np.ndarray:
     return (f - f.mean(axis=0, keepdims=True)).astype(np.float32) if len(f) else f
 
 
-class CamPlusEncoder:
+class CamPlusEncoder(OnnxVoiceModel):
     """CAM++ speaker encoder (192-d unit vectors for 16 kHz mono audio); the ONNX session opens on first use."""
 
     dim = 192
     sample_rate = SAMPLE_RATE
     name = "campplus"
-
-    def __init__(self, model_path: str | Path | None = None, threads: int = 1):
-        """Use `model_path` (default: the model shipped in audit/models) with `threads` onnxruntime threads."""
-        self.model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL
-        if not self.model_path.is_file():
-            raise ModelError(f"voice model not found: {self.model_path}")
-        self.threads = max(1, int(threads))
-        self._session = None
-        self._model_id: str | None = None
-
-    @property
-    def model_id(self) -> str:
-        """SHA-256 of the ONNX file."""
-        if self._model_id is None:
-            try:
-                self._model_id = sha256_file(self.model_path)
-            except OSError as e:
-                raise ModelError(f"cannot read voice model {self.model_path}: {e}") from e
-        return self._model_id
-
-    def _get_session(self) -> ort.InferenceSession:
-        """Create the onnxruntime session once."""
-        if self._session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            try:
-                session = ort.InferenceSession(str(self.model_path), opts, providers=["CPUExecutionProvider"])
-            except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-                raise ModelError(f"cannot load voice model {self.model_path}: {e}") from e
-            if [i.name for i in session.get_inputs()] != ["fbank"] or session.get_outputs()[0].shape[-1] != self.dim:
-                raise ModelError(f"{self.model_path} is not a {self.dim}-d CAM++ encoder")
-            self._session = session
-        return self._session
+    input_name = "fbank"
+    kind = "CAM++ encoder"
+    default_model = DEFAULT_MODEL
 
     def _embed_features(self, feats: np.ndarray) -> np.ndarray:
         """One unit vector from features [frames, 80] (padded by repetition when very short)."""
