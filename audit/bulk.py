@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .enroll import EnrollResult, face_samples
-from .errors import EnrollError
-from .store import Store
+from .errors import EnrollError, InputError
+from .store import Store, naming
 
 BATCH_PEOPLE = 64  # people per write: one transaction and one index update each
 
@@ -70,8 +70,13 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
 
 
 def enroll_manifest(store: Store, manifest: str | os.PathLike, pick: str | None = None, reference: bool = True,
-                    batch: int = BATCH_PEOPLE, progress: Callable[[int], None] | None = None) -> ManifestResult:
-    """Enroll every person of a manifest with the store's face model; progress(n) after each n people."""
+                    batch: int = BATCH_PEOPLE, progress: Callable[[int], None] | None = None,
+                    force: bool = False) -> ManifestResult:
+    """Enroll every person of a manifest with the store's face model; progress(n) after each n people.
+
+    Each person's photos get the checks of a single enrolment (enroll.check_agreement, unless force) against
+    everyone enrolled, the people of the batch not yet written included.
+    """
     rows = read_manifest(manifest)
     model = store.face_model
     out = ManifestResult()
@@ -87,8 +92,11 @@ def enroll_manifest(store: Store, manifest: str | os.PathLike, pick: str | None 
     for row in rows:
         result = EnrollResult(row.person)
         try:
-            samples, ref = face_samples(store, model, row.person, row.paths, pick, reference, result)
-        except EnrollError as exc:
+            naming.check_id(row.person)
+            naming.check_name(row.name)
+            samples, ref = face_samples(store, model, row.person, row.paths, pick, reference, result, force,
+                                        pending=[(r.person, ss) for r, ss, _ in pending])
+        except (EnrollError, InputError) as exc:
             out.failed[row.person] = str(exc)
             samples, ref = [], None
         out.people.append(result)

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from . import composite
+from . import composite, config
 from .errors import AuditError, CalibrationError
 from .store.registry import Calibration
 
@@ -321,13 +321,29 @@ def cohort_vectors(model, paths) -> tuple[np.ndarray, list[str]]:
 
 
 def calibrate_store(store, modality: str, model: str, cohort: np.ndarray | None = None, target_fpir: float = 0.01,
-                    composite_rate: float = 0.01) -> Calibration:
-    """Calibrate one modality and model of a store from its enrolled samples (and a cohort), and record it."""
+                    composite_rate: float = 0.01, save: bool = True, accept: bool = False) -> Calibration:
+    """Calibrate one modality and model of a store from its enrolled samples (and a cohort), and record it.
+
+    :param save: False to measure only (a dry run)
+    :param accept: record a calibration that lowers the threshold in force although it misses its target rate;
+        without it that is a CalibrationError (a lower threshold that cannot show its rate is not a safe default)
+    """
     _, vecs, people = store.vectors(modality, model)
     if len(set(people)) < 2:
         raise CalibrationError(f"calibration needs at least 2 people enrolled with {modality}; "
                                f"{len(set(people))} are")
     scores = gallery_scores(vecs, people, cohort)
     cal = calibrate(scores, modality, model, target_fpir, len(set(people)), composite_rate)
-    store.add_calibration(cal)
+    previous = store.calibration(modality, model)
+    # Voices calibrate on normalised scores through calibrate_voice.py; here only faces have a default.
+    now = previous.threshold if previous is not None else (
+        config.DEFAULT_FACE_THRESHOLD if modality == "face" else -1.0)
+    misses = cal.fpir > cal.target_fpir * 1.01
+    if save and misses and cal.threshold < now and not accept:
+        raise CalibrationError(
+            f"the calibration misses its target (FPIR {cal.fpir:.1e} > {cal.target_fpir:.1e}) and would lower the "
+            f"{modality} threshold from {now:.3f} to {cal.threshold:.3f}; nothing stored. Add a --cohort of other "
+            "people's faces, or --accept to store it anyway (--dry-run shows it)")
+    if save:
+        store.add_calibration(cal)
     return cal

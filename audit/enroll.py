@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import media
+from . import config, media
 from .config import MIN_FACE_PX, SAMPLE_RATE
 from .errors import EnrollError, MediaError
 from .media.source import Source, open_source
 from .models.face import Face, FaceModel
-from .store import Store
+from .store import Store, naming
 from .store.registry import Sample
+from .store.search import Candidate
 
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
 VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video
@@ -22,6 +23,7 @@ MAX_VIDEO_SAMPLES = 600  # sampled frames read from one enrolment video at most
 NEAR_COPY = 0.95  # embeddings this similar are the same shot twice
 MIN_VOICED_TOTAL_S = 10.0  # GE2E centroids from less speech were unstable
 MIN_VOICED_FILE_S = 1.0
+VOICE_RAW_AGREEMENT = 0.76  # raw GE2E cosine per segment at FAR 1 % (the pre-AS-norm default)
 
 
 @dataclass
@@ -81,22 +83,31 @@ def enroll_faces(
     name: str | None = None,
     pick: str | None = None,
     keep_reference: bool = True,
+    force: bool = False,
 ) -> EnrollResult:
-    """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains."""
+    """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains.
+
+    Unless force, samples that do not agree with the person's others (check_agreement) are refused.
+    """
+    naming.check_id(person)
+    naming.check_name(name)
     result = EnrollResult(person)
-    samples, reference = face_samples(store, model, person, paths, pick, keep_reference, result)
+    samples, reference = face_samples(store, model, person, paths, pick, keep_reference, result, force)
     if samples:
         store.add_samples(person, name, samples, reference)
     return result
 
 
 def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[str | Path], pick: str | None,
-                 keep_reference: bool, result: EnrollResult) -> tuple[list[Sample], tuple[str, bytes] | None]:
+                 keep_reference: bool, result: EnrollResult, force: bool = False,
+                 pending: list[tuple[str, list[Sample]]] = ()) -> tuple[list[Sample], tuple[str, bytes] | None]:
     """The checked face samples of one person's new files and a reference crop, counted in result (not stored).
+
+    pending: samples of other people not yet written (bulk enrolment), which check_agreement also compares with.
 
     EnrollError when nothing usable remains and nothing was enrolled before.
     """
-    picked: list[tuple[Sample, Face]] = []
+    picked: list[tuple[Sample, Face, str]] = []
     for source in _new_sources(store, person, "face", model.model_id, paths, frozenset({"image", "video"}), result):
         try:
             if source.kind == "video":
@@ -112,15 +123,71 @@ def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[st
         for t, face in faces:
             sample = Sample("face", model.model_id, source.sha256, face.embedding, face.box(), face.score, face.size,
                             t, t)
-            picked.append((sample, face))
+            picked.append((sample, face, source.shown))
+    if not force:
+        refusals = check_agreement(store, person, [s for s, _, _ in picked], pending=pending)
+        result.skipped += [Skipped(p[2], why) for p, why in zip(picked, refusals) if why]
+        picked = [p for p, why in zip(picked, refusals) if not why]
+        kept = {p[2] for p in picked}
+        result.accepted = [a for a in result.accepted if a.path in kept or a.detail == "already enrolled"]
     if not picked:
         if result.already:
             return [], None
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
         raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
-    best = max((f for _, f in picked), key=quality)
+    best = max((f for _, f, _ in picked), key=quality)
     result.added = len(picked)
-    return [s for s, _ in picked], (("face", reference_jpeg(best.crop)) if keep_reference else None)
+    return [s for s, _, _ in picked], (("face", reference_jpeg(best.crop)) if keep_reference else None)
+
+
+def check_agreement(store: Store, person: str, samples: list[Sample], absolute: bool = True,
+                    pending: list[tuple[str, list[Sample]]] = ()) -> list[str | None]:
+    """Per new sample, why it is refused (None: it agrees), so one wrong photo cannot poison a person's gallery.
+
+    pending: other people's samples accepted but not yet written (a bulk enrolment's batch), checked as if enrolled.
+
+    A sample is refused when it was enrolled for someone else already, when its best score against the person's
+    other samples (enrolled, or new in this batch) is below the match threshold, or when another enrolled person
+    scores higher than the person does (and at least the threshold). absolute=False skips the threshold test
+    against the person's own samples (voices: the threshold was measured per segment against centroids, not for
+    whole recordings against each other).
+    """
+    if not samples:
+        return []
+    modality, model = samples[0].modality, samples[0].model
+    if modality == "face":
+        cal = store.calibration(modality, model)
+        threshold = cal.threshold if cal is not None else config.DEFAULT_FACE_THRESHOLD
+    else:  # voice thresholds are AS-normalised scores now; this check compares raw cosines
+        threshold = VOICE_RAW_AGREEMENT
+    new = np.stack([np.asarray(s.vector, np.float32) for s in samples])
+    own = store.person_vectors(person, modality, model)
+    others = store.search(modality, model, new, top_k=3) if store.gallery_size(modality, model) else [[]] * len(new)
+    out: list[str | None] = []
+    for i, s in enumerate(samples):
+        taken = [p for p in store.source_people(s.source_sha256, modality) if p != person]
+        refs = np.concatenate([own.reshape(-1, new.shape[1]), np.delete(new, i, axis=0)])
+        mine = float(np.max(refs @ new[i])) if len(refs) else None
+        rival = next((c for c in others[i] if c.person != person), None)
+        for pid, theirs in pending:
+            if pid == person:
+                continue
+            taken += [pid] if any(t.source_sha256 == s.source_sha256 for t in theirs) else []
+            score = float(max(np.asarray(t.vector, np.float32) @ new[i] for t in theirs))
+            if rival is None or score > rival.similarity:
+                rival = Candidate(pid, score, -1)
+        if taken:
+            out.append(f"this file is already enrolled for {', '.join(taken)} (--force to enroll it anyway)")
+        elif absolute and mine is not None and mine < threshold:
+            out.append(f"does not look like {person}'s other samples: best similarity {mine:.3f} < threshold "
+                       f"{threshold:.3f}" + (f" ({rival.person}: {rival.similarity:.3f})" if rival else "")
+                       + " (--force to enroll it anyway)")
+        elif rival is not None and rival.similarity >= threshold and (mine is None or rival.similarity > mine):
+            out.append(f"looks more like {rival.person} (similarity {rival.similarity:.3f}) than {person} ("
+                       + (f"{mine:.3f}" if mine is not None else "no other samples") + ") (--force to enroll it anyway)")
+        else:
+            out.append(None)
+    return out
 
 
 def _new_sources(store: Store, person: str, modality: str, model: str, paths: Iterable[str | Path],
@@ -208,10 +275,20 @@ def _group_by_identity(faces: list[Face], same: float = 0.5) -> list[list[int]]:
     return groups
 
 
-def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None) -> EnrollResult:
-    """Enroll one vector per recording; raises EnrollError below ~10 s of voiced speech in total."""
-    from .media import audio
+def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None,
+                  force: bool = False) -> EnrollResult:
+    """Enroll one vector per recording (encoder: a voice encoder or its name); EnrollError below ~10 s of speech.
 
+    Unless force, a recording enrolled for someone else, or closer to another enrolled voice, is refused.
+    """
+    from .media import audio
+    from .models.voice import voice_encoder
+
+    if isinstance(encoder, str):
+        encoder = voice_encoder(encoder, threads=store.threads)
+
+    naming.check_id(person)
+    naming.check_name(name)
     result = EnrollResult(person)
     samples: list[Sample] = []
     voiced_total = 0.0
@@ -225,10 +302,15 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
         except (MediaError, EnrollError) as exc:
             result.skipped.append(Skipped(source.shown, str(exc)))
             continue
+        sample = Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
+                        end=round(len(wav) / SAMPLE_RATE, 2))
+        why = None if force else check_agreement(store, person, [sample], absolute=False)[0]
+        if why:
+            result.skipped.append(Skipped(source.shown, why))
+            continue
         voiced_total += voiced
         result.accepted.append(Accepted(source.shown, f"{voiced:.1f} s of speech"))
-        samples.append(Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
-                              end=round(len(wav) / SAMPLE_RATE, 2)))
+        samples.append(sample)
     have = voiced_total + store.enrolled_seconds(person, "voice", encoder.model_id)
     if not samples and result.already:
         return result

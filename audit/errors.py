@@ -35,3 +35,23 @@ class CalibrationError(AuditError):
 
 class TemplateError(StoreError):
     """A template file that cannot be imported as it is (the message names the row)."""
+
+
+class InputError(AuditError):
+    """A value given (a person id, a name, a path, an option) is not acceptable."""
+
+
+class MissingPath(InputError):
+    """A path given to scan does not exist."""
+
+
+class NothingToScan(InputError):
+    """No scannable media was found under the paths given."""
+
+
+class NothingEnrolled(AuditError):
+    """No one is enrolled for any modality the scan would search: it could only ever come back clean."""
+
+
+class ErasureIncomplete(StoreError):
+    """A removal is committed but its bytes could not be erased yet (another process holds the registry open)."""

@@ -274,6 +274,9 @@ def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: st
         row[f"{label}_p95_ms"] = 1000 * float(np.quantile(times, 0.95))
         row[f"{label}_n"] = len(probes)
     row["match_probes"], row["match_r1"] = above, above_hit / max(above, 1)
+    if man.kind == "ivf":  # the same probes with more lists probed: the recall/latency trade-off
+        row["sweep"] = sweep(store, seg, model_id, n_people, names, vecs, owners,
+                             {"genuine": genuine, "impostor": impostor, "morph": morph, "real": realq})
     # Enrol one more person (5 templates) a few times; the store compacts when its delta is full.
     times, cpus = [], []
     for i in range(5):
@@ -293,6 +296,61 @@ def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: st
     row["disk_mb"] = sum(p.stat().st_size for p in home.iterdir() if p.is_file()) / 1e6
     row["index_mb"] = sum(p.stat().st_size for p in home.glob("*.faiss")) / 1e6
     return row
+
+
+def sweep(store, seg, model_id: str, n_people: int, names: list[str], vecs, owners, probes: dict) -> list[dict]:
+    """recall@1 per probe kind and search time at 1, 2 and 4 times the lists probed by default."""
+    default = seg.man.nprobe
+    exact = {label: exact_people(vecs, owners, q)[0] for label, q in probes.items()}
+    out = []
+    for mult in (1, 2, 4):
+        seg.man.nprobe = min(seg.man.nlist, default * mult)
+        got = {"nprobe": seg.man.nprobe}
+        cpus = []
+        for label, qs in probes.items():
+            hits = 0
+            for q, ex in zip(qs, exact[label]):
+                cpu = time.process_time()
+                cands = store.search("face", model_id, q[None], 10)[0]
+                cpus.append(time.process_time() - cpu)
+                hits += bool(cands) and person_number(cands[0].person, n_people, names) == ex[0]
+            got[f"{label}_r1"] = hits / len(qs)
+        got["cpu_ms"] = 1000 * float(np.median(cpus))
+        out.append(got)
+    seg.man.nprobe = default
+    return out
+
+
+def bulk_vs_scan(data: Path, work: Path) -> dict:
+    """Images/s of `enroll face --manifest` (one process, enrolment checks included) against a scan of the same
+    photos (cold: no scan cache), with one worker and with the default workers (one per core)."""
+    import audit
+    from audit.bulk import enroll_manifest
+
+    rows = list(csv.DictReader(open(data / "identities.csv")))
+    home = work / "bulk"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    manifest = home.parent / "bulk.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["person", "path"])
+        w.writerows([[f"m-{r['person']}", str(data / r["file"])] for r in rows])
+    store = audit.open_store(home / "s", key=None)
+    t, cpu = time.perf_counter(), time.process_time()
+    done = enroll_manifest(store, manifest, pick="largest")
+    out = {"images": len(rows), "enrolled": done.added, "bulk_s": time.perf_counter() - t,
+           "bulk_cpu_s": time.process_time() - cpu}
+    paths = [data / r["file"] for r in rows]
+    for label, workers in (("scan1", 1), ("scan", 0)):
+        t = time.perf_counter()
+        run = audit.scan(store, paths, workers=workers, cache=False)
+        list(run)
+        out[f"{label}_s"] = time.perf_counter() - t
+    store.close()
+    for key in ("bulk", "scan1", "scan"):
+        out[f"{key}_ips"] = len(rows) / out[f"{key}_s"]
+    return out
 
 
 def _centre_of(vecs: np.ndarray, owners: np.ndarray, who: int) -> np.ndarray:
@@ -356,6 +414,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--extra-rows", nargs="*", default=[], help="JSON rows of earlier runs to add to the table")
     ap.add_argument("--probe-open", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--bulk", action="store_true", help="also compare manifest enrolment with scan throughput")
     args = ap.parse_args()
     if args.probe_open:
         probe_open(args.probe_open[0], args.probe_open[1], int(args.probe_open[2]))
@@ -387,6 +446,17 @@ def main() -> None:
         rows += [json.loads(line) for line in Path(path).read_text().splitlines() if line.startswith("{")]
     rows.sort(key=lambda r: r["vectors"])
     print(table(rows))
+    for r in rows:
+        for got in r.get("sweep", []):
+            print(f"  {r['vectors']:,} vectors, nprobe {got['nprobe']}: recall@1 genuine {got['genuine_r1']:.3f} "
+                  f"impostor {got['impostor_r1']:.3f} morph {got['morph_r1']:.3f} real {got['real_r1']:.3f}, "
+                  f"search {got['cpu_ms']:.1f} ms CPU/face")
+    if args.bulk:
+        got = bulk_vs_scan(args.data, args.work)
+        print(json.dumps(got))
+        print(f"bulk manifest enrolment: {got['bulk_ips']:.2f} images/s ({got['enrolled']} of {got['images']} "
+              f"enrolled); scan, 1 worker: {got['scan1_ips']:.2f} images/s; scan, default workers: "
+              f"{got['scan_ips']:.2f} images/s; bulk / scan(1 worker) = {got['bulk_ips'] / got['scan1_ips']:.2f}")
     print(f"peak RSS of this benchmark process: {rss_mb() / 1024:.1f} GB; load: {os.getloadavg()}")
 
 

@@ -28,6 +28,7 @@ from audit.models.face import FaceModel  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", type=Path, help="Build the corpus and store here and keep them.")
+    ap.add_argument("--bombs", action="store_true", help="Also scan each decompression bomb alone.")
     args = ap.parse_args()
     base = args.keep or Path(tempfile.mkdtemp(prefix="likeness-hostile-"))
     base.mkdir(parents=True, exist_ok=True)
@@ -69,6 +70,12 @@ def main() -> None:
         for text, n in reasons.most_common(12):
             print(f"  {n:4d}  {text}")
         print(next(line for line in reversed(run.stderr.splitlines()) if line.startswith("scanned ")))
+        if args.bombs:
+            print("each bomb scanned alone (peak RSS of that scan, its size, what the scan said):")
+            for p in sorted((base / "corpus" / "bombs").iterdir()):
+                one = hostile_files.run_scan(home, p)
+                said = [r["error"] or r["kind"] for rs in one.rows.values() for r in rs] or ["no rows"]
+                print(f"  {one.peak_rss_mb:5.0f} MB  {p.stat().st_size:>8,d} B  {p.name[5:]}: {said[0][:70]}")
     finally:
         if args.keep is None:
             for p in base.rglob("*"):

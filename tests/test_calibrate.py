@@ -133,9 +133,12 @@ def test_cli_calibrate_then_scan_states_the_calibrated_rate(deepface, tmp_path):
         keep = files[:-1] if len(files) > 2 else files
         held[person] = files[-1]
         run("enroll", "face", person, *[folder / f for f in keep], "--pick", "largest")
-    out = run("calibrate", "--target-fpir", "0.05")
+    dry = run("calibrate", "--target-fpir", "0.05", "--dry-run")
+    assert "nothing stored" in dry.stderr and "match threshold" in dry.stdout
+    assert '"threshold_source":"default"' in run("scan", folder / held["person01"], "--json").stdout.replace(" ", "")
+    out = run("calibrate", "--target-fpir", "0.05", "--accept")
     assert "match threshold" in out.stdout and "at 13 people (target 5.0e-02)" in out.stdout
-    c = json.loads(run("calibrate", "--json").stdout)
+    c = json.loads(run("calibrate", "--json", "--accept").stdout)
     assert c["gallery_size"] == 13 and c["impostor"] > 500 and 0.2 < c["threshold"] < 0.5
     assert math.isclose(c["fpir"], 1 - (1 - c["fmr"]) ** 13, rel_tol=1e-9)
 
@@ -147,6 +150,27 @@ def test_cli_calibrate_then_scan_states_the_calibrated_rate(deepface, tmp_path):
 
     # The gallery grows past its calibration: scans warn.
     extra = min(people["person01"])
-    run("enroll", "face", "newcomer", folder / extra, "--pick", "largest")
+    run("enroll", "face", "newcomer", folder / extra, "--pick", "largest", "--force")  # person01's photo, forced
     result = run("scan", probe)
     assert "warning: the face gallery grew from 13 to 14 people" in result.stderr
+
+
+def test_calibration_that_misses_its_target_never_lowers_the_threshold_unasked(tmp_path):
+    from audit.calibrate import calibrate_store
+    from audit.errors import CalibrationError
+    from audit.store import Store
+    from audit.store.registry import Sample
+
+    store = Store(tmp_path / "s", key=None)
+    rng = np.random.default_rng(0)
+    for p in range(8):  # too few people to show FPIR 1e-3: the measured threshold would fall far below the default
+        base = rng.normal(size=512)
+        vs = [v / np.linalg.norm(v) for v in (base + rng.normal(size=512) * 0.5 for _ in range(2))]
+        store.add_samples(f"p{p}", None, [Sample("face", "m", f"{p}{i}".ljust(64, "0"), v.astype(np.float32))
+                                          for i, v in enumerate(vs)], None)
+    with pytest.raises(CalibrationError, match="would lower the face threshold from 0.350"):
+        calibrate_store(store, "face", "m", target_fpir=0.001)
+    dry = calibrate_store(store, "face", "m", target_fpir=0.001, save=False)
+    assert dry.threshold < 0.35 and store.calibration("face", "m") is None
+    assert calibrate_store(store, "face", "m", target_fpir=0.001, accept=True).threshold == dry.threshold
+    assert store.calibration("face", "m").threshold == dry.threshold

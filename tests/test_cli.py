@@ -60,7 +60,8 @@ def test_enroll_scan_remove(photos, tmp_path):
 
     run("remove", "yao")
     assert json.loads(run("people", "--json").stdout) == []
-    assert lines(run("scan", str(photos["yaoming"]), str(photos["players"]), "--json")) == []
+    # With no one enrolled a scan could only come back clean: that is an input error, not a pass.
+    assert "no one is enrolled" in run("scan", str(photos["yaoming"]), "--json", code=2).stderr
     assert "ok:" in run("verify").stdout
 
 
@@ -122,16 +123,19 @@ def test_bad_files_become_error_rows(photos, tmp_path):
     assert "4 errors" in result.stderr
 
 
-def test_unsupported_file_given_explicitly(tmp_path):
+def test_unsupported_file_given_explicitly(tmp_path, photos):
+    run("enroll", "face", "yao", photos["yaoming"])
     p = tmp_path / "doc.pdf"
     p.write_bytes(b"%PDF-1.4")
-    rows = lines(run("scan", str(p), str(tmp_path / "missing.jpg"), "--json"))
+    (tmp_path / "unreadable.jpg").write_bytes(b"")
+    rows = lines(run("scan", str(p), str(tmp_path / "unreadable.jpg"), "--json"))
     assert [r["kind"] for r in rows] == ["error", "error"]
-    assert "unsupported" in rows[0]["error"] and "cannot read" in rows[1]["error"]
+    assert "unsupported" in rows[0]["error"] and "empty file" in rows[1]["error"]
+    run("scan", str(p), "--fail-on", "error", "--quiet", code=1)
 
 
 def test_missing_model_folder_is_clear(tmp_path, photos):
-    result = run("--models", str(tmp_path / "nope"), "scan", str(photos["yaoming"]), code=2)
+    result = run("--models", str(tmp_path / "nope"), "enroll", "face", "yao", str(photos["yaoming"]), code=2)
     assert "face model folder not found" in result.output
 
 

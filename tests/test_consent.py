@@ -44,9 +44,10 @@ def test_consent_shows_and_changes(yao):
     run("consent", "yao", "--allow", "Research", "--allow", "training", "--until", "2999-01-01")
     run("consent", "yao", "--deny", "advertising,voice-clone", "--note", "withdrawn by letter")
     assert run("consent", "yao").stdout == (
+        "scope\tstatus\tuntil\tnote\n"
         "advertising\tdenied\t-\twithdrawn by letter\n"
-        "research\tallowed\t2999-01-01\n"
-        "training\tallowed\t2999-01-01\n"
+        "research\tallowed\t2999-01-01\t-\n"
+        "training\tallowed\t2999-01-01\t-\n"
         "voice-clone\tdenied\t-\twithdrawn by letter\n"
     )
     run("consent", "yao", "--forget", "training", "--deny", "research")

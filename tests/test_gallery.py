@@ -217,6 +217,8 @@ def test_export_and_import_templates_through_the_cli(tmp_path, face_model):
         ("vector", [0.0] * face_model.dim, "row 3: zero vector"),
         ("model", "0" * 64, "row 3: model '0000000000000000' is not this store's face model"),
         ("modality", "gait", "row 3: modality 'gait' is not one of face, voice"),
+        ("person", "a/b", "row 3: 'a/b' is not a valid person id"),
+        ("name", "Eve\nforged line", "row 3: a display name cannot hold control characters"),
     ]):
         rows = [dict(r) for r in table]
         rows[2][field] = value
@@ -238,13 +240,16 @@ def test_enroll_a_manifest_of_many_people_resumably(photos, tmp_path):
     manifest.write_text("person,name,path,allow,deny\n"
                         "yao,Yao Ming,yaoming.jpg,research;film,advertising\n"
                         "gdp,,gdp.jpg,,\n"
-                        "ghost,Nobody,missing.jpg,,\n")
+                        "ghost,Nobody,missing.jpg,,\n"
+                        "yao2,,yaoming.jpg,,\n"  # the same photo under a second id, in the same batch
+                        "-rf,,gdp.jpg,,\n")
     home = str(tmp_path / "s")
     done = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "--manifest", str(manifest), "--pick",
                                     "largest", "--quiet"])
     assert done.exit_code == 0, done.output
-    assert "2 of 3 people: 2 face samples added, 0 already enrolled" in done.stdout
+    assert "2 of 5 people: 2 face samples added, 0 already enrolled" in done.stdout
     assert "not enrolled ghost:" in done.stderr
+    assert "already enrolled for yao" in done.stderr and "not a valid person id" in done.stderr
     again = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "--manifest", str(manifest), "--pick",
                                      "largest", "--quiet"])
     assert "0 face samples added, 2 already enrolled" in again.stdout
@@ -254,5 +259,10 @@ def test_enroll_a_manifest_of_many_people_resumably(photos, tmp_path):
     assert store.verify().ok
     scan = CliRunner().invoke(cli, ["--home", home, "scan", str(photos["yaoming"]), "--json"])
     assert [json.loads(r)["person"] for r in scan.stdout.splitlines()] == ["yao"]
+    assert store.log_entries(person="gdp", event="enroll")  # `log --person` finds a batch's entry
+    # Removing someone enrolled in a batch leaves their id nowhere in the log, and the chain still verifies.
+    store.remove("yao")
+    assert store.log_entries(person="yao", event="enroll")  # by pseudonym now
+    assert b'"yao"' not in (tmp_path / "s" / "audit.log").read_bytes() and store.verify().ok
     bad = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "alice", "--manifest", str(manifest)])
     assert bad.exit_code == 2 and "not both" in bad.output

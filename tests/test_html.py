@@ -35,7 +35,8 @@ BOXES = {
 # Tags the renderer may emit; anything else (script, link, iframe, object, base, meta refresh...) fails the tests.
 ALLOWED_TAGS = {
     "html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "div", "span", "b", "small", "br", "dl",
-    "dt", "dd", "table", "tr", "th", "td", "section", "figure", "figcaption", "img", "a", "footer",
+    "dt", "dd", "table", "tr", "th", "td", "section", "figure", "figcaption", "img", "a", "footer", "details",
+    "summary",
 }
 
 
@@ -152,7 +153,7 @@ def assert_safe(page: str) -> Tags:
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)
             assert name in {"class", "id", "src", "alt", "href", "style", "lang", "charset", "http-equiv",
-                            "content", "name"}, (tag, name)
+                            "content", "name", "open"}, (tag, name)
             if name == "src":
                 assert tag == "img" and value.startswith(("data:image/jpeg;base64,", "data:image/png;base64,"))
             if name == "href":
@@ -226,8 +227,9 @@ def test_cards_most_severe_first(page):
     order = [page.index(f'id="f{i}"') for i in range(1, 7)]
     assert order == sorted(order)
     titles = re.findall(r'<h3><span class="idx">#\d+</span>(.*?) <span', page)
-    # matches by margin: yao face .31, yao voice .08... ordered strictly by similarity - threshold
-    assert titles == ["Yao Ming", "Tim Duncan", ONERROR.replace('"', "&quot;"), "Yao Ming", "Yi Jianlian",
+    # One section per person, in order of their most severe finding (similarity - threshold); within it, by margin:
+    # yao face .31 then yao voice .08; then Tim Duncan, the hostile name, Yi Jianlian; the composite last.
+    assert titles == ["Yao Ming", "Yao Ming", "Tim Duncan", ONERROR.replace('"', "&quot;"), "Yi Jianlian",
                       "Composite of 3 registered people"]
     assert page.index("composite</span></h3>") > page.index('id="f5"')
 
@@ -310,7 +312,7 @@ def test_reference_looked_up_once_per_person(pictures):
         calls.append(pid)
         return pictures["ref_yao"]
 
-    rows = [base(path=f"{i}.jpg", person="yao", similarity=0.5 + i / 100) for i in range(5)]
+    rows = [base(path=f"{i}.jpg", sha256=f"{i:064x}", person="yao", similarity=0.5 + i / 100) for i in range(5)]
     page = render_html(rows, references=refs)
     assert calls == ["yao"] and page.count("data:image/jpeg") == 5
 
@@ -376,3 +378,27 @@ def write_sample(path: Path) -> None:
 
 if __name__ == "__main__":
     write_sample(Path("/tmp/sample_report.html"))
+
+
+def test_ten_thousand_findings_fold_by_person_and_identical_file(pictures):
+    """10,000 findings of 40 people in 2,000 distinct files each copied to 5 paths: one folding section per person,
+    an index of people linking to them, one card per identical file, pictures for a bounded number of cards."""
+    crops: list[str] = []
+
+    def crop(f):
+        crops.append(f["path"])
+        return pictures["ref_yao"]
+
+    rows = [base(path=f"/archive/{copy}/{i}.jpg", sha256=f"{i:064x}", person=f"p{i % 40}", name=f"Person {i % 40}",
+                 similarity=0.4 + (i % 97) / 200, bbox=[10, 10, 90, 90], consent="unknown")
+            for copy in range(5) for i in range(2000)]
+    page = render_html(rows, crops=crop, meta={"files_scanned": 10_000})
+    assert_safe(page)
+    assert summary(page)["findings"].startswith("10000") or summary(page)["findings"].startswith("10,000")
+    assert page.count('<details class="group"') == 40 and page.count("<details class=\"group\" id=\"s1\" open>") == 1
+    people = page.split('<table class="people">', 1)[1].split("</table>", 1)[0]
+    assert sorted(re.findall(r'href="#(s\d+)"', people)) == sorted(f"s{i}" for i in range(1, 41))
+    assert page.count('class="card match"') == 40 * 24 == len(crops)  # pictures only for the cards
+    assert page.count("also in 4 identical files") == 40 * 24
+    assert page.count("26 more (without pictures)") == 40  # 50 distinct files per person, 24 as cards
+    assert len(page) < 15 * 2**20

@@ -47,6 +47,22 @@ def submit(driver, css: str) -> None:
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, css).click()
     WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+    loaded(driver)
+
+
+def go(driver, url: str) -> None:
+    """Open a page and wait until it has been read to its end."""
+    driver.get(url)
+    loaded(driver)
+
+
+def loaded(driver) -> None:
+    """Wait for the footer every page ends with (a loaded machine can show a page still being parsed)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 60).until(expected_conditions.presence_of_element_located((By.TAG_NAME, "footer")))
 
 
 @pytest.fixture
@@ -93,7 +109,7 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
     actor, auditor = browser(), browser()
     try:
         def login(driver, uid, pw):
-            driver.get(server.url + "/login")
+            go(driver, server.url + "/login")
             driver.find_element(By.NAME, "user").send_keys(uid)
             driver.find_element(By.NAME, "password").send_keys(pw)
             submit(driver, "form[action='/login'] button")
@@ -109,13 +125,13 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         submit(actor, "form[action='/logout'] button")
 
         # The actor registers from the link.
-        actor.get(link)
+        go(actor, link)
         assert "invited as actor for the person actor1" in actor.find_element(By.TAG_NAME, "main").text
         actor.find_element(By.NAME, "user").send_keys("pat")
         actor.find_element(By.NAME, "password").send_keys("correct horse battery")
         submit(actor, "form button")
         assert actor.find_element(By.CSS_SELECTOR, "pre.token").text.startswith("la_")
-        actor.get(actor.find_element(By.LINK_TEXT, "Continue").get_attribute("href"))
+        go(actor, actor.find_element(By.LINK_TEXT, "Continue").get_attribute("href"))
         assert "Nothing is registered for you yet" in actor.page_source
 
         # Photos: the person's, and a group photo that must be refused with a reason.
@@ -126,7 +142,7 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         assert sum(re.search(r"enrolled face found, \d+ px", r) is not None for r in rows) == len(enrol)
         assert any("gdp.jpg" in r and "refused" in r and "only you in it" in r for r in rows)
         actor.save_screenshot(str(shots / "2-actor-photos.png"))
-        actor.get(server.url + "/me")
+        go(actor, server.url + "/me")
         assert actor.find_element(By.ID, "faces-count").text == str(len(enrol))
 
         # Consent: research allowed until a date, advertising denied.
@@ -152,21 +168,21 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         while auditor.find_element(By.ID, "scan-status").text not in ("done", "failed"):
             assert time.monotonic() < deadline, "scan did not finish"
             time.sleep(1)
-            auditor.refresh()
+            go(auditor, auditor.current_url)
         assert auditor.find_element(By.ID, "scan-status").text == "done"
         findings = auditor.find_element(By.CSS_SELECTOR, "table").text
         assert "actor1" in findings and "denied" in findings and scanned.name in findings
         auditor.save_screenshot(str(shots / "4-auditor-scan.png"))
 
         # The actor sees where they were found, with the evidence crop.
-        actor.get(server.url + "/me/found")
+        go(actor, server.url + "/me/found")
         cards = actor.find_elements(By.CSS_SELECTOR, "article.finding")
         assert len(cards) == 1 and "match" in cards[0].text and "denied" in cards[0].text
         img = cards[0].find_element(By.TAG_NAME, "img")
         assert actor.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
         actor.save_screenshot(str(shots / "5-actor-found.png"))
         # The auditor cannot open the actor's pages.
-        auditor.get(server.url + "/me/found")
+        go(auditor, server.url + "/me/found")
         assert "these pages are for actor accounts" in auditor.page_source
     finally:
         actor.quit()

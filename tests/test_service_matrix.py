@@ -224,6 +224,16 @@ def test_forms_need_the_csrf_token(world):
     assert "film" not in person["consent"]
 
 
+def test_scan_use_must_be_a_scope_word(world):
+    client, csrf = world["cookies"]["aud1"]
+    files = [("files", ("a.bin", b"x", "x/y"))]
+    r = client.post("/scans", data={"csrf": csrf, "use": "ads; DROP TABLE"}, files=files)
+    assert r.status_code == 400 and "is not a scope" in r.text
+    r = httpx.post(world["server"].url + "/api/v1/scans", headers=bearer(world["tokens"]["aud1"]),
+                   data={"use": "<script>"}, files=files)
+    assert r.status_code == 400 and "is not a scope" in r.json()["detail"]
+
+
 def test_delete_person(world, photos):
     """Allowed deletions: an actor withdraws their own person; an admin removes anyone. Both verified."""
     url, tokens = world["server"].url, world["tokens"]
@@ -232,10 +242,16 @@ def test_delete_person(world, photos):
                        files=[("files", ("me.jpg", f, "image/jpeg"))])
     assert r.status_code == 200 and r.json()["files"][0]["status"] == "refused"  # 5 faces: refused
     assert "only you in it" in r.json()["files"][0]["reason"]
-    with open(photos["yaoming"], "rb") as f:
-        r = httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["root"]),
-                       files=[("files", ("me.jpg", f, "image/jpeg"))])
-    assert r.json()["added"] == 1
+    # Carol's own face: another face of the gdp photo (yaoming.jpg is alice's, and a photo enrolled for one person
+    # is refused for another).
+    import cv2
+
+    from audit import media
+
+    carol = cv2.imencode(".jpg", media.load_image(photos["gdp"])[0:200, 60:260])[1].tobytes()
+    r = httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["root"]),
+                   files=[("files", ("me.jpg", carol, "image/jpeg"))])
+    assert r.json()["added"] == 1, r.text
     export = httpx.get(f"{url}/api/v1/people/carol/export", headers=bearer(tokens["carol"])).json()
     assert export["person"]["id"] == "carol" and len(export["samples"][0]["vector"]) == 512
     assert [e["event"] for e in export["log"]][-1] == "enroll" and export["reference_jpeg_base64"]
@@ -245,9 +261,8 @@ def test_delete_person(world, photos):
     assert httpx.delete(f"{url}/api/v1/people/carol", headers=bearer(tokens["root"])).status_code == 404
 
     # The withdrawal page: enrolled again, then deleted after typing the id.
-    with open(photos["yaoming"], "rb") as f:
-        httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["root"]),
-                   files=[("files", ("me.jpg", f, "image/jpeg"))])
+    httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["root"]),
+               files=[("files", ("me.jpg", carol, "image/jpeg"))])
     client = httpx.Client(base_url=url)
     csrf = _login(client, "carol", world["passwords"]["carol"])
     assert client.post("/me/withdraw", data={"csrf": csrf, "confirm": "bob"}).status_code == 400
@@ -367,6 +382,10 @@ def test_scan_by_path_inside_root(tmp_path, photos):
     (root / "sub").mkdir(parents=True)
     shutil.copy(photos["yaoming"], root / "sub" / "a.jpg")
     home = tmp_path / "store"
+    import audit
+
+    with audit.open_store(home, key=None) as store:  # a scan with no one enrolled is an error, not a clean pass
+        store.enroll_face("alice", [photos["yaoming"]])
     _, token = add_account(home, "aud", "auditor")
     server = Server(home, "--scan-root", str(root)).start()
     try:

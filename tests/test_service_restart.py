@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
@@ -11,7 +12,8 @@ import pytest
 
 from serve_util import Server, add_account, bearer, wait_scan
 
-COPIES = 6
+COPIES = 40  # enough files that a scan (resumed ones partly from the cache) is still running when it is killed
+SUBMISSIONS = itertools.count(1)
 
 
 @pytest.fixture
@@ -30,6 +32,11 @@ def setup(tmp_path, photos):
 
 def submit_and_wait_running(server: Server, token: str, files) -> str:
     """Queue a scan and return once its worker has scanned at least one file (so it is mid-scan)."""
+    # Distinct bytes in every file of every submission: a scan analyses identical files once, and the store's
+    # scan cache remembers files scanned before, either of which would let the scan end before it is interrupted.
+    n = next(SUBMISSIONS)
+    files = [(field, (name, data + n.to_bytes(4, "big") + bytes([i]), kind))
+             for i, (field, (name, data, kind)) in enumerate(files)]
     r = httpx.post(server.url + "/api/v1/scans", headers=bearer(token), files=files, timeout=60)
     assert r.status_code == 202
     return mid_scan(server, token, r.json()["id"])

@@ -1,6 +1,5 @@
 """Registry and index kept in step; mismatches found by verify and fixed by repair."""
 
-import sqlite3
 
 import numpy as np
 import pytest
@@ -46,11 +45,9 @@ def test_registry_row_without_vector_is_reported_and_repaired(tmp_path):
     store = Store(tmp_path)
     store.add_samples("alice", None, samples(4, 3), None)
     # Simulate a crash after the SQL commit and before the index write.
-    db = sqlite3.connect(tmp_path / "registry.sqlite")
-    db.execute("INSERT INTO samples (person, modality, model, source_sha256, vector, created) "
-               "VALUES ('alice', 'face', 'm1', 'x', ?, 'now')", (np.ones(16, np.float32).tobytes(),))
-    db.commit()
-    db.close()
+    with store.registry.transaction():
+        store.registry.add_sample("alice", Sample("face", "m1", "x", np.ones(16, np.float32) / 4))
+    store.close()
     fresh = Store(tmp_path)
     problems = fresh.verify().problems
     assert len(problems) == 2 and "out of step" in problems[0]

@@ -9,6 +9,7 @@ import click
 
 from .. import consent as scopes
 from ..errors import KeyProblem
+from ..report.tables import tsv
 from .base import Context, cli, guarded
 
 @cli.command()
@@ -45,9 +46,11 @@ def consent(obj: Context, person: str, allow: tuple[str, ...], deny: tuple[str, 
         click.echo(json.dumps({"person": person, "consent": records}, indent=1))
         return
     if not records:
-        click.echo(f"{person}: no consent recorded (every use is unknown)")
+        click.echo(f"{tsv(person)}: no consent recorded (every use is unknown)")
+        return
+    click.echo(tsv("scope", "status", "until", "note"))
     for scope, rec in records.items():
-        click.echo(f"{scope}\t{rec['status']}\t{rec['until'] or '-'}\t{rec['note'] or ''}".rstrip("\t"))
+        click.echo(tsv(scope, rec["status"], rec["until"], rec["note"]))
 
 
 @cli.command("log")
@@ -66,13 +69,16 @@ def log_(obj: Context, person: str | None, event: str | None, as_json: bool) -> 
       likeness-audit log --person alice
       likeness-audit log --event scan --json | jq .details.people
     """
-    for e in obj.store(create=False).log_entries(person=person, event=event):
+    entries = obj.store(create=False).log_entries(person=person, event=event)
+    if not as_json:
+        click.echo(tsv("seq", "time", "event", "actor", "about"))
+    for e in entries:
         if as_json:
             click.echo(json.dumps(e, sort_keys=True))
             continue
         d = e.get("details", {})
         what = d.get("person") or ", ".join(f"{k}={v}" for k, v in d.items() if k in ("files", "findings", "use"))
-        click.echo(f"{e.get('seq')}\t{e.get('time')}\t{e.get('event')}\t{e.get('actor')}\t{what}")
+        click.echo(tsv(e.get("seq"), e.get("time"), e.get("event"), e.get("actor"), what))
 
 
 @cli.command()

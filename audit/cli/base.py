@@ -10,6 +10,7 @@ from .. import config
 from ..errors import AuditError
 
 EPILOG_HOME = "The store is --home, else $AUDIT_HOME, else ./indexes."
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 class Fail(click.ClickException):
@@ -29,7 +30,7 @@ class Context:
         self._store = None
 
     def store(self, create: bool = True):
-        """The store of --home; create=False for commands that only read."""
+        """The store of --home; create=False for commands that only read (a missing store is then an error)."""
         if self._store is None:
             from ..store import open_store
             from ..store.crypto import load_key
@@ -40,7 +41,7 @@ class Context:
 
 
 def guarded(fn):
-    """Turn library errors into clean messages with exit code 2."""
+    """Turn library errors into clean messages with exit code 2, and Ctrl-C into 130 (1 means "match")."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -48,6 +49,9 @@ def guarded(fn):
             return fn(*args, **kwargs)
         except AuditError as exc:
             raise Fail(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from None
 
     return wrapper
 

@@ -12,15 +12,23 @@ from .base import Context, Fail, cli, guarded
 
 
 @cli.command()
+@click.option("--modality", type=click.Choice(["face", "voice"]), default="face", show_default=True)
+@click.option("--voice-model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
+              help="With --modality voice: the voice encoder whose gallery to calibrate.")
 @click.option("--cohort", "cohort", multiple=True, type=click.Path(exists=True),
-              help="Photos of people who are NOT enrolled (folder or files; repeatable): more impostor scores.")
+              help="Photos (or with --modality voice, recordings) of people who are NOT enrolled (folder or files; "
+                   "repeatable): more impostor scores.")
 @click.option("--target-fpir", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
               show_default=True, help="False-positive identification rate to aim for at the current gallery size.")
-@click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration as JSON (stores the same as without).")
+@click.option("--dry-run", is_flag=True, help="Show the result without storing it.")
+@click.option("--accept", is_flag=True, help="Store a calibration that lowers the threshold although it misses "
+                                             "its target rate.")
 @click.pass_obj
 @guarded
-def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json: bool) -> None:
-    """Measure genuine and impostor face scores on the enrolled gallery and choose the thresholds.
+def calibrate(obj: Context, modality: str, voice_model: str, cohort: tuple[str, ...], target_fpir: float,
+              as_json: bool, dry_run: bool, accept: bool) -> None:
+    """Measure genuine and impostor face (or voice) scores on the enrolled gallery and choose the thresholds.
 
     The match threshold is chosen for TARGET_FPIR, the chance that a face of someone not enrolled is matched
     to anyone among the N people enrolled (per comparison about FPIR / N). Scans then use it and state the rate;
@@ -29,7 +37,10 @@ def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json
     \b
     Example:
       likeness-audit calibrate --cohort strangers/ --target-fpir 0.01
+      likeness-audit calibrate --modality voice --cohort other-voices/
     """
+    if modality == "voice":
+        return _calibrate_voice(obj, voice_model, cohort, target_fpir, as_json)
     from ..calibrate import calibrate_store, cohort_vectors
 
     store = obj.store()
@@ -39,7 +50,9 @@ def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json
         click.echo(f"cohort: skipped {p}", err=True)
     if cohort and (vecs is None or len(vecs) == 0):
         raise Fail("the cohort gave no faces")
-    cal = calibrate_store(store, "face", model.model_id, vecs, target_fpir)
+    cal = calibrate_store(store, "face", model.model_id, vecs, target_fpir, save=not dry_run, accept=accept)
+    if dry_run:
+        click.echo("dry run: nothing stored", err=True)
     if as_json:
         click.echo(json.dumps(asdict(cal), indent=1, default=float))
         return
@@ -62,3 +75,27 @@ def calibrate(obj: Context, cohort: tuple[str, ...], target_fpir: float, as_json
     real = d["mated_searches"] + d["nonmated_composite_searches"]
     click.echo(f"  composite threshold {cal.composite_threshold:.3f}: false-composite rate <= {cal.composite_rate:.1e} "
                f"({d['false_composites_mated'] + d['false_composites_nonmated']} of {real} real faces flagged)")
+
+
+def _calibrate_voice(obj: Context, voice_model: str, cohort: tuple[str, ...], target_fpir: float,
+                     as_json: bool) -> None:
+    """Voice calibration on AS-normalised scores (audit/calibrate_voice.py)."""
+    from ..calibrate_voice import calibrate_voice_store
+    from ..models.voice import voice_encoder
+
+    cal, problems = calibrate_voice_store(obj.store(), voice_encoder(voice_model, threads=obj.threads), cohort,
+                                          target_fpir)
+    for p in problems:
+        click.echo(f"cohort: skipped {p}", err=True)
+    if as_json:
+        click.echo(json.dumps(asdict(cal), indent=1, default=float))
+        return
+    d = cal.details
+    click.echo(f"voice {voice_model}: calibrated {cal.date} on {cal.gallery_size} people ({d['samples']} recordings, "
+               f"{d['cohort_vectors']} shipped cohort speakers, {d['cohort_files']} cohort recordings)")
+    click.echo(f"  threshold {cal.threshold:.3f} ({d['score']}): false-match rate <= {cal.fmr:.1e} per file and "
+               f"person (95 % upper bound: {d['identity_pairs_at_or_above']} of {d['identity_pairs']} pairs of "
+               f"identities reach it; exponential-tail estimate {d['fmr_model']:.1e})")
+    click.echo(f"  FPIR <= {cal.fpir:.1e} at {cal.gallery_size} people (target {cal.target_fpir:.1e})")
+    fnmr = "n/a (no person has two recordings)" if cal.genuine == 0 else f"{cal.fnmr:.3f}"
+    click.echo(f"  genuine: {cal.genuine} leave-one-out scores, false non-match rate at the threshold {fnmr}")

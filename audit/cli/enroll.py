@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..report.tables import tsv_field
 from .base import Context, Fail, cli, guarded
 
 
@@ -20,14 +21,20 @@ def enroll() -> None:
 @click.option("--name", help="Display name (default: PERSON).")
 @click.option("--pick", type=click.Choice(["largest"]), help="With several faces in a photo, take the largest.")
 @click.option("--no-reference", is_flag=True, help="Do not keep a small aligned crop for reports.")
+@click.option("--force", is_flag=True, help="Keep photos that do not look like PERSON's others, or look more like "
+                                            "someone else enrolled.")
 @click.option("--manifest", type=click.Path(dir_okay=False),
               help="CSV of many people (person, path; optional name, allow, deny): enrolled in batches, resumable.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_obj
 @guarded
 def enroll_face(obj: Context, person: str | None, paths: tuple[str, ...], name: str | None, pick: str | None,
-                no_reference: bool, manifest: str | None, quiet: bool) -> None:
+                no_reference: bool, force: bool, manifest: str | None, quiet: bool) -> None:
     """Enroll PERSON from photos (files or folders), or many people from a --manifest.
+
+    PERSON is an id of 1-64 letters, digits, '.', '_' or '-' (not starting with '-'). A photo whose face does not
+    match PERSON's other photos (below the match threshold), or matches someone else better, or that is already
+    enrolled for someone else, is refused with the scores unless --force.
 
     \b
     Example:
@@ -35,32 +42,34 @@ def enroll_face(obj: Context, person: str | None, paths: tuple[str, ...], name: 
       likeness-audit enroll face --manifest members.csv --pick largest
     """
     if manifest:
-        if person or paths or name:
+        if person is not None or paths or name:
             raise Fail("give either PERSON and PATHS or --manifest, not both")
-        _enroll_manifest(obj, manifest, pick, not no_reference, quiet)
+        _enroll_manifest(obj, manifest, pick, not no_reference, quiet, force)
         return
-    if not person or not paths:
+    if person is None or not paths:
         raise Fail("give PERSON and PATHS (or --manifest FILE)")
-    result = obj.store().enroll_face(person, paths, name=name, pick=pick, reference=not no_reference)
+    result = obj.store().enroll_face(person, paths, name=name, pick=pick, reference=not no_reference, force=force)
     for s in result.skipped:
-        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
     click.echo(f"{person}: {result.added} face samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")
 
 
-def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: bool, quiet: bool) -> None:
+def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: bool, quiet: bool,
+                     force: bool) -> None:
     from tqdm import tqdm
 
     from ..bulk import enroll_manifest, read_manifest
 
     total = len(read_manifest(manifest))
     with tqdm(total=total, unit="person", disable=quiet, file=sys.stderr) as bar:
-        done = enroll_manifest(obj.store(), manifest, pick=pick, reference=reference, progress=bar.update)
+        done = enroll_manifest(obj.store(), manifest, pick=pick, reference=reference, progress=bar.update,
+                               force=force)
     for r in done.people:
         for s in r.skipped:
-            click.echo(f"skipped {r.person}: {s.path}: {s.reason}", err=True)
+            click.echo(f"skipped {tsv_field(r.person)}: {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
     for pid, why in done.failed.items():
-        click.echo(f"not enrolled {pid}: {why}", err=True)
+        click.echo(f"not enrolled {tsv_field(pid)}: {tsv_field(why)}", err=True)
     already = sum(r.already for r in done.people)
     click.echo(f"{len(done.people) - len(done.failed)} of {len(done.people)} people: {done.added} face samples "
                f"added, {already} already enrolled")
@@ -70,17 +79,20 @@ def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: b
 @click.argument("person")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--name", help="Display name (default: PERSON).")
+@click.option("--force", is_flag=True, help="Keep recordings that sound more like someone else enrolled.")
+@click.option("--model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
+              help="Voice encoder; each has its own index, and scans choose one with --voice-model.")
 @click.pass_obj
 @guarded
-def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None) -> None:
+def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None, force: bool, model: str) -> None:
     """Enroll PERSON's voice from recordings (audio files, or video with an audio track; ~10 s of speech or more).
 
     \b
     Example:
       likeness-audit enroll voice alice interview.flac reading.mp3
     """
-    result = obj.store().enroll_voice(person, paths, name=name)
+    result = obj.store().enroll_voice(person, paths, name=name, force=force, model=model)
     for s in result.skipped:
-        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
     click.echo(f"{person}: {result.added} voice samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 import click
 
+from ..report.tables import tsv, tsv_field
 from .base import Context, Fail, cli, guarded
 
 
@@ -21,15 +22,17 @@ def people(obj: Context, as_json: bool) -> None:
     Example:
       likeness-audit people --json
     """
-    everyone = obj.store().people()
+    everyone = obj.store(create=False).people()
     if as_json:
         click.echo(json.dumps([asdict(p) for p in everyone], indent=1))
         return
     if not everyone:
-        click.echo("no one is registered")
+        click.echo("no one is registered", err=True)
+        return
+    click.echo(tsv("id", "name", "samples"))
     for p in everyone:
         counts = ", ".join(f"{n} {m}" for m, n in sorted(p.samples.items())) or "no samples"
-        click.echo(f"{p.id}\t{p.name}\t{counts}")
+        click.echo(tsv(p.id, p.name, counts))
 
 
 @cli.command()
@@ -43,8 +46,8 @@ def remove(obj: Context, person: str) -> None:
     Example:
       likeness-audit remove alice
     """
-    n = obj.store().remove(person)
-    click.echo(f"{person}: removed with {n} vectors")
+    n = obj.store(create=False).remove(person)
+    click.echo(f"{tsv_field(person)}: removed with {n} vectors")
 
 
 @cli.command()
@@ -58,7 +61,7 @@ def verify(obj: Context, repair: bool) -> None:
     Example:
       likeness-audit verify || likeness-audit verify --repair
     """
-    report = obj.store().verify(repair=repair)
+    report = obj.store(create=False).verify(repair=repair)
     for line in report.repaired:
         click.echo(f"rebuilt {line}")
     for p in report.problems:

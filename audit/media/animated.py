@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+from .. import config
 from ..errors import MediaError
 from .frames import Sampler, VideoFrame, VideoInfo, to_frame
 
 # What Pillow raises on damaged GIF/WebP: besides the usual, IndexError (truncated GIF) and its bomb guard.
 _PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, Image.DecompressionBombError)
+
+
+class _TooManyFrames(EOFError):
+    """More frames than config.MAX_ANIMATED_FRAMES."""
 
 
 def is_animated(path: str | os.PathLike) -> bool:
@@ -25,11 +31,20 @@ def is_animated(path: str | os.PathLike) -> bool:
 
 
 def _open_pillow(path: str) -> Image.Image:
-    """Open an image with Pillow, turning failures into MediaError."""
+    """Open an image with Pillow, turning failures (its bomb warning included) into MediaError; refuse a canvas
+    larger than config.MAX_ANIMATED_PIXELS before any frame is decoded at that size."""
     try:
-        return Image.open(path)
-    except (UnidentifiedImageError, *_PILLOW_ERRORS) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, *_PILLOW_ERRORS) as e:
         raise MediaError(f"cannot open {path}: {e}") from e
+    w, h = im.size
+    if w * h > config.MAX_ANIMATED_PIXELS:
+        im.close()
+        raise MediaError(f"animated image canvas too large ({w}x{h} = {w * h} pixels; limit "
+                         f"{config.MAX_ANIMATED_PIXELS})")
+    return im
 
 
 def _frame_ms(im: Image.Image) -> float:
@@ -56,6 +71,8 @@ def iter_pillow(path: str, fps: float | None, max_side: int | None) -> Iterator[
 
         try:
             for fr in ImageSequence.Iterator(im):
+                if good >= config.MAX_ANIMATED_FRAMES:
+                    raise _TooManyFrames(f"more than {config.MAX_ANIMATED_FRAMES} frames; the rest was not scanned")
                 fr.load()  # WebP fills info["duration"] only after load
                 t = t_ms / 1000.0
                 t_ms += _frame_ms(fr)
@@ -66,6 +83,8 @@ def iter_pillow(path: str, fps: float | None, max_side: int | None) -> Iterator[
         except _PILLOW_ERRORS as e:
             for ts, rgb in sampler.finish(t_ms / 1000.0):
                 yield convert(ts, rgb)
+            if isinstance(e, _TooManyFrames):
+                raise MediaError(str(e)) from e
             if good == 0:
                 raise MediaError(f"no decodable frames in {path}: {e}") from e
             raise MediaError(f"damaged after {t_ms / 1000.0:.1f} s: {e}") from e
@@ -80,6 +99,8 @@ def probe_pillow(path: str) -> VideoInfo:
         total_ms = 0.0
         try:
             for fr in ImageSequence.Iterator(im):
+                if n >= config.MAX_ANIMATED_FRAMES:
+                    break
                 fr.load()
                 total_ms += _frame_ms(fr)
                 n += 1

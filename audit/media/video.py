@@ -13,6 +13,7 @@ from ..config import VIDEO_EXTS
 from ..errors import MediaError
 from .animated import is_animated, iter_pillow, probe_pillow
 from .container import open_container
+from .files import content_kind
 from .frames import Sampler, VideoFrame, VideoInfo, norm_rotation, to_frame
 
 __all__ = [
@@ -44,6 +45,12 @@ def is_video(path: str | os.PathLike) -> bool:
     return ext in VIDEO_EXTS
 
 
+def _pillow(path: str) -> bool:
+    """GIF and WebP (by content, else by extension) are read with Pillow."""
+    fmt = content_kind(path)[1]
+    return fmt in ("gif", "webp") if fmt else Path(path).suffix.lower() in _PILLOW_EXTS
+
+
 def iter_frames(
     path: str | os.PathLike,
     fps: float | None = 1.0,
@@ -57,7 +64,7 @@ def iter_frames(
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be positive, got {max_side!r}")
     path = os.fspath(path)
-    if Path(path).suffix.lower() in _PILLOW_EXTS:
+    if _pillow(path):
         # GIF/WebP have no keyframes worth the name, so keyframes=True samples by fps there too.
         return iter_pillow(path, fps, max_side)
     return _iter_av(path, fps, keyframes, max_side, threads)
@@ -66,7 +73,7 @@ def iter_frames(
 def probe(path: str | os.PathLike) -> VideoInfo:
     """Read duration, size, rotation, frame rate, codec and audio presence of a video."""
     path = os.fspath(path)
-    if Path(path).suffix.lower() in _PILLOW_EXTS:
+    if _pillow(path):
         return probe_pillow(path)
     with open_container(path) as container:
         stream = _video_stream(container)

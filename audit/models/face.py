@@ -60,6 +60,27 @@ def find_pack_files(folder: Path) -> tuple[Path, Path]:
     return det, rec
 
 
+def _model_zoo():
+    """insightface.model_zoo without running insightface/__init__.py.
+
+    That file imports the package's app, add-ons and data helpers (scipy among them: ~0.8 s, a third of a
+    one-image scan) that detection and recognition never use. The package object is made from its spec, unrun;
+    its subpackages import as usual. Done only when nothing has imported insightface yet.
+    """
+    import importlib
+    import importlib.util
+    import os
+    import sys
+
+    if "insightface" not in sys.modules:
+        spec = importlib.util.find_spec("insightface")
+        if spec is None:
+            raise ModelError("insightface is not installed")
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # what the skipped __init__ sets before onnxruntime
+        sys.modules["insightface"] = importlib.util.module_from_spec(spec)
+    return importlib.import_module("insightface.model_zoo")
+
+
 class FaceModel:
     """Detector + embedder, loaded on first use; never downloads anything."""
 
@@ -96,7 +117,8 @@ class FaceModel:
         if self._rec is not None:
             return
         import onnxruntime as ort
-        from insightface.model_zoo import get_model
+
+        get_model = _model_zoo().get_model
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads

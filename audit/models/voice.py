@@ -212,18 +212,20 @@ def _unit(v: np.ndarray) -> np.ndarray:
 # Encoder
 
 
-class VoiceEncoder:
-    """GE2E speaker encoder (256-d unit vectors for 16 kHz mono audio); the ONNX session opens on first use."""
+class OnnxVoiceModel:
+    """What every shipped speaker encoder shares: its ONNX file, the model id, one lazily opened session."""
 
-    dim = 256
-    sample_rate = SAMPLE_RATE
+    dim: int
+    input_name: str  # the network's one input, checked when the session opens
+    kind: str  # what the file must be, for the error message
+    default_model: Path
 
     def __init__(self, model_path: str | Path | None = None, threads: int = 1):
         """Use `model_path` (default: the model shipped in audit/models) with `threads` onnxruntime threads.
 
         One thread suits one worker process per core; a missing file raises ModelError at once.
         """
-        self.model_path = Path(model_path) if model_path is not None else DEFAULT_MODEL
+        self.model_path = Path(model_path) if model_path is not None else self.default_model
         if not self.model_path.is_file():
             raise ModelError(f"voice model not found: {self.model_path}")
         self.threads = max(1, int(threads))
@@ -257,10 +259,21 @@ class VoiceEncoder:
             except Exception as e:  # onnxruntime raises its own exception types for unreadable models
                 raise ModelError(f"cannot load voice model {self.model_path}: {e}") from e
             out_shape = session.get_outputs()[0].shape
-            if [i.name for i in session.get_inputs()] != ["mels"] or out_shape[-1] != self.dim:
-                raise ModelError(f"{self.model_path} is not a {self.dim}-d voice encoder")
+            if [i.name for i in session.get_inputs()] != [self.input_name] or out_shape[-1] != self.dim:
+                raise ModelError(f"{self.model_path} is not a {self.dim}-d {self.kind}")
             self._session = session
         return self._session
+
+
+class VoiceEncoder(OnnxVoiceModel):
+    """GE2E speaker encoder (256-d unit vectors for 16 kHz mono audio); the ONNX session opens on first use."""
+
+    dim = 256
+    sample_rate = SAMPLE_RATE
+    name = "ge2e"
+    input_name = "mels"
+    kind = "voice encoder"
+    default_model = DEFAULT_MODEL
 
     def _embed_partials(self, mels: np.ndarray) -> np.ndarray:
         """Run the network on partial mels [n, 160, 40] in batches; return unit vectors [n, 256]."""
@@ -325,3 +338,21 @@ class VoiceEncoder:
         if pending:
             flush()
         return segments
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Choosing an encoder
+
+VOICE_MODELS = ("ge2e", "campplus")  # ge2e: resemblyzer's GE2E (default); campplus: 3D-Speaker's CAM++
+DEFAULT_VOICE_MODEL = "ge2e"
+
+
+def voice_encoder(name: str = DEFAULT_VOICE_MODEL, threads: int = 1):
+    """The shipped voice encoder called `name`; ModelError names the choices for an unknown one."""
+    if name == "ge2e":
+        return VoiceEncoder(threads=threads)
+    if name == "campplus":
+        from .campplus import CamPlusEncoder
+
+        return CamPlusEncoder(threads=threads)
+    raise ModelError(f"unknown voice model '{name}'; choose one of: {', '.join(VOICE_MODELS)}")

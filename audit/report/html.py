@@ -10,6 +10,7 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from .filters import FILTERS, finalize, fmr_words, text, to_float
+from .grouping import CARDS_PER_PERSON, Section, sections
 from .pictures import References, picture
 
 __all__ = ["CSP", "render_html"]
@@ -253,13 +254,41 @@ def render_html(
             names[pid] = name
     people = _people(hits, names)
     refs = References(references)
+    groups = _sections(sections(hits), crops, waveforms, refs, names)
+    where = {g["pid"]: g["id"] for g in groups if g["pid"] is not None}
+    for p in people:
+        p["section"] = where.get(p["pid"])
     return _ENV.get_template("report.html.j2").render(
         csp=CSP,
         meta_rows=_meta_rows(meta),
         facts=_facts(meta, hits, errors, sum(1 for p in people if p["first"])),
         notes=_notes(meta, hits),
         people=people,
-        cards=[_card(n, f, crops, waveforms, refs, names) for n, f in enumerate(hits, 1)],
+        sections=groups,
+        total=len(hits),
         errors=[(f.get("path", ""), f.get("error") or "unknown error")
                 for f in sorted(errors, key=lambda f: text(f.get("path", "")))],
     )
+
+
+def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable | None, refs: References,
+              names: dict[str, str]) -> list[dict[str, Any]]:
+    """Sections for the page: the first entries of each as cards with pictures, the rest as table rows, so a
+    report of many thousand findings decodes and embeds only a bounded number of pictures."""
+    out, n = [], 0
+    for i, g in enumerate(groups, 1):
+        cards = []
+        for e in g.entries[:CARDS_PER_PERSON]:
+            n += 1
+            card = _card(n, e.finding, crops, waveforms, refs, names)
+            card["copies"] = e.paths[1:]
+            cards.append(card)
+        rows = [{"path": e.paths[0], "copies": len(e.paths) - 1, "sim": to_float(e.finding.get("similarity")),
+                 "margin": _margin(e.finding), "start": to_float(e.finding.get("start")),
+                 "end": to_float(e.finding.get("end")), "consent": e.finding.get("consent"),
+                 "kind": text(e.finding.get("kind") or "")} for e in g.entries[CARDS_PER_PERSON:]]
+        people = g.key.split(":", 1)[1].split("+") if g.pid is None else []
+        title = g.name or g.pid or f"Composite of {' + '.join(names.get(p, p) for p in people if p) or 'unknown people'}"
+        out.append({"id": f"s{i}", "pid": g.pid, "title": title, "findings": g.findings, "files": g.files,
+                    "cards": cards, "rows": rows, "open": i <= 3})
+    return out

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AuditError
 from ..findings import Finding
 from ..store.index import atomic_write
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TABLE_FORMATS = (".csv", ".json", ".jsonl", ".parquet")
 FORMATS = TABLE_FORMATS + (".html",)
@@ -22,6 +23,45 @@ CONTRIBUTOR = (("person", "string"), ("name", "string"), ("similarity", "float64
                ("consent", "string"))
 
 
+FORMULA = ("=", "+", "-", "@", "\t", "\r", "'")  # a spreadsheet runs cells starting so; "'" escapes itself
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet shows as text: one starting with = + - @ (or tab, CR, ') gets a leading '."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA) else value
+
+
+def csv_uncell(value: Any) -> Any:
+    """Undo csv_cell when reading back."""
+    return value[1:] if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA) else value
+
+
+def tsv_field(value: Any) -> str:
+    """One field of tab-separated text output: backslash, tab, newline and other control characters escaped,
+    so a record is always one line whatever a file name or display name holds."""
+    text = "-" if value is None else str(value)
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c in _ESCAPES:
+            out.append(_ESCAPES[c])
+        elif ord(c) < 32 or 0x7f <= ord(c) < 0xa0 or c in ("\u2028", "\u2029") or 0x202a <= ord(c) <= 0x202e \
+                or 0x2066 <= ord(c) <= 0x2069:
+            out.append(f"\\u{ord(c):04x}" if ord(c) > 0xff else f"\\x{ord(c):02x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def tsv(*fields: Any) -> str:
+    """One line of tab-separated output."""
+    return "\t".join(tsv_field(f) for f in fields)
+
+
 def records(findings: Iterable[Finding | dict]) -> list[dict[str, Any]]:
     """Findings as plain dicts."""
     return [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
@@ -30,6 +70,8 @@ def records(findings: Iterable[Finding | dict]) -> list[dict[str, Any]]:
 def findings_frame(findings: Iterable[Finding | dict]) -> pd.DataFrame:
     """Any findings as a DataFrame with typed columns: floats, nullable ints, strings; bbox a list of ints,
     contributors a list of dicts, extra a dict."""
+    import pandas as pd  # imported when needed: a one-file scan should not pay for it
+
     cols = list(Finding.__dataclass_fields__)
     df = pd.DataFrame(records(findings), columns=cols)
     for col in cols:
@@ -98,15 +140,26 @@ def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | Non
     elif ext == ".jsonl":
         data = "".join(json_line(f) + "\n" for f in rows).encode()
     elif ext == ".csv":
+        import pandas as pd
+
         for row in rows:
             for key in NESTED:
                 row[key] = json.dumps(row[key]) if row.get(key) not in (None, {}) else None
+            for key, value in row.items():
+                row[key] = csv_cell(value)
         data = pd.DataFrame(rows, columns=list(Finding.__dataclass_fields__)).to_csv(index=False).encode()
     elif ext == ".parquet":
         data = _parquet_bytes(rows, meta)
     else:
         raise AuditError(f"unknown output format '{ext}'; use one of {', '.join(FORMATS)}")
     atomic_write(path, data)
+    if meta and ext != ".parquet":  # Parquet keeps the run metadata in its footer; the others beside the file
+        atomic_write(sidecar(path), json.dumps(meta, indent=1, ensure_ascii=False, default=str).encode())
+
+
+def sidecar(path: Path) -> Path:
+    """Where the run metadata of a CSV / JSON / JSON Lines findings file is written: FILE.meta.json."""
+    return path.with_name(path.name + ".meta.json")
 
 
 def _plain(value: Any) -> Any:
@@ -130,9 +183,13 @@ def read_findings(path: str | Path) -> list[dict[str, Any]]:
         elif ext == ".jsonl":
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         elif ext in (".csv", ".parquet"):
+            import pandas as pd
+
             df = pd.read_csv(path) if ext == ".csv" else pd.read_parquet(path)
             rows = df.astype(object).where(df.notna(), None).to_dict("records")
             for row in rows:
+                if ext == ".csv":
+                    row.update({k: csv_uncell(v) for k, v in row.items()})
                 for key in NESTED:
                     if isinstance(row.get(key), str):
                         row[key] = json.loads(row[key])

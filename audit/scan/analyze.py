@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,19 +70,20 @@ class Analyzer:
     @property
     def voice(self):
         if self._voice is None:
-            from ..models.voice import VoiceEncoder
+            from ..models.voice import voice_encoder
 
-            self._voice = VoiceEncoder(threads=self.options.threads)
+            self._voice = voice_encoder(self.options.voice_model, threads=self.options.threads)
         return self._voice
 
-    def __call__(self, path: Path) -> AnalyzedFile:
+    def __call__(self, path: Path, sha256: str | None = None) -> AnalyzedFile:
         """Analyse one file; errors become part of the result, never raised."""
-        result = AnalyzedFile(media.display_path(path), None, media.kind_of(path))
+        result = AnalyzedFile(media.display_path(path), sha256, media.kind_by_content(path))
         try:
-            source = open_source(path)
+            source = open_source(path, sha256)
             result.kind, result.sha256 = source.kind, source.sha256
             if source.kind == "image":
-                self._faces(media.decode_image(source.data), None, 1.0, result)
+                image, scale = media.decode_image_scaled(source.data)  # large JPEGs decode reduced
+                self._faces(image, None, scale, result)
             else:
                 if source.kind == "video":
                     self._video(path, result)
@@ -133,24 +134,38 @@ _worker: Analyzer | None = None
 
 def _init_worker(options: ScanOptions, voice_enrolled: bool) -> None:
     global _worker
+    # Ctrl-C reaches the whole process group: the parent stops the workers, they must not die mid-file on their own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = Analyzer(options, voice_enrolled=voice_enrolled)
     _worker.decoder_threads = 1  # one process per core already
 
 
-def _work(path: Path) -> AnalyzedFile:
-    return _worker(path)
+def _work(task: tuple[Path, str | None]) -> AnalyzedFile:
+    return _worker(*task)
 
 
-def analyze_files(paths: Iterable[Path], options: ScanOptions, analyzer: Analyzer) -> Iterator[AnalyzedFile]:
-    """Analyse files in order, in worker processes when there are several files and cores."""
-    files = list(paths)
-    workers = options.workers or min(os.cpu_count() or 1, 2 if len(files) >= 8 else 1)
-    if workers <= 1 or len(files) < 2:
-        for path in files:
-            yield analyzer(path)
+def worker_count(options: ScanOptions, files: int) -> int:
+    """Worker processes for this many files: the option, else one per core when there is enough work."""
+    return options.workers or min(os.cpu_count() or 1, 2 if files >= 8 else 1)
+
+
+def analyze_files(tasks: Iterable[tuple[Path, str | None]], options: ScanOptions,
+                  analyzer: Analyzer) -> Iterator[AnalyzedFile]:
+    """Analyse (path, sha256 or None) in order, in worker processes when there are several files and cores.
+
+    Closing the iterator early (Ctrl-C, an error in the caller) terminates the workers at once.
+    """
+    tasks = list(tasks)
+    workers = worker_count(options, len(tasks))
+    if workers <= 1 or len(tasks) < 2:
+        for task in tasks:
+            yield analyzer(*task)
         return
     # spawn: a forked onnxruntime session is not safe to reuse in the child.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(options, analyzer.voice_enrolled)) as pool:
-        yield from pool.map(_work, files, chunksize=1 if len(files) < 64 else 4)
+    pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker, (options, analyzer.voice_enrolled))
+    try:
+        yield from pool.imap(_work, tasks, chunksize=1 if len(tasks) < 64 else 4)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()

@@ -11,8 +11,9 @@ from ..calibrate import in_force
 from ..findings import Finding
 from ..models.face import FaceModel
 from ..store import Store
-from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
+from .analyze import AnalyzedFile, DetectedFace
 from .options import ScanOptions
+from .voices import voice_matcher
 
 
 @dataclass
@@ -54,12 +55,14 @@ class FaceMatcher:
                 f"face gallery of {self.settings.gallery_size} people: at threshold {self.threshold} (false-match rate "
                 f"{self.fmr:.1e} per comparison) a face of someone not enrolled matches somebody with probability "
                 f"about {self.settings.fpir:.1e} (FPIR)")
+        self._matched: dict[tuple[int, str], int] = {}  # (face, person) -> the vector id of the sample that matched
         self.index_version = store.index_version("face", model.model_id)
 
     def findings(self, result: AnalyzedFile) -> list[Finding]:
         """Face findings of one analysed file: appearances in video, one per face and person in images."""
         if not result.faces:
             return []
+        self._matched = {}
         return self._appearances(result) if result.kind == "video" else self._image_faces(result)
 
     def judge(self, faces: list[DetectedFace]) -> list[list[tuple[str, float, object]]]:
@@ -79,8 +82,10 @@ class FaceMatcher:
                 # A low-quality face that looked like a composite is still a match where it reaches the threshold;
                 # its findings say the composite question was left open (verdict kept for that).
                 self.undecided += verdict is not None
-                out.append([(c.person, c.similarity, verdict) for c in cands[: self.options.top_k]
-                            if c.similarity >= self.threshold])
+                kept = [c for c in cands[: self.options.top_k] if c.similarity >= self.threshold]
+                # The enrolled sample that matched goes into the finding (evidence names it, not just the person).
+                self._matched.update({(id(face), c.person): c.vector_id for c in kept})
+                out.append([(c.person, c.similarity, verdict) for c in kept])
         return out
 
     def _image_faces(self, result: AnalyzedFile) -> list[Finding]:
@@ -164,7 +169,8 @@ class FaceMatcher:
             name=self.names.get(person), similarity=round(sim, 4), threshold=self.threshold, fmr=self.fmr,
             threshold_source=self.source, bbox=face.bbox, start=face.time, end=face.time,
             frames=1 if face.time is not None else None, consent=self.consent(person),
-            model=self.model.model_name, index=self.index_version, extra=extra,
+            model=self.model.model_name, index=self.index_version,
+            extra={**extra, "sample": self._matched.pop((id(face), person), None)},
         )
 
 
@@ -179,73 +185,20 @@ def _quality(face: DetectedFace) -> dict:
     return {"quality": {**face.quality.to_dict(), "low": face.quality.reasons()}}
 
 
-class VoiceMatcher:
-    """Aggregates per-segment voice scores into per-file, per-person findings."""
-
-    # A finding needs half of the file's voiced segments, and two of them unless the file has only one:
-    # one noisy segment among several never makes a finding on its own.
-    MIN_SEGMENTS = 2
-    MIN_FRACTION = 0.5
-
-    def __init__(self, store: Store, options: ScanOptions, consent, names: dict[str, str]):
-        self.store, self.options, self.consent, self.names = store, options, consent, names
-        self.model = next((mo for m, mo in store.models() if m == "voice"), None)
-        # Same precedence as faces: the user's threshold, else a stored calibration, else the documented default.
-        cal = store.calibration("voice", self.model) if self.model else None
-        size = store.gallery_size("voice", self.model) if self.model else 0
-        settings = in_force(cal, options.voice_threshold, size, config.DEFAULT_VOICE_THRESHOLD,
-                            config.DEFAULT_VOICE_FMR, modality="voice")
-        self.threshold, self.fmr, self.source = settings.threshold, settings.fmr, settings.source
-
-    @property
-    def enrolled(self) -> bool:
-        return self.model is not None
-
-    def search(self, vecs: np.ndarray) -> list[list[tuple[str, float]]]:
-        """Per segment, the top people by similarity to their centroid (the threshold was measured that way)."""
-        found = self.store.search_centroids("voice", self.model, vecs, max(self.options.top_k, 3))
-        return [[(c.person, c.similarity) for c in cands] for cands in found]
-
-    def findings(self, result: AnalyzedFile) -> list[Finding]:
-        if self.model is None:
-            return []
-        vecs = np.stack([v.embedding for v in result.voices])
-        per_person: dict[str, list[tuple[VoiceSegment, float]]] = {}
-        for seg, cands in zip(result.voices, self.search(vecs)):
-            for person, sim in cands:
-                if sim >= self.threshold:
-                    per_person.setdefault(person, []).append((seg, sim))
-        n = len(result.voices)
-        out = []
-        for person, hits in per_person.items():
-            if len(hits) < min(self.MIN_SEGMENTS, n) or len(hits) / n < self.MIN_FRACTION:
-                continue
-            sims = [s for _, s in hits]
-            out.append(Finding(
-                path=result.path, sha256=result.sha256, modality="voice", kind="match", person=person,
-                name=self.names.get(person), similarity=round(float(np.mean(sims)), 4), threshold=self.threshold,
-                fmr=self.fmr, threshold_source=self.source, start=min(h.start for h, _ in hits),
-                end=max(h.end for h, _ in hits), frames=len(hits), consent=self.consent(person),
-                model=f"ge2e:{self.model[:8]}", index=self.store.index_version("voice", self.model),
-                extra={"segments": n, "best_similarity": round(max(sims), 4)},
-            ))
-        return sorted(out, key=lambda f: -f.similarity)
-
-
 class Matcher:
     """One analysed file -> its face and voice findings, plus an error row when it could not be read (fully)."""
 
     def __init__(self, store: Store, model: FaceModel, options: ScanOptions):
         names = store.names()
         self.faces = FaceMatcher(store, model, options, names)
-        self.voices = VoiceMatcher(store, options, self.faces.consent, names)
         self.warnings = list(self.faces.warnings)
+        self.voices = voice_matcher(store, options, self.faces.consent, names, self.warnings)
 
     def findings(self, result: AnalyzedFile) -> list[Finding]:
         """Every finding of one file, in a stable order: faces, voices, then the error row."""
         out = self.faces.findings(result)
         if result.voices:
-            out += self.voices.findings(result)
+            out += self.voices.findings(result.path, result.sha256, result.voices)
         if result.error is not None:
             out.append(Finding(result.path, result.sha256, None, "error", error=result.error))
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import AuditError
@@ -22,16 +23,32 @@ class ScanOptions:
     keyframes: bool = False  # sample keyframes only (fast)
     min_frames: int = 1  # appearances seen in fewer sampled frames are dropped
     voice: bool = True  # scan audio (only done when voices are enrolled)
+    include: tuple[str, ...] = ()  # globs on the file name or path: only files matching one are scanned
+    exclude: tuple[str, ...] = ()  # globs: files matching one are skipped
+    shard: tuple[int, int] | None = None  # (i, n): scan only the i-th of n parts, split by path hash (1 <= i <= n)
+    cache: bool = True  # reuse and keep analyses in the store's scan cache (by file SHA-256 + model + settings)
+    resume: bool = False  # continue the stopped scan of the same paths and options
+    engine: str = "local"  # "local" (process pool) or "ray"
+    address: str | None = None  # Ray cluster address (else $RAY_ADDRESS, else a local Ray)
+    voice_model: str = "ge2e"  # voice encoder: ge2e or campplus (audit/models/voice.py)
 
     def check(self) -> None:
         """Raise AuditError for values no scan can use (the CLI checks the same ranges)."""
-        for name in ("threshold", "voice_threshold"):
-            value = getattr(self, name)
-            if value is not None and not -1.0 <= value <= 1.0:
-                raise AuditError(f"{name} must be within [-1, 1] (cosine similarity), not {value}")
+        if self.threshold is not None and not -1.0 <= self.threshold <= 1.0:
+            raise AuditError(f"threshold must be within [-1, 1] (cosine similarity), not {self.threshold}")
+        if self.voice_threshold is not None and not math.isfinite(self.voice_threshold):
+            raise AuditError(f"voice_threshold must be a number (an AS-normalised score), not {self.voice_threshold}")
+        from ..models.voice import VOICE_MODELS
+
+        if self.voice_model not in VOICE_MODELS:
+            raise AuditError(f"unknown voice model '{self.voice_model}'; choose one of: {', '.join(VOICE_MODELS)}")
         if self.top_k < 1:
             raise AuditError(f"top_k must be at least 1, not {self.top_k}")
         if not self.fps > 0:
             raise AuditError(f"fps must be above 0, not {self.fps}")
+        if self.shard is not None and not (len(self.shard) == 2 and 1 <= self.shard[0] <= self.shard[1]):
+            raise AuditError(f"shard must be (i, n) with 1 <= i <= n, not {self.shard}")
+        if self.engine not in ("local", "ray"):
+            raise AuditError(f"engine must be 'local' or 'ray', not {self.engine!r}")
         if self.min_frames < 1 or self.workers < 0 or self.threads < 1:
             raise AuditError("min_frames and threads must be at least 1, workers at least 0")

@@ -1,25 +1,32 @@
-"""A scan: walk the paths, analyse each file, match it, and yield findings file by file with a summary."""
+"""A scan: find and type the files, hash them, analyse each distinct content once (or take it from the cache),
+match it, and yield findings file by file with a summary."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
-from .. import media
+from .. import config, media
+from ..errors import MediaError, MissingPath, NothingEnrolled, NothingToScan
 from ..findings import Finding
 from ..models.face import FaceModel
 from ..store import Store
 from ..store.auditlog import ScanRecord
-from .analyze import Analyzer, analyze_files
+from . import cache as caching
+from .analyze import AnalyzedFile, Analyzer
+from .engine import analyze
 from .match import Matcher
 from .options import ScanOptions
 
 
 @dataclass
 class ScanSummary:
-    """Counts for the end of a scan."""
+    """Counts for the end of a scan (and, while it runs, for progress)."""
 
     files: int = 0
     errors: int = 0
@@ -31,6 +38,12 @@ class ScanSummary:
     unconsented: int = 0  # findings whose consent for the use is not "allowed"
     elapsed: float = 0.0  # seconds, from the start of the scan to its last file
     warnings: list[str] = field(default_factory=list)  # e.g. the gallery outgrew its calibration
+    total: int | None = None  # files to scan, once they are all found
+    skipped: dict[str, int] = field(default_factory=dict)  # files not scanned, by reason
+    duplicates: int = 0  # files whose content was already analysed in this scan
+    cached: int = 0  # files whose analysis came from the scan cache
+    resumed: int = 0  # files a resumed scan did not hash again (done before it stopped)
+    complete: bool = False  # False while running, and when stopped (Ctrl-C) before the last file
 
     def fails(self, fail_on: str | None) -> bool:
         """Whether a gate set to fail_on ("match": any finding; "unconsented": any finding not allowed) fails."""
@@ -41,16 +54,36 @@ class ScanSummary:
         return False
 
 
+def in_shard(path: str | os.PathLike, shard: tuple[int, int] | None) -> bool:
+    """Whether a file falls in shard (i, n), by a hash of its path: the same split on every machine."""
+    if shard is None:
+        return True
+    digest = hashlib.sha256(os.fsencode(path)).digest()
+    return int.from_bytes(digest[:8], "big") % shard[1] == shard[0] - 1
+
+
 class ScanRun:
-    """An iterator of findings, file by file; `summary` counts what has been scanned so far."""
+    """An iterator of findings, file by file; `summary` counts what has been scanned so far.
+
+    Set `progress` to a callable to hear of every file scanned (it gets the summary). Closing the run
+    (`close()`, or Ctrl-C while iterating) stops the workers; what was scanned stays in the cache and the
+    journal, so the same scan can be resumed.
+    """
 
     def __init__(self, store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions,
                  model: FaceModel | None = None):
         options.check()
         self.store, self.options = store, options
         self.paths = list(paths)
+        check_paths(self.paths)
         self.model = model or store.face_model
+        check_enrolled(store, self.model.model_id, options.voice)
         self.summary = ScanSummary()
+        self.progress: Callable[[ScanSummary], None] | None = None
+        if options.threshold is not None and options.threshold < LOW_FACE_THRESHOLD:
+            self.summary.warnings.append(f"face threshold {options.threshold} is below {LOW_FACE_THRESHOLD}: expect "
+                                         "many false matches (the default is "
+                                         f"{config.DEFAULT_FACE_THRESHOLD})")
         self._findings = self._run()
 
     def metadata(self) -> dict:
@@ -58,11 +91,13 @@ class ScanRun:
         from datetime import datetime, timezone
         from importlib.metadata import version
 
+        s = self.summary
         return {"version": version("likeness-audit"),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "paths": [media.display_path(p) for p in self.paths], "use": self.options.use,
+                "paths": [media.display_path(p) for p in self.paths[:1000]], "use": self.options.use,
                 "options": {k: v for k, v in asdict(self.options).items() if k not in ("models", "threads")},
-                "files_scanned": self.summary.files, "errors": self.summary.errors,
+                "files_scanned": s.files, "files_total": s.total, "complete": s.complete, "errors": s.errors,
+                "duplicates": s.duplicates, "cached": s.cached, "skipped": s.skipped,
                 "gallery": {f"{m}:{mo[:8]}": self.store.gallery_size(m, mo) for m, mo in self.store.models()}}
 
     def __iter__(self) -> Iterator[Finding]:
@@ -71,36 +106,149 @@ class ScanRun:
     def __next__(self) -> Finding:
         return next(self._findings)
 
+    def close(self) -> None:
+        """Stop the scan: workers end, the cache keeps what was done."""
+        self._findings.close()
+
+    def _files(self) -> list[Path]:
+        o, skipped = self.options, Counter()
+        files = [p for p in media.walk(self.paths, include=o.include, exclude=o.exclude, skipped=skipped)
+                 if in_shard(p, o.shard)]
+        self.summary.skipped = dict(skipped)
+        self.summary.total = len(files)
+        if not files and not o.shard:  # folders without any media: a clean result would say nothing
+            raise NothingToScan("no scannable media (images, videos, audio) under "
+                                + ", ".join(media.display_path(p) for p in self.paths))
+        return files
+
     def _run(self) -> Iterator[Finding]:
-        summary, started = self.summary, time.monotonic()
-        record = ScanRecord([media.display_path(p) for p in self.paths], self.options.use)
-        matcher = Matcher(self.store, self.model, self.options)
+        summary, started, o = self.summary, time.monotonic(), self.options
+        record = ScanRecord([media.display_path(p) for p in self.paths], o.use)
+        matcher = Matcher(self.store, self.model, o)
         summary.warnings += matcher.warnings
-        analyzer = Analyzer(self.options, self.model, voice_enrolled=matcher.voices.enrolled)
+        analyzer = Analyzer(o, self.model, voice_enrolled=matcher.voices.enrolled)
+        store_cache = self.store.scan_cache() if o.cache or o.resume else None
+        run = caching.run_key([os.fspath(p) for p in self.paths], o, self.model.model_id,
+                              {"voice": analyzer.voice_enrolled})
+        if o.resume and (store_cache is None or not store_cache.resumable(run)):
+            summary.warnings.append("nothing to resume: no stopped scan of these paths with these options; "
+                                    "scanning everything")
+        done = store_cache.start_run(run, o.resume) if store_cache else {}
+        key = lambda sha: caching.cache_key(sha, self.model.model_id, self.model.detector_path.name, o,  # noqa: E731
+                                            analyzer.voice_enrolled)
         unheard = 0
-        for result in analyze_files(media.walk(self.paths), self.options, analyzer):
-            summary.files += 1
-            summary.faces += len(result.faces)
-            summary.voices += len(result.voices)
-            rows = matcher.findings(result)
-            summary.errors += result.error is not None
-            summary.findings += sum(r.kind != "error" for r in rows)
-            summary.composites += sum(r.kind == "composite" for r in rows)
-            summary.unconsented += sum(r.kind != "error" and r.consent != "allowed" for r in rows)
+
+        def emit(result: AnalyzedFile, paths: list[tuple[Path, os.stat_result | None]]) -> Iterator[Finding]:
+            nonlocal unheard
+            for i, (path, st) in enumerate(paths):
+                one = result if i == 0 else replace(result, path=media.display_path(path))
+                summary.files += 1
+                summary.duplicates += i > 0
+                summary.faces += len(one.faces)
+                summary.voices += len(one.voices)
+                rows = matcher.findings(one)
+                summary.errors += one.error is not None
+                summary.findings += sum(r.kind != "error" for r in rows)
+                summary.composites += sum(r.kind == "composite" for r in rows)
+                summary.unconsented += sum(r.kind != "error" and r.consent != "allowed" for r in rows)
+                summary.elapsed = round(time.monotonic() - started, 3)
+                record.add(one.sha256, rows)
+                unheard += one.kind == "audio" and not analyzer.voice_enrolled
+                if store_cache is not None and st is not None:
+                    store_cache.mark_done(run, os.fsencode(path), st.st_size, st.st_mtime_ns, one.sha256)
+                if self.progress is not None:
+                    self.progress(summary)
+                yield from rows
+
+        try:
+            groups = self._groups(self._files(), done)
+            todo = []
+            for sha, paths in groups.items():
+                blob = store_cache.get(key(sha)) if store_cache is not None and sha else None
+                result = _load(blob, paths[0][0], sha)
+                if result is None:
+                    todo.append((paths[0][0], sha))
+                    continue
+                summary.cached += len(paths)
+                yield from emit(result, paths)
+            for (path, sha), result in zip(todo, analyze(todo, o, analyzer)):
+                if store_cache is not None and result.sha256 and result.error is None:
+                    store_cache.put(key(result.sha256), caching.dump(result))
+                yield from emit(result, groups[sha or f"unread:{path}"])
+            summary.complete = True
+        finally:
+            summary.undecided = matcher.faces.undecided
+            if summary.undecided:
+                summary.warnings.append(f"{summary.undecided} face(s) looked like composites of registered people "
+                                        "but were too low quality to judge; matches among them say so in "
+                                        "extra.composite")
+            if unheard:
+                summary.warnings.append(f"{unheard} audio file(s) not scanned: no voice is enrolled "
+                                        "(or voice=False)")
             summary.elapsed = round(time.monotonic() - started, 3)
-            record.add(result.sha256, rows)
-            unheard += result.kind == "audio" and not analyzer.voice_enrolled
-            yield from rows
-        summary.undecided = matcher.faces.undecided
-        if summary.undecided:
-            summary.warnings.append(f"{summary.undecided} face(s) looked like composites of registered people but "
-                                    "were too low quality to judge; matches among them say so in extra.composite")
-        if unheard:
-            summary.warnings.append(f"{unheard} audio file(s) not scanned: no voice is enrolled (or voice=False)")
-        summary.elapsed = round(time.monotonic() - started, 3)
-        details = asdict(summary)
-        details.pop("elapsed")
-        self.store.log_event("scan", record.details(details))
+            if store_cache is not None:
+                if summary.complete:
+                    store_cache.finish_run(run)
+                store_cache.close()
+            details = asdict(summary)
+            details.pop("elapsed")
+            self.store.log_event("scan", record.details(details))
+
+    def _groups(self, files: list[Path], done: dict) -> dict[str, list[tuple[Path, os.stat_result | None]]]:
+        """Files grouped by content (SHA-256), in order of first appearance; unreadable files stay alone."""
+        groups: dict[str, list] = {}
+        for path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                st = None
+            sha = None
+            before = done.get(os.fsencode(path))
+            if st is not None and before is not None and before[:2] == (st.st_size, st.st_mtime_ns):
+                sha = before[2]  # done before the stop, unchanged since: not read again
+                self.summary.resumed += 1
+            if sha is None:
+                try:
+                    sha = media.hash_file(path)
+                except MediaError:
+                    sha = None  # the analyser gives this file its error row
+            groups.setdefault(sha or f"unread:{path}", []).append((path, st))
+        return groups
+
+
+def _load(blob: bytes | None, path: Path, sha: str | None) -> AnalyzedFile | None:
+    """A cached analysis for this path, or None when there is none or it is unreadable."""
+    if blob is None:
+        return None
+    try:
+        return caching.load(blob, media.display_path(path), sha)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+LOW_FACE_THRESHOLD = 0.2  # below this, unrelated faces match often (impostor scores reach ~0.3)
+
+
+def check_paths(paths: list) -> None:
+    """MissingPath naming every path that does not exist (a typo must not make a clean audit)."""
+    if not paths:
+        raise NothingToScan("no paths to scan")
+    missing = [media.display_path(p) for p in paths if not os.path.lexists(p)]
+    if missing:
+        raise MissingPath(f"no such file or folder: {', '.join(missing)}")
+
+
+def check_enrolled(store: Store, face_model: str, voice: bool) -> None:
+    """NothingEnrolled when no one is enrolled for any modality this scan would search."""
+    counts = store.counts()
+    if any(m == "face" and mo == face_model for m, mo in counts):
+        return
+    if voice and any(m == "voice" for m, _ in counts):
+        return
+    others = ", ".join(f"{m} ({mo[:8]})" for m, mo in counts) or "nothing"
+    raise NothingEnrolled(f"no one is enrolled for this scan (face model {face_model[:8]}"
+                          f"{', or voice' if voice else ''}); the store {store.home} holds {others}: "
+                          "`likeness-audit enroll` first")
 
 
 def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
@@ -108,7 +256,8 @@ def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions 
     """Scan files and folders against everyone in the store; iterate the result for findings, file by file.
 
     Keyword arguments are ScanOptions fields (threshold, voice_threshold, top_k, use, workers, fps, keyframes,
-    min_frames, voice); the face model and threads come from the store (audit.open_store).
+    min_frames, voice, voice_model, include, exclude, shard, cache, resume, engine, address); the face model and
+    threads come from the store (audit.open_store).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]

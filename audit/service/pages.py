@@ -236,6 +236,8 @@ async def scans_post(request: Request, session: Sess):
         jid = await run_in_threadpool(svc.submit_upload, session.user.id, files, form.get("use") or None)
     except TooLarge as exc:
         return render(request, "error.html", session, status=413, message=str(exc))
+    except AuditError as exc:
+        return render(request, "error.html", session, status=400, message=str(exc))
     return RedirectResponse(f"/scans/{jid}", status_code=303)
 
 

@@ -1,8 +1,14 @@
 """Append-only, hash-chained audit log (``audit.log``, JSON Lines) of enroll, remove, consent and scan events.
 
-Each entry is ``{seq, time, event, actor, details, prev_hash, hash}``; ``hash`` is the SHA-256 of the entry's
-canonical JSON without ``hash``, and ``prev_hash`` the previous entry's hash, so an edited, dropped or reordered
-entry breaks the chain. Details hold who/what/when, person ids, file SHA-256s and counts: never vectors or crops.
+Each entry is ``{seq, time, event, actor, details, details_sha256, prev_hash, hash}``; ``hash`` is the SHA-256 of
+the entry's canonical JSON without ``hash`` and ``details``, which it commits to through ``details_sha256``, and
+``prev_hash`` the previous entry's hash, so an edited, dropped or reordered entry breaks the chain. Details hold
+who/what/when, person ids, file SHA-256s and counts: never vectors or crops.
+
+Committing to the details by their hash lets a removal erase personal data from earlier entries (erasure.py) and
+keep the chain: the ``remove`` entry lists, per entry it redacted, the hash of the redacted details, so a redacted
+entry verifies through a later, chained entry and any other change to details still breaks the chain. (Entries
+written before ``details_sha256`` existed hash their details directly and cannot be redacted.)
 
 Writing is two steps, both under the store's writer lock: ``stage`` records the new entry as the chain head in the
 registry's ``meta`` table *inside the same SQLite transaction as the change it describes*, then ``flush`` appends it
@@ -22,18 +28,39 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import faults
+from . import faults, files
 from ..errors import StoreError
+from .seals import HEAD_MAC, same
 
 LOG_FILE = "audit.log"
 HEAD_KEY = "audit_head"
 GENESIS = "0" * 64
 
 
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def details_hash(details: dict) -> str:
+    """SHA-256 of an entry's details as canonical JSON."""
+    return _digest(details)
+
+
 def entry_hash(entry: dict) -> str:
-    """SHA-256 of an entry's canonical JSON, leaving out its own ``hash``."""
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """SHA-256 of an entry's canonical JSON, leaving out its own ``hash`` (and its details, when it commits to
+    them by ``details_sha256``)."""
+    skip = ("hash", "details") if "details_sha256" in entry else ("hash",)
+    return _digest({k: v for k, v in entry.items() if k not in skip})
+
+
+def erasures(entries: list[dict]) -> dict[int, str]:
+    """seq -> hash of the redacted details, as the remove entries that redacted them record it."""
+    out: dict[int, str] = {}
+    for e in entries:
+        if isinstance(e, dict) and e.get("event") == "remove" and isinstance(e.get("details"), dict):
+            for seq, h in (e["details"].get("erased") or {}).items():
+                out[int(seq)] = h
+    return out
 
 
 def actor() -> str:
@@ -74,6 +101,8 @@ class ChainReport:
 class AuditLog:
     """The audit log of one store; ``registry`` holds the chain head (see the module docstring)."""
 
+    sealer = None  # set by the store: MACs the head kept in the registry (seals.py)
+
     def __init__(self, path: Path, registry):
         self.path = Path(path)
         self.registry = registry
@@ -94,11 +123,36 @@ class AuditLog:
             "event": event,
             "actor": actor(),
             "details": details,
+            "details_sha256": details_hash(details),
             "prev_hash": head["hash"] if head else GENESIS,
         }
         entry["hash"] = entry_hash(entry)
-        self.registry.set_meta(HEAD_KEY, json.dumps(entry, sort_keys=True))
+        text = json.dumps(entry, sort_keys=True)
+        self.registry.set_meta(HEAD_KEY, text)
+        if self.sealer is not None and self.sealer.key is not None:
+            self.registry.set_meta(HEAD_MAC, self.sealer.head(text))
         return entry
+
+    def rewrite(self, details: dict[int, dict]) -> None:
+        """Replace the details of some entries (by seq), keeping every other byte, by temp file and rename."""
+        import tempfile
+
+        out = []
+        for line in self.entries():
+            if line.get("seq") in details:
+                line = {**line, "details": details[line["seq"]]}
+            out.append(_line(line))
+        fd, tmp = tempfile.mkstemp(prefix=LOG_FILE + ".", suffix=".redact", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(b"".join(out))
+                f.flush()
+                os.fsync(f.fileno())
+            faults.point("auditlog:redact-before-rename")
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def flush(self) -> bool:
         """Append the head entry when the file lacks it (call under the writer lock); True if it appended.
@@ -118,7 +172,7 @@ class AuditLog:
         if head["seq"] != last_seq + 1 or head["prev_hash"] != (last["hash"] if last else GENESIS):
             return False
         line = _line(head)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = files.open_fd(self.path, os.O_WRONLY | os.O_CREAT)
         try:
             if size > end:
                 os.ftruncate(fd, end)
@@ -135,9 +189,9 @@ class AuditLog:
     def entries(self) -> list[dict]:
         """Every entry in the file, oldest first (raises StoreError on an unreadable line)."""
         out = []
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             return out
-        with open(self.path, "rb") as f:
+        with files.open_read(self.path) as f:
             for n, raw in enumerate(f, 1):
                 try:
                     out.append(json.loads(raw))
@@ -145,18 +199,31 @@ class AuditLog:
                     raise StoreError(f"audit log line {n} is not JSON: {exc}") from exc
         return out
 
+    def _readable(self) -> list[dict]:
+        """Every line that parses as JSON (check names the others)."""
+        out = []
+        if self.path.exists() or self.path.is_symlink():
+            with files.open_read(self.path) as f:
+                for raw in f:
+                    try:
+                        out.append(json.loads(raw))
+                    except ValueError:
+                        continue
+        return out
+
     def check(self) -> ChainReport:
         """Walk the chain from the start and compare its end with the registry's head."""
         report = ChainReport(0)
         prev_seq, prev_hash = 0, GENESIS
         head = self.head()
+        erased = erasures(self._readable() + ([head] if head else []))  # the head may not be in the file yet
 
         def broken(seq: int, reason: str) -> ChainReport:
             report.first_broken, report.reason = seq, reason
             return report
 
-        if self.path.exists():
-            with open(self.path, "rb") as f:
+        if self.path.exists() or self.path.is_symlink():
+            with files.open_read(self.path) as f:
                 for raw in f:
                     want = prev_seq + 1
                     if not raw.endswith(b"\n"):
@@ -175,10 +242,22 @@ class AuditLog:
                         return broken(want, f"does not follow entry {prev_seq} (prev_hash differs)")
                     if entry_hash(entry) != h:
                         return broken(want, "entry was altered (hash differs)")
+                    if "details_sha256" in entry and details_hash(entry.get("details")) not in (
+                            entry["details_sha256"], erased.get(seq)):
+                        by = entry["details"].get("redacted_by") if isinstance(entry["details"], dict) else None
+                        return broken(want, f"redacted by entry {by}, which is missing or does not vouch for it" if by
+                                      else "its details were altered (their hash differs)")
                     report.entries += 1
                     prev_seq, prev_hash = seq, h
         if head is None:
+            if report.entries or self.registry.has_data():
+                return broken(1, "the registry keeps no copy of the log head although the store has "
+                                 f"{'entries' if report.entries else 'data'} (head deleted, or registry replaced)")
             return report
+        if self.sealer is not None and self.sealer.key is not None and not same(
+                self.registry.meta(HEAD_MAC), self.sealer.head(self.registry.meta(HEAD_KEY))):
+            return broken(head["seq"], "the registry's copy of the log head fails its MAC (edited, or written "
+                                       "without the store's key)")
         if head["seq"] == prev_seq:
             if head["hash"] != prev_hash:
                 return broken(prev_seq, "differs from the copy of the last entry kept in the registry")
@@ -197,7 +276,7 @@ class AuditLog:
     def _tail(self) -> tuple[dict | None, int, int]:
         """(last complete entry or None, offset just after it, file size); torn bytes may follow the offset."""
         try:
-            f = open(self.path, "rb")
+            f = files.open_read(self.path)
         except FileNotFoundError:
             return None, 0, 0
         with f:

@@ -83,9 +83,20 @@ def load_key(key_file: str | os.PathLike | None = None, home: str | os.PathLike 
     if home is not None and path.resolve().is_relative_to(Path(home).resolve()):
         raise KeyProblem(f"the key file {path} is inside the store folder {home}; keep the key apart from the data")
     try:
-        return parse_key(path.read_bytes())
+        with open(path, "rb") as f:
+            check_key_file(path, os.fstat(f.fileno()))  # the file itself (a symlinked secret mount is fine)
+            return parse_key(f.read())
     except OSError as exc:
         raise KeyProblem(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+
+
+def check_key_file(path: Path, st: os.stat_result) -> None:
+    """KeyProblem when a key file is open to group/other or owned by another user (as ssh treats private keys)."""
+    if st.st_mode & 0o077:
+        raise KeyProblem(f"the key file {path} is readable or writable by group or others (mode "
+                         f"{st.st_mode & 0o777:o}); `chmod 600 {path}` makes it private")
+    if st.st_uid not in (os.geteuid(), 0):
+        raise KeyProblem(f"the key file {path} belongs to another user (uid {st.st_uid})")
 
 
 def sealed(blob: bytes) -> bool:
@@ -103,6 +114,7 @@ class Cipher:
             raise KeyProblem("the key must be 32 bytes")
         self._aead = AESGCM(_derive(key, b"likeness-audit template encryption v1"))
         self.check_value = _derive(key, b"likeness-audit key check v1")[:16].hex()
+        self.mac_key = _derive(key, b"likeness-audit row and log MACs v1")  # binds rows and the log head (seals.py)
 
     def seal(self, data: bytes, aad: bytes) -> bytes:
         """Encrypt and authenticate data; aad names what it is."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import faults
+from . import faults, files
 from ..errors import StoreError
 
 
@@ -102,6 +102,12 @@ class VectorIndex:
             return np.full((n, 1), -np.inf, np.float32), np.full((n, 1), -1, np.int64)
         return self._index.search(queries, k)
 
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of everything stored, in storage order (for verify to compare with the registry)."""
+        if self.count == 0:
+            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        return self.ids(), self._index.index.reconstruct_n(0, self.count)
+
     def reconstruct(self, vid: int) -> np.ndarray:
         """The stored vector of one id."""
         return self._index.reconstruct(int(vid))
@@ -137,8 +143,8 @@ class VectorIndex:
 
         mpath = manifest_path(path)
         try:
-            man = Manifest(**json.loads(mpath.read_text()))
-            data = path.read_bytes()
+            man = Manifest(**json.loads(files.read_bytes(mpath)))
+            data = files.read_bytes(path)
         except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot read index {path.name}: {exc}") from exc
         if hashlib.sha256(data).hexdigest() != man.file_sha256:

@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS references_ (
     image BLOB NOT NULL,  -- one small aligned JPEG crop for reports, never the enrolment media
     PRIMARY KEY (person, modality)
 );
+CREATE TABLE IF NOT EXISTS seals (  -- a MAC binding each sample's vector to its row (seals.py)
+    sample INTEGER PRIMARY KEY REFERENCES samples(id) ON DELETE CASCADE,
+    mac TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS consent (
     person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     scope TEXT NOT NULL,
@@ -85,6 +89,7 @@ CREATE TABLE IF NOT EXISTS id_state (
     PRIMARY KEY (tbl, modality, model)
 );
 """
+
 
 def now() -> str:
     """UTC timestamp, ISO 8601, seconds."""
@@ -169,6 +174,7 @@ class Registry(VectorRows):
 
     # Set by the store when the templates are encrypted at rest (audit/crypto.py); None keeps plaintext.
     cipher = None
+    sealer = None  # set by the store: MACs of sample rows (seals.py)
 
     def _seal(self, data: bytes, aad: str) -> bytes:
         return self.cipher.seal(data, aad.encode()) if self.cipher is not None else data
@@ -191,6 +197,10 @@ class Registry(VectorRows):
             self.db.execute("DELETE FROM meta WHERE key=?", (key,))
         else:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def has_data(self) -> bool:
+        """Whether anyone or anything is registered (a store with data always has an audit log head)."""
+        return self.db.execute("SELECT 1 FROM people UNION ALL SELECT 1 FROM calibration LIMIT 1").fetchone() is not None
 
     def transaction(self):
         """A write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on error)."""
@@ -265,19 +275,16 @@ class Registry(VectorRows):
             (pid, s.modality, s.model, s.source_sha256, json.dumps(s.bbox) if s.bbox else None, s.det_score,
              s.face_size, s.start, s.end, self._seal(vec.tobytes(), f"sample|{pid}|{s.modality}|{s.model}"), now()),
         )
-        return int(cur.lastrowid)
+        vid = int(cur.lastrowid)
+        if self.sealer is not None and self.sealer.key is not None:
+            self.db.execute("INSERT OR REPLACE INTO seals VALUES (?, ?)", (vid, self.sealer.row(
+                vid, pid, s.modality, s.model, s.source_sha256, vec.tobytes())))
+        return vid
 
     def vectors(self, modality: str, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(ids, vectors, person ids) of every sample of one modality and model."""
-        rows = self.db.execute(
-            "SELECT id, vector, person FROM samples WHERE modality=? AND model=? ORDER BY id", (modality, model)
-        ).fetchall()
-        ids = np.array([r[0] for r in rows], np.int64)
-        vecs = np.stack([
-            np.frombuffer(self._unseal(r[1], f"sample|{r[2]}|{modality}|{model}", f"sample {r[0]}"), np.float32)
-            for r in rows
-        ]) if rows else np.zeros((0, 0), np.float32)
-        return ids, vecs, [r[2] for r in rows]
+        return self._decode(self.db.execute("SELECT id, vector, person FROM samples WHERE modality=? AND model=? "
+                                            "ORDER BY id", (modality, model)).fetchall(), "samples", modality, model)
 
     def counts(self) -> dict[tuple[str, str], int]:
         """(modality, model) -> number of samples, without reading a vector."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import faults
+from . import faults, files
 from ..errors import StoreError
 from .index import atomic_write
 from .vectors import id_state
@@ -70,7 +70,7 @@ class SegManifest:
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file, read in blocks."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with files.open_read(path) as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
@@ -146,7 +146,7 @@ class Segments:
     def read_manifest(self) -> SegManifest | None:
         """Read the manifest (None when there is none); StoreError when it is unreadable or of the old format."""
         try:
-            data = json.loads(self.manifest_path.read_text())
+            data = json.loads(files.read_bytes(self.manifest_path))
         except FileNotFoundError:
             self.man = None
             return None
@@ -175,7 +175,9 @@ class Segments:
         if not path.exists():
             raise StoreError(f"index file {name} is missing; run `likeness-audit verify --repair`")
         if self.cipher is None and mmap and not check and path.stat().st_size > HASH_AT_OPEN:
-            head = path.open("rb").read(4)
+            files.check_file(path)  # faiss opens it by name: no symlink, ours, private
+            with files.open_read(path) as f:
+                head = f.read(4)
             if head == b"LAE1":
                 raise StoreError(f"index {name} is encrypted: give the store's key (AUDIT_KEY, AUDIT_KEY_FILE or --key-file)")
             try:
@@ -183,7 +185,7 @@ class Segments:
             except RuntimeError as exc:
                 raise StoreError(f"index {name} is damaged: {exc}") from exc
         try:
-            data = path.read_bytes()
+            data = files.read_bytes(path)
         except OSError as exc:  # deleted since the manifest was read: a writer replaced it
             raise StoreError(f"cannot read index file {name}: {exc.strerror}") from exc
         if hashlib.sha256(data).hexdigest() != sha:

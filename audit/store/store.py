@@ -17,13 +17,13 @@ import numpy as np
 
 from .. import consent as scopes
 from .accounts import Accounts
-from ..errors import StoreError
-from . import crypto, faults, search, transfer, upkeep
+from ..errors import InputError, StoreError
+from . import crypto, erasure, faults, files, naming, scancache, search, seals, transfer, upkeep
 from .search import Candidate
 from .auditlog import LOG_FILE, AuditLog
 from .registry import Calibration, Person, Registry, Sample
 from .segments import SegManifest, Segments
-from .upkeep import TABLES, UNFINISHED, VerifyReport
+from .upkeep import UNFINISHED, VerifyReport
 
 if TYPE_CHECKING:
     from ..enroll import EnrollResult
@@ -59,16 +59,17 @@ class Store:
             raise StoreError(f"the store {self.home} is not a folder")
         if not create and not (self.home / REGISTRY_FILE).exists():
             raise StoreError(f"no store at {self.home} (it is chosen by --home, else $AUDIT_HOME, else ./indexes)")
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)  # biometric data: private by default
+        files.check_store(self.home)  # ours, private, no symlinks: before anything is read or written
+        files.make_folder(self.home)  # biometric data: private by default
         with self.lock(shared=True):
-            fresh = not (self.home / REGISTRY_FILE).exists()
+            # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+            os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
             self.registry = Registry(self.home / REGISTRY_FILE)
-            if fresh:
-                os.chmod(self.home / REGISTRY_FILE, 0o600)  # SQLite gives its -wal and -shm files the same mode
         self.log = AuditLog(self.home / LOG_FILE, self.registry)
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
         self.cipher = self.registry.cipher = crypto.Cipher(key) if key is not None else None
         self._check_encryption()
+        self._set_sealer()
         self._indexes: dict[tuple[str, str, str], Segments] = {}
         self._cache: dict[tuple, Any] = {}
         self._face: FaceModel | None = None
@@ -114,7 +115,7 @@ class Store:
     @contextmanager
     def lock(self, shared: bool = False):
         """Writers hold an exclusive lock; readers a shared one while they load."""
-        fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = files.open_fd(self.home / ".lock", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
@@ -128,6 +129,8 @@ class Store:
             if self._check_encryption():
                 with self.registry.transaction():
                     self.registry.set_meta(crypto.META_KEY, self.cipher.marker())
+            if seals.ensure_secret(self.registry, self.sealer):
+                self._set_sealer()
             self.log.flush()
             for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
@@ -135,6 +138,13 @@ class Store:
             if self.registry.meta(UNFINISHED):
                 upkeep.finish(self)
             yield
+
+    def _set_sealer(self) -> None:
+        self.sealer = self.registry.sealer = self.log.sealer = seals.sealer_of(self.registry, self.cipher)
+
+    def pseudonym(self, pid: str) -> str | None:
+        """The keyed pseudonym the audit log names a removed person by (None before the store's first write)."""
+        return self.sealer.pseudonym(pid)
 
     def _check_encryption(self) -> bool:
         """Raise on a missing or wrong key; True when this (empty) store is to be marked encrypted."""
@@ -202,6 +212,14 @@ class Store:
         """Whether this file (by SHA-256) was already enrolled for this person and model."""
         return self.registry.has_source(pid, modality, model, sha256)
 
+    def person_vectors(self, pid: str, modality: str, model: str) -> np.ndarray:
+        """One person's sample vectors (decrypted), for checking a new sample against them."""
+        return self.registry.person_vectors(pid, modality, model)
+
+    def source_people(self, sha256: str, modality: str) -> list[str]:
+        """Who was enrolled from this file (by SHA-256) in this modality."""
+        return self.registry.source_people(sha256, modality)
+
     def enrolled_seconds(self, pid: str, modality: str, model: str) -> float:
         """Seconds of media enrolled for a person (an upper bound on the voiced speech in it)."""
         return self.registry.seconds(pid, modality, model)
@@ -212,9 +230,11 @@ class Store:
 
     def log_entries(self, person: str | None = None, event: str | None = None) -> list[dict]:
         """Audit log entries, oldest first, optionally about one person or of one event."""
+        who = {person, self.pseudonym(person)} if person else set()
+        about = lambda d: d.get("person") in who or (  # noqa: E731  a bulk enrolment lists its people
+            isinstance(d.get("people"), list) and bool(who & set(d["people"])))
         return [e for e in self.log.entries()
-                if (not event or e.get("event") == event)
-                and (not person or e.get("details", {}).get("person") == person)]
+                if (not event or e.get("event") == event) and (not person or about(e.get("details") or {}))]
 
     # reading: search
     def index(self, modality: str, model: str, table: str = "samples") -> tuple[Segments, SegManifest | None]:
@@ -253,18 +273,23 @@ class Store:
 
     # writing: enrolment (the pipelines live in audit/enroll.py; they write through add_samples)
     def enroll_face(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                    name: str | None = None, pick: str | None = None, reference: bool = True) -> EnrollResult:
-        """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none."""
+                    name: str | None = None, pick: str | None = None, reference: bool = True,
+                    force: bool = False) -> EnrollResult:
+        """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none.
+
+        force: keep samples that do not agree with the person's others (enroll.check_agreement).
+        """
         from ..enroll import enroll_faces
 
-        return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference)
+        return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference,
+                            force=force)
 
     def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                     name: str | None = None) -> EnrollResult:
-        """Enroll one voice vector per recording; EnrollError below ~10 s of voiced speech in total."""
+                     name: str | None = None, force: bool = False, model: str = "ge2e") -> EnrollResult:
+        """Enroll one vector per recording with voice encoder `model` (ge2e, campplus); needs ~10 s of speech."""
         from ..enroll import enroll_voices
-
-        return enroll_voices(self, self.voice_encoder, person, _paths(paths), name)
+        encoder = self.voice_encoder if model == "ge2e" else model
+        return enroll_voices(self, encoder, person, _paths(paths), name, force=force)
 
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
         """Register samples for a person in one transaction, then update the index files."""
@@ -275,6 +300,9 @@ class Store:
 
         batch: (person id, name or None, samples, reference crop (modality, jpeg) or None) each; returns the new ids.
         """
+        for pid, name, _, _ in batch:
+            naming.check_id(pid)
+            naming.check_name(name)
         changes: dict[tuple[str, str, str], list] = {}
         out = []
         with self._writing():
@@ -300,26 +328,12 @@ class Store:
         return out
 
     def remove(self, pid: str) -> int:
-        """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed."""
+        """Delete a person from the registry and every index, erasing the bytes; returns the vectors removed.
+
+        The log then names them by pseudonym only; ErasureIncomplete while a reader pins the deleted rows (calling
+        remove again finishes the erasure). See erasure.py."""
         with self._writing():
-            with self.registry.transaction():
-                self.registry.person(pid)
-                purged = self.registry.person_vectors(pid)  # an IVF base checks its list centroids against them
-                removed = self.registry.delete_person(pid)
-                ids = [i for (table, _, _), got in removed.items() if table == "samples" for i in got]
-                self.log.stage("remove", {"person": pid, "vectors": len(ids)})
-                self.registry.set_meta(UNFINISHED, "remove")
-                faults.point("store.remove:before-commit")
-            faults.point("store.remove:committed")
-            self.log.flush()
-            upkeep.apply_changes(self, {key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
-            faults.point("store.remove:before-vacuum")
-            # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
-            # the WAL, whose older frames still hold the pages as they were before the delete.
-            self.registry.db.execute("VACUUM")
-            upkeep.wipe_wal(self)
-            self._finished()
-        return len(ids)
+            return erasure.remove(self, pid)
 
     def consent(self, pid: str, allow: Iterable[str] = (), deny: Iterable[str] = (), until: str | None = None,
                 note: str | None = None, forget: Iterable[str] = ()) -> dict[str, dict]:
@@ -333,7 +347,9 @@ class Store:
         if allow or deny or forget or note is not None:
             with self._writing():
                 with self.registry.transaction():
-                    self.registry.person(pid)
+                    unknown = sorted(set(forget) - set(self.registry.person(pid).consent))
+                    if unknown:
+                        raise InputError(f"no consent is recorded for {pid} to forget for: {', '.join(unknown)}")
                     for scope in forget:
                         self.registry.forget_consent(pid, scope)
                     for scope in allow:
@@ -371,19 +387,8 @@ class Store:
 
     def encrypt(self, key: bytes) -> int:
         """Encrypt a plaintext store's vectors, crops and indexes with key; returns the vectors encrypted."""
-        cipher = crypto.Cipher(key)
         with self._writing():
-            if self.registry.meta(crypto.META_KEY) is not None:
-                raise crypto.KeyProblem(f"the store {self.home} is already encrypted")
-            with self.registry.transaction():
-                n = self.registry.reseal(cipher)
-                self.registry.set_meta(crypto.META_KEY, cipher.marker())
-                self.log.stage("encrypt", {"vectors": n, "algorithm": crypto.ALGORITHM})
-                self.registry.set_meta(UNFINISHED, "encrypt")
-            self.cipher = self.registry.cipher = cipher
-            self.log.flush()
-            upkeep.finish(self)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
-        return n
+            return upkeep.encrypt(self, crypto.Cipher(key))
 
     def export_templates(self, path: str | os.PathLike, modality: str | None = None) -> int:
         """Write every template (person, name, modality, model, vector) to a Parquet file; returns the rows."""
@@ -399,20 +404,14 @@ class Store:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""
         with self._writing():
             return upkeep.compact(self)
+
     # checking
+    def scan_cache(self) -> scancache.ScanCache:
+        """Cached analyses of scanned files and the resume journal, sealed like the vectors (scancache.py)."""
+        return scancache.ScanCache(self.home, self.cipher)
+
     def verify(self, repair: bool = False) -> VerifyReport:
-        """Check that registry, index files and audit log agree; repair=True first rebuilds the indexes."""
-        report = VerifyReport()
-        if repair:
-            with self._writing():  # finishes an interrupted write first
-                upkeep.wipe_wal(self)
-                report.repaired = upkeep.repair(self)
-        with self.lock(shared=True):  # a writer half-way through is not a problem
-            report.problems = upkeep.problems(self)
-        report.people = len(self.registry.names())
-        report.vectors = {f"{m}:{mo[:8]}": n for (m, mo), n in self.registry.counts().items()}
-        report.log_entries = self.log.check().entries
-        return report
+        return upkeep.verify(self, repair)
 
 
 def _paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str | os.PathLike]:

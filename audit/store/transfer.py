@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import TemplateError
+from ..errors import InputError, TemplateError
+from . import naming
 from .registry import Sample
 
 if TYPE_CHECKING:
@@ -81,10 +82,16 @@ def _batches(path: Path) -> Iterator[tuple[int, dict]]:
         first += batch.num_rows
 
 
-def check_row(row: int, person, modality, model, vector, models: dict[str, tuple[str, int]]) -> np.ndarray:
+def check_row(row: int, person, modality, model, vector, models: dict[str, tuple[str, int]],
+              name: str | None = None) -> np.ndarray:
     """The row's unit vector, or TemplateError naming the row and what is wrong with it."""
     if not isinstance(person, str) or not person.strip():
         raise TemplateError(f"row {row}: no person id")
+    try:  # the rules every enrolment follows (naming.py)
+        naming.check_id(person)
+        naming.check_name(name or None)
+    except InputError as exc:
+        raise TemplateError(f"row {row}: {exc}") from exc
     if modality not in models:
         raise TemplateError(f"row {row}: modality {modality!r} is not one of {', '.join(sorted(models))}")
     want_model, dim = models[modality]
@@ -112,13 +119,13 @@ def import_templates(store: Store, path: str | os.PathLike, models: dict[str, tu
         raise TemplateError(f"no file {path}")
     for first, cols in _batches(path):  # first pass: refuse a bad file before anything is written
         for i, row in enumerate(zip(*(cols[c] for c in COLUMNS[:1] + COLUMNS[2:]))):
-            check_row(first + i, *row, models)
+            check_row(first + i, *row, models, name=cols["name"][i])
     added = already = 0
     for first, cols in _batches(path):
         people: dict[str, tuple[str | None, list[Sample]]] = {}
         for i in range(len(cols["person"])):
             pid, modality, model = cols["person"][i], cols["modality"][i], cols["model"][i]
-            vec = check_row(first + i, pid, modality, model, cols["vector"][i], models)
+            vec = check_row(first + i, pid, modality, model, cols["vector"][i], models, cols["name"][i])
             sha = hashlib.sha256(b"template|" + vec.tobytes()).hexdigest()
             if store.has_source(pid, modality, model, sha):
                 already += 1

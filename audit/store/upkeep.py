@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
+from . import contents, crypto, seals
 from .vectors import id_state
 from .segments import Segments
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 UNFINISHED = "unfinished_write"  # meta key set in a write's transaction, cleared once its index files are written
 TABLES = ("samples", "centroids")  # each has an index per modality and model
+ERASE_WAIT_S = 10.0  # how long a removal waits for readers to let go before it says the erasure is not finished
 
 
 @dataclass
@@ -50,8 +52,9 @@ def index_path(home: Path, modality: str, model: str) -> Path:
 
 
 def temp_files(home: Path) -> list[Path]:
-    """Temp files of index and manifest writes (index.atomic_write) left by a killed writer."""
-    return sorted(p for p in home.glob("*.tmp") if re.fullmatch(r"[\w.-]+\.(faiss|json)\.\w+\.tmp", p.name))
+    """Temp files of index and manifest writes (index.atomic_write) and log redactions left by a killed writer."""
+    return sorted([p for p in home.glob("*.tmp") if re.fullmatch(r"[\w.-]+\.(faiss|json)\.\w+\.tmp", p.name)]
+                  + [p for p in home.glob("audit.log.*.redact") if re.fullmatch(r"audit\.log\.\w+\.redact", p.name)])
 
 
 def load_checked(store: Store, table: str, modality: str, model: str, full: bool = False) -> Segments:
@@ -187,18 +190,31 @@ def migrate(store: Store) -> None:
     finish(store)
 
 
-def wipe_wal(store: Store) -> None:
-    """Fold the WAL into the database and truncate it: old pages of deleted rows must not linger there."""
-    for _ in range(3):
-        if store.registry.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
-            return
+def wipe_wal(store: Store, wait_s: float = 1.0) -> bool:
+    """Fold the WAL into the database and truncate it: old pages of deleted rows must not linger there.
+
+    A reader in the middle of a transaction pins the old pages (in the WAL and in the database file); the
+    checkpoint waits up to wait_s for it. False when it could not complete.
+    """
+    db = store.registry.db
+    db.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+    try:
+        busy, frames, done = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        db.execute("PRAGMA busy_timeout = 30000")  # sqlite3.connect(timeout=30), as the registry opens it
+    return busy == 0
 
 
-def finish(store: Store) -> None:
-    """Complete an interrupted write: indexes from the registry, deleted pages wiped; then clear the flag."""
+def finish(store: Store, wait_s: float = 1.0) -> None:
+    """Complete an interrupted write: log redactions, indexes from the registry, deleted pages wiped; then clear
+    the flag (left set when a reader still pins deleted pages: the next write, or `remove` again, retries)."""
+    from . import erasure
+
+    erasure.apply(store.log, store.sealer)
     rebuild(store)
     store.registry.db.execute("VACUUM")
-    wipe_wal(store)
+    if not wipe_wal(store, wait_s):
+        return
     with store.registry.transaction():
         store.registry.set_meta(UNFINISHED, None)
 
@@ -210,6 +226,7 @@ def problems(store: Store) -> list[str]:
     """
     found, known = [], set()
     for modality, model in store.registry.models():
+        found += seals.check_rows(store.registry, modality, model)
         for table in TABLES:
             try:
                 seg = segments(store, table, modality, model)
@@ -224,7 +241,12 @@ def problems(store: Store) -> list[str]:
             if len(have) != len(reg) or set(have.tolist()) != set(reg.tolist()):
                 found.append(f"index {seg.manifest_path.name} is out of step with the registry (index "
                              f"{len(have)} vectors, registry {len(reg)}); run `likeness-audit verify --repair`")
-        stale = store.registry.stale_centroids(modality, model)
+            found += contents.problems(seg, source(store, table, modality, model))
+        try:
+            stale = store.registry.stale_centroids(modality, model)
+        except StoreError as exc:  # a sample that does not decrypt: seals.check_rows names it
+            found.append(f"{modality} centroids could not be checked against the samples ({exc})")
+            stale = []
         if stale:
             found.append(f"{modality} centroids of {len(stale)} people differ from their samples "
                          f"({', '.join(stale[:3])}); run `likeness-audit verify --repair`")
@@ -232,7 +254,11 @@ def problems(store: Store) -> list[str]:
         if path.suffix in (".faiss", ".json") and path.name not in known:
             found.append(f"index file {path.name} is not named by any index of the registry (left by an "
                          "interrupted write, or of removed vectors); the next write removes it")
-    if store.registry.meta(UNFINISHED):
+    if store.registry.meta(UNFINISHED) == "remove":
+        found.append("a removal is committed but not yet erased: its deleted rows may still be on disk (a reader "
+                     "held the registry open, or the removal was interrupted); `likeness-audit remove ID` again, "
+                     "or `likeness-audit verify --repair`, finishes it")
+    elif store.registry.meta(UNFINISHED):
         found.append(f"an interrupted {store.registry.meta(UNFINISHED)} was not finished; the next write, or "
                      "`likeness-audit verify --repair`, finishes it")
     found += store.log.check().problems()
@@ -265,3 +291,41 @@ def enroll_details(batch: list, ids: list[list[int]]) -> dict:
     return {"people": [pid for pid, _, _, _ in batch], "samples": len(flat), "models": models,
             "vector_ids": [min(flat), max(flat)] if flat else [],
             "sources_sha256": hashlib.sha256("".join(sorted(s.source_sha256 for s in samples)).encode()).hexdigest()}
+
+
+def encrypt(store: Store, cipher: crypto.Cipher) -> int:
+    """Encrypt a plaintext store in place (under the writer lock); returns the vectors encrypted."""
+    if store.registry.meta(crypto.META_KEY) is not None:
+        raise crypto.KeyProblem(f"the store {store.home} is already encrypted")
+    try:
+        with store.registry.transaction():
+            n = store.registry.reseal(cipher)
+            store.registry.set_meta(crypto.META_KEY, cipher.marker())
+            store.cipher = store.registry.cipher = cipher
+            store._set_sealer()  # rows and the log head are MAC'd with the key from now on
+            seals.seal_rows(store.registry)
+            store.log.stage("encrypt", {"vectors": n, "algorithm": crypto.ALGORITHM})
+            store.registry.set_meta(UNFINISHED, "encrypt")
+    except BaseException:
+        store.cipher = store.registry.cipher = None
+        store._set_sealer()
+        raise
+    store.log.flush()
+    finish(store)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
+    return n
+
+
+def verify(store: Store, fix: bool) -> VerifyReport:
+    """Store.verify (fix: repair first)."""
+    report = VerifyReport()
+    if fix:
+        with store._writing():  # finishes an interrupted write first
+            wipe_wal(store)
+            report.repaired = repair(store)
+    with store.lock(shared=True):  # a writer half-way through is not a problem
+        store._set_sealer()
+        report.problems = problems(store)
+    report.people = len(store.registry.names())
+    report.vectors = {f"{m}:{mo[:8]}": n for (m, mo), n in store.registry.counts().items()}
+    report.log_entries = store.log.check().entries
+    return report

@@ -46,7 +46,7 @@ class VectorRows:
             self.refresh_centroids(modality, model)
         self.set_meta("schema", str(SCHEMA_VERSION))
 
-    def person_vectors(self, pid: str) -> dict[tuple[str, str, str], np.ndarray]:
+    def vectors_of_person(self, pid: str) -> dict[tuple[str, str, str], np.ndarray]:
         """A person's sample and centroid vectors per (table, modality, model)."""
         out = {}
         for table, kind in (("samples", "sample"), ("centroids", "centroid")):
@@ -56,6 +56,17 @@ class VectorRows:
                                        "model=?", (pid, modality, model)).fetchall()
                 out[(table, modality, model)] = self._decode(rows, table, modality, model)[1]
         return out
+
+    def person_vectors(self, pid: str, modality: str, model: str) -> np.ndarray:
+        """One person's sample vectors of one modality and model."""
+        return self._decode(self.db.execute("SELECT id, vector, person FROM samples WHERE person=? AND modality=? AND "
+                                            "model=? ORDER BY id", (pid, modality, model)).fetchall(),
+                            "samples", modality, model)[1]
+
+    def source_people(self, sha256: str, modality: str) -> list[str]:
+        """Who has a sample from this file (by SHA-256) in this modality."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT person FROM samples WHERE source_sha256=? AND "
+                                              "modality=? ORDER BY person", (sha256, modality))]
 
     def rows_by_id(self, table: str, modality: str, model: str, ids) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(ids, vectors, person ids) of the given sample or centroid ids (those that exist), in id order."""

@@ -1,0 +1,73 @@
+"""Analysed files <-> bytes for the store's scan cache (JSON + raw float32, never pickle), and the cache keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict
+
+import numpy as np
+
+from .. import config
+from ..models import quality as face_quality
+from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
+from .options import ScanOptions
+
+FORMAT = 2  # bump when what an analysis holds changes: older entries are then simply missed
+
+
+def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions, voice: bool) -> str:
+    """What an analysis depends on: the file's content, the models, and the sampling settings."""
+    parts = {"format": FORMAT, "sha256": sha256, "face": face_model, "detector": detector, "fps": options.fps,
+             "keyframes": options.keyframes, "voice": voice, "voice_model": options.voice_model,
+             "max_side": config.MAX_VIDEO_SIDE}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def run_key(paths: list[str], options: ScanOptions, face_model: str, extra: dict) -> str:
+    """The identity of a scan for --resume: the same paths (as given) and the same options."""
+    how = ("workers", "resume", "cache", "engine", "address")  # where and how fast, not what is scanned
+    parts = {"paths": paths, "options": {k: v for k, v in vars(options).items() if k not in how},
+             "face": face_model, **extra}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def dump(result: AnalyzedFile) -> bytes:
+    """An analysed file as bytes: a JSON header, then the face and voice embeddings as float32."""
+    faces = np.stack([f.embedding for f in result.faces]).astype("<f4") if result.faces else np.zeros((0, 0), "<f4")
+    voices = np.stack([v.embedding for v in result.voices]).astype("<f4") if result.voices else np.zeros((0, 0), "<f4")
+    head = json.dumps({
+        "kind": result.kind, "error": result.error,
+        "faces": [[[int(v) for v in f.bbox], float(f.score), _num(f.time),
+                   None if f.quality is None else {k: float(v) for k, v in asdict(f.quality).items()}]
+                  for f in result.faces], "face_dim": int(faces.shape[1]),
+        "voices": [[float(v.start), float(v.end)] for v in result.voices], "voice_dim": int(voices.shape[1]),
+    }).encode()
+    return struct.pack("<I", len(head)) + head + faces.tobytes() + voices.tobytes()
+
+
+def _num(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def load(blob: bytes, path: str, sha256: str) -> AnalyzedFile:
+    """The analysed file back from dump(), for a path with this content."""
+    (n,) = struct.unpack_from("<I", blob)
+    head = json.loads(blob[4:4 + n])
+    at = 4 + n
+    result = AnalyzedFile(path, sha256, head["kind"], error=head["error"])
+    dim = head["face_dim"]
+    for bbox, score, time, quality in head["faces"]:
+        emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)
+        at += 4 * dim
+        result.faces.append(DetectedFace(list(bbox), score, emb, time,
+                                         None if quality is None else face_quality.Quality(**quality)))
+    dim = head["voice_dim"]
+    for start, end in head["voices"]:
+        emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)
+        at += 4 * dim
+        result.voices.append(VoiceSegment(start, end, emb))
+    if at != len(blob):
+        raise ValueError("cached analysis has the wrong length")
+    return result

@@ -1,0 +1,123 @@
+"""Index contents against the registry: each vector an index holds must be the registry's vector of that id.
+
+verify needs this beyond ids and checksums: a segment forged with the right ids (and its manifest's checksum
+recomputed) but other vectors would pass those. Flat segments (the delta, a small base) are compared vector by
+vector. An IVF base stores 8-bit codes, so the registry's vectors are encoded with the base's own quantizer and
+compared list for list and code for code (through a keyed 64-bit fingerprint per code, so a million codes need not
+be held at once); that is exact, not a tolerance.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .segments import Segments, _ids_of
+
+TOLERANCE = 1e-5  # float32 vectors written and read back are identical; this only absorbs nothing-but-rounding
+
+
+def _flat_parts(seg: Segments) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) of the flat segments: the delta and a Flat base."""
+    import faiss
+
+    ids, vecs = [], []
+    for part in (seg.delta, seg.base if seg.man.kind == "flat" else None):
+        if part is not None and part.ntotal:
+            ids.append(_ids_of(part))
+            vecs.append(faiss.downcast_index(part.index).reconstruct_n(0, part.ntotal))
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros((0, seg.dim), np.float32)
+    return np.concatenate(ids), np.concatenate(vecs)
+
+
+class _Fingerprint:
+    """Keyed 64-bit fingerprints of IVF codes (a fresh random key per check: collisions cannot be aimed at)."""
+
+    def __init__(self, code_size: int):
+        self.words = -(-code_size // 8)
+        self.key = np.frombuffer(os.urandom(8 * self.words), np.uint64) | np.uint64(1)
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        padded = np.zeros((len(codes), self.words * 8), np.uint8)
+        padded[:, :codes.shape[1]] = codes
+        with np.errstate(over="ignore"):
+            return (padded.view(np.uint64) * self.key).sum(axis=1, dtype=np.uint64)
+
+
+def _ivf_codes(seg: Segments, fp: _Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, list numbers, code fingerprints) of everything an IVF base stores."""
+    import faiss
+
+    ivf = faiss.extract_index_ivf(seg.base)
+    lists, size = ivf.invlists, ivf.code_size
+    ids, nos, fps = [], [], []
+    for no in range(ivf.nlist):
+        m = lists.list_size(no)
+        if m:
+            ids.append(faiss.rev_swig_ptr(lists.get_ids(no), m).copy())
+            fps.append(fp(faiss.rev_swig_ptr(lists.get_codes(no), m * size).reshape(m, size)))
+            nos.append(np.full(m, no, np.int64))
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(ids).astype(np.int64), np.concatenate(nos), np.concatenate(fps)
+
+
+def _lookup(have: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of ids present in have, their positions in have's argsort order); have sorted beforehand."""
+    pos = np.clip(np.searchsorted(have, ids), 0, max(len(have) - 1, 0))
+    found = (have[pos] == ids) if len(have) else np.zeros(len(ids), bool)
+    return found, pos
+
+
+def differing(seg: Segments, source: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]) -> list[int]:
+    """Ids whose stored vector (or IVF list and code) differs from the registry's; source() yields its chunks."""
+    if seg.man is None:
+        return []
+    fids, fvecs = _flat_parts(seg)
+    order = np.argsort(fids)
+    fids, fvecs = fids[order], fvecs[order]
+    ivf = seg.base is not None and seg.man.kind == "ivf"
+    if ivf:
+        import faiss
+
+        index = faiss.extract_index_ivf(seg.base)
+        fp = _Fingerprint(index.code_size)
+        bids, bnos, bfps = _ivf_codes(seg, fp)
+        order = np.argsort(bids)
+        bids, bnos, bfps = bids[order], bnos[order], bfps[order]
+        coarse = index.coarse_code_size()
+    bad: list[int] = []
+    for ids, vecs in source():
+        vecs = np.ascontiguousarray(vecs, np.float32)
+        found, pos = _lookup(fids, ids)
+        if found.any():
+            diff = np.abs(fvecs[pos[found]] - vecs[found]).max(axis=1) > TOLERANCE
+            bad += ids[found][diff].tolist()
+        if ivf:
+            found, pos = _lookup(bids, ids)
+            if found.any():
+                enc = index.sa_encode(vecs[found])
+                nos = np.zeros(len(enc), np.int64)
+                for b in range(coarse):  # faiss writes the list number little-endian in the first bytes
+                    nos |= enc[:, b].astype(np.int64) << (8 * b)
+                diff = (nos != bnos[pos[found]]) | (fp(enc[:, coarse:]) != bfps[pos[found]])
+                bad += ids[found][diff].tolist()
+    return sorted(set(bad))
+
+
+def problems(seg: Segments, source) -> list[str]:
+    """verify's sentence for an index whose vectors differ from the registry's (empty when they agree)."""
+    from ..errors import StoreError
+
+    try:
+        differ = differing(seg, source)
+    except StoreError as exc:  # a registry vector that does not decrypt: seals.check_rows names the rows
+        return [f"index {seg.manifest_path.name}: its vectors could not be compared with the registry's ({exc})"]
+    if not differ:
+        return []
+    return [f"index {seg.manifest_path.name}: {len(differ)} vector(s) differ from the registry's (ids "
+            f"{', '.join(map(str, differ[:5]))}{' ...' if len(differ) > 5 else ''}); `likeness-audit verify --repair` "
+            "rebuilds the index"]

@@ -1,0 +1,94 @@
+"""The Ray engine gives the local engine's findings: on a local Ray, and on two Ray nodes joined on this machine."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run
+
+pytest.importorskip("ray")
+
+
+def rows(result) -> list[str]:
+    return sorted(x for x in result.stdout.splitlines() if x.strip())
+
+
+def cli(*args):
+    """The CLI in its own process, as a user runs it: Ray keeps per-process state that outlives a scan."""
+    result = subprocess.run([sys.executable, "-m", "audit", *map(str, args)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture()
+def gallery(deepface, tmp_path):
+    """Three people enrolled from one photo each; the scan covers every shared photo (64)."""
+    folder, people = deepface
+    for person in sorted(people)[:3]:
+        run("enroll", "face", person, folder / sorted(people[person])[0], "--pick", "largest")
+    return folder
+
+
+def test_ray_engine_equals_local_on_the_shared_photos(gallery):
+    local = run("scan", gallery, "--json", "--no-cache", "--workers", "2")
+    ray = cli("scan", gallery, "--json", "--no-cache", "--engine", "ray")  # starts a local Ray (2 CPUs here)
+    assert rows(ray) == rows(local) and len(rows(local)) >= 3
+    assert {json.loads(r)["kind"] for r in rows(local)} == {"match"}
+    assert "--engine ray" in run("scan", gallery, "--address", "x:1", code=2).output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_engine_on_two_nodes(gallery, tmp_path, monkeypatch):
+    # A cluster of two nodes on this machine, reached on localhost: no token authentication (a real cluster
+    # keeps Ray's default token auth; see README).
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
+    common = ["--num-cpus", "1", "--object-store-memory", str(100 * 2**20), "--block", "--disable-usage-stats"]
+    nodes = [subprocess.Popen([ray_cli, "start", "--head", "--port", str(port), "--temp-dir", temp,
+                               "--include-dashboard", "false", *common],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        _wait_for_nodes(address, 1)
+        nodes.append(subprocess.Popen([ray_cli, "start", "--address", address, *common], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        _wait_for_nodes(address, 2)
+        sample = sorted(gallery.glob("*.jpg"))[:24]
+        local = run("scan", *sample, "--json", "--no-cache", "--workers", "2")
+        ray = cli("scan", *sample, "--json", "--no-cache", "--engine", "ray", "--address", address)
+        assert rows(ray) == rows(local) and rows(local)
+    finally:
+        for node in reversed(nodes):  # `ray start --block` stops its node's processes when terminated
+            node.terminate()
+        for node in nodes:
+            try:
+                node.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                node.kill()
+
+
+def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
+    """Wait until the cluster at address has count alive nodes (asked from a child: ray.init is per process)."""
+    probe = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False); "
+             "print(sum(n['Alive'] for n in ray.nodes()))")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120)
+        if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(1)
+    raise AssertionError(f"the Ray cluster at {address} did not reach {count} nodes")
