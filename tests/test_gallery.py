@@ -259,6 +259,7 @@ def test_enroll_a_manifest_of_many_people_resumably(photos, tmp_path):
     assert store.verify().ok
     scan = CliRunner().invoke(cli, ["--home", home, "scan", str(photos["yaoming"]), "--json"])
     assert [json.loads(r)["person"] for r in scan.stdout.splitlines()] == ["yao"]
+    assert "face gallery of 2 people" in scan.stderr and "(FPIR)" in scan.stderr  # 1:N false alarms stated
     assert store.log_entries(person="gdp", event="enroll")  # `log --person` finds a batch's entry
     # Removing someone enrolled in a batch leaves their id nowhere in the log, and the chain still verifies.
     store.remove("yao")

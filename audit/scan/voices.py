@@ -115,4 +115,8 @@ def voice_matcher(store, options: ScanOptions, consent: Callable[[str], str | No
     settings = in_force(cal, options.voice_threshold, store.gallery_size("voice", model), threshold, fmr,
                         modality="voice")
     warnings += [w for w in settings.warnings if w not in warnings]
+    if settings.fpir is not None and settings.gallery_size:  # 1:N false alarms grow with N, as for faces
+        warnings.append(f"voice gallery of {settings.gallery_size} people: at threshold {settings.threshold} "
+                        f"(false-match rate {settings.fmr:.1e} per file and person) a recording of someone not "
+                        f"enrolled matches somebody with probability about {settings.fpir:.1e} (FPIR)")
     return VoiceMatcher(store, options.voice_model, model, settings, consent, names)
