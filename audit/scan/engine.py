@@ -27,8 +27,8 @@ class RayAnalyzer:
         self.analyzer = Analyzer(options, voice_enrolled=voice_enrolled)
         self.analyzer.decoder_threads = 1  # one actor per CPU already
 
-    def analyze(self, path: str, sha256: str | None) -> AnalyzedFile:
-        return self.analyzer(Path(path), sha256)
+    def analyze(self, chunk: list[tuple[str, str | None]]) -> list[AnalyzedFile]:
+        return [self.analyzer(Path(path), sha256) for path, sha256 in chunk]
 
 
 def _connect(address: str | None):
@@ -58,16 +58,21 @@ def _ray(tasks: list[Task], options: ScanOptions, voice_enrolled: bool) -> Itera
     if not tasks:
         return
     ray, started = _connect(options.address)
-    from ray.util import ActorPool
-
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         count = max(1, min(options.workers or cpus, len(tasks)))
         actor = ray.remote(num_cpus=1)(RayAnalyzer)
         actors = [actor.remote(options, voice_enrolled) for _ in range(count)]
-        pool = ActorPool(actors)
+        # Small chunks, two in flight per actor: an actor starts its next chunk while the last one's results
+        # travel back, instead of idling for a round trip per file (what ray.util.ActorPool does).
+        size = max(1, min(4, len(tasks) // (4 * count)))
+        chunks = [[(str(p), sha) for p, sha in tasks[i:i + size]] for i in range(0, len(tasks), size)]
+        pending: dict[int, object] = {}
         try:
-            yield from pool.map(lambda a, t: a.analyze.remote(str(t[0]), t[1]), tasks)
+            for i in range(len(chunks)):
+                for j in range(len(pending) + i, min(len(chunks), i + 2 * count)):
+                    pending[j] = actors[j % count].analyze.remote(chunks[j])
+                yield from ray.get(pending.pop(i))
         finally:
             for a in actors:
                 ray.kill(a)
