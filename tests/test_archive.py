@@ -185,7 +185,8 @@ def test_progress_only_on_a_terminal(tmp_path, yao):
     piped = subprocess.run(cmd, capture_output=True, env=env, timeout=120)
     assert b"scanning" not in piped.stderr and b"scanned 3 files" in piped.stderr
     quiet = subprocess.run(cmd + ["--quiet"], capture_output=True, env=env, timeout=120)
-    assert quiet.stderr == b""
+    # no progress and no summary; the scan's warnings stay (here the FPIR implied at this gallery's size)
+    assert [line for line in quiet.stderr.splitlines() if not line.startswith(b"warning: ")] == []
 
 
 def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
