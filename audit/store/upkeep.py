@@ -178,6 +178,10 @@ def apply_changes(store: Store, changes: dict[tuple[str, str, str], list], purge
                   purged: dict | None = None) -> None:
     """Apply one committed write's additions and removals to the indexes it touched (see Segments.apply)."""
     for (table, modality, model), (add, vecs, remove) in sorted(changes.items()):
+        both = set(add) & set(remove)  # a centroid replaced twice in one batch: its first new id is gone again
+        if both:  # settled once here: per change() call it cost O(n^2) over a bulk batch
+            keep = [i for i, v in enumerate(add) if v not in both]
+            add, vecs, remove = [add[i] for i in keep], [vecs[i] for i in keep], [v for v in remove if v not in both]
         sync(store, table, modality, model, (add, vecs, remove), purge=purge,
              purged=(purged or {}).get((table, modality, model)))
 
@@ -267,16 +271,11 @@ def problems(store: Store) -> list[str]:
 
 
 def change(changes: dict, key: tuple[str, str, str], add: list[int], vecs: list, remove: list[int]) -> None:
-    """Collect one write's index additions and removals per (table, modality, model)."""
+    """Collect one write's index additions and removals per (table, modality, model) (settled in apply_changes)."""
     entry = changes.setdefault(key, [[], [], []])
     entry[0] += list(add)
     entry[1] += [np.asarray(v, np.float32) for v in vecs]
     entry[2] += list(remove)
-    both = set(entry[0]) & set(entry[2])  # a centroid replaced twice in one batch: its first new id is gone again
-    if both:
-        keep = [i for i, v in enumerate(entry[0]) if v not in both]
-        entry[0], entry[1] = [entry[0][i] for i in keep], [entry[1][i] for i in keep]
-        entry[2] = [v for v in entry[2] if v not in both]
 
 
 def enroll_details(batch: list, ids: list[list[int]]) -> dict:
