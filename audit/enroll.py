@@ -23,7 +23,10 @@ MAX_VIDEO_SAMPLES = 600  # sampled frames read from one enrolment video at most
 NEAR_COPY = 0.95  # embeddings this similar are the same shot twice
 MIN_VOICED_TOTAL_S = 10.0  # GE2E centroids from less speech were unstable
 MIN_VOICED_FILE_S = 1.0
-VOICE_RAW_AGREEMENT = 0.76  # raw GE2E cosine per segment at FAR 1 % (the pre-AS-norm default)
+# Raw cosine between whole recordings (embed_utterance) a new voice sample must reach against the person's others,
+# per encoder: chosen with benchmarks/voice_enrol_agreement.py (figures in benchmarks/README.md). Stored voice
+# thresholds are AS-normalised segment scores against centroids, a different scale.
+VOICE_AGREEMENT = {"ge2e": 0.76, "campplus": 0.55}
 
 
 @dataclass
@@ -135,31 +138,29 @@ def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[st
             return [], None
         reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
         raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
-    best = max((f for _, f, _ in picked), key=quality)
+    best = max(range(len(picked)), key=lambda i: quality(picked[i][1]))
     result.added = len(picked)
-    return [s for s, _, _ in picked], (("face", reference_jpeg(best.crop)) if keep_reference else None)
+    # The crop names the sample it was cut from, so a report can say whether it shows the sample that matched.
+    return [s for s, _, _ in picked], (("face", reference_jpeg(picked[best][1].crop), best) if keep_reference else None)
 
 
-def check_agreement(store: Store, person: str, samples: list[Sample], absolute: bool = True,
+def check_agreement(store: Store, person: str, samples: list[Sample], threshold: float | None = None,
                     pending: list[tuple[str, list[Sample]]] = ()) -> list[str | None]:
     """Per new sample, why it is refused (None: it agrees), so one wrong photo cannot poison a person's gallery.
 
     pending: other people's samples accepted but not yet written (a bulk enrolment's batch), checked as if enrolled.
 
     A sample is refused when it was enrolled for someone else already, when its best score against the person's
-    other samples (enrolled, or new in this batch) is below the match threshold, or when another enrolled person
-    scores higher than the person does (and at least the threshold). absolute=False skips the threshold test
-    against the person's own samples (voices: the threshold was measured per segment against centroids, not for
-    whole recordings against each other).
+    other samples (enrolled, or new in this batch) is below the threshold, or when another enrolled person scores
+    higher than the person does (and at least the threshold). threshold: the face match threshold in force unless
+    given (voices pass their encoder's VOICE_AGREEMENT).
     """
     if not samples:
         return []
     modality, model = samples[0].modality, samples[0].model
-    if modality == "face":
+    if threshold is None:
         cal = store.calibration(modality, model)
         threshold = cal.threshold if cal is not None else config.DEFAULT_FACE_THRESHOLD
-    else:  # voice thresholds are AS-normalised scores now; this check compares raw cosines
-        threshold = VOICE_RAW_AGREEMENT
     new = np.stack([np.asarray(s.vector, np.float32) for s in samples])
     own = store.person_vectors(person, modality, model)
     others = store.search(modality, model, new, top_k=3) if store.gallery_size(modality, model) else [[]] * len(new)
@@ -178,13 +179,14 @@ def check_agreement(store: Store, person: str, samples: list[Sample], absolute: 
                 rival = Candidate(pid, score, -1)
         if taken:
             out.append(f"this file is already enrolled for {', '.join(taken)} (--force to enroll it anyway)")
-        elif absolute and mine is not None and mine < threshold:
-            out.append(f"does not look like {person}'s other samples: best similarity {mine:.3f} < threshold "
-                       f"{threshold:.3f}" + (f" ({rival.person}: {rival.similarity:.3f})" if rival else "")
-                       + " (--force to enroll it anyway)")
+        elif mine is not None and mine < threshold:
+            out.append(f"does not {'sound' if modality == 'voice' else 'look'} like {person}'s other samples: best "
+                       f"similarity {mine:.3f} < threshold {threshold:.3f}"
+                       + (f" ({rival.person}: {rival.similarity:.3f})" if rival else "") + " (--force to enroll it anyway)")
         elif rival is not None and rival.similarity >= threshold and (mine is None or rival.similarity > mine):
-            out.append(f"looks more like {rival.person} (similarity {rival.similarity:.3f}) than {person} ("
-                       + (f"{mine:.3f}" if mine is not None else "no other samples") + ") (--force to enroll it anyway)")
+            out.append(f"{'sounds' if modality == 'voice' else 'looks'} more like {rival.person} (similarity "
+                       f"{rival.similarity:.3f}) than {person} (" + (f"{mine:.3f}" if mine is not None else
+                                                                      "no other samples") + ") (--force to enroll it anyway)")
         else:
             out.append(None)
     return out
@@ -279,7 +281,8 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
                   force: bool = False) -> EnrollResult:
     """Enroll one vector per recording (encoder: a voice encoder or its name); EnrollError below ~10 s of speech.
 
-    Unless force, a recording enrolled for someone else, or closer to another enrolled voice, is refused.
+    Unless force, recordings that do not agree with the person's others (check_agreement, on raw cosines at the
+    encoder's VOICE_AGREEMENT) are refused, with the scores.
     """
     from .media import audio
     from .models.voice import voice_encoder
@@ -290,8 +293,7 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
     naming.check_id(person)
     naming.check_name(name)
     result = EnrollResult(person)
-    samples: list[Sample] = []
-    voiced_total = 0.0
+    picked: list[tuple[Sample, float, str]] = []
     for source in _new_sources(store, person, "voice", encoder.model_id, paths, frozenset({"audio", "video"}),
                                result):
         try:
@@ -304,20 +306,23 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
             continue
         sample = Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
                         end=round(len(wav) / SAMPLE_RATE, 2))
-        why = None if force else check_agreement(store, person, [sample], absolute=False)[0]
-        if why:
-            result.skipped.append(Skipped(source.shown, why))
-            continue
-        voiced_total += voiced
-        result.accepted.append(Accepted(source.shown, f"{voiced:.1f} s of speech"))
-        samples.append(sample)
-    have = voiced_total + store.enrolled_seconds(person, "voice", encoder.model_id)
-    if not samples and result.already:
+        picked.append((sample, voiced, source.shown))
+    if not force:
+        refusals = check_agreement(store, person, [s for s, _, _ in picked], VOICE_AGREEMENT[encoder.name])
+        result.skipped += [Skipped(p[2], why) for p, why in zip(picked, refusals) if why]
+        picked = [p for p, why in zip(picked, refusals) if not why]
+    result.accepted += [Accepted(shown, f"{voiced:.1f} s of speech") for _, voiced, shown in picked]
+    have = sum(v for _, v, _ in picked) + store.enrolled_seconds(person, "voice", encoder.model_id)
+    if not picked and result.already:
         return result
+    if not picked:
+        reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
+        raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
     if have < MIN_VOICED_TOTAL_S:
         reasons = "".join(f"; {s.path}: {s.reason}" for s in result.skipped)
         raise EnrollError(f"only {have:.1f} s of voiced speech for '{person}'; need at least "
                           f"{MIN_VOICED_TOTAL_S:.0f} s{reasons}")
+    samples = [s for s, _, _ in picked]
     store.add_samples(person, name, samples, None)
     result.added = len(samples)
     return result

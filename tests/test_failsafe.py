@@ -51,6 +51,7 @@ def test_fail_on_error_and_threshold_checks(yao, tmp_path):
     run("scan", yao, bad, "--fail-on", "error", "--quiet", code=1)
     assert "within [-1, 1]" in run("scan", yao, "--threshold", "1.5", code=2).stderr
     assert "below 0.2" in run("scan", yao, "--threshold", "0.1").stderr
+    assert "'--threads': 0 is not in the range" in run("--threads", "0", "scan", yao, code=2).stderr
 
 
 def test_read_only_commands_never_create_a_store(tmp_path, audit_home, photos):

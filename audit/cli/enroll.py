@@ -79,13 +79,18 @@ def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: b
 @click.argument("person")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--name", help="Display name (default: PERSON).")
-@click.option("--force", is_flag=True, help="Keep recordings that sound more like someone else enrolled.")
+@click.option("--force", is_flag=True, help="Keep recordings that do not sound like PERSON's others, or sound more "
+                                            "like someone else enrolled.")
 @click.option("--model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
               help="Voice encoder; each has its own index, and scans choose one with --voice-model.")
 @click.pass_obj
 @guarded
 def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None, force: bool, model: str) -> None:
     """Enroll PERSON's voice from recordings (audio files, or video with an audio track; ~10 s of speech or more).
+
+    A recording that does not agree with PERSON's other recordings (raw cosine below the encoder's agreement
+    value), sounds more like someone else enrolled, or is already enrolled for someone else, is refused with the
+    scores unless --force.
 
     \b
     Example:

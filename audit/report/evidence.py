@@ -33,6 +33,13 @@ class Evidence:
         except AuditError:
             return None
 
+    def sample(self, vid: int) -> dict | None:
+        """Where an enrolled sample came from, and which sample its person's reference crop shows."""
+        if self.store is None:
+            return None
+        info = self.store.sample_info([vid]).get(vid)
+        return None if info is None else info.to_dict()
+
     def crop(self, f: dict) -> bytes | None:
         """The flagged face, cut from the scanned image or video frame."""
         if not f.get("bbox"):

@@ -82,6 +82,15 @@ def percent(value: float) -> str:
     return f"{min(max(value, 0.0), 1.0) * 100:.1f}"
 
 
+def bar_scale(sim: float, thr: float | None) -> tuple[str, str | None]:
+    """(fill, threshold mark) of a score bar as CSS percentages: the score as a share of twice a positive threshold,
+    capped, so the mark sits in the middle whatever the scale (AS-normalised voice scores run to 10 and more);
+    a 0..1 scale without one."""
+    if thr is None or thr <= 0:
+        return percent(sim), None if thr is None else percent(thr)
+    return percent(sim / (2 * thr)), percent(0.5)
+
+
 def timecode(value: Any) -> str:
     """Seconds as h:mm:ss.s."""
     f = to_float(value)
@@ -141,6 +150,7 @@ FILTERS = {
     "num": num,
     "signed": signed,
     "percent": percent,
+    "bar_scale": bar_scale,
     "timecode": timecode,
     "fmr_words": fmr_words,
     "consent_colour": consent_colour,

@@ -86,8 +86,43 @@ def _matched(frames: Any, voice: bool) -> str | None:
     return f"{shown} {unit}"
 
 
+SAMPLE_KEYS = ("sample", "sample_sha256", "sample_enrolled")  # shown as "Enrolled sample", not under Details
+
+
+def _sample(f: dict[str, Any], samples: Callable | None) -> dict[str, Any] | None:
+    """The enrolled sample that matched: id, file SHA-256, enrolment time (from the finding, else the store), and
+    which sample the person's reference crop shows now; None when the finding names no sample."""
+    extra = f.get("extra") if isinstance(f.get("extra"), dict) else {}
+    vid = extra.get("sample")
+    if isinstance(vid, bool) or not isinstance(vid, (int, np.integer)):
+        return None
+    info: dict[str, Any] = {}
+    if samples is not None:
+        try:
+            info = samples(int(vid)) or {}
+        except Exception:  # noqa: BLE001 - a store problem must not lose the report; the finding still names it
+            info = {}
+        if info.get("person") not in (None, f.get("person")):
+            info = {}  # not this person's sample (ids are never reused, so a damaged finding): say nothing from it
+    return {"id": int(vid), "sha256": extra.get("sample_sha256") or info.get("source_sha256"),
+            "enrolled": extra.get("sample_enrolled") or info.get("enrolled"),
+            "reference": info.get("reference_sample"), "known": bool(info)}
+
+
+def _reference_caption(sample: dict[str, Any] | None) -> str:
+    """Say whether the reference crop shown is the sample that matched: the store keeps one crop per person."""
+    if sample is None:
+        return "enrolled reference"
+    if sample["reference"] == sample["id"]:
+        return f"enrolled reference: the matched sample #{sample['id']}"
+    if sample["reference"] is not None:
+        return (f"enrolled reference: sample #{sample['reference']}, not the matched sample #{sample['id']} "
+                "(one crop is kept per person)")
+    return f"enrolled reference: which sample it shows is not recorded; the match was sample #{sample['id']}"
+
+
 def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable | None, refs: References,
-          names: dict[str, str]) -> dict[str, Any]:
+          names: dict[str, str], samples: Callable | None = None) -> dict[str, Any]:
     """What one finding card shows, ready for card.html.j2."""
     kind, modality = text(f.get("kind") or ""), text(f.get("modality") or "")
     pid, name = f.get("person"), f.get("name")
@@ -100,9 +135,11 @@ def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable
     else:
         uri, problem = picture(crops, f)
         pics = [_figure(uri, "found in the scanned file", None, problem)]
+    sample = _sample(f, samples)
     if pid or kind != "composite":
         ruri, rproblem = refs.get(_key(pid))
-        pics.append(_figure(ruri, "enrolled reference", "no reference kept", rproblem))
+        pics.append(_figure(ruri, _reference_caption(sample) if ruri else "enrolled reference", "no reference kept",
+                            rproblem))
 
     contributors = f.get("contributors")
     people = None
@@ -129,7 +166,9 @@ def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable
         "consent": f.get("consent"), "path": f.get("path", ""), "sha256": f.get("sha256"),
         "start": to_float(f.get("start")), "end": to_float(f.get("end")),
         "matched": _matched(f.get("frames"), voice), "bbox": f.get("bbox"),
-        "model": f.get("model"), "index": f.get("index"), "extra": f.get("extra"), "contributors": people,
+        "model": f.get("model"), "index": f.get("index"), "contributors": people, "sample": sample,
+        "extra": {k: v for k, v in f["extra"].items() if k not in SAMPLE_KEYS} if isinstance(f.get("extra"), dict)
+        else f.get("extra"),
     }
 
 
@@ -241,8 +280,12 @@ def render_html(
     references: Callable[[str], bytes | None] | None = None,
     waveforms: Callable[[dict], bytes | None] | None = None,
     meta: dict | None = None,
+    samples: Callable[[int], dict | None] | None = None,
 ) -> str:
-    """One self-contained HTML page (no script, no external fetch) reporting findings, most severe first."""
+    """One self-contained HTML page (no script, no external fetch) reporting findings, most severe first.
+
+    samples: enrolled sample id -> its provenance (Store.sample_info as a dict), to say which crop is which.
+    """
     meta = meta if isinstance(meta, dict) else {}
     rows = [f for f in (findings or []) if isinstance(f, dict)]
     errors = [f for f in rows if f.get("kind") == "error"]
@@ -254,7 +297,7 @@ def render_html(
             names[pid] = name
     people = _people(hits, names)
     refs = References(references)
-    groups = _sections(sections(hits), crops, waveforms, refs, names)
+    groups = _sections(sections(hits), crops, waveforms, refs, names, samples)
     where = {g["pid"]: g["id"] for g in groups if g["pid"] is not None}
     for p in people:
         p["section"] = where.get(p["pid"])
@@ -272,7 +315,7 @@ def render_html(
 
 
 def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable | None, refs: References,
-              names: dict[str, str]) -> list[dict[str, Any]]:
+              names: dict[str, str], samples: Callable | None = None) -> list[dict[str, Any]]:
     """Sections for the page: the first entries of each as cards with pictures, the rest as table rows, so a
     report of many thousand findings decodes and embeds only a bounded number of pictures."""
     out, n = [], 0
@@ -280,7 +323,7 @@ def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable
         cards = []
         for e in g.entries[:CARDS_PER_PERSON]:
             n += 1
-            card = _card(n, e.finding, crops, waveforms, refs, names)
+            card = _card(n, e.finding, crops, waveforms, refs, names, samples)
             card["copies"] = e.paths[1:]
             cards.append(card)
         rows = [{"path": e.paths[0], "copies": len(e.paths) - 1, "sim": to_float(e.finding.get("similarity")),

@@ -36,5 +36,5 @@ def write_findings(findings: Iterable[Finding | dict], path: str | Path, store: 
 
     evidence = Evidence(store, rows)
     page = render_html(rows, crops=evidence.crop, references=evidence.reference, waveforms=evidence.waveform,
-                       meta=meta)
+                       meta=meta, samples=evidence.sample)
     atomic_write(path, page.encode("utf-8", "replace"))

@@ -175,8 +175,16 @@ class FaceMatcher:
             threshold_source=self.source, bbox=face.bbox, start=face.time, end=face.time,
             frames=1 if face.time is not None else None, consent=self.consent(person),
             model=self.model.model_name, index=self.index_version,
-            extra={**extra, "sample": self._matched.pop((id(face), person), None)},
+            extra={**extra, **self._sample(face, person)},
         )
+
+    def _sample(self, face: DetectedFace, person: str) -> dict:
+        """The enrolled sample that matched: its id, its file's SHA-256 and when it was enrolled."""
+        vid = self._matched.pop((id(face), person), None)
+        info = self.store.sample_info([vid]).get(vid) if vid is not None else None
+        if info is None:
+            return {"sample": vid}
+        return {"sample": vid, "sample_sha256": info.source_sha256, "sample_enrolled": info.enrolled}
 
 
 def _is_composite(verdict) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import StoreError, UnknownPerson
 from .vectors import SCHEMA_VERSION, TRIGGERS, VectorRows
+from . import provenance
 
 
 SCHEMA = """
@@ -41,6 +42,7 @@ CREATE TABLE IF NOT EXISTS references_ (
     person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
     modality TEXT NOT NULL,
     image BLOB NOT NULL,  -- one small aligned JPEG crop for reports, never the enrolment media
+    sample INTEGER,  -- the sample it was cut from (NULL in stores made before this was recorded)
     PRIMARY KEY (person, modality)
 );
 CREATE TABLE IF NOT EXISTS seals (  -- a MAC binding each sample's vector to its row (seals.py)
@@ -163,6 +165,7 @@ class Registry(VectorRows):
             self.db.execute("PRAGMA secure_delete=ON")
             fresh = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None
             self.db.executescript(SCHEMA + TRIGGERS)
+            provenance.add_reference_column(self.db)
             if fresh:
                 self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
@@ -305,7 +308,7 @@ class Registry(VectorRows):
         """Encrypt every plaintext vector and crop with cipher, then use it (inside a transaction); returns vectors."""
         rows = self.db.execute("SELECT id, person, modality, model, vector FROM samples").fetchall()
         cents = self.db.execute("SELECT id, person, modality, model, vector FROM centroids").fetchall()
-        refs = self.db.execute("SELECT person, modality, image FROM references_").fetchall()
+        refs = self.db.execute("SELECT person, modality, image, sample FROM references_").fetchall()
         old, self.cipher = self.cipher, cipher
         try:
             for vid, pid, modality, model, blob in rows:
@@ -314,8 +317,8 @@ class Registry(VectorRows):
             for vid, pid, modality, model, blob in cents:
                 self.db.execute("UPDATE centroids SET vector=? WHERE id=?",
                                 (self._seal(bytes(blob), f"centroid|{pid}|{modality}|{model}"), vid))
-            for pid, modality, image in refs:
-                self.set_reference(pid, modality, bytes(image))
+            for pid, modality, image, sample in refs:
+                self.set_reference(pid, modality, bytes(image), sample)
         except BaseException:
             self.cipher = old
             raise
@@ -327,15 +330,16 @@ class Registry(VectorRows):
             "SELECT modality, model FROM id_state WHERE tbl='samples' AND n > 0 ORDER BY modality, model"))
 
     # reference crops
-    def set_reference(self, pid: str, modality: str, jpeg: bytes) -> None:
-        """Keep one small crop of the person for reports (inside a transaction)."""
-        self.db.execute("INSERT OR REPLACE INTO references_ VALUES (?, ?, ?)",
-                        (pid, modality, self._seal(jpeg, f"reference|{pid}|{modality}")))
+    def set_reference(self, pid: str, modality: str, jpeg: bytes, sample: int | None = None) -> None:
+        """Keep one small crop of the person for reports, cut from `sample` (inside a transaction)."""
+        self.db.execute("INSERT OR REPLACE INTO references_ (person, modality, image, sample) VALUES (?, ?, ?, ?)",
+                        (pid, modality, self._seal(jpeg, _ref_aad(pid, modality, sample)), sample))
 
     def reference(self, pid: str, modality: str = "face") -> bytes | None:
         """The person's reference crop, if kept."""
-        row = self.db.execute("SELECT image FROM references_ WHERE person=? AND modality=?", (pid, modality)).fetchone()
-        return bytes(self._unseal(row[0], f"reference|{pid}|{modality}", f"reference crop of {pid}")) if row else None
+        row = self.db.execute("SELECT image, sample FROM references_ WHERE person=? AND modality=?",
+                              (pid, modality)).fetchone()
+        return bytes(self._unseal(row[0], _ref_aad(pid, modality, row[1]), f"reference crop of {pid}")) if row else None
 
     # calibration
     def add_calibration(self, cal: Calibration) -> None:
@@ -407,3 +411,8 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
         return False
+
+
+def _ref_aad(pid: str, modality: str, sample: int | None) -> str:
+    """What an encrypted reference crop is bound to: its person, modality and (when recorded) sample."""
+    return f"reference|{pid}|{modality}" + (f"|{sample}" if sample is not None else "")

@@ -18,7 +18,7 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import InputError, StoreError
-from . import crypto, erasure, faults, files, naming, scancache, search, seals, transfer, upkeep
+from . import crypto, erasure, faults, files, naming, provenance, scancache, search, seals, transfer, upkeep
 from .search import Candidate
 from .auditlog import LOG_FILE, AuditLog
 from .registry import Calibration, Person, Registry, Sample
@@ -98,7 +98,6 @@ class Store:
         """The face detector + recognizer of this store's model pack, loaded on first use."""
         if self._face is None:
             from ..models.face import FaceModel
-
             self._face = FaceModel(self.models_dir, threads=self.threads)
         return self._face
 
@@ -107,7 +106,6 @@ class Store:
         """The speaker encoder, loaded on first use."""
         if self._voice is None:
             from ..models.voice import VoiceEncoder
-
             self._voice = VoiceEncoder(threads=self.threads)
         return self._voice
 
@@ -189,8 +187,12 @@ class Store:
         return self.registry.consent_status(pid, scope)
 
     def reference(self, pid: str, modality: str = "face") -> bytes | None:
-        """The person's reference crop (JPEG), if one was kept."""
+        """The person's reference crop (JPEG), if one was kept; sample_info() says which sample it shows."""
         return self.registry.reference(pid, modality)
+
+    def sample_info(self, ids: Iterable[int]) -> dict[int, provenance.SampleInfo]:
+        """Provenance of enrolled samples by vector id (file SHA-256, enrolment time, the person's reference crop)."""
+        return provenance.sample_info(self.registry.db, ids)
 
     def models(self) -> list[tuple[str, str]]:
         """(modality, model) pairs that have samples."""
@@ -280,7 +282,6 @@ class Store:
         force: keep samples that do not agree with the person's others (enroll.check_agreement).
         """
         from ..enroll import enroll_faces
-
         return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference,
                             force=force)
 
@@ -291,14 +292,14 @@ class Store:
         encoder = self.voice_encoder if model == "ge2e" else model
         return enroll_voices(self, encoder, person, _paths(paths), name, force=force)
 
-    def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple[str, bytes] | None) -> list[int]:
+    def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple | None) -> list[int]:
         """Register samples for a person in one transaction, then update the index files."""
         return self.add_people([(pid, name, samples, reference)])[0]
 
-    def add_people(self, batch: list[tuple[str, str | None, list[Sample], tuple[str, bytes] | None]]) -> list[list[int]]:
+    def add_people(self, batch: list[tuple[str, str | None, list[Sample], tuple | None]]) -> list[list[int]]:
         """Register several people in one transaction (bulk enrolment), then update the indexes once.
 
-        batch: (person id, name or None, samples, reference crop (modality, jpeg) or None) each; returns the new ids.
+        batch: (person id, name, samples, reference crop (modality, jpeg[, index of its sample]) or None); returns ids.
         """
         for pid, name, _, _ in batch:
             naming.check_id(pid)
@@ -316,7 +317,7 @@ class Store:
                         gone, new, vecs = self.registry.refresh_centroid(pid, modality, model)
                         upkeep.change(changes, ("centroids", modality, model), new, list(vecs), gone)
                     if reference is not None:
-                        self.registry.set_reference(pid, *reference)
+                        self.registry.set_reference(pid, *reference[:2], *(ids[i] for i in reference[2:3]))
                     out.append(ids)
                 self.log.stage("enroll", upkeep.enroll_details(batch, out))
                 self.registry.set_meta(UNFINISHED, "enroll")

@@ -1,0 +1,126 @@
+"""Issue 10, the last gaps: a voice recording must sound like the person's others; evidence names the enrolled sample
+that matched (and which sample the reference crop shows); score bars scaled by the threshold."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import SHARED, run
+
+from audit.enroll import VOICE_AGREEMENT
+from audit.findings import Finding
+from audit.report.html import render_html
+
+VOICES = SHARED / "voices" / "librispeech-test-other"
+
+
+@pytest.fixture(scope="module")
+def speakers() -> dict[str, list[Path]]:
+    if not VOICES.is_dir():
+        pytest.skip("../shared/data/voices is not present")
+    return {d.name: sorted(d.glob("*.flac")) for d in sorted(VOICES.iterdir()) if d.is_dir()}
+
+
+@pytest.mark.parametrize("model", ["ge2e", "campplus"])
+def test_voice_of_someone_else_is_refused_unless_forced(speakers, model):
+    # Speakers and utterances as in benchmarks/voice_enrol_agreement.py: the first two enrolled, later ones new.
+    mine, other = speakers["1688"], speakers["2414"]
+    m = ("--model", model)
+    run("enroll", "voice", "ann", mine[0], mine[1], *m)
+    refused = run("enroll", "voice", "ann", other[2], *m, code=2).stderr  # nobody else enrolled: no rival to find
+    score = re.search(r"does not sound like ann's other samples: best similarity (0\.\d+) < threshold (0\.\d+)", refused)
+    assert score, refused
+    assert float(score[2]) == VOICE_AGREEMENT[model] and "--force" in refused
+    assert "1 voice samples added" in run("enroll", "voice", "ann", mine[2], *m).stdout  # her own new recording
+    mixed = run("enroll", "voice", "ann", mine[3], other[3], *m)  # one stray in a batch: the rest is kept
+    assert "1 voice samples added" in mixed.stdout and "does not sound like ann" in mixed.stderr
+    assert "1 voice samples added" in run("enroll", "voice", "ann", other[2], "--force", *m).stdout
+    assert json.loads(run("people", "--json").stdout)[0]["samples"] == {"voice": 5}
+
+
+def _cards(page: str) -> list[str]:
+    """The finding cards of a report page."""
+    return re.findall(r'<section class="card[^"]*" id="f\d+">.*?</section>', page, re.S)
+
+
+def test_evidence_names_the_matched_sample_and_which_sample_the_crop_shows(deepface, tmp_path):
+    folder, people = deepface
+    a, b, c = (folder / f for f in people["person01"][:3])
+    run("enroll", "face", "p1", a, b)  # two photos: two samples, one reference crop (the better face)
+    run("scan", a, b, "--out", tmp_path / "found.json")
+    rows = {Path(r["path"]).name: r for r in json.loads((tmp_path / "found.json").read_text())}
+    assert len(rows) == 2 and all(r["person"] == "p1" for r in rows.values())
+    for r in rows.values():  # each photo matched the sample enrolled from itself
+        assert r["extra"]["sample_sha256"] == r["sha256"] and r["extra"]["sample_enrolled"].startswith("20")
+    ids = {name: r["extra"]["sample"] for name, r in rows.items()}
+    assert len(set(ids.values())) == 2
+
+    run("scan", a, "--out", tmp_path / "found.csv")  # CSV carries the same evidence in its extra column
+    extra = json.loads(next(csv.DictReader(open(tmp_path / "found.csv")))["extra"])
+    assert extra["sample"] == ids[a.name] and extra["sample_sha256"] == rows[a.name]["sha256"]
+
+    run("report", tmp_path / "found.json", "--out", tmp_path / "page.html")
+    cards = _cards((tmp_path / "page.html").read_text())
+    assert len(cards) == 2
+    for name, sid in ids.items():
+        card = next(x for x in cards if name in x)
+        assert f"Enrolled sample</dt><dd class=\"sample\">#{sid}, enrolled 20" in card
+        assert rows[name]["sha256"] in card.split("Enrolled sample", 1)[1]
+    captions = [re.search(r"<figcaption>(enrolled reference[^<]*)</figcaption>", x)[1] for x in cards]
+    assert sum(x.startswith("enrolled reference: the matched sample #") for x in captions) == 1  # cut from one
+    assert sum(", not the matched sample #" in x for x in captions) == 1
+
+    run("enroll", "face", "p1", c)  # a later enrolment replaces the person's one crop
+    run("report", tmp_path / "found.json", "--out", tmp_path / "later.html")
+    later = _cards((tmp_path / "later.html").read_text())
+    for name, sid in ids.items():
+        card = next(x for x in later if name in x)
+        assert re.search(rf"enrolled reference: sample #\d+, not the matched sample #{sid} \(one crop is kept per "
+                         r"person\)", card), card
+        assert "enrolled reference: the matched sample" not in card
+
+
+def _bar(page: str) -> tuple[float, float]:
+    """(fill %, threshold mark %) of the one score bar on a page."""
+    fill = float(re.search(r'class="fill[^"]*" style="width:([\d.]+)%"', page)[1])
+    mark = float(re.search(r'class="thr" style="left:calc\(([\d.]+)% - 1px\)"', page)[1])
+    return fill, mark
+
+
+def test_score_bar_is_scaled_by_the_threshold():
+    def page(**kw) -> str:
+        return render_html([Finding(path="/gen/x", sha256="ab" * 32, kind="match", person="p", **kw).to_dict()])
+
+    voice = _bar(page(modality="voice", similarity=5.01, threshold=3.34))  # AS-normalised scores run to 10
+    assert voice == (75.0, 50.0)  # not clipped to a full bar with the mark at its end
+    assert _bar(page(modality="voice", similarity=2.0, threshold=3.34))[0] == pytest.approx(29.9, abs=0.1)
+    assert _bar(page(modality="voice", similarity=12.0, threshold=3.34)) == (100.0, 50.0)  # capped
+    assert _bar(page(modality="face", similarity=0.35, threshold=0.35)) == (50.0, 50.0)
+
+
+def test_store_made_before_crops_named_their_sample(photos, audit_home):
+    import sqlite3
+
+    from audit import open_store
+
+    run("enroll", "face", "yao", photos["yaoming"])
+    db = sqlite3.connect(audit_home / "registry.sqlite")  # the references_ table as older stores have it
+    db.executescript("CREATE TABLE old AS SELECT person, modality, image FROM references_; DROP TABLE references_;"
+                     "CREATE TABLE references_ (person TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE, "
+                     "modality TEXT NOT NULL, image BLOB NOT NULL, PRIMARY KEY (person, modality));"
+                     "INSERT INTO references_ SELECT * FROM old; DROP TABLE old;")
+    db.close()
+    with open_store() as store:
+        assert store.reference("yao")[:3] == b"\xff\xd8\xff"
+        (info,) = store.sample_info(store.vectors(*store.models()[0])[0]).values()
+        assert info.person == "yao" and info.reference_sample is None
+    run("scan", photos["players"], "--out", audit_home.parent / "p.html")
+    text = (audit_home.parent / "p.html").read_text()
+    assert f"which sample it shows is not recorded; the match was sample #{info.id}" in text
+    run("enroll", "face", "yao", photos["gdp"], "--pick", "largest", "--force")  # a new crop names its sample
+    with open_store() as store:
+        assert store.sample_info([info.id])[info.id].reference_sample > info.id
