@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import audit
-from conftest import SHARED
+from conftest import SHARED, run
 
 AUDIT = Path(audit.__file__).resolve().parent
 
@@ -193,3 +193,18 @@ def test_every_command_has_help_with_an_example():
         assert cmd.help and cmd.help.strip(), f"{name} has no help text"
         if not isinstance(cmd, click.Group) or name == "likeness-audit":
             assert "Example:" in cmd.help, f"{name} help has no Example: block"
+
+
+def test_log_event_choices_are_every_event_the_store_writes(tmp_path):
+    import re
+
+    from audit.store.auditlog import EVENTS
+
+    written = set()
+    for path in AUDIT.rglob("*.py"):
+        written |= set(re.findall(r'(?:\.stage|log_event)\(\s*"([a-z_]+)"', path.read_text()))
+    assert written and written <= set(EVENTS), written - set(EVENTS)
+    home = tmp_path / "store"
+    audit.open_store(home)
+    for event in EVENTS:
+        assert run("--home", str(home), "log", "--event", event).exit_code == 0

@@ -9,6 +9,7 @@ import click
 
 from .. import consent as scopes
 from ..errors import KeyProblem
+from ..store.auditlog import EVENTS
 from ..report.tables import tsv
 from .base import Context, cli, guarded
 
@@ -55,7 +56,7 @@ def consent(obj: Context, person: str, allow: tuple[str, ...], deny: tuple[str, 
 
 @cli.command("log")
 @click.option("--person", help="Only entries about this person.")
-@click.option("--event", type=click.Choice(["enroll", "remove", "consent", "scan", "encrypt"]), help="Only this event.")
+@click.option("--event", type=click.Choice(EVENTS), help="Only this event.")
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON Lines.")
 @click.pass_obj
 @guarded

@@ -35,6 +35,8 @@ from .seals import HEAD_MAC, same
 LOG_FILE = "audit.log"
 HEAD_KEY = "audit_head"
 GENESIS = "0" * 64
+# Every event the store writes (`log --event` offers exactly these; tests/test_cli_misc.py checks the code agrees).
+EVENTS = ("enroll", "remove", "consent", "calibrate", "scan", "export", "encrypt")
 
 
 def _digest(value) -> str:
