@@ -21,20 +21,25 @@ from scipy import signal
 SR = 16000
 
 
+def _encode(out, wav: np.ndarray, codec: str, rate: int, bit_rate: int | None = None) -> None:
+    """Encode mono float audio (already at `rate`) as 16-bit samples into an open PyAV output container."""
+    stream = out.add_stream(codec, rate=rate, layout="mono")
+    if bit_rate:
+        stream.bit_rate = bit_rate
+    pcm = np.round(np.clip(wav, -1, 1) * 32767).astype(np.int16)[None, :]
+    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+    frame.sample_rate = rate
+    for packet in stream.encode(frame):
+        out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
 def _codec_roundtrip(wav: np.ndarray, fmt: str, codec: str, bit_rate: int, rate: int) -> np.ndarray:
     """Encode mono audio with a PyAV encoder at `bit_rate` and decode it back to 16 kHz float32."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=rate, layout="mono")
-        stream.bit_rate = bit_rate
-        x = wav if rate == SR else soxr.resample(wav, SR, rate)
-        pcm = np.round(np.clip(x, -1, 1) * 32767).astype(np.int16)[None, :]
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
+        _encode(out, wav if rate == SR else soxr.resample(wav, SR, rate), codec, rate, bit_rate)
     buf.seek(0)
     chunks = []
     with av.open(buf) as inp:
@@ -203,15 +208,8 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, fn in CONDITIONS.items():
         y = fn(wav)
-        pcm = np.round(np.clip(y, -1, 1) * 32767).astype(np.int16)[None, :]
         with av.open(str(out_dir / f"{name}.wav"), "w") as out:
-            stream = out.add_stream("pcm_s16le", rate=SR, layout="mono")
-            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = SR
-            for p in stream.encode(frame):
-                out.mux(p)
-            for p in stream.encode(None):
-                out.mux(p)
+            _encode(out, y, "pcm_s16le", SR)
         print(f"{name:14s} {len(y) / SR:6.2f} s  rms {np.sqrt(np.mean(y**2)):.4f}")
 
 

@@ -31,11 +31,7 @@ def check_folder(home: Path) -> None:
         return
     if not stat.S_ISDIR(st.st_mode):
         raise StoreError(f"the store {home} is not a folder")
-    if st.st_mode & 0o022:
-        raise StoreError(f"the store folder {home} is writable by group or others (mode {st.st_mode & 0o777:o}); "
-                         f"`chmod 700 {home}` makes it private")
-    if not _trusted_owner(st.st_uid):
-        raise StoreError(f"the store folder {home} belongs to another user (uid {st.st_uid})")
+    _check_private(st, f"the store folder {home}", f"chmod 700 {home}")
 
 
 def check_file(path: Path) -> None:
@@ -48,11 +44,16 @@ def check_file(path: Path) -> None:
         raise StoreError(f"{path} is a symbolic link; store files are never followed through links")
     if not stat.S_ISREG(st.st_mode):
         raise StoreError(f"{path} is not a regular file")
+    _check_private(st, str(path), f"chmod 600 {path}")
+
+
+def _check_private(st: os.stat_result, what: str, fix: str) -> None:
+    """StoreError when what (a store folder or file) is writable by group or others, or someone else's."""
     if st.st_mode & 0o022:
-        raise StoreError(f"{path} is writable by group or others (mode {st.st_mode & 0o777:o}); "
-                         f"`chmod 600 {path}` makes it private")
+        raise StoreError(f"{what} is writable by group or others (mode {st.st_mode & 0o777:o}); `{fix}` makes it "
+                         "private")
     if not _trusted_owner(st.st_uid):
-        raise StoreError(f"{path} belongs to another user (uid {st.st_uid})")
+        raise StoreError(f"{what} belongs to another user (uid {st.st_uid})")
 
 
 def check_store(home: Path) -> None:
