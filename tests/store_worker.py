@@ -1,7 +1,7 @@
 """A separate process that writes to or reads from a store, for the crash and concurrency tests.
 
-With AUDIT_TEST_SEGMENTS=FLAT_MAX,DELTA_MAX set, the index policy is shrunk so that a few vectors already make an
-IVF base and every write compacts (the compaction write path of audit/store/segments.py).
+With AUDIT_TEST_SEGMENTS=FLAT_MAX,DELTA_MAX[,PQFS_MAX] set, the index policy is shrunk so that a few vectors already
+make a fast-scan PQ base (an IVF base with PQFS_MAX) and every write compacts (the compaction write path of audit/store/segments.py).
 
 Synthetic unit vectors (two models, so a write touches two index files) keep each process quick; the real face
 pipeline is exercised by the CLI tests. Usage:
@@ -90,12 +90,15 @@ def read(home: str, seconds: float) -> None:
 
 
 def small_segments(spec: str | None) -> None:
-    """Shrink the index policy (FLAT_MAX,DELTA_MAX) in this process, as the compaction tests ask."""
+    """Shrink the index policy (FLAT_MAX,DELTA_MAX[,PQFS_MAX]) in this process, as the compaction tests ask."""
     if spec:
-        from audit.store import segments
+        from audit.store import ivfbase, segments
 
-        segments.FLAT_MAX, segments.DELTA_MAX = (int(x) for x in spec.split(","))
-        segments.TRAIN_PER_LIST = 1
+        sizes = [int(x) for x in spec.split(",")]
+        segments.FLAT_MAX, segments.DELTA_MAX = sizes[:2]
+        if len(sizes) > 2:
+            segments.PQFS_MAX = sizes[2]
+        ivfbase.TRAIN_PER_LIST = 1
 
 
 def main(argv: list[str]) -> None:

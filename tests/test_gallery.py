@@ -1,5 +1,5 @@
-"""Large-gallery machinery at small N: IVF + exact re-rank against exact search, incremental centroids, segments,
-encrypted segments, and the upgrade of a store from before segments."""
+"""Large-gallery machinery at small N: fast-scan PQ and IVF bases + exact re-rank against exact search, incremental
+centroids, segments, the choice of base, encrypted segments, and the upgrade of a store from before segments."""
 
 from __future__ import annotations
 
@@ -15,20 +15,29 @@ from click.testing import CliRunner
 
 from audit.cli import cli
 from audit.errors import StoreError
-from audit.store import segments, upkeep
+from audit.store import ivfbase, pqbase, segments, upkeep
 from audit.store.crypto import new_key
 from audit.store.registry import Sample
 from audit.store.vectors import unit_mean
 from audit.store.store import Store
 
 
-@pytest.fixture
-def small(monkeypatch):
-    """Shrink the index policy so that a few hundred vectors make an IVF base that is searched approximately."""
+@pytest.fixture(params=["pqfs", "ivf"])
+def small(request, monkeypatch) -> str:
+    """Shrink the index policy so that a few hundred vectors make an approximate base of each kind (returned)."""
     monkeypatch.setattr(segments, "FLAT_MAX", 64)
+    monkeypatch.setattr(segments, "PQFS_MAX", 10**9 if request.param == "pqfs" else 64)
     monkeypatch.setattr(segments, "DELTA_MAX", 16)
-    monkeypatch.setattr(segments, "TRAIN_PER_LIST", 4)
-    monkeypatch.setattr(segments, "SCAN", 60)  # a quarter or less of the lists are probed
+    monkeypatch.setattr(ivfbase, "TRAIN_PER_LIST", 4)
+    monkeypatch.setattr(ivfbase, "SCAN", 60)  # a quarter or less of the lists are probed
+    monkeypatch.setattr(pqbase, "SHORTLIST", 24)  # a tenth of the vectors re-scored
+    return request.param
+
+
+def holding(home, vec) -> list[str]:
+    """Store files holding a vector's bytes."""
+    needle = np.asarray(vec, np.float32).tobytes()
+    return sorted(p.name for p in home.iterdir() if p.is_file() and needle in p.read_bytes())
 
 
 def unit(rng, n, dim=16):
@@ -49,7 +58,7 @@ def people_of(rng, n, per=3, dim=16, model="m1", prefix="p"):
 
 
 def test_ann_and_rerank_give_the_findings_of_exact_search(deepface, face_model, tmp_path, small):
-    """The shared photos scanned through the CLI against an exact store and an IVF store give the same rows."""
+    """The shared photos scanned through the CLI against an exact store and an approximate one give the same rows."""
     folder, people = deepface
     real, probes = [], tmp_path / "probes"
     probes.mkdir()
@@ -72,7 +81,7 @@ def test_ann_and_rerank_give_the_findings_of_exact_search(deepface, face_model, 
         pad.append((f"pad{i}", None, [Sample("face", face_model.model_id, f"pad{i}-{j}".ljust(64, "0"), v)
                                       for j, v in enumerate(vecs)], None))
     rows = {}
-    for kind in ("exact", "ivf"):
+    for kind in ("exact", small):
         home = tmp_path / kind
         store = Store(home, key=None)
         batches = [real + pad] if kind == "exact" else [pad[:60], real, pad[60:]]
@@ -80,7 +89,7 @@ def test_ann_and_rerank_give_the_findings_of_exact_search(deepface, face_model, 
         for batch in batches:
             store.add_people(batch)
         man = store.index("face", face_model.model_id)[1]
-        assert man.kind == ("flat" if kind == "exact" else "ivf")
+        assert man.kind == ("flat" if kind == "exact" else small)
         if kind == "ivf":
             assert man.nprobe < man.nlist  # approximate: not every list is searched
         store.close()
@@ -88,8 +97,8 @@ def test_ann_and_rerank_give_the_findings_of_exact_search(deepface, face_model, 
         assert result.exit_code == 0, result.output
         rows[kind] = sorted((r["path"], r["kind"], r.get("person"), r.get("similarity"))
                             for r in map(json.loads, result.stdout.splitlines()))
-        assert ("is approximate (IVF" in result.stderr) == (kind == "ivf")  # the scan says it can miss a match
-    assert rows["ivf"] == rows["exact"]
+        assert ("is approximate" in result.stderr) == (kind != "exact")  # the scan says it can miss a match
+    assert rows[small] == rows["exact"]
     assert sum(r[1] == "match" for r in rows["exact"]) >= 10  # the held-out photos are found
 
 
@@ -129,13 +138,16 @@ def test_segments_mask_then_compact_and_leave_no_stale_files(tmp_path, small):
     everyone = people_of(rng, 60)
     store.add_people(everyone[:40])  # 120 vectors: an IVF base
     seg, man = store.index("face", "m1")
-    assert man.kind == "ivf" and man.delta is None
+    assert man.kind == small and man.delta is None
     store.add_people(everyone[40:43])  # a small delta, no compaction
     seg, man = store.index("face", "m1")
     assert man.delta is not None and seg.count == 129
+    gone = everyone[1][2][0].vector
+    assert holding(tmp_path / "s", gone)  # positive control
     store.remove("p1")  # removal purges the base: compacted
     seg, man = store.index("face", "m1")
     assert man.removed == [] and seg.count == 126
+    assert holding(tmp_path / "s", gone) == []
     names = {p.name for p in (tmp_path / "s").iterdir() if p.suffix in (".faiss", ".json")}
     want = set()
     for table in ("samples", "centroids"):
@@ -158,10 +170,9 @@ def test_encrypted_store_keeps_its_segments_sealed(tmp_path, small):
     store = Store(tmp_path / "s", key=key)
     batch = people_of(rng, 40)
     store.add_people(batch)
-    assert store.index("face", "m1")[1].kind == "ivf"
+    assert store.index("face", "m1")[1].kind == small
     store.close()
-    needle = batch[5][2][0].vector.astype(np.float32).tobytes()
-    assert not [p.name for p in (tmp_path / "s").iterdir() if p.is_file() and needle in p.read_bytes()]
+    assert holding(tmp_path / "s", batch[5][2][0].vector) == []
     for p in (tmp_path / "s").glob("*.faiss"):
         assert p.read_bytes()[:4] == b"LAE1"
     again = Store(tmp_path / "s", key=key)  # loaded into memory: an AES-GCM blob cannot be paged in
@@ -169,6 +180,29 @@ def test_encrypted_store_keeps_its_segments_sealed(tmp_path, small):
     assert again.verify().ok
     with pytest.raises(StoreError):
         Store(tmp_path / "s", key=None)
+
+
+def test_the_base_kind_follows_the_gallery_size_and_old_bases_are_rebuilt(tmp_path, monkeypatch):
+    """Flat up to FLAT_MAX, fast-scan PQ up to PQFS_MAX, IVF beyond, with hysteresis; a base of a kind that no
+    longer fits (an IVF base from before the PQ base) is rebuilt at the next write, and searches the same."""
+    monkeypatch.setattr(segments, "FLAT_MAX", 100)
+    monkeypatch.setattr(segments, "PQFS_MAX", 1000)
+    kinds = [segments.base_kind(n, "flat") for n in (100, 101, 1000, 1001)]
+    assert kinds == ["flat", "pqfs", "pqfs", "ivf"]
+    assert segments.base_kind(60, "pqfs") == "pqfs" and segments.base_kind(50, "pqfs") == "flat"
+    assert segments.base_kind(600, "ivf") == "ivf" and segments.base_kind(500, "ivf") == "pqfs"
+    rng = np.random.default_rng(4)
+    everyone = people_of(rng, 60)
+    store = Store(tmp_path / "s", key=None)
+    monkeypatch.setattr(segments, "PQFS_MAX", 100)  # a store that made an IVF base
+    monkeypatch.setattr(ivfbase, "TRAIN_PER_LIST", 4)
+    store.add_people(everyone[:50])
+    assert store.index("face", "m1")[1].kind == "ivf"
+    monkeypatch.setattr(segments, "PQFS_MAX", 1000)
+    store.add_people(everyone[50:51])
+    assert store.index("face", "m1")[1].kind == "pqfs" and store.verify().ok
+    for pid, _, samples, _ in everyone[:51]:
+        assert store.search("face", "m1", np.stack([samples[1].vector]), 1)[0][0].person == pid
 
 
 def test_a_store_from_before_segments_is_upgraded(tmp_path):

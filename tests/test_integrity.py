@@ -155,26 +155,29 @@ def test_sigkill_at_every_write_point_recovers(template, tmp_path):
     assert len(tried) >= 25
 
 
-SMALL = "4,2"  # FLAT_MAX, DELTA_MAX: an IVF base from 5 vectors on, and a compaction at every write
+# FLAT_MAX, DELTA_MAX[, PQFS_MAX]: a fast-scan PQ (or IVF) base from 5 vectors on, and a compaction at every write
+SMALL = {"pqfs": "4,2", "ivf": "4,2,4"}
 COMPACT_BASE = [("enroll", "base"), ("enroll", "keep"), ("enroll", "more"), ("consent", "base")]
 COMPACT_OPS = [("enroll", "new"), ("compact", "-"), ("remove", "keep")]
 
 
-@pytest.fixture(scope="module")
-def compact_template(tmp_path_factory) -> Path:
-    """A store whose indexes already have IVF bases (shrunk policy), and a delta to compact."""
-    home = tmp_path_factory.mktemp("compact") / "store"
+@pytest.fixture(scope="module", params=sorted(SMALL))
+def compact_template(request, tmp_path_factory) -> tuple[Path, dict]:
+    """A store whose indexes already have PQ (or IVF) bases (shrunk policy), a delta to compact, and its policy."""
+    home = tmp_path_factory.mktemp(f"compact-{request.param}") / "store"
+    env = {"AUDIT_TEST_SEGMENTS": SMALL[request.param]}
     for op, name in COMPACT_BASE:
-        done = run_worker(home, "op", op, name, env={"AUDIT_TEST_SEGMENTS": SMALL})
+        done = run_worker(home, "op", op, name, env=env)
         assert done.returncode == 0, done.stderr
-    return home
+    assert json.loads((home / "face-m1.json").read_text())["kind"] == request.param
+    return home, env
 
 
 def test_sigkill_during_enrol_and_compaction_recovers(compact_template, tmp_path):
     """Kill at every crash point of an enrolment that compacts, an explicit compaction, and a removal (which must
     purge the base); after the next write or a repair, verify is clean and nothing committed is lost."""
     tried = []
-    env = {"AUDIT_TEST_SEGMENTS": SMALL}
+    compact_template, env = compact_template
     for op, name in COMPACT_OPS:
         home = tmp_path / f"trace-{op}"
         shutil.copytree(compact_template, home)

@@ -85,6 +85,7 @@ def test_ivf_codes_are_compared_with_the_registry(tmp_path, monkeypatch):
     from audit.store import segments
 
     monkeypatch.setattr(segments, "FLAT_MAX", 64)
+    monkeypatch.setattr(segments, "PQFS_MAX", 64)
     store = Store(tmp_path / "s", key=None)
     for i in range(40):
         enroll(store, f"p{i}", 100 + i, n=3)
@@ -102,6 +103,40 @@ def test_ivf_codes_are_compared_with_the_registry(tmp_path, monkeypatch):
     store.forget_loaded()
     problems = store.verify().problems
     assert any("1 vector(s) differ from the registry's" in p for p in problems), problems
+    assert store.verify(repair=True).repaired and store.verify().ok
+
+
+@pytest.mark.parametrize("part", ["rerank", "base"])
+def test_pq_codes_and_their_rerank_vectors_are_compared_with_the_registry(tmp_path, monkeypatch, part):
+    """A fast-scan PQ base: its re-rank file's 8-bit codes are compared with the registry's vectors encoded alike, and
+    its PQ codes with codes made afresh from that file, byte for byte; an altered byte in either is found, and
+    repaired."""
+    import faiss
+
+    from audit.store import contents, pqbase, segments
+
+    monkeypatch.setattr(segments, "FLAT_MAX", 64)
+    store = Store(tmp_path / "s", key=None)
+    for i in range(40):
+        enroll(store, f"p{i}", 100 + i, n=3)
+    store.compact()
+    seg = upkeep.load_checked(store, "samples", "face", "m1")
+    assert seg.man.kind == "pqfs" and store.verify().ok
+    gen = seg.man.generation + 1
+    if part == "rerank":
+        index = faiss.deserialize_index(faiss.serialize_index(seg.rerank))  # writable, not memory-mapped
+        pqbase.rerank_codes(index)[5, :2] ^= 0x40  # two 8-bit codes of one vector altered in place
+    else:
+        index = faiss.deserialize_index(faiss.serialize_index(seg.base))
+        pqbase.code_bytes(index)[0] ^= 0x11  # one PQ code of the first block of vectors
+    name, sha = seg._write(f"{seg.prefix}.{part[0]}{gen}.faiss", index)
+    seg._commit(replace(seg.man, **{part: name, f"{part}_sha256": sha, "generation": gen}))
+    store.forget_loaded()
+    problems = store.verify().problems
+    assert any("vector(s) differ from the registry's" in p for p in problems), problems
+    seg = upkeep.load_checked(store, "samples", "face", "m1", full=True)
+    differ = contents.differing(seg, upkeep.source(store, "samples", "face", "m1"))
+    assert int(pqbase.rerank_ids(seg.rerank)[5 if part == "rerank" else 0]) in differ
     assert store.verify(repair=True).repaired and store.verify().ok
 
 

@@ -58,10 +58,12 @@ class FaceMatcher:
         self._matched: dict[tuple[int, str], int] = {}  # (face, person) -> the vector id of the sample that matched
         self.index_version = store.index_version("face", model.model_id)
         _, man = store.index("face", model.model_id)
-        if man is not None and man.kind == "ivf":  # fail safe: say that the search itself can miss a match
+        how = {"ivf": f"IVF, {man.nprobe} of {man.nlist} lists probed",
+               "pqfs": "fast-scan PQ codes, a shortlist re-scored"}.get(man.kind) if man is not None else None
+        if how:  # fail safe: say that the search itself can miss a match
             self.warnings.append(
-                f"the face index of {man.count} templates is approximate (IVF, {man.nprobe} of {man.nlist} lists "
-                "probed): a true match can be missed, though no score is inflated (benchmarks/README.md, Gallery scale)")
+                f"the face index of {man.count} templates is approximate ({how}): a true match can be missed, though "
+                "no score is inflated (benchmarks/README.md, Gallery scale)")
 
     def findings(self, result: AnalyzedFile) -> list[Finding]:
         """Face findings of one analysed file: appearances in video, one per face and person in images."""

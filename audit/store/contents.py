@@ -4,7 +4,9 @@ verify needs this beyond ids and checksums: a segment forged with the right ids 
 recomputed) but other vectors would pass those. Flat segments (the delta, a small base) are compared vector by
 vector. An IVF base stores 8-bit codes, so the registry's vectors are encoded with the base's own quantizer and
 compared list for list and code for code (through a keyed 64-bit fingerprint per code, so a million codes need not
-be held at once); that is exact, not a tolerance.
+be held at once); that is exact, not a tolerance. A fast-scan PQ base (pqbase.py) is checked the same way twice
+over: its re-rank file's 8-bit codes against the registry's vectors encoded alike, code for code, and its PQ codes
+against codes made afresh from that file with the base's own codebooks, byte for byte.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from . import pqbase
 from .segments import Segments, _ids_of
 
 TOLERANCE = 1e-5  # float32 vectors written and read back are identical; this only absorbs nothing-but-rounding
@@ -65,6 +68,19 @@ def _ivf_codes(seg: Segments, fp: _Fingerprint) -> tuple[np.ndarray, np.ndarray,
     return np.concatenate(ids).astype(np.int64), np.concatenate(nos), np.concatenate(fps)
 
 
+def _pq_codes_differ(seg: Segments) -> list[int]:
+    """Ids at the positions whose PQ codes differ from those the base's codebooks give the re-rank file's vectors."""
+    base, rerank = seg.base, seg.rerank
+    ids = pqbase.rerank_ids(rerank)
+    if base.ntotal != rerank.ntotal:
+        return ids.tolist()
+    fresh = pqbase.refill(base, rerank)  # held: code_bytes is a view into it
+    have, want = pqbase.code_bytes(base), pqbase.code_bytes(fresh)
+    block = base.M2 * base.bbs // 2  # fast-scan packs the codes of bbs vectors together
+    bad = np.flatnonzero((have.reshape(-1, block) != want.reshape(-1, block)).any(axis=1))
+    return [int(i) for b in bad for i in ids[b * base.bbs:(b + 1) * base.bbs]]
+
+
 def _lookup(have: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mask of ids present in have, their positions in have's argsort order); have sorted beforehand."""
     pos = np.clip(np.searchsorted(have, ids), 0, max(len(have) - 1, 0))
@@ -80,6 +96,15 @@ def differing(seg: Segments, source: Callable[[], Iterator[tuple[np.ndarray, np.
     order = np.argsort(fids)
     fids, fvecs = fids[order], fvecs[order]
     ivf = seg.base is not None and seg.man.kind == "ivf"
+    pq = seg.rerank is not None and seg.man.kind == "pqfs"
+    if pq:  # the re-rank file's 8-bit codes, by id
+        sq = pqbase.codes_index(seg.rerank)
+        pfp = _Fingerprint(sq.code_size)
+        pids = pqbase.rerank_ids(seg.rerank)
+        pfps = np.concatenate([pfp(pqbase.rerank_codes(seg.rerank)[s:s + 65_536])
+                               for s in range(0, len(pids), 65_536)]) if len(pids) else np.zeros(0, np.uint64)
+        order = np.argsort(pids)
+        pids, pfps = pids[order], pfps[order]
     if ivf:
         import faiss
 
@@ -105,6 +130,12 @@ def differing(seg: Segments, source: Callable[[], Iterator[tuple[np.ndarray, np.
                     nos |= enc[:, b].astype(np.int64) << (8 * b)
                 diff = (nos != bnos[pos[found]]) | (fp(enc[:, coarse:]) != bfps[pos[found]])
                 bad += ids[found][diff].tolist()
+        if pq:
+            found, pos = _lookup(pids, ids)
+            if found.any():
+                bad += ids[found][pfp(sq.sa_encode(vecs[found])) != pfps[pos[found]]].tolist()
+    if pq:
+        bad += _pq_codes_differ(seg)
     return sorted(set(bad))
 
 

@@ -1,11 +1,13 @@
-"""A vector index kept as segments: a large base (exact Flat, or IVF with 8-bit codes above a crossover), a small
-exact delta of recent additions and a list of removed base ids, tied together by a manifest.
+"""A vector index kept as segments: a large base (exact Flat; above a crossover fast-scan PQ codes with a re-rank
+file of the vectors, pqbase.py; beyond the measured range IVF with 8-bit codes, ivfbase.py), a small exact delta of recent
+additions and a list of removed base ids, tied together by a manifest.
 
 A write rewrites only the delta (a few MB) and the manifest; compaction folds the delta into the base now and then.
 The manifest is the commit point: segment files carry a generation in their name, so a killed writer leaves at worst
-files no manifest names, which the next write deletes. Plaintext bases are memory-mapped (faiss IO_FLAG_MMAP_IFC),
-so opening a million-vector store reads a few kB; encrypted bases are one AES-GCM blob each and are decrypted into
-memory (AES-GCM authenticates a whole blob, which rules out paging it in), which costs time and memory at scale.
+files no manifest names, which the next write deletes. Plaintext Flat and IVF bases are memory-mapped (faiss
+IO_FLAG_MMAP_IFC); a PQ base's codes and re-rank file are read into memory (576 MB at 1M vectors, see pqbase.py);
+encrypted segments are one AES-GCM blob each and are decrypted into memory (AES-GCM authenticates a whole blob, which
+rules out paging it in), which costs time and memory at scale.
 
 The index only proposes candidates: the store re-scores them against the registry's exact vectors, so an approximate
 base can miss a candidate (measured by benchmarks/gallery_scale.py) but never invent or inflate a match.
@@ -15,28 +17,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import faults, files
+from . import faults, files, ivfbase, pqbase
 from ..errors import StoreError
 from .index import atomic_write
 from .vectors import id_state
 
 # Policy; figures behind each number are in benchmarks/README.md ("Gallery scale").
-FLAT_MAX = 32_768  # crossover: above this many vectors the base is IVF (exact Flat search passes ~3 ms per face)
+FLAT_MAX = 32_768  # crossover: above this many vectors the base is fast-scan PQ (exact Flat passes ~3 ms per face)
+PQFS_MAX = 2_000_000  # above this the base is IVF: fast-scan costs ~2.5 ms per million vectors scanned
 DELTA_MAX = 8_192  # recent additions searched exactly; beyond this a write compacts them into the base
 REMOVED_MAX = 8_192  # replaced base ids (old centroids) remembered; beyond this a write compacts
-RETRAIN_GROWTH = 2.0  # an IVF base is retrained (k-means again) once it holds this many times what it was trained on
-PURGE_SIMILARITY = 0.95  # a removed vector this close to an IVF list centroid makes its removal retrain the base
+RETRAIN_GROWTH = 2.0  # a PQ or IVF base is trained again once it holds this many times what it was trained on
 HASH_AT_OPEN = 64 << 20  # segments up to this size are checksummed when opened; larger ones by verify only
-SCAN = 20_000  # vectors an IVF search scans (lists probed = nlist * SCAN / base size): about 3 ms a face here
-TRAIN_PER_LIST = 32  # k-means training points per list
-KMEANS_ITER = 10
 
 
 @dataclass
@@ -48,9 +46,11 @@ class SegManifest:
     dim: int
     count: int
     state: list[int]  # (count, sum, hash sum) of the live ids: compared with the registry's id_state on open
-    kind: str = "flat"  # base kind: flat | ivf
+    kind: str = "flat"  # base kind: flat | pqfs | ivf
     base: str | None = None
     base_sha256: str = ""
+    rerank: str | None = None  # pqfs: the vectors and ids of the base's positions
+    rerank_sha256: str = ""
     base_count: int = 0
     delta: str | None = None
     delta_sha256: str = ""
@@ -64,7 +64,9 @@ class SegManifest:
     @property
     def file_sha256(self) -> str:
         """One digest of the whole index state, for findings."""
-        return hashlib.sha256(f"{self.base_sha256}|{self.delta_sha256}|{sorted(self.removed)}".encode()).hexdigest()
+        rerank = f"|{self.rerank_sha256}" if self.rerank else ""
+        state = f"{self.base_sha256}|{self.delta_sha256}|{sorted(self.removed)}{rerank}"
+        return hashlib.sha256(state.encode()).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -76,17 +78,12 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def ivf_lists(n: int) -> int:
-    """IVF lists for n vectors: the power of two at or above 4 sqrt(n), with at least TRAIN_PER_LIST vectors a list.
-
-    More, smaller lists probed in the same share gave better recall on face-like vectors (benchmarks/README.md).
-    """
-    return max(2, min(2 ** math.ceil(math.log2(4 * max(n, 1) ** 0.5)), 2 ** int(math.log2(max(n // TRAIN_PER_LIST, 2)))))
-
-
-def nprobe(nlist: int, n: int) -> int:
-    """Lists to probe so that a search scans about SCAN vectors of n."""
-    return max(1, min(nlist, round(nlist * SCAN / max(n, 1))))
+def base_kind(n: int, kind: str) -> str:
+    """The base kind for n vectors, keeping the current kind near a crossover (a factor of two of hysteresis)."""
+    fits = {"flat": n <= FLAT_MAX, "pqfs": FLAT_MAX // 2 < n <= PQFS_MAX, "ivf": n > PQFS_MAX // 2}
+    if fits.get(kind):
+        return kind
+    return "flat" if n <= FLAT_MAX else "pqfs" if n <= PQFS_MAX else "ivf"
 
 
 def _empty(dim: int):
@@ -114,8 +111,9 @@ class Segments:
     def __init__(self, home: Path, prefix: str, modality: str, model: str, cipher=None):
         self.home, self.prefix, self.modality, self.model, self.cipher = Path(home), prefix, modality, model, cipher
         self.man: SegManifest | None = None
-        self.base = self.delta = None
+        self.base = self.delta = self.rerank = None
         self._removed = None
+        self._rerank_ids = None
 
     @property
     def manifest_path(self) -> Path:
@@ -132,15 +130,20 @@ class Segments:
         """Vector dimension (0 before the first vector)."""
         return self.man.dim if self.man else 0
 
+    @property
+    def slack(self) -> float | None:
+        """How far search's scores may lie from the exact cosines (None: too far to cut a shortlist by them)."""
+        return pqbase.SLACK if self.man is not None and self.man.kind == "pqfs" else None
+
     def files(self) -> set[str]:
         """Names of the files the manifest refers to, the manifest included."""
         if self.man is None:
             return set()
-        return {self.manifest_path.name} | {n for n in (self.man.base, self.man.delta) if n}
+        return {self.manifest_path.name} | {n for n in (self.man.base, self.man.delta, self.man.rerank) if n}
 
     def owns(self, name: str) -> bool:
         """Whether a file name in home is one of this index's segment or manifest files (current or stale)."""
-        return re.fullmatch(re.escape(self.prefix) + r"(\.[bd]\d+\.faiss|\.json)", name) is not None
+        return re.fullmatch(re.escape(self.prefix) + r"(\.[bdr]\d+\.faiss|\.json)", name) is not None
 
     # reading
     def read_manifest(self) -> SegManifest | None:
@@ -166,6 +169,9 @@ class Segments:
         man = self.man
         self.base = self._open(man.base, man.base_sha256, mmap=True, check=check_all) if man.base else None
         self.delta = self._open(man.delta, man.delta_sha256, mmap=False, check=True) if man.delta else None
+        # Read whole: a search touches 1,000 scattered rows of it, and page faults cost more than the read.
+        self.rerank = self._open(man.rerank, man.rerank_sha256, mmap=False, check=check_all) if man.rerank else None
+        self._rerank_ids = pqbase.rerank_ids(self.rerank) if self.rerank is not None else None
         self._removed = np.array(sorted(man.removed), np.int64)
 
     def _open(self, name: str, sha: str, mmap: bool, check: bool):
@@ -174,14 +180,14 @@ class Segments:
         path = self.home / name
         if not path.exists():
             raise StoreError(f"index file {name} is missing; run `likeness-audit verify --repair`")
-        if self.cipher is None and mmap and not check and path.stat().st_size > HASH_AT_OPEN:
+        if self.cipher is None and not check and path.stat().st_size > HASH_AT_OPEN:
             files.check_file(path)  # faiss opens it by name: no symlink, ours, private
             with files.open_read(path) as f:
                 head = f.read(4)
             if head == b"LAE1":
                 raise StoreError(f"index {name} is encrypted: give the store's key (AUDIT_KEY, AUDIT_KEY_FILE or --key-file)")
             try:
-                return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+                return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0)
             except RuntimeError as exc:
                 raise StoreError(f"index {name} is damaged: {exc}") from exc
         try:
@@ -201,7 +207,8 @@ class Segments:
 
     def ids(self) -> np.ndarray:
         """Every live id (reads every list of the base: for verify and recovery)."""
-        base = _ids_of(self.base) if self.base is not None else np.zeros(0, np.int64)
+        base = self._rerank_ids if self.rerank is not None else \
+            _ids_of(self.base) if self.base is not None else np.zeros(0, np.int64)
         base = base[~np.isin(base, self._removed)]
         delta = _ids_of(self.delta) if self.delta is not None else np.zeros(0, np.int64)
         return np.concatenate([base, delta])
@@ -212,7 +219,9 @@ class Segments:
 
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
         parts = []
-        if self.base is not None and self.man.base_count:
+        if self.base is not None and self.man.base_count and self.man.kind == "pqfs":
+            parts.append(pqbase.search(self.base, self.rerank, self._rerank_ids, self._removed, queries, k))
+        elif self.base is not None and self.man.base_count:
             sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(self._removed)) if len(self._removed) else None
             if self.man.kind == "ivf":
                 params = faiss.SearchParametersIVF(nprobe=self.man.nprobe, sel=sel)
@@ -250,7 +259,7 @@ class Segments:
         if self.man is None:
             dim = add_vecs.shape[1] if len(add_ids) else 0
             self.man = SegManifest(self.modality, self.model, dim, 0, [0, 0, 0])
-            self.base = self.delta = None
+            self.base = self.delta = self.rerank = None
             self._removed = np.zeros(0, np.int64)
         man = self.man
         if len(add_ids) and man.dim and add_vecs.shape[1] != man.dim:
@@ -268,8 +277,8 @@ class Segments:
         count = man.base_count - len(removed) + delta.ntotal
         gone, new = id_state(remove_ids), id_state(add_ids)
         state = [man.state[i] - gone[i] + new[i] for i in range(3)]
-        retrain = retrain or (count > FLAT_MAX and (man.kind == "flat" or count > RETRAIN_GROWTH * man.trained)) or \
-                  (man.kind == "ivf" and count <= FLAT_MAX // 2) or self._near_centroid(purged)
+        retrain = retrain or base_kind(count, man.kind) != man.kind or \
+            (man.kind != "flat" and count > RETRAIN_GROWTH * man.trained) or (man.kind == "ivf" and ivfbase.near_centroid(self.base, purged))
         if compact or retrain or delta.ntotal > DELTA_MAX or len(removed) > REMOVED_MAX or \
                 (purge and (~in_delta).any()):
             return self.compact(delta, removed, state, source, retrain)
@@ -279,27 +288,23 @@ class Segments:
                                  "removed": removed, "generation": gen})
         return self._commit(new_man)
 
-    def _near_centroid(self, vecs: np.ndarray | None) -> bool:
-        """Whether any of vecs is within PURGE_SIMILARITY of one of the IVF base's list centroids."""
-        import faiss
-
-        if vecs is None or not len(vecs) or self.base is None or self.man.kind != "ivf":
-            return False
-        quantizer = faiss.downcast_index(faiss.extract_index_ivf(self.base).quantizer)
-        cents = quantizer.reconstruct_n(0, quantizer.ntotal)
-        cents = cents / np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
-        unit = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
-        return bool((unit @ cents.T).max() >= PURGE_SIMILARITY)
-
     def compact(self, delta, removed: list[int], state: list[int], source, retrain: bool) -> SegManifest:
-        """Fold delta and removals into a new base; with retrain, rebuild it from the registry (IVF or Flat)."""
+        """Fold delta and removals into a new base; with retrain, rebuild it from the registry (Flat, PQ or IVF)."""
         import faiss
 
         man = self.man
         gen = man.generation + 1
         faults.point("segments.compact:start")
+        rerank = None
         if retrain:
-            base, kind, nlist, trained = self._build(source, state[0], man.dim)
+            kind = base_kind(state[0], man.kind)
+            base, rerank, nlist, trained = self._build(source, state[0], man.dim, kind)
+        elif man.kind == "pqfs":
+            base = self._open(man.base, man.base_sha256, mmap=False, check=True)
+            rerank = self._open(man.rerank, man.rerank_sha256, mmap=False, check=True)
+            base, rerank = pqbase.fold(base, rerank, np.array(removed, np.int64), _ids_of(delta),
+                                       faiss.downcast_index(delta.index).reconstruct_n(0, delta.ntotal))
+            kind, nlist, trained = man.kind, man.nlist, man.trained
         else:
             base = self._open(man.base, man.base_sha256, mmap=False, check=True) if man.base else _empty(man.dim)
             if removed:
@@ -309,45 +314,38 @@ class Segments:
             kind, nlist, trained = man.kind, man.nlist, man.trained
         faults.point("segments.compact:built")
         name, sha = self._write(f"{self.prefix}.b{gen}.faiss", base)
+        rname, rsha = self._write(f"{self.prefix}.r{gen}.faiss", rerank) if rerank is not None else (None, "")
+        n = int(base.ntotal)
         new_man = SegManifest(
-            self.modality, self.model, man.dim, int(base.ntotal), state, kind, name, sha, int(base.ntotal), None, "",
-            [], nlist, nprobe(nlist, int(base.ntotal)) if kind == "ivf" else 0, trained, gen)
+            self.modality, self.model, man.dim, n, state, kind=kind, base=name, base_sha256=sha, rerank=rname,
+            rerank_sha256=rsha, base_count=n, nlist=nlist, nprobe=ivfbase.nprobe(nlist, n) if kind == "ivf" else 0,
+            trained=trained, generation=gen)
         return self._commit(new_man)
 
-    def _build(self, source, n: int, dim: int):
-        """A fresh base from every live vector: Flat up to FLAT_MAX, else IVF (nlist ~ sqrt n) with 8-bit codes."""
-        import faiss
-
-        if n <= FLAT_MAX:
+    def _build(self, source, n: int, dim: int, kind: str):
+        """A fresh base of one kind from every live vector: (base, re-rank file or None, IVF lists, trained on)."""
+        if kind == "flat":
             base = _empty(dim)
             for ids, vecs in source():
                 base.add_with_ids(np.ascontiguousarray(vecs, np.float32), ids)
-            return base, "flat", 0, 0
-        nlist = ivf_lists(n)
-        # Training points: an even spread over the id order (ids grow with time, so this spans old and new people).
-        want = min(n, nlist * TRAIN_PER_LIST)
-        step = max(1, n // want)
-        train = np.concatenate([vecs[::step] for _, vecs in source()])[:want]
-        base = faiss.index_factory(dim, f"IVF{nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
-        faiss.extract_index_ivf(base).cp.niter = KMEANS_ITER
-        base.train(np.ascontiguousarray(train, np.float32))
-        del train
-        for ids, vecs in source():
-            base.add_with_ids(np.ascontiguousarray(vecs, np.float32), ids)
-        return base, "ivf", nlist, n
+            return base, None, 0, 0
+        if kind == "pqfs":
+            return *pqbase.build(source, n, dim), 0, n
+        base, nlist = ivfbase.build(source, n, dim)
+        return base, None, nlist, n
 
     def rebuild(self, source, dim: int) -> SegManifest:
         """A new base from every live vector in the registry, no delta (repair)."""
         ids_all = [ids for ids, _ in source()]
         ids = np.concatenate(ids_all) if ids_all else np.zeros(0, np.int64)
         self.man = SegManifest(self.modality, self.model, dim, 0, [0, 0, 0], generation=self._max_generation())
-        self.base = self.delta = None
+        self.base = self.delta = self.rerank = None
         self._removed = np.zeros(0, np.int64)
         return self.compact(_empty(dim), [], list(id_state(ids)), source, retrain=True)
 
     def _max_generation(self) -> int:
         gens = [int(m.group(1)) for p in self.home.iterdir()
-                if self.owns(p.name) and (m := re.search(r"\.[bd](\d+)\.faiss$", p.name))]
+                if self.owns(p.name) and (m := re.search(r"\.[bdr](\d+)\.faiss$", p.name))]
         return max(gens, default=0)
 
     def _write(self, name: str, index) -> tuple[str, str]:
@@ -382,13 +380,14 @@ class Segments:
     def drop(self) -> list[str]:
         """Delete every file of this index."""
         self.man = None
-        self.base = self.delta = None
+        self.base = self.delta = self.rerank = None
         return self.sweep()
 
     def check(self) -> list[str]:
         """Problems with this index's files themselves: checksums of every segment (reads them all)."""
         problems = []
-        for name, sha in ((self.man.base, self.man.base_sha256), (self.man.delta, self.man.delta_sha256)):
+        man = self.man
+        for name, sha in ((man.base, man.base_sha256), (man.delta, man.delta_sha256), (man.rerank, man.rerank_sha256)):
             if name is None:
                 continue
             path = self.home / name
