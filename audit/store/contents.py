@@ -11,12 +11,13 @@ against codes made afresh from that file with the base's own codebooks, byte for
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from . import pqbase
+from . import files, pqbase
 from .segments import Segments, _ids_of
 
 TOLERANCE = 1e-5  # float32 vectors written and read back are identical; this only absorbs nothing-but-rounding
@@ -137,6 +138,30 @@ def differing(seg: Segments, source: Callable[[], Iterator[tuple[np.ndarray, np.
     if pq:
         bad += _pq_codes_differ(seg)
     return sorted(set(bad))
+
+
+def sha256_file(path) -> str:
+    """SHA-256 of a store file, read in blocks."""
+    h = hashlib.sha256()
+    with files.open_read(path) as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_problems(seg: Segments) -> list[str]:
+    """Problems with an index's files themselves: checksums of every segment (reads them all)."""
+    problems = []
+    man = seg.man
+    for name, sha in ((man.base, man.base_sha256), (man.delta, man.delta_sha256), (man.rerank, man.rerank_sha256)):
+        if name is None:
+            continue
+        path = seg.home / name
+        if not path.exists():
+            problems.append(f"index file {name} is missing")
+        elif sha256_file(path) != sha:
+            problems.append(f"index {name} does not match its manifest checksum")
+    return problems
 
 
 def problems(seg: Segments, source) -> list[str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 DIMS_PER_CODE = 4  # PQ sub-vector width: 128 sub-quantizers of 4 bits for 512-d vectors
-SHORTLIST = 1000  # fast-scan candidates re-scored per probe
+SHORTLIST = 2000  # fast-scan candidates re-scored per probe (at 1M: recall@1 1798/1800 against 1795 with 1,000)
 KERNEL = 15  # faiss fast-scan search implementation (implem), the fastest measured here for k = 1000
 TRAIN = 65_536  # training vectors for the PQ codebooks and the 8-bit ranges
 CHUNK = 65_536  # vectors encoded at a time

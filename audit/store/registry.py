@@ -160,7 +160,8 @@ class Registry(VectorRows):
         try:
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
+            for pragma in ("foreign_keys=ON", "cache_size=-65536"):  # a cache of up to 64 MB keeps index pages
+                self.db.execute(f"PRAGMA {pragma}")
             # Deleted biometric rows are overwritten with zeros, not left in free pages.
             self.db.execute("PRAGMA secure_delete=ON")
             fresh = self.db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone() is None

@@ -27,8 +27,8 @@ def rerank(store: Store, table: str, modality: str, model: str, vectors: np.ndar
     """Per probe, the top_k people by exact cosine similarity among the shortlist the index proposes.
 
     The registry's vectors of the shortlisted ids give both the exact scores and the id -> person map. When the
-    index's own scores are near exact (seg.slack), the registry is asked first for the best FIRST * top_k ids and
-    every id within the slack of them, and for the rest only if those name fewer than top_k people.
+    index's own scores lie within seg.slack of the exact ones (a PQ base's 8-bit re-scoring), the people are looked
+    up first and only the ids that could still be among the exact top_k people are read whole.
     """
     seg, _ = store.index(modality, model, table)
     vectors = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
@@ -36,26 +36,25 @@ def rerank(store: Store, table: str, modality: str, model: str, vectors: np.ndar
         return [[] for _ in range(len(vectors))]
     sims, ids = seg.search(vectors, min(seg.count, shortlist))
     probes = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    lists = [i[i >= 0] for i in ids]
     if seg.slack is None:
-        return _best(store, table, modality, model, probes, lists, top_k)
-    firsts = [_head(s[i >= 0], lst, FIRST * top_k, seg.slack) for s, i, lst in zip(sims, ids, lists)]
-    out = _best(store, table, modality, model, probes, firsts, top_k)
-    again = [j for j, got in enumerate(out) if len(got) < top_k and len(firsts[j]) < len(lists[j])]
-    if again:
-        for j, got in zip(again, _best(store, table, modality, model, probes[again], [lists[j] for j in again], top_k)):
-            out[j] = got
-    return out
+        return _best(store, table, modality, model, probes, [i[i >= 0] for i in ids], top_k)
+    who = store.registry.people_of_ids(table, np.unique(ids))
+    lists = [_contenders(s[i >= 0], i[i >= 0], who, top_k, seg.slack) for s, i in zip(sims, ids)]
+    return _best(store, table, modality, model, probes, lists, top_k)
 
 
-FIRST = 8  # ids fetched first per person asked for (enrolment keeps a few templates a person)
-
-
-def _head(sims: np.ndarray, ids: np.ndarray, n: int, slack: float) -> np.ndarray:
-    """The first n ids (sims sorted best first) and every later one within slack of the n-th."""
-    if len(ids) <= n:
-        return ids
-    return ids[sims >= sims[n - 1] - slack]
+def _contenders(sims: np.ndarray, ids: np.ndarray, who: dict[int, str], top_k: int, slack: float) -> np.ndarray:
+    """The ids (sims best first, each within slack of its exact score) that could be a person's best template among
+    the exact top_k people: within 2 slack of their person's best and of the top_k-th person's best."""
+    best: dict[str, float] = {}
+    for s, i in zip(sims.tolist(), ids.tolist()):
+        if i in who and who[i] not in best:
+            best[who[i]] = s
+    if not best:
+        return ids[:0]
+    floor = sorted(best.values(), reverse=True)[min(top_k, len(best)) - 1] - 2 * slack
+    keep = [i for s, i in zip(sims.tolist(), ids.tolist()) if i in who and s >= max(floor, best[who[i]] - 2 * slack)]
+    return np.array(keep, np.int64)
 
 
 def _best(store: Store, table: str, modality: str, model: str, probes: np.ndarray, lists: list[np.ndarray],

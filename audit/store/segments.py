@@ -69,15 +69,6 @@ class SegManifest:
         return hashlib.sha256(state.encode()).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, read in blocks."""
-    h = hashlib.sha256()
-    with files.open_read(path) as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def base_kind(n: int, kind: str) -> str:
     """The base kind for n vectors, keeping the current kind near a crossover (a factor of two of hysteresis)."""
     fits = {"flat": n <= FLAT_MAX, "pqfs": FLAT_MAX // 2 < n <= PQFS_MAX, "ivf": n > PQFS_MAX // 2}
@@ -111,9 +102,29 @@ class Segments:
     def __init__(self, home: Path, prefix: str, modality: str, model: str, cipher=None):
         self.home, self.prefix, self.modality, self.model, self.cipher = Path(home), prefix, modality, model, cipher
         self.man: SegManifest | None = None
-        self.base = self.delta = self.rerank = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._base = self._rerank = self.delta = None
+        self._base_due = self._check_all = False  # _base_due: the manifest's base is still to be opened (lazy load)
         self._removed = None
         self._rerank_ids = None
+
+    @property
+    def base(self):
+        """The base index (None when there is none), opened on first use after a lazy load."""
+        self._open_base()
+        return self._base
+
+    @base.setter
+    def base(self, index) -> None:
+        self._base, self._base_due = index, False
+
+    @property
+    def rerank(self):
+        """A PQ base's re-rank file (None for other kinds), opened with the base."""
+        self._open_base()
+        return self._rerank
 
     @property
     def manifest_path(self) -> Path:
@@ -163,16 +174,39 @@ class Segments:
             raise StoreError(f"index manifest {self.manifest_path.name} is damaged: {exc}") from exc
         return self.man
 
-    def load(self, check_all: bool = False) -> None:
+    def load(self, check_all: bool = False, lazy: bool = False) -> None:
         """Open the segments the manifest names (base memory-mapped when plaintext); StoreError when one is missing,
-        damaged, or (small segments; all with check_all) differs from its checksum."""
+        damaged, or (small segments; all with check_all) differs from its checksum.
+
+        lazy: open the base on first use (a write that only rewrites the delta never reads a 576 MB PQ base).
+        """
         man = self.man
-        self.base = self._open(man.base, man.base_sha256, mmap=True, check=check_all) if man.base else None
         self.delta = self._open(man.delta, man.delta_sha256, mmap=False, check=True) if man.delta else None
-        # Read whole: a search touches 1,000 scattered rows of it, and page faults cost more than the read.
-        self.rerank = self._open(man.rerank, man.rerank_sha256, mmap=False, check=check_all) if man.rerank else None
-        self._rerank_ids = pqbase.rerank_ids(self.rerank) if self.rerank is not None else None
         self._removed = np.array(sorted(man.removed), np.int64)
+        self._base = self._rerank = self._rerank_ids = None
+        self._base_due, self._check_all = True, check_all
+        for name in (n for n in (man.base, man.rerank) if n and lazy):  # found now: missing, or sealed unlike the store
+            if self._sealed(name) != (self.cipher is not None):
+                self._open_base()  # raises the error that says which
+        if not lazy:
+            self._open_base()
+
+    def _sealed(self, name: str) -> bool:
+        """Whether a segment file is encrypted (StoreError when it is missing)."""
+        if not (self.home / name).exists():
+            raise StoreError(f"index file {name} is missing; run `likeness-audit verify --repair`")
+        with files.open_read(self.home / name) as f:
+            return f.read(4) == b"LAE1"
+
+    def _open_base(self) -> None:
+        if not self._base_due:
+            return
+        man, check = self.man, self._check_all
+        base = self._open(man.base, man.base_sha256, mmap=True, check=check) if man.base else None
+        # Read whole: a search touches thousands of scattered rows of it, and page faults cost more than the read.
+        rerank = self._open(man.rerank, man.rerank_sha256, mmap=False, check=check) if man.rerank else None
+        self._base, self._rerank, self._base_due = base, rerank, False
+        self._rerank_ids = pqbase.rerank_ids(rerank) if rerank is not None else None
 
     def _open(self, name: str, sha: str, mmap: bool, check: bool):
         import faiss
@@ -259,7 +293,7 @@ class Segments:
         if self.man is None:
             dim = add_vecs.shape[1] if len(add_ids) else 0
             self.man = SegManifest(self.modality, self.model, dim, 0, [0, 0, 0])
-            self.base = self.delta = self.rerank = None
+            self._reset()
             self._removed = np.zeros(0, np.int64)
         man = self.man
         if len(add_ids) and man.dim and add_vecs.shape[1] != man.dim:
@@ -339,7 +373,7 @@ class Segments:
         ids_all = [ids for ids, _ in source()]
         ids = np.concatenate(ids_all) if ids_all else np.zeros(0, np.int64)
         self.man = SegManifest(self.modality, self.model, dim, 0, [0, 0, 0], generation=self._max_generation())
-        self.base = self.delta = self.rerank = None
+        self._reset()
         self._removed = np.zeros(0, np.int64)
         return self.compact(_empty(dim), [], list(id_state(ids)), source, retrain=True)
 
@@ -364,7 +398,7 @@ class Segments:
         faults.point("segments.commit:manifest")
         self.man = man
         self.sweep()
-        self.load()
+        self.load(lazy=True)
         return man
 
     def sweep(self) -> list[str]:
@@ -380,20 +414,5 @@ class Segments:
     def drop(self) -> list[str]:
         """Delete every file of this index."""
         self.man = None
-        self.base = self.delta = self.rerank = None
+        self._reset()
         return self.sweep()
-
-    def check(self) -> list[str]:
-        """Problems with this index's files themselves: checksums of every segment (reads them all)."""
-        problems = []
-        man = self.man
-        for name, sha in ((man.base, man.base_sha256), (man.delta, man.delta_sha256), (man.rerank, man.rerank_sha256)):
-            if name is None:
-                continue
-            path = self.home / name
-            if not path.exists():
-                problems.append(f"index file {name} is missing")
-            elif sha256_file(path) != sha:
-                problems.append(f"index {name} does not match its manifest checksum")
-        return problems
-

@@ -97,7 +97,7 @@ def sync(store: Store, table: str, modality: str, model: str, change: tuple | No
     try:
         man = seg.read_manifest()
         if man is not None:
-            seg.load(check_all=full)
+            seg.load(check_all=full, lazy=not full)
     except StoreError:
         man = None  # damaged or of the old format: rebuilt below
     store.forget_loaded()
@@ -240,7 +240,7 @@ def problems(store: Store) -> list[str]:
             except StoreError as exc:
                 found.append(str(exc))
                 continue
-            found += seg.check()
+            found += contents.file_problems(seg)
             have, reg = seg.ids(), store.registry.ids(table, modality, model)
             if len(have) != len(reg) or set(have.tolist()) != set(reg.tolist()):
                 found.append(f"index {seg.manifest_path.name} is out of step with the registry (index "
