@@ -1,7 +1,7 @@
 """Gallery scale: open time, memory, search latency, recall against exact search, enrolment time and disk size of
 stores of 10k, 100k and 1M face templates.
 
-Usage: nice -n 10 python benchmarks/gallery_scale.py [--sizes 10000,100000,1000000] [--work DIR] [--write]
+Usage: nice -n 10 python benchmarks/gallery_scale.py [--sizes 10000,100000,1000000] [--probes 200] [--work DIR]
 
 Synthetic templates resemble face embeddings (see "Gallery scale" in benchmarks/README.md): they are drawn from a
 Gaussian fitted to real ArcFace embeddings of the shared photos, with identity centres spread like the real people
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audit.calibrate import upper_bound
 from audit.config import DEFAULT_FACE_THRESHOLD
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -274,7 +275,7 @@ def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: st
         row[f"{label}_p95_ms"] = 1000 * float(np.quantile(times, 0.95))
         row[f"{label}_n"] = len(probes)
     row["match_probes"], row["match_r1"] = above, above_hit / max(above, 1)
-    if man.kind == "ivf":  # the same probes with more lists probed: the recall/latency trade-off
+    if man.kind in ("ivf", "pqfs"):  # the same probes, other lists probed or shortlists: recall against time
         row["sweep"] = sweep(store, seg, model_id, n_people, names, vecs, owners,
                              {"genuine": genuine, "impostor": impostor, "morph": morph, "real": realq})
     # Enrol one more person (5 templates) a few times; the store compacts when its delta is full.
@@ -299,13 +300,20 @@ def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: st
 
 
 def sweep(store, seg, model_id: str, n_people: int, names: list[str], vecs, owners, probes: dict) -> list[dict]:
-    """recall@1 per probe kind and search time at 1, 2 and 4 times the lists probed by default."""
-    default = seg.man.nprobe
+    """recall@1 per probe kind and search time at 1, 2 and 4 times the IVF lists probed by default, or at a quarter
+    to twice the PQ base's default shortlist."""
+    from audit.store import pqbase
+
+    default, shortlist = seg.man.nprobe, pqbase.SHORTLIST
     exact = {label: exact_people(vecs, owners, q)[0] for label, q in probes.items()}
     out = []
-    for mult in (1, 2, 4):
-        seg.man.nprobe = min(seg.man.nlist, default * mult)
-        got = {"nprobe": seg.man.nprobe}
+    for mult in (1, 2, 4) if seg.man.kind == "ivf" else (0.25, 0.5, 1, 2):
+        if seg.man.kind == "ivf":
+            seg.man.nprobe = min(seg.man.nlist, default * mult)
+            got = {"nprobe": seg.man.nprobe}
+        else:
+            pqbase.SHORTLIST = int(shortlist * mult)
+            got = {"shortlist": pqbase.SHORTLIST}
         cpus = []
         for label, qs in probes.items():
             hits = 0
@@ -317,7 +325,7 @@ def sweep(store, seg, model_id: str, n_people: int, names: list[str], vecs, owne
             got[f"{label}_r1"] = hits / len(qs)
         got["cpu_ms"] = 1000 * float(np.median(cpus))
         out.append(got)
-    seg.man.nprobe = default
+    seg.man.nprobe, pqbase.SHORTLIST = default, shortlist
     return out
 
 
@@ -358,6 +366,12 @@ def _centre_of(vecs: np.ndarray, owners: np.ndarray, who: int) -> np.ndarray:
     return vecs[owners == who].mean(0)
 
 
+def kind_label(r: dict) -> str:
+    if r["kind"] == "ivf":
+        return f"IVF {r['nlist']}/{r['nprobe']}"
+    return {"pqfs": "fast-scan PQ"}.get(r["kind"], r["kind"])
+
+
 def table(rows: list[dict]) -> str:
     """The results as a Markdown table."""
     head = ("| vectors | index | store open + ready (CPU) | RSS | 1-image scan, CLI (CPU) | scan RSS | "
@@ -367,7 +381,7 @@ def table(rows: list[dict]) -> str:
     lines = [head]
     for r in rows:
         lines.append(
-            f"| {r['vectors']:,} | {r['kind']}{' ' + str(r['nlist']) + '/' + str(r['nprobe']) if r['kind'] == 'ivf' else ''} "
+            f"| {r['vectors']:,} | {kind_label(r)} "
             f"| {r['open_s']:.2f} s ({r['open_cpu_s']:.2f} s) | {r['open_rss_mb'] / 1024:.2f} GB | "
             f"{r['scan1_s']:.1f} s ({r['scan1_cpu_s']:.1f} s) | {r['scan1_rss_mb'] / 1024:.2f} GB | "
             f"{r['impostor_ms']:.1f} ms ({r['impostor_cpu_ms']:.1f} ms), {r['impostor_p95_ms']:.1f} ms | "
@@ -380,42 +394,61 @@ def table(rows: list[dict]) -> str:
 
 
 def crossover(dim: int = 512) -> str:
-    """Exact Flat search time per face against IVF-SQ8 at growing sizes (random unit vectors: time only)."""
+    """Exact Flat search time per face against the fast-scan PQ base (shortlist re-scored on the vectors) at
+    growing sizes (random unit vectors: time only)."""
     import faiss
 
-    from audit.store.segments import ivf_lists, nprobe
+    from audit.store import pqbase
 
     rng = np.random.default_rng(3)
-    lines = ["| vectors | Flat CPU ms/face | IVF-SQ8 CPU ms/face |", "|---:|---:|---:|"]
+    lines = ["| vectors | Flat CPU ms/face | fast-scan PQ + re-score CPU ms/face |", "|---:|---:|---:|"]
     for n in (8192, 16384, 32768, 65536):
         x = rng.standard_normal((n, dim)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         flat = faiss.IndexFlatIP(dim)
         flat.add(x)
-        ivf = faiss.index_factory(dim, f"IVF{ivf_lists(n)},SQ8", faiss.METRIC_INNER_PRODUCT)
-        faiss.extract_index_ivf(ivf).cp.niter = 10
-        ivf.train(x[: 32 * ivf_lists(n)])
-        ivf.add(x)
-        ivf.nprobe = nprobe(ivf_lists(n), n)
+        ids = np.arange(n, dtype=np.int64)
+        codes, rerank = pqbase.build(lambda: iter([(ids, x)]), n, dim)
+        none = np.zeros(0, np.int64)
         out = []
-        for index in (flat, ivf):
+        for search in (lambda q: flat.search(q, 64), lambda q: pqbase.search(codes, rerank, ids, none, q, 64)):
             t = time.process_time()  # CPU time: the machine is shared
             for q in x[:200]:
-                index.search(q[None], 64)
+                search(q[None])
             out.append((time.process_time() - t) / 200 * 1000)
         lines.append(f"| {n:,} | {out[0]:.2f} | {out[1]:.2f} |")
     return "\n".join(lines)
 
 
+def code_error(gen: Generator, n: int = 100_000, probes: int = 1000) -> str:
+    """How far the PQ base's 8-bit re-scoring cosines lie from exact ones: every probe against every template of a
+    synthetic gallery (genuine probes, so that high similarities are covered too), ranges trained as the store does."""
+    from audit.store import pqbase
+
+    vecs = gen.samples(gen.centres(n // PER), PER)
+    ids = np.arange(len(vecs), dtype=np.int64)
+    codes, rerank = pqbase.build(lambda: iter([(ids, vecs)]), len(vecs), vecs.shape[1])
+    dec = pqbase.decoded(rerank, 0, rerank.ntotal)
+    dec /= np.linalg.norm(dec, axis=1, keepdims=True)
+    q = gen.samples(np.stack([vecs[i * PER:(i + 1) * PER].mean(0) for i in range(probes)]), 1)
+    err = np.abs(dec @ q.T - vecs @ q.T)
+    return (f"8-bit re-scoring, {len(vecs):,} templates x {probes} probes: |cosine error| median {np.median(err):.1e}, "
+            f"99.99th percentile {np.quantile(err, 0.9999):.1e}, max {err.max():.1e}")
+
+
 def main() -> None:
+    global PROBES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000", help="templates per gallery, comma separated")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gallery_scale"))
     ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--probes", type=int, default=PROBES, help="synthetic probes of each kind (genuine, impostor, morph)")
     ap.add_argument("--extra-rows", nargs="*", default=[], help="JSON rows of earlier runs to add to the table")
     ap.add_argument("--probe-open", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--bulk", action="store_true", help="also compare manifest enrolment with scan throughput")
+    ap.add_argument("--code-error", action="store_true", help="also measure the 8-bit re-scoring error")
     args = ap.parse_args()
+    PROBES = args.probes
     if args.probe_open:
         probe_open(args.probe_open[0], args.probe_open[1], int(args.probe_open[2]))
         return
@@ -434,10 +467,12 @@ def main() -> None:
     # One held-out photo per real person (their last), searched as a real probe.
     held = sorted({max(i for i, p in enumerate(rpeople) if p == name) for name in set(rpeople)})
     model_id = FaceModel().model_id
-    print("crossover (Flat vs IVF, per face):\n" + crossover())
+    if args.code_error:
+        print(code_error(gen))
+    print("crossover (Flat vs fast-scan PQ, per face):\n" + crossover())
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for n in [int(s) for s in args.sizes.split(",")]:
+    for n in [int(s) for s in args.sizes.split(",") if s]:
         row = measure(n // PER, args.work, gen, (rvecs, rpeople, held), model_id, args.data / files[held[0]])
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -446,9 +481,15 @@ def main() -> None:
         rows += [json.loads(line) for line in Path(path).read_text().splitlines() if line.startswith("{")]
     rows.sort(key=lambda r: r["vectors"])
     print(table(rows))
+    for r in rows:  # recall@1 with its 95 % lower bound, per probe kind
+        print(f"  {r['vectors']:,} vectors ({kind_label(r)}): " + ", ".join(
+            f"{label} {round(r[label + '_r1'] * r[label + '_n'])}/{r[label + '_n']} (>= "
+            f"{1 - upper_bound(r[label + '_n'] - round(r[label + '_r1'] * r[label + '_n']), r[label + '_n']):.4f})"
+            for label in ("genuine", "impostor", "morph", "real")))
     for r in rows:
         for got in r.get("sweep", []):
-            print(f"  {r['vectors']:,} vectors, nprobe {got['nprobe']}: recall@1 genuine {got['genuine_r1']:.3f} "
+            knob = f"nprobe {got['nprobe']}" if "nprobe" in got else f"shortlist {got['shortlist']}"
+            print(f"  {r['vectors']:,} vectors, {knob}: recall@1 genuine {got['genuine_r1']:.3f} "
                   f"impostor {got['impostor_r1']:.3f} morph {got['morph_r1']:.3f} real {got['real_r1']:.3f}, "
                   f"search {got['cpu_ms']:.1f} ms CPU/face")
     if args.bulk:
