@@ -197,12 +197,15 @@ def test_progress_only_on_a_terminal(tmp_path, yao):
 def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
     d = tmp_path / "d"
     d.mkdir()
-    for i in range(150):  # enough that the scan cannot finish before the signal lands (60 once did)
+    for i in range(60):
         (d / f"{i:03}.jpg").write_bytes(yao.read_bytes() + i.to_bytes(2, "big"))
     out = tmp_path / "found.parquet"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # A job started in the background (`.ci/run &`) inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: give the scan the default disposition that a terminal's Ctrl-C meets.
     proc = subprocess.Popen([sys.executable, "-m", "audit", "scan", str(d), "--out", str(out), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().startswith(b"kind\t")  # the header line of the tab-separated output
     got = [proc.stdout.readline() for _ in range(3)]  # three findings printed: the scan is under way
     assert all(b"match" in g for g in got)
@@ -211,13 +214,13 @@ def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
     assert proc.returncode == 130, stderr.decode()
     assert b"interrupted" in stderr and b"Traceback" not in stderr
     rows = audit.read_findings(out)
-    assert 3 <= len(rows) < 150 and all(r["person"] == "yao" for r in rows)
+    assert 3 <= len(rows) < 60 and all(r["person"] == "yao" for r in rows)
     import pyarrow.parquet as pq
 
     meta = json.loads(pq.read_schema(out).metadata[b"likeness-audit"])
-    assert meta["complete"] is False and meta["files_total"] == 150
+    assert meta["complete"] is False and meta["files_total"] == 60
     result = run("scan", d, "--resume", "--out", tmp_path / "all.parquet", "--workers", "1")
-    assert len(audit.read_findings(tmp_path / "all.parquet")) == 150
+    assert len(audit.read_findings(tmp_path / "all.parquet")) == 60
     assert "nothing to resume" not in result.stderr and "from cache" in result.stderr
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,11 @@ def test_ctrl_c_exits_130_not_1(yao, monkeypatch):
         yield
 
     monkeypatch.setattr(scan_run.ScanRun, "_run", interrupted)
-    result = run("scan", yao, "--fail-on", "match", code=130)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        result = run("scan", yao, "--fail-on", "match", code=130)
+    finally:  # the scan ignores a second Ctrl-C from then on: not in this test process, whose children inherit it
+        signal.signal(signal.SIGINT, handler)
     assert "interrupted" in result.stderr
 
 
