@@ -82,25 +82,14 @@ def test_index_vectors_are_compared_with_the_registry(store, table):
 
 def test_ivf_codes_are_compared_with_the_registry(tmp_path, monkeypatch):
     """An IVF base stores 8-bit codes: the registry's vectors are encoded alike and compared code for code."""
-    from audit.store import segments
-
-    monkeypatch.setattr(segments, "FLAT_MAX", 64)
-    monkeypatch.setattr(segments, "PQFS_MAX", 64)
-    store = Store(tmp_path / "s", key=None)
-    for i in range(40):
-        enroll(store, f"p{i}", 100 + i, n=3)
-    store.compact()
-    seg = upkeep.load_checked(store, "samples", "face", "m1")
-    assert seg.man.kind == "ivf" and store.verify().ok
+    store, seg = approximate_store(tmp_path, monkeypatch, "ivf")
     ivf = faiss_ivf(seg)
     size = ivf.code_size
     first = next(no for no in range(ivf.nlist) if ivf.invlists.list_size(no))
     codes = faiss_codes(ivf, first)
     codes[0, : size // 2] ^= 0x40  # one stored code altered in place (checksum recomputed below)
     ivf.invlists.update_entries(first, 0, 1, ivf.invlists.get_ids(first), faiss_ptr(codes))
-    name, sha = seg._write(f"{seg.prefix}.b{seg.man.generation + 1}.faiss", seg.base)
-    seg._commit(replace(seg.man, base=name, base_sha256=sha, generation=seg.man.generation + 1))
-    store.forget_loaded()
+    commit_altered(store, seg, "base", seg.base)
     problems = store.verify().problems
     assert any("1 vector(s) differ from the registry's" in p for p in problems), problems
     assert store.verify(repair=True).repaired and store.verify().ok
@@ -113,31 +102,45 @@ def test_pq_codes_and_their_rerank_vectors_are_compared_with_the_registry(tmp_pa
     repaired."""
     import faiss
 
-    from audit.store import contents, pqbase, segments
+    from audit.store import contents, pqbase
 
-    monkeypatch.setattr(segments, "FLAT_MAX", 64)
-    store = Store(tmp_path / "s", key=None)
-    for i in range(40):
-        enroll(store, f"p{i}", 100 + i, n=3)
-    store.compact()
-    seg = upkeep.load_checked(store, "samples", "face", "m1")
-    assert seg.man.kind == "pqfs" and store.verify().ok
-    gen = seg.man.generation + 1
+    store, seg = approximate_store(tmp_path, monkeypatch, "pqfs")
     if part == "rerank":
         index = faiss.deserialize_index(faiss.serialize_index(seg.rerank))  # writable, not memory-mapped
         pqbase.rerank_codes(index)[5, :2] ^= 0x40  # two 8-bit codes of one vector altered in place
     else:
         index = faiss.deserialize_index(faiss.serialize_index(seg.base))
         pqbase.code_bytes(index)[0] ^= 0x11  # one PQ code of the first block of vectors
-    name, sha = seg._write(f"{seg.prefix}.{part[0]}{gen}.faiss", index)
-    seg._commit(replace(seg.man, **{part: name, f"{part}_sha256": sha, "generation": gen}))
-    store.forget_loaded()
+    commit_altered(store, seg, part, index)
     problems = store.verify().problems
     assert any("vector(s) differ from the registry's" in p for p in problems), problems
     seg = upkeep.load_checked(store, "samples", "face", "m1", full=True)
     differ = contents.differing(seg, upkeep.source(store, "samples", "face", "m1"))
     assert int(pqbase.rerank_ids(seg.rerank)[5 if part == "rerank" else 0]) in differ
     assert store.verify(repair=True).repaired and store.verify().ok
+
+
+def approximate_store(tmp_path, monkeypatch, kind: str):
+    """(store, its sample index) of 120 vectors in an approximate base of the given kind, compacted, verified clean."""
+    from audit.store import segments
+
+    monkeypatch.setattr(segments, "FLAT_MAX", 64)
+    monkeypatch.setattr(segments, "PQFS_MAX", 64 if kind == "ivf" else 10**9)
+    store = Store(tmp_path / "s", key=None)
+    for i in range(40):
+        enroll(store, f"p{i}", 100 + i, n=3)
+    store.compact()
+    seg = upkeep.load_checked(store, "samples", "face", "m1")
+    assert seg.man.kind == kind and store.verify().ok
+    return store, seg
+
+
+def commit_altered(store, seg, part: str, index) -> None:
+    """Write an altered base or re-rank file as a new generation and commit it with its checksum recomputed."""
+    gen = seg.man.generation + 1
+    name, sha = seg._write(f"{seg.prefix}.{part[0]}{gen}.faiss", index)
+    seg._commit(replace(seg.man, **{part: name, f"{part}_sha256": sha, "generation": gen}))
+    store.forget_loaded()
 
 
 def faiss_ivf(seg):

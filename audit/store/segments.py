@@ -216,9 +216,7 @@ class Segments:
             raise StoreError(f"index file {name} is missing; run `likeness-audit verify --repair`")
         if self.cipher is None and not check and path.stat().st_size > HASH_AT_OPEN:
             files.check_file(path)  # faiss opens it by name: no symlink, ours, private
-            with files.open_read(path) as f:
-                head = f.read(4)
-            if head == b"LAE1":
+            if self._sealed(name):
                 raise StoreError(f"index {name} is encrypted: give the store's key (AUDIT_KEY, AUDIT_KEY_FILE or --key-file)")
             try:
                 return faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0)
