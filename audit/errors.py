@@ -1,8 +1,44 @@
 """Exceptions raised by the library; the CLI turns them into messages and exit codes."""
 
+from __future__ import annotations
+
+from typing import Any
+
 
 class AuditError(Exception):
-    """Base class for every error likeness-audit raises on purpose."""
+    """Base class for every error likeness-audit raises on purpose.
+
+    The message is the library's plain statement; the fields say what went wrong so that each door (CLI, web
+    pages, API) words it for its own reader instead of parsing the text:
+    code (a stable slug, e.g. "no-face"), path (the file), person, scores (numbers behind the decision),
+    hint (a stable slug for the advice, e.g. "pick-largest", that each door turns into its own words),
+    problems (the per-file errors behind an error about a whole batch).
+    """
+
+    def __init__(self, message: str = "", *, code: str | None = None, path: str | None = None,
+                 person: str | None = None, scores: dict[str, float] | None = None, hint: str | None = None,
+                 problems: list[AuditError] | None = None):
+        super().__init__(message)
+        self.code, self.path, self.person, self.hint = code, path, person, hint
+        self.scores: dict[str, float] = dict(scores or {})
+        self.problems: list[AuditError] = list(problems or [])
+
+    @property
+    def message(self) -> str:
+        """The library's plain statement (no advice for any one door)."""
+        return str(self.args[0]) if self.args else ""
+
+    def fields(self) -> dict[str, Any]:
+        """The error as plain data (for the API's JSON error bodies)."""
+        out: dict[str, Any] = {"error": type(self).__name__, "message": self.message}
+        for key in ("code", "path", "person", "hint"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.scores:
+            out["scores"] = self.scores
+        if self.problems:
+            out["problems"] = [p.fields() for p in self.problems]
+        return out
 
 
 class ModelError(AuditError):
