@@ -5,20 +5,22 @@
     store.enroll_face("alice", ["photos/alice/"], name="Alice A.")
     run = audit.scan(store, ["generated/"], use="advertising")
     findings = list(run)
-    audit.write_findings(findings, "findings.parquet")
+    audit.write_record(run.record(), "findings.parquet")   # findings, pictures, the run's own metadata
+    evidence = audit.read_record("findings.parquet")        # ... and back, for `report` on any machine
 
 Nothing heavy happens at import: models load on first use.
 """
 
 from .enroll import EnrollResult, Skipped
 from .errors import AuditError, EnrollError, MediaError, ModelError, StoreError, UnknownPerson
+from .evidence import Evidence
 from .findings import Finding
-from .report import findings_frame, read_findings, write_findings
+from .report import findings_frame, read_findings, read_record, write_findings, write_record
 from .scan import ScanOptions, ScanRun, ScanSummary, scan
 from .store import Store, VerifyReport, open_store
 
 __all__ = [
-    "AuditError", "EnrollError", "EnrollResult", "Finding", "MediaError", "ModelError", "ScanOptions", "ScanRun",
+    "AuditError", "EnrollError", "EnrollResult", "Evidence", "Finding", "MediaError", "ModelError", "ScanOptions", "ScanRun",
     "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson", "VerifyReport", "findings_frame", "open_store",
-    "read_findings", "scan", "write_findings",
+    "read_findings", "read_record", "scan", "write_findings", "write_record",
 ]

@@ -1,9 +1,28 @@
-"""The finding record: one row of evidence in a scan's output."""
+"""The finding record: one row of evidence in a scan's output, and the pictures that go with it."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+
+@dataclass
+class Pictures:
+    """What a report shows beside a finding, made while the scan had the media decoded (never re-read later)."""
+
+    crop: bytes | None = None  # the found face, cut from the image or frame the scan decoded (JPEG)
+    waveform: bytes | None = None  # a voice finding: the recording's waveform with the span shaded (PNG)
+
+    def __bool__(self) -> bool:
+        return bool(self.crop or self.waveform)
+
+
+@dataclass
+class Reference:
+    """A person's enrolled reference crop as the run found it, and which enrolled sample it was cut from."""
+
+    crop: bytes
+    sample: int | None = None  # vector id of the sample the crop shows (None: not recorded)
 
 
 @dataclass
@@ -30,7 +49,13 @@ class Finding:
     error: str | None = None
     contributors: list[dict[str, Any]] | None = None  # composites: [{person, similarity, weight}]
     extra: dict[str, Any] = field(default_factory=dict)
+    # Not a field (so not a column): the scan sets each finding's evidence pictures; they travel in the output's
+    # evidence sidecar (audit/report/record.py), never in the findings table.
+    pictures = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON/CSV."""
         return asdict(self)
+
+
+COLUMNS = tuple(f.name for f in fields(Finding))  # a findings table's columns

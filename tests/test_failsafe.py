@@ -58,11 +58,13 @@ def test_fail_on_error_and_threshold_checks(yao, tmp_path):
 def test_read_only_commands_never_create_a_store(tmp_path, audit_home, photos):
     saved = tmp_path / "findings.json"
     saved.write_text("[]")
-    for args in (["scan", photos["yaoming"]], ["people"], ["log"], ["verify"], ["remove", "x"],
-                 ["report", saved, "--out", tmp_path / "r.html"]):
+    for args in (["scan", photos["yaoming"]], ["people"], ["log"], ["verify"], ["remove", "x"]):
         result = run(*args, code=2)
         assert f"no store at {audit_home}" in result.stderr and "--home" in result.stderr, args
         assert not audit_home.exists(), args
+    # report renders from the saved evidence alone: it needs no store, and makes none
+    run("report", saved, "--out", tmp_path / "r.html")
+    assert not audit_home.exists()
 
 
 def test_home_that_is_not_a_folder_is_a_clear_error():

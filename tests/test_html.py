@@ -15,7 +15,7 @@ import pytest
 from audit import config
 from audit.findings import Finding
 from audit.report.html import CSP, render_html
-from audit.report.pictures import crop_jpeg, waveform_png
+from audit.media.pictures import crop_jpeg, waveform_png
 
 HOSTILE = "<script>alert(1)</script>"
 ONERROR = '"onerror=alert(2) x="'

@@ -208,10 +208,12 @@ def test_findings_are_the_cli_format_and_name_alice(world):
                   headers=bearer(world["tokens"]["aud1"]))
     rows = r.json()
     assert [f["person"] for f in rows] == ["alice"] and rows[0]["kind"] == "match"
-    assert rows[0]["consent"] == "unknown" and rows[0]["path"] == "001.jpg"
+    # evidence names the file as the auditor uploaded it, never by the server's name for it (001.jpg)
+    assert rows[0]["consent"] == "unknown" and rows[0]["path"] == "alice-ad.jpg"
     report = httpx.get(f"{world['server'].url}/api/v1/scans/{world['scans']['aud1']}/report",
                        headers=bearer(world["tokens"]["aud1"]))
     assert "Alice" in report.text and "sandbox" in report.headers["content-security-policy"]
+    assert "alice-ad.jpg" in report.text and "001.jpg" not in report.text
 
 
 def test_forms_need_the_csrf_token(world):
@@ -354,9 +356,10 @@ def test_uploads_typed_by_content_never_by_client_name(world, photos):
     by_file = {}
     for row in rows:
         by_file.setdefault(row["path"], []).append(row)
-    assert by_file["001.png"][0]["person"] == "alice"
-    assert by_file["002.gif"][0]["kind"] == "error" and by_file["003.bin"][0]["kind"] == "error"
-    assert "unsupported file type '.bin'" in by_file["003.bin"][0]["error"]
+    # evidence names each file as uploaded (cleaned of its path), not by the server's name for it
+    assert by_file["escape.txt"][0]["person"] == "alice"
+    assert by_file["fake.jpg"][0]["kind"] == "error" and by_file["notes.xyz"][0]["kind"] == "error"
+    assert "unsupported file type '.bin'" in by_file["notes.xyz"][0]["error"]
     assert not (world["home"] / "jobs" / jid / "input").exists()  # uploads deleted once scanned
     import stat
 

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from ..evidence import PICTURES, RUN, Evidence
 from .filters import FILTERS, finalize, fmr_words, text, to_float
 from .grouping import CARDS_PER_PERSON, Section, sections
 from .pictures import References, picture
 
-__all__ = ["CSP", "render_html"]
+__all__ = ["CSP", "render_html", "render_record"]
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -281,8 +282,11 @@ def render_html(
     waveforms: Callable[[dict], bytes | None] | None = None,
     meta: dict | None = None,
     samples: Callable[[int], dict | None] | None = None,
+    banner: str | None = None,
 ) -> str:
     """One self-contained HTML page (no script, no external fetch) reporting findings, most severe first.
+
+    banner: a warning shown above everything else (an interrupted scan says so there).
 
     samples: enrolled sample id -> its provenance (Store.sample_info as a dict), to say which crop is which.
     """
@@ -303,6 +307,7 @@ def render_html(
         p["section"] = where.get(p["pid"])
     return _ENV.get_template("report.html.j2").render(
         csp=CSP,
+        banner=banner,
         meta_rows=_meta_rows(meta),
         facts=_facts(meta, hits, errors, sum(1 for p in people if p["first"])),
         notes=_notes(meta, hits),
@@ -334,4 +339,57 @@ def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable
         title = g.name or g.pid or f"Composite of {' + '.join(names.get(p, p) for p in people if p) or 'unknown people'}"
         out.append({"id": f"s{i}", "pid": g.pid, "title": title, "findings": g.findings, "files": g.files,
                     "cards": cards, "rows": rows, "open": i <= 3})
+    return out
+
+
+def render_record(evidence: Evidence) -> str:
+    """The page for an evidence record, from the record alone: its pictures, its references, its run."""
+    pics = {id(row): p for row, p in zip(evidence.findings, evidence.pictures) if p}
+    refs = evidence.references
+    owner = {int(v): r.get("person") for r in evidence.findings
+             if isinstance(v := (r.get("extra") or {}).get("sample"), int) and not isinstance(v, bool)}
+
+    def sample(vid: int) -> dict | None:
+        person = owner.get(vid)
+        return {"person": person, "reference_sample": refs[person].sample} if person in refs else None
+
+    run, status = evidence.run, None
+    if run and not evidence.complete:
+        status = (f"Incomplete: {evidence.counts()}. The scan was stopped before its last file; the files not "
+                  "scanned were not checked.")
+    return render_html(
+        evidence.findings,
+        crops=lambda f: getattr(pics.get(id(f)), "crop", None),
+        waveforms=lambda f: getattr(pics.get(id(f)), "waveform", None),
+        references=lambda person: refs[person].crop if person in refs else None,
+        samples=sample, meta=run_header(evidence), banner=status)
+
+
+def run_header(evidence: Evidence) -> dict[str, Any]:
+    """The page's header from the run's own metadata, in words, in reading order."""
+    run = evidence.run
+    out: dict[str, Any] = {}
+    if RUN in evidence.missing:
+        out = {k: v for k, v in run.items() if k not in ("notes", "complete")}  # an older output: what it has
+    else:
+        done = [f"{run[k]} {w}" for k, w in (("duplicates", "identical to another"), ("cached", "from the scan "
+                "cache")) if run.get(k)]
+        out = {"Scan started": run.get("started"), "Scan finished": run.get("finished") or "not finished",
+               "Files": evidence.counts() + (f" ({', '.join(done)})" if done else ""),
+               "Tool": f"likeness-audit {run.get('version')}", "Paths": run.get("paths"), "Use (consent checked for)": run.get("use"),
+               "Options": run.get("options") or "defaults", "Models": run.get("models"),
+               "Index versions": run.get("indexes"), "Gallery (enrolled samples)": run.get("gallery"),
+               # the summary figure: the count when complete, "96 of 200" when not
+               "files_scanned": run.get("files_scanned") if evidence.complete else
+               f"{run.get('files_scanned')} of {run.get('files_total') if run.get('files_total') is not None else '?'}",
+               "errors": run.get("errors")}
+    notes = list(run.get("notes") or [])
+    if PICTURES in evidence.missing:
+        notes.append("Pictures are missing from this report: " + "; ".join(
+            n.removeprefix("pictures: ") for n in run.get("notes", []) if n.startswith("pictures: ")))
+        notes = [n for n in notes if not n.startswith("pictures: ")]
+    if RUN in evidence.missing:
+        notes.append("The run's own metadata is missing (this output was written before evidence records): "
+                     "times and counts above are what the file holds, not what the scan recorded.")
+    out["notes"] = notes + list(run.get("warnings") or [])
     return out

@@ -1,15 +1,14 @@
-"""Write findings in any format the CLI offers; the HTML page gets its pictures from the files and the store."""
+"""Findings out, for library callers that hold findings rather than a scan's record (audit.write_findings)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..evidence import Evidence
 from ..findings import Finding
-from ..store.index import atomic_write
-from .tables import records, write_table
+from .record import write_record
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -19,22 +18,14 @@ def write_findings(findings: Iterable[Finding | dict], path: str | Path, store: 
                    meta: dict | None = None) -> None:
     """Write findings to .csv, .json, .jsonl, .parquet or .html (a self-contained evidence page), atomically.
 
-    :param store: for HTML, the store whose reference crops are shown beside the flagged faces
+    A scan's own record (`run.record()`, written with audit.write_record) carries the pictures and the run's
+    metadata; findings written here carry what they hold (a Finding's pictures), plus:
+    :param store: the store whose enrolled reference crops are shown beside the flagged faces
     :param meta: run metadata (files scanned, use, ...) for the page and the Parquet footer
     """
-    from importlib.metadata import version
+    from ..scan.run import reference_crops
 
-    path = Path(path)
-    rows = records(findings)
-    meta = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "version": version("likeness-audit"), **(meta or {})}
-    if path.suffix.lower() != ".html":
-        write_table(rows, path, meta)
-        return
-    from .evidence import Evidence
-    from .html import render_html
-
-    evidence = Evidence(store, rows)
-    page = render_html(rows, crops=evidence.crop, references=evidence.reference, waveforms=evidence.waveform,
-                       meta=meta, samples=evidence.sample)
-    atomic_write(path, page.encode("utf-8", "replace"))
+    evidence = Evidence.of(list(findings), meta)
+    if store is not None:
+        evidence.references = reference_crops(store, evidence.findings)
+    write_record(evidence, path, store.cipher if store is not None else None)

@@ -1,16 +1,12 @@
-"""Pictures for the evidence page: face crops, waveforms, and the data: URIs that embed them."""
+"""Pictures on the evidence page: the data: URIs that embed them (they are cut at scan time, audit/media/pictures.py)."""
 
 from __future__ import annotations
 
 import base64
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-import cv2
-import numpy as np
-
-__all__ = ["References", "crop_jpeg", "data_uri", "picture", "waveform_png"]
+__all__ = ["References", "data_uri", "picture"]
 
 
 def data_uri(data: Any) -> str | None:
@@ -39,87 +35,6 @@ def picture(fn: Callable[[Any], Any] | None, arg: Any) -> tuple[str | None, str 
         return None, None
     uri = data_uri(data)
     return (uri, None) if uri else (None, "not a JPEG or PNG image")
-
-
-def crop_jpeg(image_bgr: np.ndarray, bbox: Iterable[float], margin: float = 0.25, size: int = 160) -> bytes:
-    """Square crop around bbox [x1,y1,x2,y2] widened by margin per side, kept inside the image, as size x size JPEG."""
-    img = np.asarray(image_bgr)
-    if img.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {img.dtype}")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    elif img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected a BGR image, got shape {img.shape}")
-    h, w = img.shape[:2]
-    if h == 0 or w == 0:
-        raise ValueError("empty image")
-    x1, y1, x2, y2 = (float(v) for v in bbox)
-    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
-        raise ValueError(f"invalid bbox {[x1, y1, x2, y2]}")
-    if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
-        raise ValueError(f"bbox {[x1, y1, x2, y2]} lies outside the {w}x{h} image")
-    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * max(margin, 0.0))
-    side = round(min(max(side, 1.0), w, h))
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    # Shift the square back inside the image rather than padding it with pixels that were never there.
-    left = round(min(max(cx - side / 2.0, 0.0), w - side))
-    top = round(min(max(cy - side / 2.0, 0.0), h - side))
-    crop = img[top : top + side, left : left + side]
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    crop = cv2.resize(crop, (size, size), interpolation=interp)
-    ok, buf = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def waveform_png(
-    samples: np.ndarray, sr: int, start: float, end: float, width: int = 360, height: int = 80
-) -> bytes:
-    """PNG of the waveform (min/max envelope per column) with [start, end] seconds from the first sample shaded."""
-    if sr <= 0:
-        raise ValueError("sample rate must be positive")
-    if width < 2 or height < 8:
-        raise ValueError("picture too small")
-    x = np.asarray(samples)
-    if x.ndim == 2:  # (n, channels) -> mono
-        x = x.mean(axis=1) if x.shape[1] <= x.shape[0] else x.mean(axis=0)
-    x = np.nan_to_num(x.astype(np.float64).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
-    n = x.size
-    img = np.full((height, width, 3), 255, np.uint8)
-    ink = np.tile(np.array([110, 80, 50], np.uint8), (width, 1))  # slate blue (BGR) outside the span
-    a = b = 0
-    duration = n / sr if n else max(float(end), 0.0)
-    if duration > 0:
-        a = round(min(max(float(start) / duration, 0.0), 1.0) * width)
-        b = round(min(max(float(end) / duration, 0.0), 1.0) * width)
-        if b > a:
-            img[:, a:b] = (210, 218, 255)  # light red background
-            ink[a:b] = (30, 30, 170)  # dark red waveform inside the span
-    mid = (height - 1) / 2.0
-    img[int(mid), :] = (190, 190, 190)
-    if n:
-        if n >= width:
-            idx = np.linspace(0, n, width + 1).astype(np.int64)[:-1]
-            lo, hi = np.minimum.reduceat(x, idx), np.maximum.reduceat(x, idx)
-        else:
-            idx = np.arange(width) * n // width
-            lo = hi = x[idx]
-        peak = float(max(np.abs(lo).max(), np.abs(hi).max()))
-        scale = (mid - 3) / peak if peak > 0 else 0.0
-        top = np.clip(np.round(mid - hi * scale), 0, height - 1).astype(np.int64)
-        bot = np.clip(np.round(mid - lo * scale), 0, height - 1).astype(np.int64)
-        for col in range(width):
-            img[min(top[col], bot[col]) : max(top[col], bot[col]) + 1, col] = ink[col]
-    if b > a:  # span edges drawn last so they stay visible over a loud waveform
-        img[:, a] = (40, 40, 200)
-        img[:, b - 1] = (40, 40, 200)
-    ok, buf = cv2.imencode(".png", img)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
 
 
 class References:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuditError
-from ..findings import Finding
+from ..findings import COLUMNS, Finding
 from ..store.index import atomic_write
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ INTS = ("frames",)
 CONTRIBUTOR = (("person", "string"), ("name", "string"), ("similarity", "float64"), ("weight", "float64"),
                ("consent", "string"))
 
+
+INCOMPLETE = "incomplete"  # the kind of the status row that ends an interrupted scan's findings (record.py)
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r", "'")  # a spreadsheet runs cells starting so; "'" escapes itself
 
@@ -72,7 +74,7 @@ def findings_frame(findings: Iterable[Finding | dict]) -> pd.DataFrame:
     contributors a list of dicts, extra a dict."""
     import pandas as pd  # imported when needed: a one-file scan should not pay for it
 
-    cols = list(Finding.__dataclass_fields__)
+    cols = list(COLUMNS)
     df = pd.DataFrame(records(findings), columns=cols)
     for col in cols:
         if col in FLOATS:
@@ -89,7 +91,7 @@ def _parquet_schema():
 
     kinds = {"string": pa.string(), "float64": pa.float64()}
     fields = []
-    for col in Finding.__dataclass_fields__:
+    for col in COLUMNS:
         if col == "bbox":
             fields.append(pa.field(col, pa.list_(pa.int64())))
         elif col == "contributors":
@@ -147,7 +149,7 @@ def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | Non
                 row[key] = json.dumps(row[key]) if row.get(key) not in (None, {}) else None
             for key, value in row.items():
                 row[key] = csv_cell(value)
-        data = pd.DataFrame(rows, columns=list(Finding.__dataclass_fields__)).to_csv(index=False).encode()
+        data = pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False).encode()
     elif ext == ".parquet":
         data = _parquet_bytes(rows, meta)
     else:
@@ -160,6 +162,22 @@ def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | Non
 def sidecar(path: Path) -> Path:
     """Where the run metadata of a CSV / JSON / JSON Lines findings file is written: FILE.meta.json."""
     return path.with_name(path.name + ".meta.json")
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The run metadata saved with a findings file (Parquet footer, else FILE.meta.json); {} when there is none."""
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            raw = (pq.read_schema(path).metadata or {}).get(b"likeness-audit")
+            meta = json.loads(raw) if raw else {}
+        else:
+            side = sidecar(path)
+            meta = json.loads(side.read_text()) if side.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise AuditError(f"cannot read the run metadata of {path}: {exc}") from exc
+    return meta if isinstance(meta, dict) else {}
 
 
 def _plain(value: Any) -> Any:
@@ -203,4 +221,5 @@ def read_findings(path: str | Path) -> list[dict[str, Any]]:
         raise AuditError(f"cannot read findings from {path}: {exc}") from exc
     if not isinstance(rows, list):
         raise AuditError(f"{path} does not hold a list of findings")
-    return rows
+    # An interrupted scan's status row says so in the file itself; the run metadata says it too, so it is no finding.
+    return [r for r in rows if not (isinstance(r, dict) and r.get("kind") == INCOMPLETE)]

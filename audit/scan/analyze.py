@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import config, media
 from ..errors import AuditError, MediaError
+from ..media import pictures
 from ..media.source import open_source
 from ..models import quality as face_quality
 from ..models.face import FaceModel
@@ -28,6 +29,7 @@ class DetectedFace:
     embedding: np.ndarray
     time: float | None = None
     quality: face_quality.Quality | None = None  # audit/models/quality.py
+    crop: bytes | None = None  # JPEG cut from the decoded image or frame: the evidence picture of this face
 
 
 @dataclass
@@ -49,6 +51,8 @@ class AnalyzedFile:
     faces: list[DetectedFace] = field(default_factory=list)
     voices: list[VoiceSegment] = field(default_factory=list)
     error: str | None = None
+    envelope: np.ndarray | None = None  # the audio's (min, max) envelope, to draw voice findings' waveforms
+    duration: float | None = None  # seconds of audio the envelope covers
 
 
 class Analyzer:
@@ -98,7 +102,8 @@ class Analyzer:
     def _faces(self, image: np.ndarray, time: float | None, scale: float, result: AnalyzedFile) -> None:
         for face in self.face.analyze(image):
             box = [int(round(v / scale)) for v in face.bbox]
-            result.faces.append(DetectedFace(box, face.score, face.embedding, time, face_quality.measure(face)))
+            result.faces.append(DetectedFace(box, face.score, face.embedding, time, face_quality.measure(face),
+                                             _crop(image, face.bbox)))
 
     def _video(self, path: Path, result: AnalyzedFile) -> None:
         from ..media import video
@@ -125,8 +130,18 @@ class Analyzer:
             return
         for seg in self.voice.embed_segments(wav):
             result.voices.append(VoiceSegment(round(seg.start, 2), round(seg.end, 2), seg.vector))
+        if result.voices:
+            result.envelope, result.duration = pictures.envelope(wav), len(wav) / config.SAMPLE_RATE
         if error:
             result.error = result.error or f"audio damaged: {error}"
+
+
+def _crop(image: np.ndarray, bbox) -> bytes | None:
+    """The face's evidence crop from the image as decoded (a picture that cannot be cut costs no finding)."""
+    try:
+        return pictures.crop_jpeg(image, bbox)
+    except ValueError:
+        return None
 
 
 _worker: Analyzer | None = None

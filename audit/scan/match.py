@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import composite, config
 from ..calibrate import in_force
-from ..findings import Finding
+from ..findings import Finding, Pictures
+from ..media import pictures
 from ..models.face import FaceModel
 from ..store import Store
 from .analyze import AnalyzedFile, DetectedFace
@@ -121,7 +122,7 @@ class FaceMatcher:
         consents = [self.consent(c.person) for c in verdict.contributors]
         order = ("denied", "expired", "unknown", "allowed")
         consent = next((s for s in order if s in consents), None)
-        return Finding(
+        f = Finding(
             path=result.path, sha256=result.sha256, modality="face", kind="composite",
             similarity=round(verdict.explained, 4), threshold=self.settings.composite.explained,
             fmr=self.settings.composite_rate, threshold_source=self.settings.composite_source, bbox=face.bbox,
@@ -132,6 +133,8 @@ class FaceMatcher:
             extra={"fit": round(verdict.fit, 4), "focus": round(verdict.focus, 4),
                    "match_threshold": self.threshold, "match_source": self.source, **_quality(face)},
         )
+        f.pictures = Pictures(crop=face.crop)
+        return f
 
     def _appearances(self, result: AnalyzedFile) -> list[Finding]:
         """Merge per-frame matches into appearances: same person, gaps of at most a couple of samples."""
@@ -171,7 +174,7 @@ class FaceMatcher:
         if verdict is not None:  # looked like a composite of these people, on a face too poor to say so
             extra["composite"] = "too low quality to judge"
             extra["composite_of"] = [c.person for c in verdict.contributors]
-        return Finding(
+        f = Finding(
             path=result.path, sha256=result.sha256, modality="face", kind="match", person=person,
             name=self.names.get(person), similarity=round(sim, 4), threshold=self.threshold, fmr=self.fmr,
             threshold_source=self.source, bbox=face.bbox, start=face.time, end=face.time,
@@ -179,6 +182,8 @@ class FaceMatcher:
             model=self.model.model_name, index=self.index_version,
             extra={**extra, **self._sample(face, person)},
         )
+        f.pictures = Pictures(crop=face.crop)
+        return f
 
     def _sample(self, face: DetectedFace, person: str) -> dict:
         """The enrolled sample that matched: its id, its file's SHA-256 and when it was enrolled."""
@@ -187,6 +192,14 @@ class FaceMatcher:
         if info is None:
             return {"sample": vid}
         return {"sample": vid, "sample_sha256": info.source_sha256, "sample_enrolled": info.enrolled}
+
+
+def _waveform(result: AnalyzedFile, f: Finding) -> bytes | None:
+    """The recording's waveform with the finding's span shaded, drawn from the envelope the analysis kept."""
+    if result.envelope is None or not result.envelope.size or not result.duration:
+        return None
+    return pictures.waveform_png(result.envelope, result.envelope.size / result.duration, f.start or 0.0,
+                                 f.end or 0.0)
 
 
 def _is_composite(verdict) -> bool:
@@ -213,7 +226,9 @@ class Matcher:
         """Every finding of one file, in a stable order: faces, voices, then the error row."""
         out = self.faces.findings(result)
         if result.voices:
-            out += self.voices.findings(result.path, result.sha256, result.voices)
+            for f in self.voices.findings(result.path, result.sha256, result.voices):
+                f.pictures = Pictures(waveform=_waveform(result, f))
+                out.append(f)
         if result.error is not None:
             out.append(Finding(result.path, result.sha256, None, "error", error=result.error))
         return out

@@ -9,11 +9,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import config, media
 from ..errors import MediaError, MissingPath, NothingEnrolled, NothingToScan
-from ..findings import Finding
+from ..evidence import Evidence
+from ..findings import Finding, Reference
 from ..models.face import FaceModel
 from ..store import Store
 from ..store.auditlog import ScanRecord
@@ -71,14 +73,18 @@ class ScanRun:
     """
 
     def __init__(self, store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions,
-                 model: FaceModel | None = None):
+                 model: FaceModel | None = None, shown: dict[str, str] | None = None):
         options.check()
         self.store, self.options = store, options
         self.paths = list(paths)
+        self.shown = dict(shown or {})  # path as given -> the name evidence shows (an upload's own file name)
         check_paths(self.paths)
         self.model = model or store.face_model
         check_enrolled(store, self.model.model_id, options.voice)
         self.summary = ScanSummary()
+        self.findings: list[Finding] = []  # every finding yielded so far: the record is made from them
+        self.started: datetime | None = None
+        self.finished: datetime | None = None
         self.progress: Callable[[ScanSummary], None] | None = None
         if options.threshold is not None and options.threshold < LOW_FACE_THRESHOLD:
             self.summary.warnings.append(f"face threshold {options.threshold} is below {LOW_FACE_THRESHOLD}: expect "
@@ -86,19 +92,39 @@ class ScanRun:
                                          f"{config.DEFAULT_FACE_THRESHOLD})")
         self._findings = self._run()
 
-    def metadata(self) -> dict:
-        """What a report states about this run: tool version, time, paths, options, counts, gallery sizes."""
-        from datetime import datetime, timezone
+    def record(self, references: bool = True) -> Evidence:
+        """The evidence record of what was scanned so far: findings with their pictures, the run's metadata,
+        and (unless references=False) the enrolled reference crop of every person named."""
+        evidence = Evidence.of(self.findings, self.run_info())
+        if references:
+            evidence.references = reference_crops(self.store, evidence.findings)
+        return evidence
+
+    def run_info(self) -> dict:
+        """What the run itself recorded: times, counts, options in words, tool, models, indexes, gallery sizes."""
         from importlib.metadata import version
 
-        s = self.summary
-        return {"version": version("likeness-audit"),
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "paths": [media.display_path(p) for p in self.paths[:1000]], "use": self.options.use,
-                "options": {k: v for k, v in asdict(self.options).items() if k not in ("models", "threads")},
-                "files_scanned": s.files, "files_total": s.total, "complete": s.complete, "errors": s.errors,
-                "duplicates": s.duplicates, "cached": s.cached, "skipped": s.skipped,
-                "gallery": {f"{m}:{mo[:8]}": self.store.gallery_size(m, mo) for m, mo in self.store.models()}}
+        s, store = self.summary, self.store
+        stamp = lambda t: t.isoformat(timespec="seconds") if t else None  # noqa: E731
+        return {"version": version("likeness-audit"), "started": stamp(self.started),
+                "finished": stamp(self.finished), "files_total": s.total, "files_scanned": s.files,
+                "complete": s.complete, "errors": s.errors, "duplicates": s.duplicates, "cached": s.cached,
+                "skipped": s.skipped, "paths": [self._shown(p) for p in self.paths[:1000]], "use": self.options.use,
+                "options": self.options.described(), "warnings": list(s.warnings),
+                "models": {m: mo for m, mo in store.models()},
+                "indexes": {f"{m}:{mo[:8]}": store.index_version(m, mo) for m, mo in store.models()},
+                "gallery": {f"{m}:{mo[:8]}": store.gallery_size(m, mo) for m, mo in store.models()}}
+
+    def _shown(self, path: str | os.PathLike) -> str:
+        """The name a file goes by in evidence: the one the caller gave it (or its folder, for a file found under
+        a folder given a name), else its path as text."""
+        path = os.fspath(path)
+        if path in self.shown:
+            return self.shown[path]
+        for given, name in self.shown.items():
+            if path.startswith(given.rstrip(os.sep) + os.sep):
+                return media.display_path(name.rstrip("/") + "/" + path[len(given.rstrip(os.sep)) + 1:])
+        return media.display_path(path)
 
     def __iter__(self) -> Iterator[Finding]:
         return self
@@ -123,7 +149,8 @@ class ScanRun:
 
     def _run(self) -> Iterator[Finding]:
         summary, started, o = self.summary, time.monotonic(), self.options
-        record = ScanRecord([media.display_path(p) for p in self.paths], o.use)
+        self.started = datetime.now(timezone.utc)
+        record = ScanRecord([self._shown(p) for p in self.paths], o.use)
         matcher = Matcher(self.store, self.model, o)
         summary.warnings += matcher.warnings
         analyzer = Analyzer(o, self.model, voice_enrolled=matcher.voices.enrolled)
@@ -141,7 +168,7 @@ class ScanRun:
         def emit(result: AnalyzedFile, paths: list[tuple[Path, os.stat_result | None]]) -> Iterator[Finding]:
             nonlocal unheard
             for i, (path, st) in enumerate(paths):
-                one = result if i == 0 else replace(result, path=media.display_path(path))
+                one = replace(result, path=self._shown(path))
                 summary.files += 1
                 summary.duplicates += i > 0
                 summary.faces += len(one.faces)
@@ -156,6 +183,7 @@ class ScanRun:
                 unheard += one.kind == "audio" and not analyzer.voice_enrolled
                 if store_cache is not None and st is not None:
                     store_cache.mark_done(run, os.fsencode(path), st.st_size, st.st_mtime_ns, one.sha256)
+                self.findings += rows
                 if self.progress is not None:
                     self.progress(summary)
                 yield from rows
@@ -186,6 +214,7 @@ class ScanRun:
                 summary.warnings.append(f"{unheard} audio file(s) not scanned: no voice is enrolled "
                                         "(or voice=False)")
             summary.elapsed = round(time.monotonic() - started, 3)
+            self.finished = datetime.now(timezone.utc)
             if store_cache is not None:
                 if summary.complete:
                     store_cache.finish_run(run)
@@ -226,6 +255,20 @@ def _load(blob: bytes | None, path: Path, sha: str | None) -> AnalyzedFile | Non
         return None
 
 
+def reference_crops(store: Store, rows: list[dict]) -> dict[str, Reference]:
+    """The enrolled reference crop of every person the finding rows name (composite contributors too), with the
+    sample each crop was cut from."""
+    people = {r["person"] for r in rows if isinstance(r.get("person"), str)}
+    people |= {c["person"] for r in rows for c in r.get("contributors") or []
+               if isinstance(c, dict) and isinstance(c.get("person"), str)}
+    refs = {p: Reference(crop) for p in sorted(people) if (crop := store.reference(p))}
+    samples = {(r.get("extra") or {}).get("sample") for r in rows if r.get("person") in refs}
+    for info in store.sample_info(v for v in samples if isinstance(v, int)).values():
+        if info.person in refs:
+            refs[info.person].sample = info.reference_sample
+    return refs
+
+
 LOW_FACE_THRESHOLD = 0.2  # below this, unrelated faces match often (impostor scores reach ~0.3)
 
 
@@ -251,13 +294,14 @@ def check_enrolled(store: Store, face_model: str, voice: bool) -> None:
                           "`likeness-audit enroll` first")
 
 
-def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions | None = None,
-         **kwargs) -> ScanRun:
+def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions | None = None, *,
+         shown: dict[str, str] | None = None, **kwargs) -> ScanRun:
     """Scan files and folders against everyone in the store; iterate the result for findings, file by file.
 
     Keyword arguments are ScanOptions fields (threshold, voice_threshold, top_k, use, workers, fps, keyframes,
     min_frames, voice, voice_model, include, exclude, shard, cache, resume, engine, address); the face model and
-    threads come from the store (audit.open_store).
+    threads come from the store (audit.open_store). `shown` maps paths as given to the names evidence shows for
+    them (an uploaded file's own name); `run.record()` gives the evidence record once iterated.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -267,4 +311,4 @@ def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions 
         options = ScanOptions(**kwargs)
     elif kwargs:
         raise TypeError("scan() takes options or keyword arguments, not both")
-    return ScanRun(store, paths, options)
+    return ScanRun(store, paths, options, shown=shown)

@@ -124,21 +124,23 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
         if (folder / INPUT).is_dir():
             os.chdir(folder / INPUT)  # uploads are scanned by their server-given names: 001.jpg, ...
         faults.point("jobs.worker:scanning")
-        run = audit.scan(store, [i["path"] for i in job.inputs], use=job.use, workers=1)
+        # Evidence names each file as its uploader did (or as the path was given), never by a server path.
+        run = audit.scan(store, [i["path"] for i in job.inputs], use=job.use, workers=1,
+                         shown={i["path"]: i["name"] for i in job.inputs if i.get("name")})
         done = threading.Event()
         threading.Thread(target=_progress, args=(accounts, jid, run, done), daemon=True).start()
         try:
-            findings = list(run)
+            for _ in run:
+                pass
         finally:
             done.set()
-        summary = asdict(run.summary)
-        meta = {**run.metadata(), "scan": jid, "submitted_by": job.owner}
-        audit.write_findings(findings, folder / FINDINGS, meta=meta)
         # The report leaves out enrolled reference crops: an auditor sees faces from their own media only.
-        audit.write_findings(findings, folder / REPORT, store=None, meta=meta)
-        records = audit.read_findings(folder / FINDINGS)
-        found = _crops(records, folder / CROPS)
-        accounts.finish_job(jid, summary, found)
+        record = run.record(references=False)
+        record.run.update(scan=jid, submitted_by=job.owner)
+        audit.write_record(record, folder / FINDINGS, store.cipher)
+        audit.write_record(record, folder / REPORT)
+        found = _crops(record, folder / CROPS)
+        accounts.finish_job(jid, asdict(run.summary), found)
     except Exception as exc:  # anything at all: the job says failed, with why
         accounts.fail_job(jid, f"{type(exc).__name__}: {exc}")
         raise
@@ -156,22 +158,19 @@ def _progress(accounts, jid: str, run, done: threading.Event) -> None:
             accounts.job_progress(jid, last)
 
 
-def _crops(records: list[dict], folder: Path) -> list[tuple[int, str]]:
-    """Cut each face finding's crop (or a voice finding's waveform) and list who each finding names."""
-    from ..report.evidence import Evidence
-
+def _crops(record, folder: Path) -> list[tuple[int, str]]:
+    """Save each finding's evidence picture (cut by the scan) and list who each finding names."""
     folder.mkdir(mode=0o700, exist_ok=True)
-    evidence = Evidence(None, records)
     found = []
-    for n, r in enumerate(records):
+    for n, (r, pics) in enumerate(zip(record.findings, record.pictures)):
         names = [r["person"]] if r.get("person") else []
         names += [c["person"] for c in r.get("contributors") or [] if c.get("person")]
         if r.get("kind") == "error" or not names:
             continue
         found += [(n, p) for p in dict.fromkeys(names)]
-        picture = evidence.crop(r) if r.get("modality") == "face" else evidence.waveform(r)
+        picture = pics and (pics.crop or pics.waveform)
         if picture:
-            suffix = ".jpg" if r.get("modality") == "face" else ".png"
+            suffix = ".jpg" if pics.crop else ".png"
             fd = os.open(folder / f"{n}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(picture)
