@@ -120,7 +120,7 @@ def scan(obj: Context, paths, out, as_json, fail_on, quiet, from_file, **values)
         output_format(out)
     store = obj.store(create=False)
     options.models, options.threads = store.models_dir, store.threads
-    run = run_scan(store, paths, options)
+    run = run_scan(store, paths, options, keep=bool(out))  # only an output file needs the findings kept
     summary = run.summary
     progress = Progress(not quiet and sys.stderr.isatty())
     run.progress = progress.update
@@ -155,7 +155,7 @@ def scan(obj: Context, paths, out, as_json, fail_on, quiet, from_file, **values)
             reasons = ", ".join(f"{n} {why}" for why, n in sorted(summary.skipped.items(), key=lambda x: -x[1]))
             click.echo(f"skipped {sum(summary.skipped.values())} files: {reasons}", err=True)
     if not summary.complete:
-        where = f"; {len(run.findings)} findings so far written to {out}" if out else ""
+        where = f"; {summary.findings + summary.errors} findings so far written to {out}" if out else ""
         click.echo(f"interrupted after {summary.files} of {summary.total or '?'} files{where}; "
                    "continue with --resume", err=True)
         sys.exit(INTERRUPTED)

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import config, media
-from ..errors import MediaError, MissingPath, NothingEnrolled, NothingToScan
+from ..errors import AuditError, MediaError, MissingPath, NothingEnrolled, NothingToScan
 from ..evidence import Evidence
 from ..findings import Finding, Reference
 from ..models.face import FaceModel
@@ -73,7 +73,7 @@ class ScanRun:
     """
 
     def __init__(self, store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions,
-                 model: FaceModel | None = None, shown: dict[str, str] | None = None):
+                 model: FaceModel | None = None, shown: dict[str, str] | None = None, keep: bool = True):
         options.check()
         self.store, self.options = store, options
         self.paths = list(paths)
@@ -82,6 +82,7 @@ class ScanRun:
         self.model = model or store.face_model
         check_enrolled(store, self.model.model_id, options.voice)
         self.summary = ScanSummary()
+        self.keep = keep  # False: findings stream through without being kept (no record; memory stays flat)
         self.findings: list[Finding] = []  # every finding yielded so far: the record is made from them
         self.started: datetime | None = None
         self.finished: datetime | None = None
@@ -95,6 +96,8 @@ class ScanRun:
     def record(self, references: bool = True) -> Evidence:
         """The evidence record of what was scanned so far: findings with their pictures, the run's metadata,
         and (unless references=False) the enrolled reference crop of every person named."""
+        if not self.keep:
+            raise AuditError("this scan was run with keep=False: it kept no findings to make a record of")
         evidence = Evidence.of(self.findings, self.run_info())
         if references:
             evidence.references = reference_crops(self.store, evidence.findings)
@@ -183,7 +186,8 @@ class ScanRun:
                 unheard += one.kind == "audio" and not analyzer.voice_enrolled
                 if store_cache is not None and st is not None:
                     store_cache.mark_done(run, os.fsencode(path), st.st_size, st.st_mtime_ns, one.sha256)
-                self.findings += rows
+                if self.keep:
+                    self.findings += rows
                 if self.progress is not None:
                     self.progress(summary)
                 yield from rows
@@ -295,13 +299,14 @@ def check_enrolled(store: Store, face_model: str, voice: bool) -> None:
 
 
 def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions | None = None, *,
-         shown: dict[str, str] | None = None, **kwargs) -> ScanRun:
+         shown: dict[str, str] | None = None, keep: bool = True, **kwargs) -> ScanRun:
     """Scan files and folders against everyone in the store; iterate the result for findings, file by file.
 
     Keyword arguments are ScanOptions fields (threshold, voice_threshold, top_k, use, workers, fps, keyframes,
     min_frames, voice, voice_model, include, exclude, shard, cache, resume, engine, address); the face model and
     threads come from the store (audit.open_store). `shown` maps paths as given to the names evidence shows for
-    them (an uploaded file's own name); `run.record()` gives the evidence record once iterated.
+    them (an uploaded file's own name); `run.record()` gives the evidence record once iterated (keep=False streams
+    findings without keeping them, for archives too large to hold).
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -311,4 +316,4 @@ def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions 
         options = ScanOptions(**kwargs)
     elif kwargs:
         raise TypeError("scan() takes options or keyword arguments, not both")
-    return ScanRun(store, paths, options, shown=shown)
+    return ScanRun(store, paths, options, shown=shown, keep=keep)
