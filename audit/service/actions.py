@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AuditError, UnknownPerson
-from ..store.accounts import Job
+from .accounts import Job
 from . import jobs
 from .state import Service
 

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..errors import AuditError, UnknownPerson
-from ..store.accounts import User
+from .accounts import User
 from . import actions, auth
 from .uploads import TooLarge
 from .web import read_form, api_user, require, service

@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..errors import AuditError
-from ..store.accounts import ROLES, Accounts, User
+from .accounts import ROLES, Accounts, User
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SESSION_COOKIE = "la_session"

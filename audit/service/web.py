@@ -9,7 +9,7 @@ from fastapi import HTTPException, Request
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..store.accounts import User
+from .accounts import User
 from . import auth
 from .state import Service
 
