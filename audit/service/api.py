@@ -177,8 +177,10 @@ UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"ty
 
 async def _enroll(request: Request, user: User, pid: str, modality: str) -> dict:
     require(user, "person.enroll", person=pid)  # before the body is read
-    if not auth.ID_RE.fullmatch(pid):
-        raise HTTPException(400, f"bad person id '{pid}'")
+    try:
+        auth.check_id(pid, "person id")
+    except AuditError as exc:
+        raise HTTPException(400, str(exc)) from exc
     svc = service(request)
     try:
         form = await read_form(request)
