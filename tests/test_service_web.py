@@ -6,7 +6,6 @@ import re
 
 import httpx
 import pytest
-
 from serve_util import Server, add_account, bearer
 
 
@@ -48,3 +47,43 @@ def test_id_enrolled_from_the_cli_is_accepted_by_the_api(door, photos):
     r = httpx.post(f"{url}/api/v1/people/-x/faces", headers=bearer(tokens["root"]),
                    files=[("files", ("me.jpg", b"x", "image/jpeg"))])
     assert r.status_code == 400 and "not starting with '-'" in r.text
+
+
+def _nameless(csrf: str | None = None) -> dict:
+    """A multipart body whose only file part has an empty name, as a browser sends for an empty file input."""
+    body = b""
+    if csrf is not None:
+        body += b'--x\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n' + csrf.encode() + b"\r\n"
+    body += (b'--x\r\nContent-Disposition: form-data; name="files"; filename=""\r\n'
+             b"Content-Type: application/octet-stream\r\n\r\n\r\n--x--\r\n")
+    return {"content": body, "headers": {"content-type": "multipart/form-data; boundary=x"}}
+
+
+def test_both_doors_refuse_the_same_files(door):
+    """One upload filter: a nameless file part is no file, at either door, for enrolment and for scans."""
+    url, tokens, passwords = door["url"], door["tokens"], door["passwords"]
+    for uid, path in {"al": "/api/v1/people/_alice/faces", "aud": "/api/v1/scans"}.items():
+        request = _nameless()
+        request["headers"].update(bearer(tokens[uid]))
+        r = httpx.post(url + path, **request)
+        assert r.status_code == 422 and "no files" in r.json()["detail"], r.text
+    for uid, path in {"al": "/me/faces", "aud": "/scans"}.items():
+        client, csrf = _login(url, uid, passwords[uid])
+        r = client.post(path, **_nameless(csrf))
+        assert r.status_code == 422 and "Choose one or more files" in r.text, r.text[:300]
+        # The CSRF check comes before anything is read from the files.
+        assert client.post(path, **_nameless("x" + csrf)).status_code == 403
+
+
+def test_errors_carry_fields_in_json_and_no_flags_on_pages(door, photos):
+    url, tokens, passwords = door["url"], door["tokens"], door["passwords"]
+    r = httpx.post(f"{url}/api/v1/people/-x/voices", headers=bearer(tokens["root"]),
+                   files=[("files", ("a.flac", b"x", "audio/flac"))])
+    assert r.status_code == 400 and r.json()["code"] == "bad-person-id" and r.json()["error"] == "AuthError"
+    r = httpx.put(f"{url}/api/v1/people/_alice/consent", headers=bearer(tokens["al"]), json={"allow": ["ads; x"]})
+    assert r.status_code == 400 and "is not a scope" in r.json()["detail"] and r.json()["error"] == "AuditError"
+    client, csrf = _login(url, "al", passwords["al"])
+    with open(photos["gdp"], "rb") as f:
+        page = client.post("/me/faces", data={"csrf": csrf}, files=[("files", ("group.jpg", f, "image/jpeg"))])
+    assert page.status_code == 200 and "only you in it" in page.text and "--pick" not in page.text
+    assert "/tmp" not in page.text and "upload-" not in page.text  # no server path

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AuditError, UnknownPerson
-from .accounts import Job
 from . import jobs
+from .accounts import Job
 from .state import Service
 from .words import web_words
 

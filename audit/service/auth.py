@@ -15,7 +15,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..errors import AuditError
-from ..store.naming import ID_RE  # one id rule: what the CLI enrols, the service accepts
+from ..store.naming import (
+    ID_RE,  # one id rule: what the CLI enrols, the service accepts
+)
 from .accounts import ROLES, Accounts, User
 
 SESSION_COOKIE = "la_session"
