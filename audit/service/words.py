@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..errors import AuditError
+from ..errors import AuditError, MediaError
 
 # Per code: how a refused file (or a whole request) reads on the web. {what} is "photo" or "recording"; the scores
 # of the error fill the rest. A code not listed falls back to the library's statement when it names no server path.
 REFUSED = {
-    "no-face": "no face found: upload a photo where your face is clearly visible",
+    "no-face": "no usable face found: the face must be clearly visible, sharp and not too small",
     "several-faces": "{faces:.0f} faces found: upload a photo with only you in it",
     "several-people": "{people:.0f} people appear in the video: upload a video with only you in it",
     "face-too-small": "the face is too small ({size_px:.0f} px; at least {need_px:.0f} px needed): upload a closer "
@@ -24,6 +24,7 @@ REFUSED = {
     "bad-person-id": "not a valid person id: use 1-64 letters, digits, '.', '_' or '-'",
 }
 UNREADABLE = "this file could not be read as media"
+UNSAID = "this request could not be completed"
 
 
 def web_words(exc: AuditError, modality: str = "face", hide: tuple[str, ...] = ()) -> str:
@@ -39,5 +40,5 @@ def web_words(exc: AuditError, modality: str = "face", hide: tuple[str, ...] = (
             pass
     text = exc.worded(lambda p: web_words(p, modality, hide))
     if any(h and h in text for h in hide):
-        return UNREADABLE
+        return UNREADABLE if isinstance(exc, MediaError) else UNSAID
     return text
