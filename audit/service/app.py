@@ -102,6 +102,7 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
 
 
 def _error(request: Request, exc: Exception):
+    """The API's JSON (with the error's fields unless they name a server path) or the error page."""
     status, words = status_of(exc), error_words(request, exc)
     if request.url.path.startswith("/api/"):
         body = {"detail": words}
