@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .enroll import EnrollResult, face_samples
-from .errors import EnrollError, InputError
+from .errors import AuditError, EnrollError, InputError
 from .store import Store, naming
 
 BATCH_PEOPLE = 64  # people per write: one transaction and one index update each
@@ -36,7 +36,7 @@ class ManifestResult:
     """What a manifest enrolment did, per person."""
 
     people: list[EnrollResult] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)  # person -> why nothing was enrolled
+    failed: dict[str, AuditError] = field(default_factory=dict)  # person -> why nothing was enrolled
 
     @property
     def added(self) -> int:
@@ -53,19 +53,21 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
             missing = {"person", "path"} - set(reader.fieldnames or [])
             if missing:
                 raise EnrollError(f"manifest {path.name} lacks the column(s) {', '.join(sorted(missing))} "
-                                  "(need person, path; optional name, allow, deny)")
+                                  "(need person, path; optional name, allow, deny)", code="bad-manifest",
+                                  path=str(path))
             rows: dict[str, ManifestRow] = {}
             for n, rec in enumerate(reader, start=2):
                 pid, file = (rec.get("person") or "").strip(), (rec.get("path") or "").strip()
                 if not pid or not file:
-                    raise EnrollError(f"manifest {path.name} line {n}: person and path are required")
+                    raise EnrollError(f"manifest {path.name} line {n}: person and path are required",
+                                      code="bad-manifest", path=str(path))
                 row = rows.setdefault(pid, ManifestRow(pid))
                 row.name = (rec.get("name") or "").strip() or row.name
                 row.paths.append(path.parent / file)
                 for col, scopes in (("allow", row.allow), ("deny", row.deny)):
                     scopes |= {s.strip() for s in (rec.get(col) or "").split(";") if s.strip()}
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise EnrollError(f"cannot read manifest {path}: {exc}") from exc
+        raise EnrollError(f"cannot read manifest {path}: {exc}", code="bad-manifest", path=str(path)) from exc
     return list(rows.values())
 
 
@@ -97,7 +99,7 @@ def enroll_manifest(store: Store, manifest: str | os.PathLike, pick: str | None 
             samples, ref = face_samples(store, model, row.person, row.paths, pick, reference, result, force,
                                         pending=[(r.person, ss) for r, ss, _ in pending])
         except (EnrollError, InputError) as exc:
-            out.failed[row.person] = str(exc)
+            out.failed[row.person] = exc
             samples, ref = [], None
         out.people.append(result)
         if samples:

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import config, media
 from .config import MIN_FACE_PX, SAMPLE_RATE
-from .errors import EnrollError, MediaError
+from .errors import AuditError, EnrollError, MediaError
 from .media.source import Source, open_source
 from .models.face import Face, FaceModel
 from .store import Store, naming
@@ -35,6 +35,7 @@ class Skipped:
 
     path: str
     reason: str
+    error: AuditError | None = None  # the refusal as fields (code, scores, hint) for each door to word
 
 
 @dataclass
@@ -56,6 +57,12 @@ class EnrollResult:
     accepted: list[Accepted] = field(default_factory=list)
 
 
+def skipped(shown: str, exc: AuditError) -> Skipped:
+    """A refused file, its error naming the file as the caller gave it."""
+    exc.path = shown
+    return Skipped(shown, exc.message, exc)
+
+
 def reference_jpeg(crop: np.ndarray) -> bytes:
     """A small JPEG of an aligned 112 px crop, for reports."""
     import cv2
@@ -67,14 +74,18 @@ def reference_jpeg(crop: np.ndarray) -> bytes:
 def choose_face(faces: list[Face], pick: str | None) -> Face:
     """The one face to enroll from a photo, or EnrollError saying why none."""
     if not faces:
-        raise EnrollError("no face found")
+        raise EnrollError("no face found", code="no-face")
     if len(faces) > 1 and pick != "largest":
-        raise EnrollError(f"{len(faces)} faces found; use --pick largest to take the largest")
+        raise EnrollError(f"{len(faces)} faces found", code="several-faces", scores={"faces": len(faces)},
+                          hint="pick-largest")
     face = max(faces, key=lambda f: f.size)
     if face.size < MIN_FACE_PX:
-        raise EnrollError(f"face too small ({face.size:.0f} px; need {MIN_FACE_PX})")
+        raise EnrollError(f"face too small ({face.size:.0f} px; need {MIN_FACE_PX})", code="face-too-small",
+                          scores={"size_px": float(face.size), "need_px": float(MIN_FACE_PX)})
     if face.sharpness < MIN_SHARPNESS:
-        raise EnrollError(f"face too blurred (sharpness {face.sharpness:.1f}; need {MIN_SHARPNESS})")
+        raise EnrollError(f"face too blurred (sharpness {face.sharpness:.1f}; need {MIN_SHARPNESS})",
+                          code="face-too-blurred", scores={"sharpness": float(face.sharpness),
+                                                           "need": MIN_SHARPNESS})
     return face
 
 
@@ -118,7 +129,7 @@ def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[st
             else:
                 faces = [(None, choose_face(model.analyze(media.decode_image(source.data)), pick))]
         except (MediaError, EnrollError) as exc:
-            result.skipped.append(Skipped(source.shown, str(exc)))
+            result.skipped.append(skipped(source.shown, exc))
             continue
         sizes = "/".join(f"{f.size:.0f}" for _, f in faces)
         result.accepted.append(Accepted(source.shown, f"face found, {sizes} px" + (
@@ -129,15 +140,15 @@ def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[st
             picked.append((sample, face, source.shown))
     if not force:
         refusals = check_agreement(store, person, [s for s, _, _ in picked], pending=pending)
-        result.skipped += [Skipped(p[2], why) for p, why in zip(picked, refusals) if why]
+        result.skipped += [skipped(p[2], why) for p, why in zip(picked, refusals) if why]
         picked = [p for p, why in zip(picked, refusals) if not why]
         kept = {p[2] for p in picked}
         result.accepted = [a for a in result.accepted if a.path in kept or a.detail == "already enrolled"]
     if not picked:
         if result.already:
             return [], None
-        reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
-        raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
+        raise EnrollError(f"nothing usable to enroll for '{person}'", code="nothing-usable", person=person,
+                          problems=[s.error for s in result.skipped if s.error])
     best = max(range(len(picked)), key=lambda i: quality(picked[i][1]))
     result.added = len(picked)
     # The crop names the sample it was cut from, so a report can say whether it shows the sample that matched.
@@ -145,7 +156,7 @@ def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[st
 
 
 def check_agreement(store: Store, person: str, samples: list[Sample], threshold: float | None = None,
-                    pending: list[tuple[str, list[Sample]]] = ()) -> list[str | None]:
+                    pending: list[tuple[str, list[Sample]]] = ()) -> list[EnrollError | None]:
     """Per new sample, why it is refused (None: it agrees), so one wrong photo cannot poison a person's gallery.
 
     pending: other people's samples accepted but not yet written (a bulk enrolment's batch), checked as if enrolled.
@@ -164,7 +175,7 @@ def check_agreement(store: Store, person: str, samples: list[Sample], threshold:
     new = np.stack([np.asarray(s.vector, np.float32) for s in samples])
     own = store.person_vectors(person, modality, model)
     others = store.search(modality, model, new, top_k=3) if store.gallery_size(modality, model) else [[]] * len(new)
-    out: list[str | None] = []
+    out: list[EnrollError | None] = []
     for i, s in enumerate(samples):
         taken = [p for p in store.source_people(s.source_sha256, modality) if p != person]
         refs = np.concatenate([own.reshape(-1, new.shape[1]), np.delete(new, i, axis=0)])
@@ -177,16 +188,24 @@ def check_agreement(store: Store, person: str, samples: list[Sample], threshold:
             score = float(max(np.asarray(t.vector, np.float32) @ new[i] for t in theirs))
             if rival is None or score > rival.similarity:
                 rival = Candidate(pid, score, -1)
+        scores = {"similarity": mine, "threshold": threshold} if mine is not None else {"threshold": threshold}
         if taken:
-            out.append(f"this file is already enrolled for {', '.join(taken)} (--force to enroll it anyway)")
+            out.append(EnrollError(f"this file is already enrolled for {', '.join(taken)}", code="already-enrolled",
+                                   person=person, hint="force"))
         elif mine is not None and mine < threshold:
-            out.append(f"does not {'sound' if modality == 'voice' else 'look'} like {person}'s other samples: best "
-                       f"similarity {mine:.3f} < threshold {threshold:.3f}"
-                       + (f" ({rival.person}: {rival.similarity:.3f})" if rival else "") + " (--force to enroll it anyway)")
+            out.append(EnrollError(
+                f"does not {'sound' if modality == 'voice' else 'look'} like {person}'s other samples: best "
+                f"similarity {mine:.3f} < threshold {threshold:.3f}"
+                + (f" ({rival.person}: {rival.similarity:.3f})" if rival else ""),
+                code="unlike-own-samples", person=person, hint="force",
+                scores={**scores, **({"rival": rival.similarity} if rival else {})}))
         elif rival is not None and rival.similarity >= threshold and (mine is None or rival.similarity > mine):
-            out.append(f"{'sounds' if modality == 'voice' else 'looks'} more like {rival.person} (similarity "
-                       f"{rival.similarity:.3f}) than {person} (" + (f"{mine:.3f}" if mine is not None else
-                                                                      "no other samples") + ") (--force to enroll it anyway)")
+            out.append(EnrollError(
+                f"{'sounds' if modality == 'voice' else 'looks'} more like {rival.person} (similarity "
+                f"{rival.similarity:.3f}) than {person} (" + (f"{mine:.3f}" if mine is not None else
+                                                               "no other samples") + ")",
+                code="more-like-someone-else", person=person, hint="force",
+                scores={**scores, "rival": rival.similarity}))
         else:
             out.append(None)
     return out
@@ -200,15 +219,16 @@ def _new_sources(store: Store, person: str, modality: str, model: str, paths: It
     """
     files = list(media.walk(paths, kinds=kinds))
     if not files:
-        raise EnrollError(f"no {' or '.join(sorted(kinds))} files given")
+        raise EnrollError(f"no {' or '.join(sorted(kinds))} files given", code="no-files", person=person)
     seen: set[str] = set()
     for path in files:
         try:
             source = open_source(path)
             if source.kind not in kinds:
-                raise MediaError(f"a {source.kind} file; {modality} enrolment takes {' or '.join(sorted(kinds))}")
+                raise MediaError(f"a {source.kind} file; {modality} enrolment takes {' or '.join(sorted(kinds))}",
+                                 code="wrong-kind")
         except MediaError as exc:
-            result.skipped.append(Skipped(media.display_path(path), str(exc)))
+            result.skipped.append(skipped(media.display_path(path), exc))
             continue
         if source.sha256 in seen or store.has_source(person, modality, model, source.sha256):
             result.already += 1
@@ -243,12 +263,12 @@ def video_faces(model: FaceModel, path: Path, pick: str | None, fps: float = 2.0
         if frame.index >= MAX_VIDEO_SAMPLES:
             break
     if not seen:
-        raise EnrollError("no usable face in the video")
+        raise EnrollError("no usable face in the video", code="no-face")
     groups = _group_by_identity([f for _, f in seen])
     major = [g for g in groups if len(g) >= max(2, 0.2 * len(seen))] or [max(groups, key=len)]
     if len(major) > 1 and pick != "largest":
-        raise EnrollError(f"{len(major)} people appear in the video; enroll from a video of one person "
-                          "or use --pick largest")
+        raise EnrollError(f"{len(major)} people appear in the video; enroll from a video of one person",
+                          code="several-people", scores={"people": len(major)}, hint="pick-largest")
     chosen = max(major, key=lambda g: (sum(seen[i][1].size for i in g) / len(g), len(g)))
     ranked = sorted((seen[i] for i in chosen), key=lambda tf: -quality(tf[1]))
     out: list[tuple[float, Face]] = []
@@ -300,28 +320,30 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
             wav = audio.load_audio(source.path)
             voiced = encoder.voiced_seconds(wav)
             if voiced < MIN_VOICED_FILE_S:
-                raise EnrollError(f"too little speech ({voiced:.1f} s voiced)")
+                raise EnrollError(f"too little speech ({voiced:.1f} s voiced)", code="too-little-speech",
+                                  scores={"voiced_s": voiced, "need_s": MIN_VOICED_FILE_S})
         except (MediaError, EnrollError) as exc:
-            result.skipped.append(Skipped(source.shown, str(exc)))
+            result.skipped.append(skipped(source.shown, exc))
             continue
         sample = Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
                         end=round(len(wav) / SAMPLE_RATE, 2))
         picked.append((sample, voiced, source.shown))
     if not force:
         refusals = check_agreement(store, person, [s for s, _, _ in picked], VOICE_AGREEMENT[encoder.name])
-        result.skipped += [Skipped(p[2], why) for p, why in zip(picked, refusals) if why]
+        result.skipped += [skipped(p[2], why) for p, why in zip(picked, refusals) if why]
         picked = [p for p, why in zip(picked, refusals) if not why]
     result.accepted += [Accepted(shown, f"{voiced:.1f} s of speech") for _, voiced, shown in picked]
     have = sum(v for _, v, _ in picked) + store.enrolled_seconds(person, "voice", encoder.model_id)
     if not picked and result.already:
         return result
     if not picked:
-        reasons = "; ".join(f"{s.path}: {s.reason}" for s in result.skipped)
-        raise EnrollError(f"nothing usable to enroll for '{person}' ({reasons})")
+        raise EnrollError(f"nothing usable to enroll for '{person}'", code="nothing-usable", person=person,
+                          problems=[s.error for s in result.skipped if s.error])
     if have < MIN_VOICED_TOTAL_S:
-        reasons = "".join(f"; {s.path}: {s.reason}" for s in result.skipped)
         raise EnrollError(f"only {have:.1f} s of voiced speech for '{person}'; need at least "
-                          f"{MIN_VOICED_TOTAL_S:.0f} s{reasons}")
+                          f"{MIN_VOICED_TOTAL_S:.0f} s", code="too-little-speech", person=person,
+                          scores={"voiced_s": have, "need_s": MIN_VOICED_TOTAL_S},
+                          problems=[s.error for s in result.skipped if s.error])
     samples = [s for s, _, _ in picked]
     store.add_samples(person, name, samples, None)
     result.added = len(samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -23,10 +24,25 @@ class AuditError(Exception):
         self.scores: dict[str, float] = dict(scores or {})
         self.problems: list[AuditError] = list(problems or [])
 
+    def __str__(self) -> str:
+        return self.worded()
+
     @property
     def message(self) -> str:
-        """The library's plain statement (no advice for any one door)."""
-        return str(self.args[0]) if self.args else ""
+        """The library's plain statement (no advice for any one door), each problem's included."""
+        return self.worded()
+
+    def worded(self, say: Callable[[AuditError], str] | None = None) -> str:
+        """The statement with each problem listed as "path: reason", the reasons worded by say (default: ours).
+
+        A door passes its own say (the CLI adds its advice for each hint) instead of parsing this text.
+        """
+        head = str(self.args[0]) if self.args else ""
+        if not self.problems:
+            return head
+        say = say or AuditError.worded
+        listed = "; ".join(f"{p.path}: {say(p)}" if p.path else say(p) for p in self.problems)
+        return f"{head} ({listed})"
 
     def fields(self) -> dict[str, Any]:
         """The error as plain data (for the API's JSON error bodies)."""

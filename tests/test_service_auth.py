@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from audit.cli import cli
 from audit.errors import AuditError, StoreError
 from audit.service import auth
-from audit.store.accounts import Accounts
+from audit.service.accounts import Accounts
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_rate_limit_window():
 
 
 def test_roles():
-    from audit.store.accounts import User
+    from audit.service.accounts import User
 
     admin, aud, act = (User("x", r, "p" if r == "actor" else None, "", 0) for r in ("admin", "auditor", "actor"))
     assert auth.allowed(admin, "person.read", person="anyone") and auth.allowed(admin, "scan.read", owner="other")

@@ -40,6 +40,17 @@ class Context:
         return self._store
 
 
+# The CLI's advice for each hint of a library error (the web words the same hints for its own readers).
+ADVICE = {"pick-largest": "; use --pick largest to take the largest", "force": " (--force to enroll it anyway)"}
+ADVICE_FOR = {("several-people", "pick-largest"): " or use --pick largest"}
+
+
+def said(exc: AuditError) -> str:
+    """A library error as the CLI says it: the library's statement, with the CLI's advice for each hint."""
+    advice = ADVICE_FOR.get((exc.code, exc.hint)) or ADVICE.get(exc.hint or "", "")
+    return exc.worded(said) + advice
+
+
 def guarded(fn):
     """Turn library errors into clean messages with exit code 2, and Ctrl-C into 130 (1 means "match")."""
 
@@ -48,7 +59,7 @@ def guarded(fn):
         try:
             return fn(*args, **kwargs)
         except AuditError as exc:
-            raise Fail(str(exc)) from exc
+            raise Fail(said(exc)) from exc
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED) from None

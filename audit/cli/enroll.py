@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..report.tables import tsv_field
-from .base import Context, Fail, cli, guarded
+from .base import Context, Fail, cli, guarded, said
 
 
 @cli.group()
@@ -50,7 +50,7 @@ def enroll_face(obj: Context, person: str | None, paths: tuple[str, ...], name: 
         raise Fail("give PERSON and PATHS (or --manifest FILE)")
     result = obj.store().enroll_face(person, paths, name=name, pick=pick, reference=not no_reference, force=force)
     for s in result.skipped:
-        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
+        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(_reason(s))}", err=True)
     click.echo(f"{person}: {result.added} face samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")
 
@@ -67,9 +67,9 @@ def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: b
                                force=force)
     for r in done.people:
         for s in r.skipped:
-            click.echo(f"skipped {tsv_field(r.person)}: {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
+            click.echo(f"skipped {tsv_field(r.person)}: {tsv_field(s.path)}: {tsv_field(_reason(s))}", err=True)
     for pid, why in done.failed.items():
-        click.echo(f"not enrolled {tsv_field(pid)}: {tsv_field(why)}", err=True)
+        click.echo(f"not enrolled {tsv_field(pid)}: {tsv_field(said(why))}", err=True)
     already = sum(r.already for r in done.people)
     click.echo(f"{len(done.people) - len(done.failed)} of {len(done.people)} people: {done.added} face samples "
                f"added, {already} already enrolled")
@@ -98,6 +98,11 @@ def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | 
     """
     result = obj.store().enroll_voice(person, paths, name=name, force=force, model=model)
     for s in result.skipped:
-        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(s.reason)}", err=True)
+        click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(_reason(s))}", err=True)
     click.echo(f"{person}: {result.added} voice samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")
+
+
+def _reason(skipped) -> str:
+    """Why a file was skipped, with the CLI's advice (e.g. --force)."""
+    return said(skipped.error) if skipped.error is not None else skipped.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import config
+from ..service.accounts import Accounts  # plain SQLite: no need of the serve extra
 from .base import Context, Fail, cli, guarded
 
 NEEDS_EXTRA = 'the web service needs its extra: pip install "likeness-audit[serve]"'
@@ -45,7 +46,7 @@ def users_add(obj: Context, account: str, role: str, person: str | None, name: s
         auth.check_id(person, "person id")
         if person not in store.names():
             store.add_samples(person, name, [], None)  # registered, nothing enrolled yet
-    accounts = store.accounts()
+    accounts = Accounts(store.home)
     try:
         _, password, token = auth.add_account(accounts, account, role, person)
     finally:
@@ -64,7 +65,7 @@ def users_list(obj: Context) -> None:
     Example:
       likeness-audit users list
     """
-    accounts = obj.store(create=False).accounts()
+    accounts = Accounts(obj.store(create=False).home)
     for u in accounts.users():
         click.echo(f"{u.id}\t{u.role}\t{u.person or ''}")
     accounts.close()

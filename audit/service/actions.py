@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AuditError, UnknownPerson
-from ..store.accounts import Job
 from . import jobs
+from .accounts import Job
 from .state import Service
+from .words import web_words
 
 
 def _view(store, person) -> dict:
@@ -40,6 +41,7 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
     """Enroll uploaded photos or recordings; one row per file: enrolled, already enrolled, or refused and why."""
     with svc.uploaded(files) as saved:
         shown = {str(s.path): s.name for s in saved}
+        hide = (str(saved[0].path.parent),) if saved else ()
         paths = [str(s.path) for s in saved]
         try:
             if modality == "face":
@@ -47,37 +49,16 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
             else:
                 result = svc.gate.run(lambda s: s.enroll_voice(pid, paths, name=name))
         except AuditError as exc:  # nothing enrolled: every file refused, each with its reason where one is named
-            reasons = _reasons(str(exc), shown)
-            overall = _web(_unpath(str(exc), shown))
+            overall = web_words(exc, modality, hide)
+            reasons = {p.path: web_words(p, modality, hide) for p in exc.problems}
             return {"person": pid, "added": 0, "already": 0, "error": overall, "files": [
                 {"name": n, "status": "refused", "reason": reasons.get(p) or overall} for p, n in shown.items()]}
     notes = {a.path: ("already" if a.detail == "already enrolled" else "accepted", a.detail) for a in result.accepted}
-    notes.update({s.path: ("refused", _web(_unpath(s.reason, shown))) for s in result.skipped})
+    notes.update({s.path: ("refused", web_words(s.error or AuditError(s.reason), modality, hide))
+                  for s in result.skipped})
     rows = [{"name": n, "status": notes.get(p, ("refused", "not read"))[0], "reason": notes.get(p, ("", ""))[1]}
             for p, n in shown.items()]
     return {"person": pid, "added": result.added, "already": result.already, "files": rows}
-
-
-def _reasons(message: str, shown: dict[str, str]) -> dict[str, str]:
-    """Per-file reasons from an EnrollError that lists them as "path: reason; path: reason)"."""
-    found = sorted((message.find(p + ": "), p) for p in shown if p + ": " in message)
-    out = {}
-    for i, (pos, path) in enumerate(found):
-        end = found[i + 1][0] if i + 1 < len(found) else len(message)
-        out[path] = _web(message[pos + len(path) + 2:end].rstrip("); "))
-    return out
-
-
-def _web(reason: str) -> str:
-    """A refusal worded for the web, where there is no --pick option."""
-    return reason.replace("use --pick largest to take the largest", "upload a photo with only you in it")
-
-
-def _unpath(text: str, shown: dict[str, str]) -> str:
-    """Server-side temp paths in library messages replaced by the names the client gave."""
-    for path, name in shown.items():
-        text = text.replace(path, name)
-    return text
 
 
 def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=()) -> dict:

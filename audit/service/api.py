@@ -9,15 +9,22 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from ..errors import AuditError, UnknownPerson
-from ..store.accounts import User
 from . import actions, auth
-from .uploads import TooLarge
-from .web import read_form, api_user, require, service
+from .accounts import User
+from .web import (
+    api_user,
+    enroll_upload,
+    job_for,
+    jobs_for,
+    picture_file,
+    report_file,
+    require,
+    scan_upload,
+    service,
+)
 
 router = APIRouter(prefix="/api/v1")
 Caller = Annotated[User, Depends(api_user)]
-REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
 
 
 class ConsentBody(BaseModel):
@@ -57,53 +64,32 @@ def me(user: Caller) -> dict:
         "paths": {"type": "array", "items": {"type": "string"}}, "use": {"type": "string"}}}}}}})
 async def create_scan(request: Request, user: Caller) -> dict:
     """Queue a scan of uploaded media (multipart `files`) or of paths inside the server's scan roots (JSON)."""
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        return {"id": await scan_upload(request, user)}
     require(user, "scan.create", hide=False)
-    svc = service(request)
-    try:
-        if request.headers.get("content-type", "").startswith("application/json"):
-            body = await request.json()
-            if not isinstance(body, dict) or not isinstance(body.get("paths"), list):
-                raise HTTPException(422, 'send {"paths": [...], "use": "..."} or multipart files')
-            jid = await run_in_threadpool(svc.submit_paths, user.id, [str(p) for p in body["paths"]], body.get("use"))
-        else:
-            form = await read_form(request)
-            files = [f for f in form.getlist("files") if hasattr(f, "file")]
-            if not files:
-                raise HTTPException(422, "no files: send one or more multipart `files`")
-            jid = await run_in_threadpool(svc.submit_upload, user.id, files, form.get("use") or None)
-    except TooLarge as exc:
-        raise HTTPException(413, str(exc)) from exc
-    except AuditError as exc:
-        raise HTTPException(400, str(exc)) from exc
-    return {"id": jid}
+    body = await request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("paths"), list):
+        raise HTTPException(422, 'send {"paths": [...], "use": "..."} or multipart files')
+    paths = [str(p) for p in body["paths"]]
+    return {"id": await run_in_threadpool(service(request).submit_paths, user.id, paths, body.get("use"))}
 
 
 @router.get("/scans", tags=["scans"])
 def list_scans(request: Request, user: Caller) -> list[dict]:
     """Scans this account submitted (an admin sees all)."""
-    require(user, "scan.create", hide=False)
-    owner = None if user.role == "admin" else user.id
-    return [actions.job_view(j) for j in service(request).accounts.jobs(owner=owner)]
-
-
-def _job(request: Request, user: User, jid: str):
-    job = service(request).accounts.job(jid) if jid.isalnum() else None
-    require(user, "scan.read", owner=job.owner if job else None)
-    if job is None:
-        raise HTTPException(404, "not found")
-    return job
+    return [actions.job_view(j) for j in jobs_for(request, user)]
 
 
 @router.get("/scans/{jid}", tags=["scans"])
 def get_scan(request: Request, jid: str, user: Caller) -> dict:
     """Status, progress and summary of a scan."""
-    return actions.job_view(_job(request, user, jid))
+    return actions.job_view(job_for(request, user, jid))
 
 
 @router.get("/scans/{jid}/findings", tags=["scans"])
 def get_findings(request: Request, jid: str, user: Caller) -> list[dict]:
     """The findings of a finished scan, in the CLI's JSON format."""
-    job = _job(request, user, jid)
+    job = job_for(request, user, jid)
     rows = actions.findings(service(request), job.id)
     if rows is None:
         raise HTTPException(409, f"scan is {job.status}; findings come when it is done")
@@ -113,21 +99,13 @@ def get_findings(request: Request, jid: str, user: Caller) -> list[dict]:
 @router.get("/scans/{jid}/report", tags=["scans"], response_class=FileResponse)
 def get_report(request: Request, jid: str, user: Caller):
     """The HTML evidence report of a finished scan."""
-    job = _job(request, user, jid)
-    path = actions.report(service(request), job.id)
-    if path is None:
-        raise HTTPException(409, f"scan is {job.status}; the report comes when it is done")
-    return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
+    return report_file(request, job_for(request, user, jid))
 
 
 @router.get("/scans/{jid}/findings/{n}/picture", tags=["scans"], response_class=FileResponse)
 def get_picture(request: Request, jid: str, n: int, user: Caller):
     """The face crop (or waveform) of finding n, cut from the scanned file."""
-    job = _job(request, user, jid)
-    path = actions.picture(service(request), job.id, n)
-    if path is None:
-        raise HTTPException(404, "no picture for this finding")
-    return FileResponse(path)
+    return picture_file(request, job_for(request, user, jid).id, n)
 
 
 @router.get("/people", tags=["people"])
@@ -175,43 +153,23 @@ UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"ty
     "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
 
 
-async def _enroll(request: Request, user: User, pid: str, modality: str) -> dict:
-    require(user, "person.enroll", person=pid)  # before the body is read
-    if not auth.ID_RE.fullmatch(pid):
-        raise HTTPException(400, f"bad person id '{pid}'")
-    svc = service(request)
-    try:
-        form = await read_form(request)
-        files = [f for f in form.getlist("files") if hasattr(f, "file")]
-        if not files:
-            raise HTTPException(422, "no files: send one or more multipart `files`")
-        return await run_in_threadpool(actions.enroll, svc, pid, modality, files)
-    except TooLarge as exc:
-        raise HTTPException(413, str(exc)) from exc
-
-
 @router.post("/people/{pid}/faces", tags=["people"], openapi_extra=UPLOAD_DOC)
 async def enroll_faces(request: Request, pid: str, user: Caller) -> dict:
     """Enroll face photos (or short videos): per-file accepted or refused and why."""
-    return await _enroll(request, user, pid, "face")
+    return await enroll_upload(request, user, pid, "face")
 
 
 @router.post("/people/{pid}/voices", tags=["people"], openapi_extra=UPLOAD_DOC)
 async def enroll_voices(request: Request, pid: str, user: Caller) -> dict:
     """Enroll voice recordings (about 10 s of speech or more in total)."""
-    return await _enroll(request, user, pid, "voice")
+    return await enroll_upload(request, user, pid, "voice")
 
 
 @router.put("/people/{pid}/consent", tags=["people"])
 def put_consent(request: Request, pid: str, body: ConsentBody, user: Caller) -> dict:
     """Record consent decisions: allow, deny (scopes), until (inclusive date), note, forget."""
     _person(request, user, pid, "person.consent")
-    try:
-        return actions.consent(service(request), pid, body.allow, body.deny, body.until, body.note, body.forget)
-    except UnknownPerson as exc:
-        raise HTTPException(404, "not found") from exc
-    except AuditError as exc:
-        raise HTTPException(400, str(exc)) from exc
+    return actions.consent(service(request), pid, body.allow, body.deny, body.until, body.note, body.forget)
 
 
 @router.delete("/people/{pid}", tags=["people"])
@@ -225,8 +183,5 @@ def delete_person(request: Request, pid: str, user: Caller) -> dict:
 def create_invite(request: Request, body: InviteBody, user: Caller) -> JSONResponse:
     """A single-use, expiring link to open an account (admin)."""
     require(user, "admin", hide=False)
-    try:
-        code = auth.new_invite(service(request).accounts, user, body.role, body.person, body.hours)
-    except AuditError as exc:
-        raise HTTPException(400, str(exc)) from exc
+    code = auth.new_invite(service(request).accounts, user, body.role, body.person, body.hours)
     return JSONResponse({"url": str(request.url_for("register_page", code=code))}, status_code=201)

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from . import api, pages
+from ..errors import AuditError
+from . import api, auth, pages
 from .state import Service, ServiceConfig
-from .uploads import BodyLimit
-from .web import STATIC, PageAuth, render
+from .uploads import BodyLimit, NoFiles, TooLarge
+from .web import STATIC, PageAuth, error_words, render, service, status_of
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
@@ -84,6 +85,13 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
             return pages.login_form(request, 401, "Please log in.")
         return render(request, "error.html", status=exc.status_code, message=str(exc.detail))
 
+    @app.exception_handler(AuditError)
+    @app.exception_handler(TooLarge)
+    @app.exception_handler(NoFiles)
+    async def library_error(request: Request, exc: Exception):
+        """A library (or upload) error a route let through: one status for both doors, worded for the web."""
+        return _error(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
         if request.url.path.startswith("/api/"):
@@ -91,6 +99,23 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
         return render(request, "error.html", status=422, message="The form was incomplete or malformed.")
 
     return app
+
+
+def _error(request: Request, exc: Exception):
+    """The API's JSON (with the error's fields unless they name a server path) or the error page."""
+    status, words = status_of(exc), error_words(request, exc)
+    if request.url.path.startswith("/api/"):
+        body = {"detail": words}
+        if isinstance(exc, AuditError) and status < 500 and status != 404:
+            fields = exc.fields()
+            if str(service(request).cfg.home) in repr(fields):  # no server path leaves the server
+                fields = {k: v for k, v in fields.items() if k in ("error", "code", "hint")}
+            body.update(fields, detail=words)
+        return JSONResponse(body, status_code=status)
+    if isinstance(exc, NoFiles):
+        words = "Choose one or more files to upload."
+    session = service(request).sessions.read(request.cookies.get(auth.SESSION_COOKIE))
+    return render(request, "error.html", session, status=status, message=words)
 
 
 def _plain(errors) -> list[dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import threading
 import time
@@ -16,9 +15,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ..errors import AuditError
-from ..store.accounts import ROLES, Accounts, User
+from ..store.naming import (
+    ID_RE,  # one id rule: what the CLI enrols, the service accepts
+)
+from .accounts import ROLES, Accounts, User
 
-ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 SESSION_COOKIE = "la_session"
 SECRET_KEY = "cookie_secret"
 MIN_PASSWORD = 10
@@ -37,9 +38,10 @@ def digest(secret: str) -> str:
 
 
 def check_id(value: str, what: str = "id") -> str:
-    """An account or person id: letters, digits, '.', '_' and '-', at most 64."""
-    if not ID_RE.fullmatch(value or ""):
-        raise AuthError(f"bad {what} '{value}': use letters, digits, '.', '_' or '-' (at most 64)")
+    """An account or person id, by the store's rule (store/naming.py): 1-64 letters, digits, '.', '_' or '-'."""
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
+        raise AuthError(f"bad {what} '{value}': use 1-64 letters, digits, '.', '_' or '-', not starting with '-'",
+                        code="bad-person-id" if what == "person id" else "bad-account-id")
     return value
 
 

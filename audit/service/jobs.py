@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..store import faults
+from .accounts import Accounts
 
 MAX_ATTEMPTS = 2
 FINDINGS = "findings.json"
@@ -115,7 +116,7 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
 
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     store = audit.open_store(home, models=models, threads=threads, create=False)
-    accounts = store.accounts()
+    accounts = Accounts(store.home)
     job = accounts.job(jid)
     if job is None or job.status != "running":
         return 0

@@ -7,14 +7,23 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 
 from ..errors import AuditError
 from . import actions, auth
-from .api import REPORT_CSP
-from .uploads import TooLarge
-from .web import read_form, check_csrf, page_session, render, require, service
+from .web import (
+    check_csrf,
+    enroll_upload,
+    job_for,
+    jobs_for,
+    page_session,
+    picture_file,
+    render,
+    report_file,
+    require,
+    scan_upload,
+    service,
+)
 
 router = APIRouter(include_in_schema=False)
 Sess = Annotated[auth.Session, Depends(page_session)]
@@ -134,17 +143,8 @@ async def me_voices(request: Request, session: Sess):
 
 async def _enroll(request: Request, session: auth.Session, modality: str):
     pid = _actor(session)
-    svc = service(request)
-    form = await read_form(request)
-    check_csrf(request, session, form.get("csrf"))
-    files = [f for f in form.getlist("files") if hasattr(f, "file") and f.filename]
-    if not files:
-        return render(request, "error.html", session, status=422, message="Choose one or more files to upload.")
-    try:
-        result = await run_in_threadpool(actions.enroll, svc, pid, modality, files)
-    except TooLarge as exc:
-        return render(request, "error.html", session, status=413, message=str(exc))
-    person = actions.person_view(svc, pid)
+    result = await enroll_upload(request, session.user, pid, modality, session)
+    person = actions.person_view(service(request), pid)
     return render(request, "enrolled.html", session, result=result, modality=modality, person=person)
 
 
@@ -156,10 +156,7 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, Form()], d
     check_csrf(request, session, csrf)
     scopes = [s for s in scope.replace(",", " ").split() if s]
     kwargs = {"allow": scopes} if decision == "allow" else {"deny": scopes} if decision == "deny" else {"forget": scopes}
-    try:
-        actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note, **kwargs)
-    except AuditError as exc:
-        return render(request, "error.html", session, status=400, message=str(exc))
+    actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note, **kwargs)
     return RedirectResponse("/me#consent", status_code=303)
 
 
@@ -172,11 +169,9 @@ def me_found(request: Request, session: Sess):
 @router.get("/me/found/{jid}/{n}")
 def me_found_picture(request: Request, session: Sess, jid: str, n: int):
     pid = _actor(session)
-    svc = service(request)
-    path = actions.picture(svc, jid, n) if jid.isalnum() and svc.accounts.names_person(jid, n, pid) else None
-    if path is None:
+    if not (jid.isalnum() and service(request).accounts.names_person(jid, n, pid)):
         raise HTTPException(404, "not found")
-    return FileResponse(path)
+    return picture_file(request, jid, n)
 
 
 @router.get("/me/reference")
@@ -218,40 +213,18 @@ def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, Form()] = 
 # Auditor pages
 @router.get("/scans")
 def scans(request: Request, session: Sess):
-    require(session.user, "scan.create", hide=False)
-    owner = None if session.user.role == "admin" else session.user.id
-    return render(request, "scans.html", session, jobs=service(request).accounts.jobs(owner=owner))
+    return render(request, "scans.html", session, jobs=jobs_for(request, session.user))
 
 
 @router.post("/scans")
 async def scans_post(request: Request, session: Sess):
-    require(session.user, "scan.create", hide=False)
-    svc = service(request)
-    form = await read_form(request)
-    check_csrf(request, session, form.get("csrf"))
-    files = [f for f in form.getlist("files") if hasattr(f, "file") and f.filename]
-    if not files:
-        return render(request, "error.html", session, status=422, message="Choose one or more files to scan.")
-    try:
-        jid = await run_in_threadpool(svc.submit_upload, session.user.id, files, form.get("use") or None)
-    except TooLarge as exc:
-        return render(request, "error.html", session, status=413, message=str(exc))
-    except AuditError as exc:
-        return render(request, "error.html", session, status=400, message=str(exc))
+    jid = await scan_upload(request, session.user, session)
     return RedirectResponse(f"/scans/{jid}", status_code=303)
-
-
-def _job(request: Request, session: auth.Session, jid: str):
-    job = service(request).accounts.job(jid) if jid.isalnum() else None
-    require(session.user, "scan.read", owner=job.owner if job else None)
-    if job is None:
-        raise HTTPException(404, "not found")
-    return job
 
 
 @router.get("/scans/{jid}")
 def scan_page(request: Request, session: Sess, jid: str):
-    job = _job(request, session, jid)
+    job = job_for(request, session.user, jid)
     rows = actions.findings(service(request), job.id) if job.status == "done" else None
     names = {i["path"]: i["name"] for i in job.inputs}
     return render(request, "scan.html", session, job=job, rows=rows, names=names)
@@ -259,20 +232,12 @@ def scan_page(request: Request, session: Sess, jid: str):
 
 @router.get("/scans/{jid}/report")
 def scan_report(request: Request, session: Sess, jid: str):
-    job = _job(request, session, jid)
-    path = actions.report(service(request), job.id)
-    if path is None:
-        raise HTTPException(409, f"scan is {job.status}")
-    return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
+    return report_file(request, job_for(request, session.user, jid))
 
 
 @router.get("/scans/{jid}/picture/{n}")
 def scan_picture(request: Request, session: Sess, jid: str, n: int):
-    job = _job(request, session, jid)
-    path = actions.picture(service(request), job.id, n)
-    if path is None:
-        raise HTTPException(404, "no picture")
-    return FileResponse(path)
+    return picture_file(request, job_for(request, session.user, jid).id, n)
 
 
 @router.get("/people")
@@ -294,9 +259,6 @@ def admin_invite(request: Request, session: Sess, role: Annotated[str, Form()], 
     require(session.user, "admin", hide=False)
     check_csrf(request, session, csrf)
     svc = service(request)
-    try:
-        code = auth.new_invite(svc.accounts, session.user, role, person.strip() or None, min(max(hours, 0.1), 720))
-    except AuditError as exc:
-        return render(request, "error.html", session, status=400, message=str(exc))
+    code = auth.new_invite(svc.accounts, session.user, role, person.strip() or None, min(max(hours, 0.1), 720))
     return render(request, "admin.html", session, users=svc.accounts.users(),
                   invite_url=str(request.url_for("register_page", code=code)), invite_role=role, invite_person=person)

@@ -15,6 +15,7 @@ from .. import config, consent
 from ..errors import AuditError
 from ..store.crypto import FROM_ENV
 from . import auth, uploads
+from .accounts import Accounts
 from .jobs import JobRunner
 
 
@@ -74,7 +75,7 @@ class Service:
         self.cfg = cfg
         cfg.home = Path(cfg.home).resolve()
         self.gate = StoreGate(cfg)
-        self.accounts = self.gate.run(lambda s: s.accounts())
+        self.accounts = self.gate.run(lambda s: Accounts(s.home))  # once the store has checked its folder
         self.sessions = auth.Sessions(self.accounts, cfg.session_hours)
         # Failed logins: 5 per account and 30 per client address in 5 minutes, then 429 until the window passes.
         self.logins = (auth.RateLimit(5), auth.RateLimit(30))

@@ -53,6 +53,19 @@ class TooLarge(Exception):
     """An upload beyond the configured limits (answered 413)."""
 
 
+class NoFiles(Exception):
+    """A form that carried no file (answered 422)."""
+
+
+def files_of(form) -> list:
+    """The files of a multipart form's `files` field, or NoFiles: file parts with a name only (a browser's empty
+    file input sends a nameless, empty part), the same filter for every upload route."""
+    files = [f for f in form.getlist("files") if hasattr(f, "file") and f.filename]
+    if not files:
+        raise NoFiles("no files: send one or more multipart `files`")
+    return files
+
+
 def save(uploads: list, folder: Path, max_file: int, max_files: int) -> list[Saved]:
     """Stream uploads (Starlette UploadFile) into folder as 001.jpg, 002.flac, ...: mode 600, named by the server.
 

@@ -18,7 +18,7 @@ def check_id(pid: str) -> str:
     """The id itself, or InputError: letters, digits, '.', '_' or '-', 1-64 characters, not starting with '-'."""
     if not isinstance(pid, str) or not ID_RE.fullmatch(pid):
         raise InputError(f"{pid!r} is not a valid person id: use 1-64 letters, digits, '.', '_' or '-', "
-                         "not starting with '-'")
+                         "not starting with '-'", code="bad-person-id")
     return pid
 
 

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import consent as scopes
-from .accounts import Accounts
 from ..errors import InputError, StoreError
 from . import crypto, erasure, faults, files, naming, provenance, scancache, search, seals, transfer, upkeep
 from .search import Candidate
@@ -81,10 +80,6 @@ class Store:
     def close(self) -> None:
         """Close the registry."""
         self.registry.close()
-
-    def accounts(self) -> Accounts:
-        """The service's accounts, sessions, invitations and scan jobs (a new connection: close it)."""
-        return Accounts(self.home)
 
     def __enter__(self) -> Store:
         return self

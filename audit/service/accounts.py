@@ -1,7 +1,8 @@
-"""Service accounts, sessions, invites and scan jobs: a private SQLite file beside the registry.
+"""Service accounts, sessions, invites and scan jobs: a private SQLite file in the store folder, beside the registry.
 
-Only hashes of passwords, API tokens, session ids and invite codes are kept; hashing policy lives in
-audit/service/auth.py. Reached through Store.accounts(); nothing outside audit/store/ runs SQL.
+The web service's own data, so it lives with the service: the store knows nothing of it. Only hashes of passwords,
+API tokens, session ids and invite codes are kept; hashing policy lives in audit/service/auth.py. Open it with
+Accounts(store.home) once the store is open (the store checks that the folder is private and ours).
 """
 
 from __future__ import annotations

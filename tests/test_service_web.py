@@ -1,0 +1,89 @@
+"""What the API and the pages share: one person-id rule, one upload filter, one error mapping."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from serve_util import Server, add_account, bearer
+
+
+@pytest.fixture(scope="module")
+def door(tmp_path_factory, photos):
+    """A server where `_alice` (an id the CLI accepts) is enrolled, with an admin and her actor account."""
+    from click.testing import CliRunner
+
+    from audit.cli import cli
+
+    home = tmp_path_factory.mktemp("web") / "store"
+    done = CliRunner().invoke(cli, ["--home", str(home), "enroll", "face", "_alice", str(photos["yaoming"])])
+    assert done.exit_code == 0, done.output
+    tokens, passwords = {}, {}
+    for uid, role, person in [("root", "admin", None), ("al", "actor", "_alice"), ("aud", "auditor", None)]:
+        passwords[uid], tokens[uid] = add_account(home, uid, role, person)
+    server = Server(home).start()
+    yield {"url": server.url, "tokens": tokens, "passwords": passwords}
+    server.stop()
+
+
+def _login(url: str, uid: str, password: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=url)
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    r = client.post("/login", data={"user": uid, "password": password, "login_csrf": nonce})
+    assert r.status_code == 303, r.text
+    return client, re.search(r'name="csrf" value="([^"]+)"', client.get(r.headers["location"]).text).group(1)
+
+
+def test_id_enrolled_from_the_cli_is_accepted_by_the_api(door, photos):
+    url, tokens = door["url"], door["tokens"]
+    for uid in ("root", "al"):
+        r = httpx.get(f"{url}/api/v1/people/_alice", headers=bearer(tokens[uid]))
+        assert r.status_code == 200 and r.json()["id"] == "_alice", r.text
+    with open(photos["yaoming"], "rb") as f:
+        r = httpx.post(f"{url}/api/v1/people/_alice/faces", headers=bearer(tokens["al"]),
+                       files=[("files", ("me.jpg", f, "image/jpeg"))])
+    assert r.status_code == 200 and r.json()["already"] == 1, r.text
+    r = httpx.post(f"{url}/api/v1/people/-x/faces", headers=bearer(tokens["root"]),
+                   files=[("files", ("me.jpg", b"x", "image/jpeg"))])
+    assert r.status_code == 400 and "not starting with '-'" in r.text
+
+
+def _nameless(csrf: str | None = None) -> dict:
+    """A multipart body whose only file part has an empty name, as a browser sends for an empty file input."""
+    body = b""
+    if csrf is not None:
+        body += b'--x\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n' + csrf.encode() + b"\r\n"
+    body += (b'--x\r\nContent-Disposition: form-data; name="files"; filename=""\r\n'
+             b"Content-Type: application/octet-stream\r\n\r\n\r\n--x--\r\n")
+    return {"content": body, "headers": {"content-type": "multipart/form-data; boundary=x"}}
+
+
+def test_both_doors_refuse_the_same_files(door):
+    """One upload filter: a nameless file part is no file, at either door, for enrolment and for scans."""
+    url, tokens, passwords = door["url"], door["tokens"], door["passwords"]
+    for uid, path in {"al": "/api/v1/people/_alice/faces", "aud": "/api/v1/scans"}.items():
+        request = _nameless()
+        request["headers"].update(bearer(tokens[uid]))
+        r = httpx.post(url + path, **request)
+        assert r.status_code == 422 and "no files" in r.json()["detail"], r.text
+    for uid, path in {"al": "/me/faces", "aud": "/scans"}.items():
+        client, csrf = _login(url, uid, passwords[uid])
+        r = client.post(path, **_nameless(csrf))
+        assert r.status_code == 422 and "Choose one or more files" in r.text, r.text[:300]
+        # The CSRF check comes before anything is read from the files.
+        assert client.post(path, **_nameless("x" + csrf)).status_code == 403
+
+
+def test_errors_carry_fields_in_json_and_no_flags_on_pages(door, photos):
+    url, tokens, passwords = door["url"], door["tokens"], door["passwords"]
+    r = httpx.post(f"{url}/api/v1/people/-x/voices", headers=bearer(tokens["root"]),
+                   files=[("files", ("a.flac", b"x", "audio/flac"))])
+    assert r.status_code == 400 and r.json()["code"] == "bad-person-id" and r.json()["error"] == "AuthError"
+    r = httpx.put(f"{url}/api/v1/people/_alice/consent", headers=bearer(tokens["al"]), json={"allow": ["ads; x"]})
+    assert r.status_code == 400 and "is not a scope" in r.json()["detail"] and r.json()["error"] == "AuditError"
+    client, csrf = _login(url, "al", passwords["al"])
+    with open(photos["gdp"], "rb") as f:
+        page = client.post("/me/faces", data={"csrf": csrf}, files=[("files", ("group.jpg", f, "image/jpeg"))])
+    assert page.status_code == 200 and "only you in it" in page.text and "--pick" not in page.text
+    assert "/tmp" not in page.text and "upload-" not in page.text  # no server path
