@@ -116,17 +116,19 @@ class Analyzer:
 
         if not required and not audio.has_audio(path):
             return
+        reader = audio.AudioReader(path, max_seconds=config.MAX_AUDIO_SECONDS)  # chunks: bounded memory
         try:
-            wav, error = audio.load_audio_partial(path)
+            for chunk in reader:
+                for seg in self.voice.embed_segments(chunk.samples):
+                    start, end = chunk.start + seg.start, chunk.start + seg.end
+                    result.voices.append(VoiceSegment(round(start, 2), round(end, 2), seg.vector))
         except MediaError as exc:
             if required:
                 raise
             result.error = result.error or f"audio track: {exc}"
             return
-        for seg in self.voice.embed_segments(wav):
-            result.voices.append(VoiceSegment(round(seg.start, 2), round(seg.end, 2), seg.vector))
-        if error:
-            result.error = result.error or f"audio damaged: {error}"
+        problems = [result.error, reader.error and f"audio damaged: {reader.error}", reader.unscanned]
+        result.error = "; ".join(p for p in problems if p) or None  # each thing not scanned is named
 
 
 _worker: Analyzer | None = None

@@ -1,0 +1,148 @@
+"""Bounded work per file (audio as a stream, video time and frame budgets, large JPEGs) and input checks
+(`import` of vectors float32 cannot normalise, a scan of audio with no voice enrolled)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+from click.testing import CliRunner
+
+from audit import config
+from audit.cli import cli
+from audit.store import Store
+from audit.store.registry import Sample
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs a command as a child and prints the largest resident set of it (and anything it waited for), in KB.
+_MEASURE = """
+import json, resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"rc": done.returncode, "peak_rss_kb": peak, "out": done.stdout.decode()}))
+"""
+
+
+def write_flac(path: Path, seconds: float, rate: int = 16000, noise: float = 0.0, seed: int = 0) -> Path:
+    """A mono FLAC of silence (noise=0) or white noise of that amplitude, encoded block by block."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("flac", rate=rate, layout="mono")
+        block = rate * 10
+        left = round(seconds * rate)
+        while left > 0:
+            n = min(block, left)
+            pcm = (rng.uniform(-noise, noise, n) * 32767).astype("<i2") if noise else np.zeros(n, "<i2")
+            frame = av.AudioFrame.from_ndarray(pcm[None], format="s16", layout="mono")
+            frame.rate = rate
+            for packet in stream.encode(frame):
+                out.mux(packet)
+            left -= n
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
+    """A short mono WAV of a 440 Hz tone."""
+    t = np.arange(round(seconds * rate)) / rate
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.sin(2 * np.pi * 440 * t) * 8000).astype("<i2").tobytes())
+    return path
+
+
+def write_mp4(path: Path, frames: int, size: int = 32, fps: int = 25) -> Path:
+    """A tiny H.264 video of `frames` frames (a moving grey ramp)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            img = np.full((size, size, 3), (i * 7) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def unit_rows(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """n random unit vectors."""
+    v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def enrol_random(home: Path, modality: str, model: str, dim: int) -> None:
+    """One person with one random template: enough for a scan to search that modality."""
+    store = Store(home, key=None)
+    store.add_people([("someone", None, [Sample(modality, model, "r".ljust(64, "0"), unit_rows(1, dim)[0])], None)])
+    store.close()
+
+
+def voice_model_id() -> str:
+    from audit.models.voice import voice_encoder
+
+    return voice_encoder().model_id
+
+
+def scan_rows(home: Path, *args) -> tuple[int, list[dict], str]:
+    """Run `scan --json` in-process; (exit code, rows, output)."""
+    done = CliRunner().invoke(cli, ["--home", str(home), "scan", *map(str, args), "--json"])
+    rows = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    return done.exit_code, rows, done.output
+
+
+# --- audio ---------------------------------------------------------------------------------------------------------
+
+
+def test_an_hour_of_audio_scans_in_bounded_memory(tmp_path):
+    """A one-file scan of an hour of silent FLAC (a few hundred KB) stays under 600 MB resident and clean."""
+    home = tmp_path / "store"
+    enrol_random(home, "voice", voice_model_id(), 256)
+    flac = write_flac(tmp_path / "hour.flac", 3600)
+    env = dict(os.environ, AUDIT_HOME=str(home), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "audit", "scan", str(flac),
+                           "--json"], check=False, capture_output=True, text=True, env=env, timeout=600)
+    got = json.loads(done.stdout)
+    assert got["rc"] == 0, done.stderr
+    assert [json.loads(x) for x in got["out"].splitlines()] == []  # silence: no finding, no error row
+    assert got["peak_rss_kb"] < 600 * 1024, got["peak_rss_kb"]
+
+
+def test_audio_longer_than_the_limit_gets_an_error_row(tmp_path, monkeypatch):
+    """Beyond config.MAX_AUDIO_SECONDS the rest of a file is not scanned, and its error row says so."""
+    monkeypatch.setattr(config, "MAX_AUDIO_SECONDS", 30)
+    home = tmp_path / "store"
+    enrol_random(home, "voice", voice_model_id(), 256)
+    flac = write_flac(tmp_path / "long.flac", 75, noise=0.2)
+    code, rows, out = scan_rows(home, flac)
+    assert code == 0, out
+    errors = [r for r in rows if r["kind"] == "error"]
+    assert len(errors) == 1, rows
+    assert "only the first 30 s of audio were scanned" in errors[0]["error"], errors[0]
+
+
+def test_streamed_audio_gives_the_segments_of_whole_decoding(tmp_path):
+    """Audio decoded in chunks (overlapping by one segment hop) gives the same segment grid as decoding it whole."""
+    from audit.media import audio
+    from audit.models.voice import voice_encoder
+
+    flac = write_flac(tmp_path / "n.flac", 40, noise=0.3, seed=3)
+    encoder = voice_encoder()
+    whole = encoder.embed_segments(audio.load_audio(flac))
+    reader = audio.AudioReader(flac, chunk_seconds=9.0)
+    parts = [(chunk.start + s.start, chunk.start + s.end) for chunk in reader
+             for s in encoder.embed_segments(chunk.samples)]
+    assert reader.error is None
+    assert [round(a, 3) for a, _ in parts] == [s.start for s in whole]
+    assert len(parts) > 20
