@@ -11,6 +11,7 @@ import wave
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 from click.testing import CliRunner
 
@@ -146,3 +147,29 @@ def test_streamed_audio_gives_the_segments_of_whole_decoding(tmp_path):
     assert reader.error is None
     assert [round(a, 3) for a, _ in parts] == [s.start for s in whole]
     assert len(parts) > 20
+
+
+# --- input checks ----------------------------------------------------------------------------------
+
+
+def test_audio_only_scan_without_voices_enrolled_exits_2(tmp_path):
+    """Faces enrolled, no voice: a scan of audio files only would pass unheard, so it stops with exit 2."""
+    from audit.models.face import FaceModel
+
+    model = FaceModel()
+    home = tmp_path / "store"
+    enrol_random(home, "face", model.model_id, model.dim)
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    write_wav(folder / "a.wav", 1.0)
+    write_wav(folder / "b.wav", 1.0)
+    done = CliRunner().invoke(cli, ["--home", str(home), "scan", str(folder)])
+    assert done.exit_code == 2, done.output
+    assert "no voice is enrolled" in done.output and "2 audio file(s)" in done.output, done.output
+    done = CliRunner().invoke(cli, ["--home", str(home), "scan", str(folder), "--no-voice"])
+    assert done.exit_code == 2 and "voice scanning is off" in done.output, done.output
+    # With an image beside them the scan runs (and warns that the audio was not scanned).
+    _ok, jpg = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
+    (folder / "c.jpg").write_bytes(jpg.tobytes())
+    done = CliRunner().invoke(cli, ["--home", str(home), "scan", str(folder)])
+    assert done.exit_code == 0, done.output
