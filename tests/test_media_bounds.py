@@ -149,6 +149,19 @@ def test_streamed_audio_gives_the_segments_of_whole_decoding(tmp_path):
     assert len(parts) > 20
 
 
+# --- images --------------------------------------------------------------------------------------------------------
+
+
+def test_jpeg_between_pillows_bomb_warning_and_the_limit_decodes_reduced():
+    """A 90 MP JPEG (over Pillow's 89.5 MP warning, under our 100 MP limit) decodes at half size, as documented."""
+    from audit.media.image import decode_image_scaled
+
+    ok, data = cv2.imencode(".jpg", np.zeros((9500, 9500), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 50])
+    assert ok
+    image, scale = decode_image_scaled(data.tobytes())
+    assert scale == 0.5 and image.shape == (4750, 4750, 3)
+
+
 # --- input checks ----------------------------------------------------------------------------------
 
 
