@@ -165,6 +165,27 @@ def test_jpeg_between_pillows_bomb_warning_and_the_limit_decodes_reduced():
 # --- input checks ----------------------------------------------------------------------------------
 
 
+def test_import_refuses_vectors_whose_float32_norm_overflows(tmp_path):
+    """Finite entries of +-1e38 have no float32 norm: the file is refused naming the row, nothing is stored."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from audit.models.face import FaceModel
+    from audit.store.transfer import _schema
+
+    model = FaceModel()
+    vecs = unit_rows(3, model.dim)
+    big = np.where(np.arange(model.dim) % 2, 1e38, -1e38).astype(np.float32)
+    rows = [{"person": f"p{i}", "name": None, "modality": "face", "model": model.model_id, "vector": list(map(float, v))}
+            for i, v in enumerate([vecs[0], vecs[1], big])]
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), bad)
+    home = tmp_path / "b"
+    done = CliRunner().invoke(cli, ["--home", str(home), "import", str(bad)])
+    assert done.exit_code == 2 and "row 3: vector cannot be normalised in float32" in done.output, done.output
+    assert Store(home, key=None).people() == []
+
+
 def test_audio_only_scan_without_voices_enrolled_exits_2(tmp_path):
     """Faces enrolled, no voice: a scan of audio files only would pass unheard, so it stops with exit 2."""
     from audit.models.face import FaceModel
