@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from audit import config
@@ -149,6 +150,42 @@ def test_streamed_audio_gives_the_segments_of_whole_decoding(tmp_path):
     assert len(parts) > 20
 
 
+# --- video ---------------------------------------------------------------------------------------------------------
+
+
+def test_video_frame_budget_keeps_what_was_decoded_and_says_so(tmp_path):
+    """iter_frames stops after max_frames decoded frames with a PartlyScanned error, after yielding the frames before."""
+    from audit.media import video
+    from audit.media.budget import PartlyScanned
+
+    mp4 = write_mp4(tmp_path / "v.mp4", 300)
+    got = []
+    with pytest.raises(PartlyScanned) as info:
+        for frame in video.iter_frames(mp4, fps=5, max_frames=100):
+            got.append(frame.time)
+    assert 19 <= len(got) <= 21 and got[-1] < 4.0
+    assert "only partly scanned" in str(info.value) and "after 100 frames" in str(info.value)
+    assert len(list(video.iter_frames(mp4, fps=5, max_frames=1000))) == 60  # within the budget: whole file
+
+
+def test_video_budgets_become_error_rows_in_a_scan(tmp_path, monkeypatch):
+    """A scan of a video over the frame budget or the time budget gets one error row naming the limit."""
+    home = tmp_path / "store"
+    from audit.models.face import FaceModel
+
+    model = FaceModel()
+    enrol_random(home, "face", model.model_id, model.dim)
+    mp4 = write_mp4(tmp_path / "v.mp4", 200)
+    monkeypatch.setattr(config, "MAX_VIDEO_FRAMES", 50)
+    code, rows, out = scan_rows(home, mp4)
+    assert code == 0, out
+    assert [r["kind"] for r in rows] == ["error"] and "only partly scanned" in rows[0]["error"], rows
+    monkeypatch.setattr(config, "MAX_VIDEO_FRAMES", 10**6)
+    monkeypatch.setattr(config, "MAX_VIDEO_SECONDS", 0.0)
+    code, rows, out = scan_rows(home, mp4)
+    assert [r["kind"] for r in rows] == ["error"] and "seconds" in rows[0]["error"], rows
+
+
 # --- images --------------------------------------------------------------------------------------------------------
 
 
@@ -162,7 +199,7 @@ def test_jpeg_between_pillows_bomb_warning_and_the_limit_decodes_reduced():
     assert scale == 0.5 and image.shape == (4750, 4750, 3)
 
 
-# --- input checks ----------------------------------------------------------------------------------
+# --- input checks --------------------------------------------------------------------------------------------------
 
 
 def test_import_refuses_vectors_whose_float32_norm_overflows(tmp_path):
