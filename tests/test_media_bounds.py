@@ -168,6 +168,21 @@ def test_video_frame_budget_keeps_what_was_decoded_and_says_so(tmp_path):
     assert len(list(video.iter_frames(mp4, fps=5, max_frames=1000))) == 60  # within the budget: whole file
 
 
+def test_animated_gif_has_the_time_budget(tmp_path):
+    """GIF/WebP frames are counted against the time budget too: past it, PartlyScanned after the frames before."""
+    from PIL import Image
+
+    from audit.media import video
+    from audit.media.budget import PartlyScanned
+
+    frames = [Image.new("RGB", (32, 32), (i * 20, 0, 0)) for i in range(10)]
+    gif = tmp_path / "a.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=500, loop=0)
+    assert len(list(video.iter_frames(gif, fps=2))) == 10
+    with pytest.raises(PartlyScanned, match="seconds on this file"):
+        list(video.iter_frames(gif, fps=2, max_seconds=0.0))
+
+
 def test_video_budgets_become_error_rows_in_a_scan(tmp_path, monkeypatch):
     """A scan of a video over the frame budget or the time budget gets one error row naming the limit."""
     home = tmp_path / "store"

@@ -82,7 +82,7 @@ def iter_pillow(path: str, fps: float | None, max_side: int | None,
                 if stopped:
                     for ts, rgb in sampler.finish(t):
                         yield convert(ts, rgb)
-                    raise PartlyScanned(stopped)
+                    raise PartlyScanned(stopped, code="partly-scanned")
                 t_ms += _frame_ms(fr)
                 good += 1
                 # Pillow reuses one image object across frames, so copy the pixels now (frames are small).

@@ -240,7 +240,8 @@ def _iter_av(
                 yield convert(t, kept)
 
         if stopped:
-            raise PartlyScanned(stopped + (f"; before that, damaged: {first_error}" if first_error else ""))
+            raise PartlyScanned(stopped + (f"; before that, damaged: {first_error}" if first_error else ""),
+                                code="partly-scanned")
         if first_error is None and packet_end is not None and stream.duration and tb:
             # mp4/mov state each stream's duration exactly; packets stopping well short means a cut file.
             declared = float(stream.duration * tb)
