@@ -29,6 +29,13 @@ MAX_DECODE_PIXELS = 24_000_000
 MAX_ANIMATED_PIXELS = 16_777_216  # GIF / animated WebP canvas (4096 x 4096): every frame is decoded at this size
 MAX_ANIMATED_FRAMES = 5_000  # frames decoded from one GIF / animated WebP; the rest is an error row
 MAX_VIDEO_SIDE = 1920  # larger frames are shrunk before detection (the detector works at 640 anyway)
+# Bounded work per file: a scan decodes audio as a stream (audit/media/audio.py) and at most this many seconds of
+# one file; a video stops after this many frames (5.5 h at 25 fps, 2.3 h at 60 fps) or this much wall-clock time
+# spent on it, decoding and analysis together (audit/media/budget.py). What was scanned is kept, and the file gets
+# an error row saying that it was only partly scanned.
+MAX_AUDIO_SECONDS = 4 * 3600.0
+MAX_VIDEO_FRAMES = 500_000
+MAX_VIDEO_SECONDS = 1800.0
 SAMPLE_RATE = 16000  # audio is decoded to 16 kHz mono, what the voice encoder expects
 MIN_FACE_PX = 40  # below this ArcFace embeddings are unreliable
 # Web service uploads (`serve --max-upload-mb/--max-file-mb/--max-files` change them).

@@ -11,6 +11,7 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .. import config
 from ..errors import MediaError
+from .budget import Budget, PartlyScanned
 from .frames import Sampler, VideoFrame, VideoInfo, to_frame
 
 # What Pillow raises on damaged GIF/WebP: besides the usual, IndexError (truncated GIF) and its bomb guard.
@@ -55,8 +56,10 @@ def _frame_ms(im: Image.Image) -> float:
     return ms
 
 
-def iter_pillow(path: str, fps: float | None, max_side: int | None) -> Iterator[VideoFrame]:
-    """Decode animated GIF/WebP with Pillow, timing frames by their own durations."""
+def iter_pillow(path: str, fps: float | None, max_side: int | None,
+                limits: tuple = (None, None)) -> Iterator[VideoFrame]:
+    """Decode animated GIF/WebP with Pillow, timing frames by their own durations; limits: Budget's arguments."""
+    budget = Budget(*limits)
     with _open_pillow(path) as im:
         sampler = Sampler(fps)
         t_ms = 0.0
@@ -75,6 +78,11 @@ def iter_pillow(path: str, fps: float | None, max_side: int | None) -> Iterator[
                     raise _TooManyFrames(f"more than {config.MAX_ANIMATED_FRAMES} frames; the rest was not scanned")
                 fr.load()  # WebP fills info["duration"] only after load
                 t = t_ms / 1000.0
+                stopped = budget.spend(t)
+                if stopped:
+                    for ts, rgb in sampler.finish(t):
+                        yield convert(ts, rgb)
+                    raise PartlyScanned(stopped, code="partly-scanned")
                 t_ms += _frame_ms(fr)
                 good += 1
                 # Pillow reuses one image object across frames, so copy the pixels now (frames are small).

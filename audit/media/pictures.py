@@ -104,3 +104,34 @@ def envelope(samples: np.ndarray, columns: int = ENVELOPE_COLUMNS) -> np.ndarray
     out = np.empty(2 * columns, np.float32)
     out[0::2], out[1::2] = np.minimum.reduceat(x, idx), np.maximum.reduceat(x, idx)
     return out
+
+
+class Envelope:
+    """A recording's envelope gathered chunk by chunk (overlapping chunks counted once), in blocks of 0.1 s at
+    16 kHz, so that a long file's waveform can be drawn without keeping its audio."""
+
+    BLOCK = 1600
+
+    def __init__(self) -> None:
+        self.done = 0  # samples covered so far
+        self.parts: list[np.ndarray] = []
+
+    def add(self, samples: np.ndarray, first: int) -> None:
+        """A chunk whose first sample is sample number `first` of the recording."""
+        new = np.asarray(samples, np.float32)[max(0, self.done - first):]
+        if new.size:
+            self.parts.append(envelope(new, -(-new.size // self.BLOCK)))
+            self.done = max(self.done, first) + new.size
+
+    def envelope(self, columns: int = ENVELOPE_COLUMNS) -> np.ndarray:
+        """The whole recording as `columns` (min, max) pairs, interleaved (see envelope())."""
+        if not self.parts:
+            return np.zeros(0, np.float32)
+        pairs = np.concatenate(self.parts)
+        lo, hi = pairs[0::2], pairs[1::2]
+        if lo.size <= columns:
+            return pairs
+        idx = np.linspace(0, lo.size, columns + 1).astype(np.int64)[:-1]
+        out = np.empty(2 * columns, np.float32)
+        out[0::2], out[1::2] = np.minimum.reduceat(lo, idx), np.maximum.reduceat(hi, idx)
+        return out

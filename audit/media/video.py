@@ -12,6 +12,7 @@ import av
 from ..config import VIDEO_EXTS
 from ..errors import MediaError
 from .animated import is_animated, iter_pillow, probe_pillow
+from .budget import Budget, PartlyScanned
 from .container import open_container
 from .files import content_kind
 from .frames import Sampler, VideoFrame, VideoInfo, norm_rotation, to_frame
@@ -57,8 +58,14 @@ def iter_frames(
     keyframes: bool = False,
     max_side: int | None = None,
     threads: int = 0,
+    max_frames: int | None = None,
+    max_seconds: float | None = None,
 ) -> Iterator[VideoFrame]:
-    """Yield one frame per 1/fps s (fps=None: every frame; keyframes=True: every keyframe); raise MediaError on damage."""
+    """Yield one frame per 1/fps s (fps=None: every frame; keyframes=True: every keyframe); raise MediaError on damage.
+
+    After max_frames frames read or max_seconds spent on the file (None: config.MAX_VIDEO_FRAMES and
+    config.MAX_VIDEO_SECONDS), the frames decoded so far are yielded and PartlyScanned (a MediaError) is raised.
+    """
     if fps is not None and not fps > 0:
         raise ValueError(f"fps must be positive or None, got {fps!r}")
     if max_side is not None and max_side < 1:
@@ -66,8 +73,8 @@ def iter_frames(
     path = os.fspath(path)
     if _pillow(path):
         # GIF/WebP have no keyframes worth the name, so keyframes=True samples by fps there too.
-        return iter_pillow(path, fps, max_side)
-    return _iter_av(path, fps, keyframes, max_side, threads)
+        return iter_pillow(path, fps, max_side, (max_frames, max_seconds))
+    return _iter_av(path, fps, keyframes, max_side, threads, (max_frames, max_seconds))
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -128,9 +135,10 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
 
 
 def _iter_av(
-    path: str, fps: float | None, keyframes: bool, max_side: int | None, threads: int
+    path: str, fps: float | None, keyframes: bool, max_side: int | None, threads: int, limits: tuple
 ) -> Iterator[VideoFrame]:
     """Decode with PyAV packet by packet so one bad packet does not end the file."""
+    budget = Budget(*limits)  # started at the first frame asked for
     with open_container(path) as container:
         stream = _video_stream(container)
         cc = stream.codec_context
@@ -153,6 +161,7 @@ def _iter_av(
         n_errors = 0
         packet_end = None  # latest packet end time, to notice files cut at a packet boundary
         flushed = False
+        stopped: str | None = None  # why the budget ended the file early
 
         def stamp(frame: av.VideoFrame) -> float:
             """Seconds from the stream start, from the frame's own timestamp (variable frame rates)."""
@@ -199,9 +208,13 @@ def _iter_av(
                 continue
             if packet.size == 0 and packet.pts is None:
                 flushed = True  # PyAV's end-of-stream flush packet
-            elif packet.pts is not None and tb:
-                end = (packet.pts + (packet.duration or 0)) * tb
-                packet_end = end if packet_end is None else max(packet_end, end)
+            else:
+                stopped = budget.spend(last_time)
+                if stopped:
+                    break  # the frames of the packets already read are still flushed and yielded below
+                if packet.pts is not None and tb:
+                    end = (packet.pts + (packet.duration or 0)) * tb
+                    packet_end = end if packet_end is None else max(packet_end, end)
             try:
                 frames = cc.decode(packet)
             except av.FFmpegError as e:
@@ -226,6 +239,9 @@ def _iter_av(
             for t, kept in sampler.finish(end):
                 yield convert(t, kept)
 
+        if stopped:
+            raise PartlyScanned(stopped + (f"; before that, damaged: {first_error}" if first_error else ""),
+                                code="partly-scanned")
         if first_error is None and packet_end is not None and stream.duration and tb:
             # mp4/mov state each stream's duration exactly; packets stopping well short means a cut file.
             declared = float(stream.duration * tb)

@@ -121,19 +121,23 @@ class Analyzer:
 
         if not required and not audio.has_audio(path):
             return
+        reader = audio.AudioReader(path, max_seconds=config.MAX_AUDIO_SECONDS)  # chunks: bounded memory
+        wave = pictures.Envelope()  # for the waveform of voice findings, without keeping the audio
         try:
-            wav, error = audio.load_audio_partial(path)
+            for chunk in reader:
+                wave.add(chunk.samples, round(chunk.start * config.SAMPLE_RATE))
+                for seg in self.voice.embed_segments(chunk.samples):
+                    start, end = chunk.start + seg.start, chunk.start + seg.end
+                    result.voices.append(VoiceSegment(round(start, 2), round(end, 2), seg.vector))
         except MediaError as exc:
             if required:
                 raise
             result.error = result.error or f"audio track: {exc}"
             return
-        for seg in self.voice.embed_segments(wav):
-            result.voices.append(VoiceSegment(round(seg.start, 2), round(seg.end, 2), seg.vector))
         if result.voices:
-            result.envelope, result.duration = pictures.envelope(wav), len(wav) / config.SAMPLE_RATE
-        if error:
-            result.error = result.error or f"audio damaged: {error}"
+            result.envelope, result.duration = wave.envelope(), reader.samples / config.SAMPLE_RATE
+        problems = [result.error, reader.error and f"audio damaged: {reader.error}", reader.unscanned]
+        result.error = "; ".join(p for p in problems if p) or None  # each thing not scanned is named
 
 
 def _crop(image: np.ndarray, bbox) -> bytes | None:

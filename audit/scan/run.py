@@ -193,7 +193,10 @@ class ScanRun:
                 yield from rows
 
         try:
-            groups = self._groups(self._files(), done)
+            files = self._files()
+            if not o.shard:  # a shard of a mixed folder may hold only audio; the other shards hold the rest
+                check_heard(self.store, files, analyzer.voice_enrolled, o.voice)
+            groups = self._groups(files, done)
             todo = []
             for sha, paths in groups.items():
                 blob = store_cache.get(key(sha)) if store_cache is not None and sha else None
@@ -296,6 +299,18 @@ def check_enrolled(store: Store, face_model: str, voice: bool) -> None:
     raise NothingEnrolled(f"no one is enrolled for this scan (face model {face_model[:8]}"
                           f"{', or voice' if voice else ''}); the store {store.home} holds {others}: "
                           "`likeness-audit enroll` first")
+
+
+def check_heard(store: Store, files: list[Path], voice_enrolled: bool, voice: bool) -> None:
+    """NothingEnrolled when every file is audio and no voice is enrolled (or voice=False): the scan could only
+    come back clean. Voices enrolled with another encoder count, as in check_enrolled (the scan warns)."""
+    if voice_enrolled or (voice and any(m == "voice" for m, _ in store.models())):
+        return
+    if not files or not all(media.kind_by_content(p) == "audio" for p in files):
+        return
+    why = "no voice is enrolled" if voice else "voice scanning is off (--no-voice)"
+    raise NothingEnrolled(f"{len(files)} audio file(s) and nothing else to scan, and {why}: the scan could only "
+                          "come back clean" + ("; `likeness-audit enroll voice` first" if voice else ""))
 
 
 def scan(store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions | None = None, *,

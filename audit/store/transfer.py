@@ -1,8 +1,8 @@
 """Templates in and out of a store as Parquet (person, name, modality, model, vector), for migration between systems.
 
 An import is checked whole before anything is written: a wrong modality, model or dimension, and a non-finite or
-zero vector, refuse the file with the row number. Rows already in the store (same person, model and vector) are
-skipped, so an interrupted import can simply be run again.
+zero vector or one that float32 cannot normalise (entries near 1e38) refuse the file with the row number. Rows
+already in the store (same person, model and vector) are skipped, so an interrupted import can simply be run again.
 """
 
 from __future__ import annotations
@@ -103,10 +103,17 @@ def check_row(row: int, person, modality, model, vector, models: dict[str, tuple
         raise TemplateError(f"row {row}: vector of dimension {vec.size}, the {modality} model's is {dim}")
     if not np.isfinite(vec).all():
         raise TemplateError(f"row {row}: vector holds NaN or infinity")
-    norm = float(np.linalg.norm(vec))
+    with np.errstate(over="ignore", under="ignore"):
+        norm = np.linalg.norm(vec)  # in float32, as the store computes: finite entries of 1e38 overflow it
+    if not np.isfinite(norm):
+        raise TemplateError(f"row {row}: vector cannot be normalised in float32 (its length overflows)")
     if norm < 1e-6:
         raise TemplateError(f"row {row}: zero vector")
-    return vec if abs(norm - 1) < 1e-4 else vec / norm  # unit templates keep their exact bytes
+    with np.errstate(under="ignore"):
+        unit = vec if abs(float(norm) - 1) < 1e-4 else vec / norm  # unit templates keep their exact bytes
+    if not np.isfinite(unit).all() or abs(float(np.linalg.norm(unit)) - 1) > 1e-3:
+        raise TemplateError(f"row {row}: vector cannot be normalised in float32")
+    return unit
 
 
 def import_templates(store: Store, path: str | os.PathLike, models: dict[str, tuple[str, int]]) -> tuple[int, int]:
