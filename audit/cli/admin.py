@@ -84,17 +84,31 @@ def log_(obj: Context, person: str | None, event: str | None, as_json: bool) -> 
 
 @cli.command()
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the key to this file (mode 600) instead of stdout.")
+@click.option("--signing", is_flag=True, help="Make an Ed25519 signing pair for case files: --out and --out.pub.")
 @click.pass_obj
 @guarded
-def keygen(obj: Context, out: str | None) -> None:
+def keygen(obj: Context, out: str | None, signing: bool) -> None:
     """Make a random encryption key (base64) for AUDIT_KEY or --key-file; keep it away from the store.
+
+    With --signing, an Ed25519 pair that signs case files instead (`bundle --sign`, `verify-bundle --key`).
 
     \b
     Example:
       likeness-audit keygen --out ~/.config/likeness-audit.key
       likeness-audit --key-file ~/.config/likeness-audit.key enroll face alice alice.jpg
+      likeness-audit keygen --signing --out union.key
     """
     from ..store.crypto import new_key, write_key_file
+
+    if signing:
+        from ..casefile import fingerprint, load_public_key, new_signing_key
+
+        if out is None:
+            raise click.UsageError("--signing needs --out KEYFILE (the private key; KEYFILE.pub is its public half)")
+        private, public = new_signing_key(out)
+        click.echo(f"wrote the private key to {private} (mode 600) and the public key to {public}")
+        click.echo(f"fingerprint: {fingerprint(load_public_key(public))}")
+        return
 
     if out is None:
         click.echo(new_key())
