@@ -13,6 +13,7 @@ from ..evidence import PICTURES, RUN, Evidence
 from .filters import FILTERS, finalize, fmr_words, text, to_float
 from .grouping import CARDS_PER_PERSON, Section, sections
 from .pictures import References, picture
+from .provenance import words as provenance_words
 
 __all__ = ["CSP", "render_html", "render_record"]
 
@@ -168,8 +169,9 @@ def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable
         "start": to_float(f.get("start")), "end": to_float(f.get("end")),
         "matched": _matched(f.get("frames"), voice), "bbox": f.get("bbox"),
         "model": f.get("model"), "index": f.get("index"), "contributors": people, "sample": sample,
-        "extra": {k: v for k, v in f["extra"].items() if k not in SAMPLE_KEYS} if isinstance(f.get("extra"), dict)
-        else f.get("extra"),
+        "extra": {k: v for k, v in f["extra"].items() if k not in SAMPLE_KEYS and k != "provenance"}
+        if isinstance(f.get("extra"), dict) else f.get("extra"),
+        "provenance": provenance_words(f["extra"].get("provenance")) if isinstance(f.get("extra"), dict) else None,
     }
 
 
@@ -383,6 +385,8 @@ def run_header(evidence: Evidence) -> dict[str, Any]:
                "files_scanned": run.get("files_scanned") if evidence.complete else
                f"{run.get('files_scanned')} of {run.get('files_total') if run.get('files_total') is not None else '?'}",
                "errors": run.get("errors")}
+        if run.get("ai_declared") is not None:  # files whose own credentials say a generative model made them
+            out["Files declaring themselves AI-generated"] = run["ai_declared"]
     notes = list(run.get("notes") or [])
     if PICTURES in evidence.missing:
         notes.append("Pictures are missing from this report: " + "; ".join(

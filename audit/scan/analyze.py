@@ -14,6 +14,7 @@ import numpy as np
 from .. import config, media
 from ..errors import AuditError, MediaError
 from ..media import pictures
+from ..media.provenance import read_provenance
 from ..media.source import open_source
 from ..models import quality as face_quality
 from ..models.face import FaceModel
@@ -53,6 +54,7 @@ class AnalyzedFile:
     error: str | None = None
     envelope: np.ndarray | None = None  # the audio's (min, max) envelope, to draw voice findings' waveforms
     duration: float | None = None  # seconds of audio the envelope covers
+    provenance: dict | None = None  # the content credentials the file declares (media/provenance.py), if any
 
 
 class Analyzer:
@@ -85,6 +87,7 @@ class Analyzer:
         try:
             source = open_source(path, sha256)
             result.kind, result.sha256 = source.kind, source.sha256
+            result.provenance = _provenance(path)  # before decoding: a file that fails to decode still says it
             if source.kind == "image":
                 image, scale = media.decode_image_scaled(source.data)  # large JPEGs decode reduced
                 self._faces(image, None, scale, result)
@@ -166,6 +169,12 @@ def _work(task: tuple[Path, str | None]) -> AnalyzedFile:
 def worker_count(options: ScanOptions, files: int) -> int:
     """Worker processes for this many files: the option, else one per core when there is enough work."""
     return options.workers or min(os.cpu_count() or 1, 2 if files >= 8 else 1)
+
+
+def _provenance(path: Path) -> dict | None:
+    """The file's content credentials as plain data (never raises; bounded work)."""
+    found = read_provenance(path)
+    return found.to_dict() if found is not None else None
 
 
 def analyze_files(tasks: Iterable[tuple[Path, str | None]], options: ScanOptions,

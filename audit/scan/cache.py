@@ -14,7 +14,7 @@ from ..models import quality as face_quality
 from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
 from .options import ScanOptions
 
-FORMAT = 3  # bump when what an analysis holds changes: older entries are then simply missed
+FORMAT = 4  # bump when what an analysis holds changes: older entries are then simply missed
 
 
 def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions, voice: bool) -> str:
@@ -46,7 +46,7 @@ def dump(result: AnalyzedFile) -> bytes:
                    len(f.crop or b"")]
                   for f in result.faces], "face_dim": int(faces.shape[1]),
         "voices": [[float(v.start), float(v.end)] for v in result.voices], "voice_dim": int(voices.shape[1]),
-        "envelope": int(env.size), "duration": _num(result.duration),
+        "envelope": int(env.size), "duration": _num(result.duration), "provenance": result.provenance,
     }).encode()
     crops = b"".join(f.crop or b"" for f in result.faces)
     return struct.pack("<I", len(head)) + head + faces.tobytes() + voices.tobytes() + crops + env.tobytes()
@@ -61,7 +61,8 @@ def load(blob: bytes, path: str, sha256: str) -> AnalyzedFile:
     (n,) = struct.unpack_from("<I", blob)
     head = json.loads(blob[4:4 + n])
     at = 4 + n
-    result = AnalyzedFile(path, sha256, head["kind"], error=head["error"], duration=head["duration"])
+    result = AnalyzedFile(path, sha256, head["kind"], error=head["error"], duration=head["duration"],
+                          provenance=head.get("provenance"))
     dim = head["face_dim"]
     for bbox, score, time, quality, _ in head["faces"]:
         emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)

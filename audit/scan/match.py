@@ -231,4 +231,7 @@ class Matcher:
                 out.append(f)
         if result.error is not None:
             out.append(Finding(result.path, result.sha256, None, "error", error=result.error))
+        if result.provenance:  # what the file declares about itself travels with each of its findings
+            for f in out:
+                f.extra = {**(f.extra or {}), "provenance": result.provenance}
         return out

@@ -46,6 +46,7 @@ class ScanSummary:
     cached: int = 0  # files whose analysis came from the scan cache
     resumed: int = 0  # files a resumed scan did not hash again (done before it stopped)
     complete: bool = False  # False while running, and when stopped (Ctrl-C) before the last file
+    ai_declared: int = 0  # files whose content credentials declare them AI-generated (media/provenance.py)
 
     def fails(self, fail_on: str | None) -> bool:
         """Whether a gate set to fail_on ("match": any finding; "unconsented": any finding not allowed) fails."""
@@ -111,7 +112,7 @@ class ScanRun:
         stamp = lambda t: t.isoformat(timespec="seconds") if t else None  # noqa: E731
         return {"version": version("likeness-audit"), "started": stamp(self.started),
                 "finished": stamp(self.finished), "files_total": s.total, "files_scanned": s.files,
-                "complete": s.complete, "errors": s.errors, "duplicates": s.duplicates, "cached": s.cached,
+                "complete": s.complete, "errors": s.errors, "ai_declared": s.ai_declared, "duplicates": s.duplicates, "cached": s.cached,
                 "skipped": s.skipped, "paths": [self._shown(p) for p in self.paths[:1000]], "use": self.options.use,
                 "options": self.options.described(), "warnings": list(s.warnings),
                 "models": {m: mo for m, mo in store.models()},
@@ -176,6 +177,7 @@ class ScanRun:
                 summary.duplicates += i > 0
                 summary.faces += len(one.faces)
                 summary.voices += len(one.voices)
+                summary.ai_declared += bool((one.provenance or {}).get("ai_declared"))
                 rows = matcher.findings(one)
                 summary.errors += one.error is not None
                 summary.findings += sum(r.kind != "error" for r in rows)
