@@ -64,8 +64,10 @@ def test_hostile_xmp_is_bounded(photos, tmp_path):
     # an unterminated packet of 7 MB and a value of 100,000 characters: no match, no slow regex, no error
     junk = "<x:xmpmeta " + "Iptc4xmpExt:DigitalSourceType=\"" + "a" * 100_000 + "\"" + " x" * 3_500_000
     path.write_bytes(photos["yaoming"].read_bytes() + junk.encode())
+    many = tmp_path / "many.jpg"  # 700,000 packet openings, one end far away
+    many.write_bytes(photos["yaoming"].read_bytes() + b"<x:xmpmeta " * 700_000 + b"</x:xmpmeta>")
     started = time.monotonic()
-    assert read_provenance(path) is None
+    assert read_provenance(path) is None and read_provenance(many) is None
     assert time.monotonic() - started < 5
 
 

@@ -24,7 +24,7 @@ MAX_PROBLEMS, MAX_TEXT = 5, 200  # what a hostile manifest can put in a finding
 _MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "tiff": "image/tiff", "gif": "image/gif",
          "heif": "image/heif", "mp4": "video/mp4", "mov": "video/quicktime", "avi": "video/x-msvideo",
          "wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "m4a": "audio/mp4"}
-_PACKET = re.compile(rb"<x:xmpmeta\b.{0,%d}?</x:xmpmeta>" % MAX_XMP, re.DOTALL)
+MAX_PACKETS = 8  # XMP packets looked at per window
 _DST_ATTR = re.compile(r"""[\w.-]{1,40}:DigitalSourceType\s*=\s*["']([^"'<>]{1,500})["']""")
 _DST_ELEM = re.compile(r"<([\w.-]{1,40}):DigitalSourceType\b([^<>]{0,600})>([^<>]{0,500})<")
 _RESOURCE = re.compile(r"""rdf:resource\s*=\s*["']([^"'<>]{1,500})["']""")
@@ -89,8 +89,7 @@ def _windows(path: Path) -> tuple[bytes, bytes]:
 
 def _xmp_source_type(data: bytes) -> str | None:
     """The DigitalSourceType an XMP packet in data declares (attribute, element or rdf:resource form)."""
-    for m in _PACKET.finditer(data):
-        text = m.group(0).decode("utf-8", "replace")
+    for text in _packets(data):
         if a := _DST_ATTR.search(text):
             return short(a.group(1))
         if e := _DST_ELEM.search(text):
@@ -99,6 +98,20 @@ def _xmp_source_type(data: bytes) -> str | None:
             if value.strip():
                 return short(value)
     return None
+
+
+def _packets(data: bytes) -> list[str]:
+    """The XMP packets in data (each cut at MAX_XMP), found in one pass: many openings without an end cost no more
+    than one."""
+    out, pos = [], 0
+    while len(out) < MAX_PACKETS:
+        start = data.find(b"<x:xmpmeta", pos)
+        end = data.find(b"</x:xmpmeta>", start) if start >= 0 else -1
+        if end < 0:
+            break
+        out.append(data[start:min(end, start + MAX_XMP)].decode("utf-8", "replace"))
+        pos = end + 1
+    return out
 
 
 def _read_c2pa(path: Path, mime: str | None, found: Provenance) -> None:
