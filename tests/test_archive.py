@@ -59,7 +59,9 @@ def test_include_exclude_and_file_lists(tmp_path, yao):
     (d / "drafts").mkdir(parents=True)
     for name in ("a.jpg", "b.png", "drafts/c.jpg"):
         shutil.copy(yao, d / name)
-    picked = lambda *args: sorted(os.path.basename(r["path"]) for r in lines(run("scan", *args, "--json")))
+    def picked(*args):
+        return sorted(os.path.basename(r["path"]) for r in lines(run("scan", *args, "--json")))
+
     assert picked(d, "--include", "*.jpg") == ["a.jpg", "c.jpg"]
     assert picked(d, "--exclude", "*/drafts/*") == ["a.jpg", "b.png"]
     result = run("scan", d, "--include", "*.jpg", "--exclude", "*/drafts/*", "--json")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import click
 import pandas as pd
-import pytest
 
 from audit.cli import cli
 from conftest import run

@@ -51,7 +51,8 @@ def test_fit_weights_are_non_negative_and_sum_to_one():
 def test_rule_on_synthetic_faces():
     c = people(6)
     rng = np.random.default_rng(1)
-    noise = lambda: 0.9 * unit(rng.normal(size=512))  # real faces: a person's part plus a large own part
+    def noise():
+        return 0.9 * unit(rng.normal(size=512))  # real faces: a person's part plus a large own part
 
     blend = unit(0.45 * c[0] + 0.4 * c[1] + noise())
     v = composite.judge(blend, cands(blend, c))

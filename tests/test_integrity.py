@@ -260,7 +260,7 @@ def test_two_writers_and_a_reader_at_once(template, tmp_path):
     shutil.copytree(template, home)
     procs = [start(home, "loop", "a-", "10"), start(home, "loop", "b-", "10"), start(home, "read", "8")]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     # the reader really read while the writers wrote (8 s: each read opens the store and two indexes, and the machine may be loaded)
     assert int(outs[2][0].split()[-1]) > 5
@@ -287,7 +287,7 @@ def test_two_cli_enrolments_and_a_scan_at_once(photos, audit_home):
     ]
     procs = [subprocess.Popen(j, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for j in jobs]
     results = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs[:2], results):
+    for p, (_out, err) in zip(procs[:2], results):
         assert p.returncode == 0, err
     # A scan that starts before either enrolment has committed finds no one enrolled: an error, never a pass.
     scanned = procs[2].returncode == 0
