@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import audit
-from conftest import SHARED, run
+from tests.helpers.cli import SHARED, run
 
 AUDIT = Path(audit.__file__).resolve().parent
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 import audit
 from audit.scan import analyze

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audit import calibrate as cal
-from conftest import run
+from tests.helpers.cli import run
 from audit.store.registry import Calibration
 
 

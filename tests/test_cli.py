@@ -11,7 +11,7 @@ import click
 import pandas as pd
 
 from audit.cli import cli
-from conftest import run
+from tests.helpers.cli import run
 
 
 

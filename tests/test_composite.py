@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audit import composite
-from conftest import run
+from tests.helpers.cli import run
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 from audit import open_store
 from audit.errors import InputError, MissingPath, NothingEnrolled, NothingToScan

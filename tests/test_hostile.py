@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import hostile_files
+from tests.helpers import hostile_files
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, run
+from tests.helpers.cli import SHARED, run
 
 from audit.enroll import VOICE_AGREEMENT
 from audit.findings import Finding

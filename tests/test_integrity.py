@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
+from tests.helpers.store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
 
 from audit.store.auditlog import details_hash, entry_hash
-from conftest import run
+from tests.helpers.cli import run
 from audit.errors import UnknownPerson
 from audit.store import Store
 
-WORKER = Path(__file__).with_name("store_worker.py")
+WORKER = Path(__file__).parent / "helpers" / "store_worker.py"
 BASE_OPS = [("enroll", "base"), ("enroll", "keep"), ("consent", "base")]
 KILLED_OPS = [("enroll", "new"), ("remove", "keep"), ("consent", "keep")]
 

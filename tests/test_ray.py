@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 pytest.importorskip("ray")
 

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from serve_util import Server, add_account, bearer, wait_scan
+from tests.helpers.server import Server, add_account, bearer, wait_scan
 
 COPIES = 40  # enough files that a scan (resumed ones partly from the cache) is still running when it is killed
 SUBMISSIONS = itertools.count(1)

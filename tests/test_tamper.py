@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 from audit.store import Store, contents, upkeep
 from audit.store.auditlog import HEAD_KEY, ScanRecord, details_hash, entry_hash

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run
+from tests.helpers.cli import run
 
 VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices" / "librispeech-test-other"
 

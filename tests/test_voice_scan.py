@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from audit.scan.voices import voice_defaults
-from conftest import run
+from tests.helpers.cli import run
 
 VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
 
