@@ -1,4 +1,4 @@
-"""Fail safe: an audit never passes by accident (issue 10). Exit codes, read-only commands, input checks, output."""
+"""Fail safe: an audit never passes by accident. Exit codes, read-only commands, input checks, output."""
 
 from __future__ import annotations
 

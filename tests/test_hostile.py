@@ -17,7 +17,7 @@ from audit import media
 from audit.errors import MediaError
 from audit.store import Store
 
-PEAK_RSS_LIMIT_MB = 600  # issue 10: bombs included; measured about 350 MB (the CLI's or a worker's, the largest)
+PEAK_RSS_LIMIT_MB = 600  # bombs included; measured about 350 MB (the CLI's or a worker's, the largest)
 
 
 def test_scan_of_a_thousand_hostile_files(face_model, photos):

@@ -1,4 +1,4 @@
-"""Tamper evidence and proven deletion (issue 10): content-checking verify, a log that cannot be swapped or cut
+"""Tamper evidence and proven deletion: content-checking verify, a log that cannot be swapped or cut
 unnoticed, removal that does not claim success while bytes remain, and a log without personal data after it."""
 
 from __future__ import annotations
