@@ -196,6 +196,7 @@ def test_progress_only_on_a_terminal(tmp_path, yao):
     assert [line for line in quiet.stderr.splitlines() if not line.startswith(b"warning: ")] == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
     d = tmp_path / "d"
     d.mkdir()

@@ -9,6 +9,7 @@ import sys
 
 import click
 import pandas as pd
+import pytest
 
 from audit.cli import cli
 from tests.helpers.cli import run
@@ -137,6 +138,7 @@ def test_missing_model_folder_is_clear(tmp_path, photos):
     assert "face model folder not found" in result.output
 
 
+@pytest.mark.slow
 def test_shared_people_half_enrolled(deepface, tmp_path):
     """Enroll each of the 13 people from half their photos; scan all 64: right person or nobody."""
     folder, people = deepface

@@ -20,6 +20,7 @@ from audit.store import Store
 PEAK_RSS_LIMIT_MB = 600  # bombs included; measured about 350 MB (the CLI's or a worker's, the largest)
 
 
+@pytest.mark.slow
 def test_scan_of_a_thousand_hostile_files(face_model, photos):
     # Outside pytest's private temp folder, which a capability-dropped root could not enter.
     base = Path(tempfile.mkdtemp(prefix="likeness-hostile-"))

@@ -110,6 +110,7 @@ def trace_points(template: Path, tmp: Path, op: str, name: str) -> list[str]:
     return trace.read_text().split()
 
 
+@pytest.mark.slow
 def test_sigkill_at_every_write_point_recovers(template, tmp_path):
     tried, seen_problems = [], set()
     for op, name in KILLED_OPS:
@@ -173,6 +174,7 @@ def compact_template(request, tmp_path_factory) -> tuple[Path, dict]:
     return home, env
 
 
+@pytest.mark.slow
 def test_sigkill_during_enrol_and_compaction_recovers(compact_template, tmp_path):
     """Kill at every crash point of an enrolment that compacts, an explicit compaction, and a removal (which must
     purge the base); after the next write or a repair, verify is clean and nothing committed is lost."""
@@ -215,6 +217,7 @@ def test_sigkill_during_enrol_and_compaction_recovers(compact_template, tmp_path
     assert len(tried) >= 20
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
     home = tmp_path / "store"
     shutil.copytree(template, home)
@@ -255,6 +258,7 @@ def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
     print(f"\nrandom kills: {rounds}, writes completed between them: {completed}")
 
 
+@pytest.mark.slow
 def test_two_writers_and_a_reader_at_once(template, tmp_path):
     home = tmp_path / "store"
     shutil.copytree(template, home)

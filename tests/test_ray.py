@@ -14,6 +14,7 @@ import pytest
 from tests.helpers.cli import run
 
 pytest.importorskip("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def rows(result) -> list[str]:

@@ -201,6 +201,7 @@ BLOCK_SOCKETS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_enroll_and_scan_use_no_network(photos, tmp_path):
     site = tmp_path / "site"
     site.mkdir()

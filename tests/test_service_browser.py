@@ -19,9 +19,10 @@ from tests.helpers.server import Server, add_account
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
-                                       "chromium-driver; .ci/run installs them)")
+pytestmark = [pytest.mark.browser, pytest.mark.service,
+              pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                 reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+                                        "chromium-driver; .ci/run installs them)")]
 
 
 def browser():

@@ -10,6 +10,8 @@ import pytest
 
 from tests.helpers.server import Server, add_account, bearer, wait_scan
 
+pytestmark = pytest.mark.service
+
 # Roles asking, and what "own" means for each: the actor's person, the auditor's scan.
 ROLES = ("anon", "admin", "auditor", "actor")
 JPEG_TEXT = ("notes.jpg", b"this is not a picture", "image/jpeg")  # refused per file: nothing changes
