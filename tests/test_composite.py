@@ -144,7 +144,7 @@ def test_cli_scan_flags_morph_of_two_enrolled_people(morph_case):
 
 def test_video_with_morph_gives_composite_appearance(morph_case, tmp_path):
     """A composite held on screen in a video is one composite appearance naming both; the real face is a match."""
-    from test_video_scan import make_video
+    from tests.helpers.video import make_video
 
     folder, gallery, morph, single = morph_case
     for person in (A, B, "person03", "person10"):
