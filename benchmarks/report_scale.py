@@ -59,7 +59,7 @@ def main() -> None:
         size = out.stat().st_size
         page = out.read_text()
         print(f"{len(rows):,} findings, {files:,} files, {contents} distinct contents, {len(people)} people")
-        print(f"| findings | HTML size | render time | <details> | <img> |\n|---:|---:|---:|---:|---:|")
+        print("| findings | HTML size | render time | <details> | <img> |\n|---:|---:|---:|---:|---:|")
         print(f"| {len(rows):,} | {size / 2**20:.1f} MiB | {secs:.1f} s | {page.count('<details')} | "
               f"{page.count('<img')} |")
     print(f"load after: {os.getloadavg()[0]:.1f} (1 min)")

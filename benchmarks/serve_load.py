@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from serve_util import Server, add_account, bearer  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tests.helpers.server import Server, add_account, bearer  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "faces" / "deepface"
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 import audit
 from audit.scan import analyze
@@ -59,7 +59,9 @@ def test_include_exclude_and_file_lists(tmp_path, yao):
     (d / "drafts").mkdir(parents=True)
     for name in ("a.jpg", "b.png", "drafts/c.jpg"):
         shutil.copy(yao, d / name)
-    picked = lambda *args: sorted(os.path.basename(r["path"]) for r in lines(run("scan", *args, "--json")))
+    def picked(*args):
+        return sorted(os.path.basename(r["path"]) for r in lines(run("scan", *args, "--json")))
+
     assert picked(d, "--include", "*.jpg") == ["a.jpg", "c.jpg"]
     assert picked(d, "--exclude", "*/drafts/*") == ["a.jpg", "b.png"]
     result = run("scan", d, "--include", "*.jpg", "--exclude", "*/drafts/*", "--json")
@@ -194,6 +196,7 @@ def test_progress_only_on_a_terminal(tmp_path, yao):
     assert [line for line in quiet.stderr.splitlines() if not line.startswith(b"warning: ")] == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
     d = tmp_path / "d"
     d.mkdir()

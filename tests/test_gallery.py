@@ -57,6 +57,7 @@ def people_of(rng, n, per=3, dim=16, model="m1", prefix="p"):
     return out
 
 
+@pytest.mark.slow
 def test_ann_and_rerank_give_the_findings_of_exact_search(deepface, face_model, tmp_path, small):
     """The shared photos scanned through the CLI against an exact store and an approximate one give the same rows."""
     folder, people = deepface

@@ -8,7 +8,9 @@ import shutil
 import httpx
 import pytest
 
-from serve_util import Server, add_account, bearer, wait_scan
+from tests.helpers.server import Server, add_account, bearer, wait_scan
+
+pytestmark = pytest.mark.service
 
 # Roles asking, and what "own" means for each: the actor's person, the auditor's scan.
 ROLES = ("anon", "admin", "auditor", "actor")
@@ -407,7 +409,7 @@ def test_scan_by_path_inside_root(tmp_path, photos):
 
 
 def test_voice_upload_shows_voiced_seconds(world):
-    from conftest import SHARED
+    from tests.helpers.cli import SHARED
 
     speakers = SHARED / "voices" / "librispeech-test-other"
     if not speakers.is_dir():

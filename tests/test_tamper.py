@@ -1,4 +1,4 @@
-"""Tamper evidence and proven deletion (issue 10): content-checking verify, a log that cannot be swapped or cut
+"""Tamper evidence and proven deletion: content-checking verify, a log that cannot be swapped or cut
 unnoticed, removal that does not claim success while bytes remain, and a log without personal data after it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 from audit.store import Store, contents, upkeep
 from audit.store.auditlog import HEAD_KEY, ScanRecord, details_hash, entry_hash
