@@ -16,7 +16,7 @@ import pytest
 import audit
 from audit.report.record import sidecar
 from audit.scan.options import ScanOptions
-from conftest import run
+from tests.helpers.cli import run
 
 
 def make_clip(photo: Path, out: Path, seconds: int = 3, fps: int = 5) -> None:

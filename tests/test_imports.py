@@ -16,7 +16,7 @@ AUDIT = Path(__file__).resolve().parents[1] / "audit"
 # Layers by top-level name under audit/ ("__init__" is audit/__init__.py, the library's front door). A module may
 # import its own layer and the layers before it, never a later one.
 LAYERS = [
-    {"errors", "config", "findings", "consent"},
+    {"errors", "config", "findings", "evidence", "consent"},
     {"media", "models"},
     {"store"},
     {"enroll", "bulk", "calibrate", "calibrate_voice", "rules", "composite", "scan"},
