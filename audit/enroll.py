@@ -15,7 +15,7 @@ from .media.source import Source, open_source
 from .models.face import Face, FaceModel
 from .store import Store, naming
 from .store.registry import Sample
-from .store.search import Candidate
+from .store.index.search import Candidate
 
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
 VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from audit.cli import cli
 from audit.errors import StoreError
-from audit.store import ivfbase, pqbase, segments, upkeep
+from audit.store import upkeep
+from audit.store.index import ivfbase, pqbase, segments
 from audit.store.crypto import new_key
 from audit.store.registry import Sample
 from audit.store.vectors import unit_mean
@@ -30,7 +31,7 @@ def small(request, monkeypatch) -> str:
     monkeypatch.setattr(segments, "DELTA_MAX", 16)
     monkeypatch.setattr(ivfbase, "TRAIN_PER_LIST", 4)
     monkeypatch.setattr(ivfbase, "SCAN", 60)  # a quarter or less of the lists are probed
-    monkeypatch.setattr(pqbase, "SHORTLIST", 24)  # a tenth of the vectors re-scored
+    monkeypatch.setattr(pqbase, "FASTSCAN_CANDIDATES", 24)  # a tenth of the vectors re-scored
     return request.param
 
 

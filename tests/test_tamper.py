@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from conftest import run
 
-from audit.store import Store, contents, upkeep
+from audit.store import Store, upkeep
+from audit.store.index import contents
 from audit.store.auditlog import HEAD_KEY, ScanRecord, details_hash, entry_hash
 from audit.store.crypto import new_key, parse_key
 from audit.store.registry import Sample
@@ -102,7 +103,7 @@ def test_pq_codes_and_their_rerank_vectors_are_compared_with_the_registry(tmp_pa
     repaired."""
     import faiss
 
-    from audit.store import contents, pqbase
+    from audit.store.index import contents, pqbase
 
     store, seg = approximate_store(tmp_path, monkeypatch, "pqfs")
     if part == "rerank":
@@ -122,7 +123,7 @@ def test_pq_codes_and_their_rerank_vectors_are_compared_with_the_registry(tmp_pa
 
 def approximate_store(tmp_path, monkeypatch, kind: str):
     """(store, its sample index) of 120 vectors in an approximate base of the given kind, compacted, verified clean."""
-    from audit.store import segments
+    from audit.store.index import segments
 
     monkeypatch.setattr(segments, "FLAT_MAX", 64)
     monkeypatch.setattr(segments, "PQFS_MAX", 64 if kind == "ivf" else 10**9)

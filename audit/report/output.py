@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..findings import Finding
-from ..store.index import atomic_write
+from ..store.files import atomic_write
 from .tables import records, write_table
 
 if TYPE_CHECKING:

@@ -18,11 +18,11 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import InputError, StoreError
-from . import crypto, erasure, faults, files, naming, provenance, scancache, search, seals, transfer, upkeep
-from .search import Candidate
+from . import crypto, erasure, faults, files, naming, provenance, scancache, seals, transfer, upkeep
+from .index.search import Candidate, rerank
 from .auditlog import LOG_FILE, AuditLog
 from .registry import Calibration, Person, Registry, Sample
-from .segments import SegManifest, Segments
+from .index.segments import SegManifest, Segments
 from .upkeep import UNFINISHED, VerifyReport
 
 if TYPE_CHECKING:
@@ -253,11 +253,11 @@ class Store:
 
     def search(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the best sample of each of the top_k people, best first (exact scores, see search.py)."""
-        return search.rerank(self, "samples", modality, model, vectors, top_k, max(top_k * 16, search.SHORTLIST))
+        return rerank(self.index(modality, model)[0], self.registry, "samples", vectors, top_k)
 
     def search_centroids(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the top_k people by exact cosine similarity to their centroid."""
-        return search.rerank(self, "centroids", modality, model, vectors, top_k, max(top_k * 4, search.SHORTLIST // 2))
+        return rerank(self.index(modality, model, "centroids")[0], self.registry, "centroids", vectors, top_k)
 
     def centroids(self, modality: str, model: str) -> tuple[list[str], np.ndarray]:
         """(person ids, unit mean vector of each person's samples) of everyone; reads them all (see centroids_of)."""

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
-from . import contents, crypto, seals
+from . import crypto, seals
+from .index import contents
+from .index.segments import Segments
 from .vectors import id_state
-from .segments import Segments
 
 if TYPE_CHECKING:
     from .store import Store
@@ -52,7 +53,7 @@ def index_path(home: Path, modality: str, model: str) -> Path:
 
 
 def temp_files(home: Path) -> list[Path]:
-    """Temp files of index and manifest writes (index.atomic_write) and log redactions left by a killed writer."""
+    """Temp files of index and manifest writes (files.atomic_write) and log redactions left by a killed writer."""
     return sorted([p for p in home.glob("*.tmp") if re.fullmatch(r"[\w.-]+\.(faiss|json)\.\w+\.tmp", p.name)]
                   + [p for p in home.glob("audit.log.*.redact") if re.fullmatch(r"audit\.log\.\w+\.redact", p.name)])
 
