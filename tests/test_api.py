@@ -198,7 +198,7 @@ def test_every_command_has_help_with_an_example():
 def test_log_event_choices_are_every_event_the_store_writes(tmp_path):
     import re
 
-    from audit.store.auditlog import EVENTS
+    from audit.store.log.auditlog import EVENTS
 
     written = set()
     for path in AUDIT.rglob("*.py"):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
 
-from audit.store.auditlog import details_hash, entry_hash
+from audit.store.log.auditlog import details_hash, entry_hash
 from conftest import run
 from audit.errors import UnknownPerson
 from audit.store import Store

@@ -14,7 +14,7 @@ from conftest import run
 
 from audit.store import Store, upkeep
 from audit.store.index import contents
-from audit.store.auditlog import HEAD_KEY, ScanRecord, details_hash, entry_hash
+from audit.store.log.auditlog import HEAD_KEY, ScanRecord, details_hash, entry_hash
 from audit.store.crypto import new_key, parse_key
 from audit.store.registry import Sample
 

@@ -9,7 +9,7 @@ import click
 
 from .. import consent as scopes
 from ..errors import KeyProblem
-from ..store.auditlog import EVENTS
+from ..store.log.auditlog import EVENTS
 from ..report.tables import tsv
 from .base import Context, cli, guarded
 

@@ -16,7 +16,7 @@ from ..errors import MediaError, MissingPath, NothingEnrolled, NothingToScan
 from ..findings import Finding
 from ..models.face import FaceModel
 from ..store import Store
-from ..store.auditlog import ScanRecord
+from ..store.log.auditlog import ScanRecord
 from . import cache as caching
 from .analyze import AnalyzedFile, Analyzer
 from .engine import analyze

@@ -18,9 +18,9 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import InputError, StoreError
-from . import crypto, erasure, faults, files, naming, provenance, scancache, seals, transfer, upkeep
+from . import crypto, erasure, faults, files, naming, provenance, scancache, transfer, upkeep
 from .index.search import Candidate, rerank
-from .auditlog import LOG_FILE, AuditLog
+from .log import auditlog, seals
 from .registry import Calibration, Person, Registry, Sample
 from .index.segments import SegManifest, Segments
 from .upkeep import UNFINISHED, VerifyReport
@@ -65,7 +65,7 @@ class Store:
             # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
             os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
             self.registry = Registry(self.home / REGISTRY_FILE)
-        self.log = AuditLog(self.home / LOG_FILE, self.registry)
+        self.log = auditlog.AuditLog(self.home / auditlog.LOG_FILE, self.registry)
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
         self.cipher = self.registry.cipher = crypto.Cipher(key) if key is not None else None
         self._check_encryption()

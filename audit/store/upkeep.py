@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
-from . import crypto, seals
+from . import crypto
+from .log import redaction, seals
 from .index import contents
 from .index.segments import Segments
 from .vectors import id_state
@@ -213,9 +214,7 @@ def wipe_wal(store: Store, wait_s: float = 1.0) -> bool:
 def finish(store: Store, wait_s: float = 1.0) -> None:
     """Complete an interrupted write: log redactions, indexes from the registry, deleted pages wiped; then clear
     the flag (left set when a reader still pins deleted pages: the next write, or `remove` again, retries)."""
-    from . import erasure
-
-    erasure.apply(store.log, store.sealer)
+    redaction.apply(store.log, store.sealer)
     rebuild(store)
     store.registry.db.execute("VACUUM")
     if not wipe_wal(store, wait_s):
