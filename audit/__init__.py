@@ -2,7 +2,7 @@
 
     import audit
     store = audit.open_store("indexes")
-    store.enroll_face("alice", ["photos/alice/"], name="Alice A.")
+    audit.enroll_faces(store, "alice", ["photos/alice/"], name="Alice A.")
     run = audit.scan(store, ["generated/"], use="advertising")
     findings = list(run)
     audit.write_findings(findings, "findings.parquet")
@@ -10,7 +10,7 @@
 Nothing heavy happens at import: models load on first use.
 """
 
-from .enroll import EnrollResult, Skipped
+from .enroll import EnrollResult, Skipped, enroll_faces, enroll_manifest, enroll_voices
 from .errors import AuditError, EnrollError, MediaError, ModelError, StoreError, UnknownPerson
 from .findings import Finding
 from .report import findings_frame, read_findings, write_findings
@@ -19,6 +19,6 @@ from .store import Store, VerifyReport, open_store
 
 __all__ = [
     "AuditError", "EnrollError", "EnrollResult", "Finding", "MediaError", "ModelError", "ScanOptions", "ScanRun",
-    "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson", "VerifyReport", "findings_frame", "open_store",
-    "read_findings", "scan", "write_findings",
+    "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson", "VerifyReport", "enroll_faces", "enroll_manifest",
+    "enroll_voices", "findings_frame", "open_store", "read_findings", "scan", "write_findings",
 ]

@@ -333,7 +333,7 @@ def bulk_vs_scan(data: Path, work: Path) -> dict:
     """Images/s of `enroll face --manifest` (one process, enrolment checks included) against a scan of the same
     photos (cold: no scan cache), with one worker and with the default workers (one per core)."""
     import audit
-    from audit.bulk import enroll_manifest
+    from audit.enroll import enroll_manifest
 
     rows = list(csv.DictReader(open(data / "identities.csv")))
     home = work / "bulk"

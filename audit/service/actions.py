@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
 from ..store.accounts import Job
 from . import jobs
@@ -43,9 +44,9 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
         paths = [str(s.path) for s in saved]
         try:
             if modality == "face":
-                result = svc.gate.run(lambda s: s.enroll_face(pid, paths, name=name))
+                result = svc.gate.run(lambda s: enroll_faces(s, pid, paths, name=name))
             else:
-                result = svc.gate.run(lambda s: s.enroll_voice(pid, paths, name=name))
+                result = svc.gate.run(lambda s: enroll_voices(s, pid, paths, name=name))
         except AuditError as exc:  # nothing enrolled: every file refused, each with its reason where one is named
             reasons = _reasons(str(exc), shown)
             overall = _web(_unpath(str(exc), shown))

@@ -26,7 +26,6 @@ from .index.segments import SegManifest, Segments
 from .upkeep import UNFINISHED, VerifyReport
 
 if TYPE_CHECKING:
-    from ..enroll import EnrollResult
     from ..models.face import FaceModel
     from ..models.voice import VoiceEncoder
 
@@ -273,25 +272,7 @@ class Store:
         _, man = self.index(modality, model)
         return man.file_sha256[:12] if man else None
 
-    # writing: enrolment (the pipelines live in audit/enroll.py; they write through add_samples)
-    def enroll_face(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                    name: str | None = None, pick: str | None = None, reference: bool = True,
-                    force: bool = False) -> EnrollResult:
-        """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none.
-
-        force: keep samples that do not agree with the person's others (enroll.check_agreement).
-        """
-        from ..enroll import enroll_faces
-        return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference,
-                            force=force)
-
-    def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                     name: str | None = None, force: bool = False, model: str = "ge2e") -> EnrollResult:
-        """Enroll one vector per recording with voice encoder `model` (ge2e, campplus); needs ~10 s of speech."""
-        from ..enroll import enroll_voices
-        encoder = self.voice_encoder if model == "ge2e" else model
-        return enroll_voices(self, encoder, person, _paths(paths), name, force=force)
-
+    # writing (enrolment, audit.enroll_faces and the like, writes through add_samples and add_people)
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple | None) -> list[int]:
         """Register samples for a person in one transaction, then update the index files."""
         return self.add_people([(pid, name, samples, reference)])[0]
@@ -413,8 +394,3 @@ class Store:
 
     def verify(self, repair: bool = False) -> VerifyReport:
         return upkeep.verify(self, repair)
-
-
-def _paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str | os.PathLike]:
-    """One path or many."""
-    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
