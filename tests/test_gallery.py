@@ -152,7 +152,7 @@ def test_segments_mask_then_compact_and_leave_no_stale_files(tmp_path, small):
     names = {p.name for p in (tmp_path / "s").iterdir() if p.suffix in (".faiss", ".json")}
     want = set()
     for table in ("samples", "centroids"):
-        s = upkeep.segments(store, table, "face", "m1")
+        s = upkeep.segments(store.home, store.registry, table, "face", "m1")
         s.read_manifest()
         want |= s.files()
     assert names == want

@@ -62,7 +62,7 @@ def forge(store: Store, table: str, vectors) -> None:
     """Rewrite an index as an attacker with write access could: same ids, other vectors, checksums recomputed."""
     import faiss
 
-    seg = upkeep.load_checked(store, table, "face", "m1")
+    seg = upkeep.load_checked(store.home, store.registry, table, "face", "m1")
     ids, vecs = contents._flat_parts(seg)
     forged = faiss.IndexIDMap2(faiss.IndexFlatIP(seg.dim))
     forged.add_with_ids(np.ascontiguousarray(vectors(vecs)), ids)
@@ -115,8 +115,8 @@ def test_pq_codes_and_their_rerank_vectors_are_compared_with_the_registry(tmp_pa
     commit_altered(store, seg, part, index)
     problems = store.verify().problems
     assert any("vector(s) differ from the registry's" in p for p in problems), problems
-    seg = upkeep.load_checked(store, "samples", "face", "m1", full=True)
-    differ = contents.differing(seg, upkeep.source(store, "samples", "face", "m1"))
+    seg = upkeep.load_checked(store.home, store.registry, "samples", "face", "m1", full=True)
+    differ = contents.differing(seg, upkeep.source(store.registry, "samples", "face", "m1"))
     assert int(pqbase.rerank_ids(seg.rerank)[5 if part == "rerank" else 0]) in differ
     assert store.verify(repair=True).repaired and store.verify().ok
 
@@ -131,7 +131,7 @@ def approximate_store(tmp_path, monkeypatch, kind: str):
     for i in range(40):
         enroll(store, f"p{i}", 100 + i, n=3)
     store.compact()
-    seg = upkeep.load_checked(store, "samples", "face", "m1")
+    seg = upkeep.load_checked(store.home, store.registry, "samples", "face", "m1")
     assert seg.man.kind == kind and store.verify().ok
     return store, seg
 

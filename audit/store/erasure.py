@@ -12,51 +12,54 @@ from .log.redaction import apply, plan
 from .upkeep import UNFINISHED
 
 if TYPE_CHECKING:
-    from .store import Store
+    from pathlib import Path
+
+    from .log.auditlog import AuditLog
+    from .registry import Registry
 
 
-def delete(store: Store, pid: str) -> list[int]:
+def delete(home: Path, registry: Registry, log: AuditLog, pid: str) -> list[int]:
     """Remove a person (under the writer lock): the committed delete, the log's redaction, the index updates,
     then the bytes wiped (waiting a bounded time for readers; the removal stays marked unfinished if they hold on)."""
-    pseudonym = store.pseudonym(pid)
-    with store.registry.transaction():
-        purged = store.registry.vectors_of_person(pid)  # an IVF base checks its list centroids against them
-        removed = store.registry.delete_person(pid)  # (table, modality, model) -> ids, samples and centroids
+    pseudonym = log.sealer.pseudonym(pid)
+    with registry.transaction():
+        purged = registry.vectors_of_person(pid)  # an IVF base checks its list centroids against them
+        removed = registry.delete_person(pid)  # (table, modality, model) -> ids, samples and centroids
         ids = [i for (table, _, _), got in removed.items() if table == "samples" for i in got]
-        seq = (store.log.head() or {"seq": 0})["seq"] + 1
-        redacted = plan(store.log, pid, pseudonym, seq)
-        store.log.stage("remove", {"person": pseudonym, "vectors": len(ids),
+        seq = (log.head() or {"seq": 0})["seq"] + 1
+        redacted = plan(log, pid, pseudonym, seq)
+        log.stage("remove", {"person": pseudonym, "vectors": len(ids),
                                   "erased": {str(k): details_hash(v) for k, v in redacted.items()}})
-        store.registry.set_meta(UNFINISHED, "remove")
+        registry.set_meta(UNFINISHED, "remove")
         faults.point("store.remove:before-commit")
     faults.point("store.remove:committed")
-    store.log.flush()
+    log.flush()
     faults.point("store.remove:before-redact")
-    apply(store.log, store.sealer)
+    apply(log, log.sealer)
     # purge: the removed vectors leave every segment file now (a base holding them is rewritten without them).
-    upkeep.apply_changes(store, {key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
+    upkeep.apply_changes(home, registry, {key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
     faults.point("store.remove:before-vacuum")
     # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
     # the WAL, whose older frames still hold the pages as they were before the delete.
-    store.registry.db.execute("VACUUM")
-    if upkeep.wipe_wal(store, upkeep.ERASE_WAIT_S):
-        store._finished()
+    registry.db.execute("VACUUM")
+    if upkeep.wipe_wal(registry, upkeep.ERASE_WAIT_S):
+        upkeep.finished(registry)
     return ids
 
 
-def remove(store: Store, pid: str) -> int:
-    """Store.remove under the writer lock: delete, or finish the erasure of a person removed before."""
+def remove(home: Path, registry: Registry, log: AuditLog, pid: str) -> int:
+    """`remove` (under the writer lock): delete, or finish the erasure of a person removed before."""
     try:
-        store.registry.person(pid)
+        registry.person(pid)
     except UnknownPerson:
-        if not store.log_entries(person=pid, event="remove"):
+        if not log.about(person=pid, event="remove"):
             raise
         ids = []  # removed before: only the erasure may be left to finish
-        if store.registry.meta(UNFINISHED) == "remove":
-            upkeep.finish(store, upkeep.ERASE_WAIT_S)
+        if registry.meta(UNFINISHED) == "remove":
+            upkeep.finish(home, registry, log, upkeep.ERASE_WAIT_S)
     else:
-        ids = delete(store, pid)
-    if store.registry.meta(UNFINISHED) == "remove":
+        ids = delete(home, registry, log, pid)
+    if registry.meta(UNFINISHED) == "remove":
         raise ErasureIncomplete(
             f"the removal of {pid} is committed but not yet erased: another process holds the registry open (a "
             f"long read), so the deleted rows are still on disk; run `likeness-audit remove {pid}` again once it "

@@ -18,12 +18,13 @@ import numpy as np
 from .. import consent as scopes
 from .accounts import Accounts
 from ..errors import InputError, StoreError
-from . import crypto, erasure, faults, files, naming, provenance, scancache, transfer, upkeep
+from . import crypto, erasure, faults, files, naming, provenance, scancache, transfer, upkeep, verify
 from .index.search import Candidate, rerank
 from .log import auditlog, seals
 from .registry import Calibration, Person, Registry, Sample
 from .index.segments import SegManifest, Segments
-from .upkeep import UNFINISHED, VerifyReport
+from .upkeep import UNFINISHED
+from .verify import VerifyReport
 
 if TYPE_CHECKING:
     from ..models.face import FaceModel
@@ -75,7 +76,7 @@ class Store:
         self._voice: VoiceEncoder | None = None
         if self.registry.outdated():  # a store from before centroids and segmented indexes: brought up to date once
             with self._writing():
-                upkeep.migrate(self)
+                upkeep.migrate(self.home, self.registry, self.log)
 
     def close(self) -> None:
         """Close the registry."""
@@ -121,7 +122,10 @@ class Store:
 
     @contextmanager
     def _writing(self):
-        """The writer lock, after finishing what an interrupted writer left: its audit entry, temp files, WAL."""
+        """The writer lock, after finishing what an interrupted writer left: its audit entry, temp files, WAL.
+
+        Indexes loaded before the write are dropped before and after it: the write may replace their files."""
+        self.forget_loaded()
         with self.lock():
             if self._check_encryption():
                 with self.registry.transaction():
@@ -131,10 +135,18 @@ class Store:
             self.log.flush()
             for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
-            upkeep.sweep(self)
+            upkeep.sweep(self.home, self.registry)
             if self.registry.meta(UNFINISHED):
-                upkeep.finish(self)
-            yield
+                upkeep.finish(self.home, self.registry, self.log)
+            try:
+                yield
+            finally:
+                self.forget_loaded()
+
+    def _rekey(self, cipher: crypto.Cipher | None) -> None:
+        """A new cipher (encrypt), and the sealer keyed by it."""
+        self.cipher = self.registry.cipher = cipher
+        self._set_sealer()
 
     def _set_sealer(self) -> None:
         self.sealer = self.registry.sealer = self.log.sealer = seals.sealer_of(self.registry, self.cipher)
@@ -153,11 +165,6 @@ class Store:
             raise crypto.KeyProblem(f"the store {self.home} was written unencrypted but a key is set; "
                                     "`likeness-audit encrypt` encrypts it, or unset the key")
         return True
-
-    def _finished(self) -> None:
-        with self.registry.transaction():
-            self.registry.set_meta(UNFINISHED, None)
-        faults.point("store.write:finished")
 
     def forget_loaded(self) -> None:
         """Drop loaded indexes and cached centroids (after a write changed them)."""
@@ -231,11 +238,7 @@ class Store:
 
     def log_entries(self, person: str | None = None, event: str | None = None) -> list[dict]:
         """Audit log entries, oldest first, optionally about one person or of one event."""
-        who = {person, self.pseudonym(person)} if person else set()
-        about = lambda d: d.get("person") in who or (  # noqa: E731  a bulk enrolment lists its people
-            isinstance(d.get("people"), list) and bool(who & set(d["people"])))
-        return [e for e in self.log.entries()
-                if (not event or e.get("event") == event) and (not person or about(e.get("details") or {}))]
+        return self.log.about(person, event)
 
     # reading: search
     def index(self, modality: str, model: str, table: str = "samples") -> tuple[Segments, SegManifest | None]:
@@ -243,10 +246,10 @@ class Store:
         key = (table, modality, model)
         if key not in self._indexes:
             try:  # optimistic: a writer half-way through makes this fail, and then it waits for the writer
-                self._indexes[key] = upkeep.load_checked(self, table, modality, model)
+                self._indexes[key] = upkeep.load_checked(self.home, self.registry, table, modality, model)
             except StoreError:
                 with self.lock(shared=True):
-                    self._indexes[key] = upkeep.load_checked(self, table, modality, model)
+                    self._indexes[key] = upkeep.load_checked(self.home, self.registry, table, modality, model)
         seg = self._indexes[key]
         return seg, seg.man
 
@@ -305,8 +308,8 @@ class Store:
                 faults.point("store.add:before-commit")
             faults.point("store.add:committed")
             self.log.flush()
-            upkeep.apply_changes(self, changes)
-            self._finished()
+            upkeep.apply_changes(self.home, self.registry, changes)
+            upkeep.finished(self.registry)
         return out
 
     def remove(self, pid: str) -> int:
@@ -315,7 +318,7 @@ class Store:
         The log then names them by pseudonym only; ErasureIncomplete while a reader pins the deleted rows (calling
         remove again finishes the erasure). See erasure.py."""
         with self._writing():
-            return erasure.remove(self, pid)
+            return erasure.remove(self.home, self.registry, self.log, pid)
 
     def consent(self, pid: str, allow: Iterable[str] = (), deny: Iterable[str] = (), until: str | None = None,
                 note: str | None = None, forget: Iterable[str] = ()) -> dict[str, dict]:
@@ -370,7 +373,7 @@ class Store:
     def encrypt(self, key: bytes) -> int:
         """Encrypt a plaintext store's vectors, crops and indexes with key; returns the vectors encrypted."""
         with self._writing():
-            return upkeep.encrypt(self, crypto.Cipher(key))
+            return upkeep.encrypt(self.home, self.registry, self.log, crypto.Cipher(key), self._rekey)
 
     def export_templates(self, path: str | os.PathLike, modality: str | None = None) -> int:
         """Write every template (person, name, modality, model, vector) to a Parquet file; returns the rows."""
@@ -385,7 +388,7 @@ class Store:
     def compact(self) -> list[str]:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""
         with self._writing():
-            return upkeep.compact(self)
+            return upkeep.compact(self.home, self.registry)
 
     # checking
     def scan_cache(self) -> scancache.ScanCache:
@@ -393,4 +396,13 @@ class Store:
         return scancache.ScanCache(self.home, self.cipher)
 
     def verify(self, repair: bool = False) -> VerifyReport:
-        return upkeep.verify(self, repair)
+        """Check registry, indexes and audit log against each other (repair: rebuild the indexes first)."""
+        report = VerifyReport()
+        if repair:
+            with self._writing():  # finishes an interrupted write first
+                upkeep.wipe_wal(self.registry)
+                report.repaired = upkeep.repair(self.home, self.registry)
+        with self.lock(shared=True):  # a writer half-way through is not a problem
+            self._set_sealer()
+            report.problems = verify.problems(self.home, self.registry, self.log)
+        return verify.summary(report, self.registry, self.log)

@@ -200,6 +200,15 @@ class AuditLog:
                     raise StoreError(f"audit log line {n} is not JSON: {exc}") from exc
         return out
 
+    def about(self, person: str | None = None, event: str | None = None) -> list[dict]:
+        """Entries, oldest first, optionally about one person (by id or by their pseudonym) or of one event."""
+        pseudonym = self.sealer.pseudonym(person) if person and self.sealer is not None else None
+        who = {person, pseudonym} if person else set()
+        about = lambda d: d.get("person") in who or (  # noqa: E731  a bulk enrolment lists its people
+            isinstance(d.get("people"), list) and bool(who & set(d["people"])))
+        return [e for e in self.entries()
+                if (not event or e.get("event") == event) and (not person or about(e.get("details") or {}))]
+
     def _readable(self) -> list[dict]:
         """Every line that parses as JSON (check names the others)."""
         out = []
