@@ -296,10 +296,10 @@ def test_enroll_a_manifest_of_many_people_resumably(photos, tmp_path):
     scan = CliRunner().invoke(cli, ["--home", home, "scan", str(photos["yaoming"]), "--json"])
     assert [json.loads(r)["person"] for r in scan.stdout.splitlines()] == ["yao"]
     assert "face gallery of 2 people" in scan.stderr and "(FPIR)" in scan.stderr  # 1:N false alarms stated
-    assert store.log_entries(person="gdp", event="enroll")  # `log --person` finds a batch's entry
+    assert store.log.about(person="gdp", event="enroll")  # `log --person` finds a batch's entry
     # Removing someone enrolled in a batch leaves their id nowhere in the log, and the chain still verifies.
     store.remove("yao")
-    assert store.log_entries(person="yao", event="enroll")  # by pseudonym now
+    assert store.log.about(person="yao", event="enroll")  # by pseudonym now
     assert b'"yao"' not in (tmp_path / "s" / "audit.log").read_bytes() and store.verify().ok
     bad = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "alice", "--manifest", str(manifest)])
     assert bad.exit_code == 2 and "not both" in bad.output

@@ -204,12 +204,12 @@ def test_remove_keeps_no_personal_data_in_the_log_and_the_chain_verifies(store):
     store.log_event("scan", record.details({"files": 1}))
     assert store.remove("alice") == 2
     text = (store.home / "audit.log").read_text()
-    pseudonym = store.pseudonym("alice")
+    pseudonym = store.sealer.pseudonym("alice")
     assert '"alice"' not in text and "contract 7" not in text and "alice0" not in text and pseudonym in text
     assert store.verify().ok and store.log.check().first_broken is None
-    about = store.log_entries(person="alice")  # findable by the id, which the log no longer holds
+    about = store.log.about(person="alice")  # findable by the id, which the log no longer holds
     assert [e["event"] for e in about] == ["enroll", "consent", "remove"]
-    scan = store.log_entries(event="scan")[0]["details"]
+    scan = store.log.about(event="scan")[0]["details"]
     assert scan["people"] == {"bob": 1, pseudonym: 1} and [None, pseudonym, "allowed"] in scan["matched"]
     # The redaction is itself tamper-evident: other details cannot be passed off as redacted.
     lines = text.splitlines()

@@ -108,7 +108,7 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                     samples.append({"id": vid, "modality": modality, "model": model,
                                     "vector": [round(float(x), 6) for x in vec]})
         crop = s.reference(pid)
-        return {"person": _view(s, s.person(pid)), "samples": samples, "log": s.log_entries(person=pid),
+        return {"person": _view(s, s.person(pid)), "samples": samples, "log": s.log.about(person=pid),
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)

@@ -1,6 +1,9 @@
 """The store: registry + one FAISS index per modality and model, kept in step under a writer lock.
 
-It is the only door to persistence: everything outside audit/store/ reads and writes through a Store.
+It is the only door to persistence: everything outside audit/store/ reads and writes through a Store. The Store is
+a facade over its wings: the registry and vectors (registry.py, vectors.py), the indexes (index/), the audit log
+(log/), the keys (crypto.py); it holds the writer lock and hands each operation (upkeep, erasure, verify, transfer)
+the parts it needs. Readers use store.log for the audit log.
 """
 
 from __future__ import annotations
@@ -151,10 +154,6 @@ class Store:
     def _set_sealer(self) -> None:
         self.sealer = self.registry.sealer = self.log.sealer = seals.sealer_of(self.registry, self.cipher)
 
-    def pseudonym(self, pid: str) -> str | None:
-        """The keyed pseudonym the audit log names a removed person by (None before the store's first write)."""
-        return self.sealer.pseudonym(pid)
-
     def _check_encryption(self) -> bool:
         """Raise on a missing or wrong key; True when this (empty) store is to be marked encrypted."""
         marker = self.registry.meta(crypto.META_KEY)
@@ -170,10 +169,6 @@ class Store:
         """Drop loaded indexes and cached centroids (after a write changed them)."""
         self._indexes.clear()
         self._cache.clear()
-
-    def index_path(self, modality: str, model: str) -> Path:
-        """Where the index of one modality and model lives."""
-        return upkeep.index_path(self.home, modality, model)
 
     # reading: people, consent, calibration
     def people(self) -> list[Person]:
@@ -235,10 +230,6 @@ class Store:
     def vectors(self, modality: str, model: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(ids, vectors, person ids) of every sample of one modality and model (decrypted)."""
         return self.registry.vectors(modality, model)
-
-    def log_entries(self, person: str | None = None, event: str | None = None) -> list[dict]:
-        """Audit log entries, oldest first, optionally about one person or of one event."""
-        return self.log.about(person, event)
 
     # reading: search
     def index(self, modality: str, model: str, table: str = "samples") -> tuple[Segments, SegManifest | None]:
@@ -377,13 +368,15 @@ class Store:
 
     def export_templates(self, path: str | os.PathLike, modality: str | None = None) -> int:
         """Write every template (person, name, modality, model, vector) to a Parquet file; returns the rows."""
-        return transfer.export_templates(self, path, modality)
+        rows = transfer.export_templates(self.registry, path, modality)
+        self.log_event("export", {"rows": rows, "modality": modality, "file": Path(path).name})
+        return rows
 
     def import_templates(self, path: str | os.PathLike) -> tuple[int, int]:
         """Import a Parquet file of this store's models' templates (checked whole first); returns (added, already)."""
         models = {"face": (self.face_model.model_id, self.face_model.dim),
                   "voice": (self.voice_encoder.model_id, self.voice_encoder.dim)}
-        return transfer.import_templates(self, path, models)
+        return transfer.import_templates(self.registry, self.add_people, path, models)
 
     def compact(self) -> list[str]:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""
