@@ -59,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         home = tmp / "store"
-        audit.open_store(home).enroll_face("p1", photos[:1], pick="largest")
+        audit.enroll_faces(audit.open_store(home), "p1", photos[:1], pick="largest")
         folder = tmp / "distinct"
         folder.mkdir()
         files = []

@@ -35,7 +35,7 @@ def main() -> None:
         tmp = Path(tmp)
         store = audit.open_store(tmp / "store")
         for person, files in sorted(people.items()):
-            store.enroll_face(person, [args.data / sorted(files)[0]], name=person.title(), pick="largest")
+            audit.enroll_faces(store, person, [args.data / sorted(files)[0]], name=person.title(), pick="largest")
         base = [f.to_dict() for f in audit.scan(store, args.data, cache=False) if f.kind != "error"]
         print(f"{len(base)} real findings in {len(list(args.data.glob('*.jpg')))} photos")
         rows, copy = [], 0

@@ -76,7 +76,7 @@ def test_include_exclude_and_file_lists(tmp_path, yao):
 
 def test_identical_files_are_analysed_once(tmp_path, photos, monkeypatch):
     store = audit.open_store(tmp_path / "s")
-    store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     d = tmp_path / "d"
     d.mkdir()
     for i in range(4):
@@ -96,7 +96,7 @@ def test_cache_skips_embedding_and_is_sealed_and_private(tmp_path, photos, monke
     from audit.store.crypto import new_key, parse_key
 
     store = audit.open_store(tmp_path / "s", key=parse_key(new_key()))
-    store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     first = [f.to_dict() for f in audit.scan(store, list(photos.values()), workers=1)]
     monkeypatch.setattr(analyze.Analyzer, "__call__", lambda *a: pytest.fail("analysed again"))
     again = audit.scan(store, list(photos.values()), workers=1)
@@ -111,7 +111,7 @@ def test_cache_skips_embedding_and_is_sealed_and_private(tmp_path, photos, monke
 
 def test_resume_skips_the_files_done(tmp_path, photos):
     store = audit.open_store(tmp_path / "s")
-    store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     d = tmp_path / "d"
     d.mkdir()
     for i, p in enumerate(sorted(photos.values()) * 2):

@@ -113,7 +113,7 @@ def test_morph_is_composite_and_single_photo_is_match(morph_case, audit_home):
     folder, gallery, morph, single = morph_case
     store = audit.open_store(audit_home)
     for person, files in gallery.items():
-        store.enroll_face(person, [folder / f for f in files], pick="largest")
+        audit.enroll_faces(store, person, [folder / f for f in files], pick="largest")
     rows = list(audit.scan(store, [morph, single], workers=1))
     by_path = {Path(r.path).name: r for r in rows}
     m = by_path[morph.name]

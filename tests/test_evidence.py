@@ -98,8 +98,7 @@ def test_an_edited_findings_file_keeps_the_pictures_of_its_unchanged_rows(photos
 
 def test_an_interrupted_scan_says_incomplete_in_every_format(photos, tmp_path):
     store = audit.open_store()
-    audit.enroll_faces(store, "yao", [photos["yaoming"]]) if hasattr(audit, "enroll_faces") else \
-        store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     folder = tmp_path / "media"
     folder.mkdir()
     for i in range(6):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 AUDIT = Path(__file__).resolve().parents[1] / "audit"
 
@@ -135,14 +134,12 @@ def test_every_top_level_module_has_a_layer():
     assert names - set(LAYER) == set(), "give these a layer in LAYERS"
 
 
-@pytest.mark.xfail(reason="import circles are removed by the store-wings branch", strict=False)
 def test_no_import_circle():
     graph = import_graph(AUDIT)
     found = [describe(graph, c) for c in circles(graph)]
     assert found == [], "import circles:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(reason="the store's upward import of enroll is removed by the store-wings branch", strict=False)
 def test_nothing_imports_upward():
     upward = []
     for name, edges in sorted(import_graph(AUDIT).items()):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from tests.helpers.store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
 
-from audit.store.auditlog import details_hash, entry_hash
+from audit.store.log.auditlog import details_hash, entry_hash
 from tests.helpers.cli import run
 from audit.errors import UnknownPerson
 from audit.store import Store
@@ -143,7 +143,7 @@ def test_sigkill_at_every_write_point_recovers(template, tmp_path):
                 assert not list(copy.glob("*.tmp")) and not list(copy.glob("*.redact"))
                 assert presence(store, "base") and applied(store, op, search=True) == done
                 # One audit entry per committed change, none for a change that was rolled back.
-                named = {store.pseudonym(n): n for n in ("base", "keep", "new")}  # removal leaves pseudonyms
+                named = {store.sealer.pseudonym(n): n for n in ("base", "keep", "new")}  # removal leaves pseudonyms
                 events = [(e["event"], named.get(e["details"].get("person"), e["details"].get("person")))
                           for e in store.log.entries()]
                 want = BASE_OPS + ([(op, name)] if done else []) + ([("consent", "base")] if how != "repair" else [])

@@ -60,7 +60,7 @@ def test_remove_leaves_no_vector_bytes_and_no_match(photos, audit_home):
     assert run("verify").stdout.startswith("ok: 1 people")
     store = Store(audit_home)
     removal = [e for e in store.log.entries() if e["event"] == "remove"]
-    assert removal[0]["details"]["person"] == store.pseudonym("yao") and removal[0]["details"]["vectors"] == 1
+    assert removal[0]["details"]["person"] == store.sealer.pseudonym("yao") and removal[0]["details"]["vectors"] == 1
     assert b'"yao"' not in (audit_home / "audit.log").read_bytes() and b"contract 7" not in files_holding_any(audit_home)
 
 

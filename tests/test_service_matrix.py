@@ -25,8 +25,8 @@ def world(tmp_path_factory, photos):
     root = tmp_path_factory.mktemp("matrix")
     home = root / "store"
     store = audit.open_store(home, key=None)
-    store.enroll_face("alice", [photos["yaoming"]], name="Alice")
-    store.enroll_face("bob", [photos["gdp"]], name="Bob", pick="largest")
+    audit.enroll_faces(store, "alice", [photos["yaoming"]], name="Alice")
+    audit.enroll_faces(store, "bob", [photos["gdp"]], name="Bob", pick="largest")
     store.close()
     tokens, passwords = {}, {}
     for uid, role, person in [("root", "admin", None), ("aud1", "auditor", None), ("aud2", "auditor", None),
@@ -390,7 +390,7 @@ def test_scan_by_path_inside_root(tmp_path, photos):
     import audit
 
     with audit.open_store(home, key=None) as store:  # a scan with no one enrolled is an error, not a clean pass
-        store.enroll_face("alice", [photos["yaoming"]])
+        audit.enroll_faces(store, "alice", [photos["yaoming"]])
     _, token = add_account(home, "aud", "auditor")
     server = Server(home, "--scan-root", str(root)).start()
     try:

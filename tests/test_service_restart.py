@@ -24,7 +24,7 @@ def setup(tmp_path, photos):
 
     home = tmp_path / "store"
     store = audit.open_store(home, key=None)
-    store.enroll_face("alice", [photos["yaoming"]], name="Alice")
+    audit.enroll_faces(store, "alice", [photos["yaoming"]], name="Alice")
     store.close()
     _, token = add_account(home, "aud", "auditor")
     data = photos["yaoming"].read_bytes()

@@ -405,7 +405,7 @@ def prepare_store(home: Path, face_model, photo: Path) -> None:
     from audit.models.voice import VoiceEncoder
 
     store = Store(home, key=None)
-    enroll_faces(store, face_model, "yao", [photo])
+    enroll_faces(store, "yao", [photo], model=face_model)
     v = np.random.default_rng(0).normal(size=256).astype(np.float32)
     store.add_samples("voice-only", None, [Sample("voice", VoiceEncoder().model_id, "0" * 64, v / np.linalg.norm(v),
                                                   start=0.0, end=10.0)], None)

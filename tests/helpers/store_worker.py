@@ -92,7 +92,7 @@ def read(home: str, seconds: float) -> None:
 def small_segments(spec: str | None) -> None:
     """Shrink the index policy (FLAT_MAX,DELTA_MAX[,PQFS_MAX]) in this process, as the compaction tests ask."""
     if spec:
-        from audit.store import ivfbase, segments
+        from audit.store.index import ivfbase, segments
 
         sizes = [int(x) for x in spec.split(",")]
         segments.FLAT_MAX, segments.DELTA_MAX = sizes[:2]
