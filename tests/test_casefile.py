@@ -13,10 +13,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run
 
 import audit
 from audit.casefile import make_bundle, verify_bundle
+from tests.helpers.cli import run
 
 
 @pytest.fixture(scope="module")

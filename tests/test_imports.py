@@ -19,7 +19,7 @@ LAYERS = [
     {"media", "models"},
     {"store"},
     {"enroll", "bulk", "calibrate", "calibrate_voice", "rules", "composite", "scan"},
-    {"report"},
+    {"report", "casefile"},  # a case file packs an evidence record with its HTML page
     {"cli", "service", "demo", "__main__", "__init__"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run
 
 import audit
 from audit.media import provenance as prov
 from audit.media.provenance import read_provenance
 from audit.scan import cache as caching
 from audit.scan.analyze import AnalyzedFile
+from tests.helpers.cli import run
+from tests.helpers.video import make_video
 
 AI = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
@@ -202,9 +203,7 @@ def test_without_c2pa_python_the_manifest_is_noted_not_checked(signer, photos, t
 
 
 def test_a_signed_video(signer, photos, tmp_path):
-    from test_evidence import make_clip
-
-    make_clip(photos["yaoming"], tmp_path / "clip.mp4")
+    make_video(tmp_path / "clip.mp4", [(photos["yaoming"], 2.0)])
     media = tmp_path / "media"
     media.mkdir()
     (media / "clip.mp4").write_bytes(sign(signer, (tmp_path / "clip.mp4").read_bytes(), "video/mp4"))
