@@ -154,6 +154,9 @@ def test_replaced_member(case, tmp_path):
     rewrite(case["zip"], tmp_path / "r.zip", lambda n, d: b"[]\n" if n == "findings.json" else d)
     out = verify(tmp_path / "r.zip", case["pub"], 1)
     assert "member 'findings.json' was replaced or changed: 3 bytes" in out
+    report = json.loads(run("verify-bundle", tmp_path / "r.zip", "--key", case["pub"], "--json", code=1).output)
+    assert report["intact"] is False and report["signature_checked"] is True
+    assert report["problems"] == [p.removeprefix("problem: ") for p in out.splitlines() if p.startswith("problem: ")]
 
 
 def test_wrong_key(case, tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -47,9 +49,10 @@ def bundle(obj: Context, findings: tuple[str, ...], out: str, sign: str | None) 
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--key", "key", type=click.Path(exists=True, dir_okay=False),
               help="The signer's public key (KEYFILE.pub); without it only the member hashes are checked.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the exit code is the same).")
 @click.pass_obj
 @guarded
-def verify_bundle_cmd(obj: Context, path: str, key: str | None) -> None:
+def verify_bundle_cmd(obj: Context, path: str, key: str | None, as_json: bool) -> None:
     """Check a case file without the store: every member against the manifest, and the signature with --key.
 
     Exit 0 when intact, 1 when not (each problem is named), 2 for a usage error.
@@ -61,6 +64,9 @@ def verify_bundle_cmd(obj: Context, path: str, key: str | None) -> None:
     from ..casefile import verify_bundle
 
     report = verify_bundle(path, key)
+    if as_json:
+        click.echo(json.dumps({**asdict(report), "intact": report.intact}, indent=1))
+        sys.exit(0 if report.intact else 1)
     if not report.intact:
         for problem in report.problems:
             click.echo(f"problem: {problem}")
