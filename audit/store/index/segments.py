@@ -26,6 +26,7 @@ import numpy as np
 from . import ivfbase, pqbase
 from .. import faults, files
 from ...errors import StoreError
+from ..log import seals
 from ..files import atomic_write
 from ..vectors import id_state
 
@@ -100,8 +101,9 @@ def _ids_of(index) -> np.ndarray:
 class Segments:
     """The index of one table (samples or centroids) of one modality and model, in home under a file prefix."""
 
-    def __init__(self, home: Path, prefix: str, modality: str, model: str, cipher=None):
+    def __init__(self, home: Path, prefix: str, modality: str, model: str, cipher=None, registry=None):
         self.home, self.prefix, self.modality, self.model, self.cipher = Path(home), prefix, modality, model, cipher
+        self.registry = registry  # its sealer seals the manifest: segment checksums bound to the store's key
         self.man: SegManifest | None = None
         self._reset()
 
@@ -169,6 +171,12 @@ class Segments:
             raise StoreError(f"cannot read index manifest {self.manifest_path.name}: {exc}") from exc
         if not isinstance(data, dict) or data.get("version") != 2:
             raise StoreError(f"index {self.manifest_path.name} is of an older format; run `likeness-audit verify --repair`")
+        seal = data.pop("seal", None)
+        if seal is not None or (self.registry is not None and self.registry.meta(seals.INDEX_SEALS)):
+            if not seals.same(seal, self._seal(data)):
+                raise StoreError(f"index manifest {self.manifest_path.name} does not carry the store's seal: the "
+                                 "index was altered (its checksums rewritten) or comes from another store; run "
+                                 "`likeness-audit verify`")
         try:
             self.man = SegManifest(**data)
         except TypeError as exc:
@@ -391,9 +399,24 @@ class Segments:
         faults.point("segments.write:segment")
         return name, hashlib.sha256(data).hexdigest()
 
+    def _seal(self, data: dict) -> str | None:
+        """The manifest's MAC under the store's key (None for a store without one yet)."""
+        if self.registry is None:
+            return None
+        sealer = seals.current(self.registry)
+        if sealer.key is None:
+            return None
+        return sealer.manifest(json.dumps({k: v for k, v in data.items() if k != "seal"}, sort_keys=True))
+
+    def write_manifest(self, man: SegManifest) -> None:
+        """Write the manifest, sealed when the store has a key."""
+        data = asdict(man)
+        data["seal"] = self._seal(data)
+        atomic_write(self.manifest_path, json.dumps(data, indent=1).encode())
+
     def _commit(self, man: SegManifest) -> SegManifest:
         """Write the manifest (the commit point), then delete the files it no longer names."""
-        atomic_write(self.manifest_path, json.dumps(asdict(man), indent=1).encode())
+        self.write_manifest(man)
         faults.point("segments.commit:manifest")
         self.man = man
         self.sweep()
