@@ -70,7 +70,7 @@ def log_(obj: Context, person: str | None, event: str | None, as_json: bool) -> 
       likeness-audit log --person alice
       likeness-audit log --event scan --json | jq .details.people
     """
-    entries = obj.store(create=False).log.about(person=person, event=event)
+    entries = obj.store(create=False).log.about(person=person, event=event, scans=True)
     if not as_json:
         click.echo(tsv("seq", "time", "event", "actor", "about"))
     for e in entries:
