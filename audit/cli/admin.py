@@ -55,7 +55,7 @@ def consent(obj: Context, person: str, allow: tuple[str, ...], deny: tuple[str, 
 
 
 @cli.command("log")
-@click.option("--person", help="Only entries about this person.")
+@click.option("--person", help="Only entries about this person, and the scans that named them.")
 @click.option("--event", type=click.Choice(EVENTS), help="Only this event.")
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON Lines.")
 @click.pass_obj
