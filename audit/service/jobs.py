@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..store import faults
+from . import roots
 from .accounts import Accounts
 
 MAX_ATTEMPTS = 2
@@ -121,13 +122,22 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
     if job is None or job.status != "running":
         return 0
     folder = accounts.job_dir(jid)
+    uploaded = (folder / INPUT).is_dir()
     try:
-        if (folder / INPUT).is_dir():
+        if uploaded:
             os.chdir(folder / INPUT)  # uploads are scanned by their server-given names: 001.jpg, ...
         faults.point("jobs.worker:scanning")
-        # Evidence names each file as its uploader did (or as the path was given), never by a server path.
-        run = audit.scan(store, [i["path"] for i in job.inputs], use=job.use, workers=1,
-                         shown={i["path"]: i["name"] for i in job.inputs if i.get("name")})
+        # Evidence names each file as its uploader did (or relative to its scan root), never by a server path.
+        if uploaded:
+            paths, shown = [i["path"] for i in job.inputs], {i["path"]: i["name"] for i in job.inputs if i.get("name")}
+            confined = roots.Confined()
+        else:  # path mode: every file checked against its root here, links out of it refused
+            confined = roots.confine(job.inputs)
+            paths, shown = confined.files, confined.shown
+            if not paths:
+                raise NothingSafe(f"nothing to scan: {len(confined.refused)} file(s) refused, "
+                                  f"{sum(confined.skipped.values())} not media")
+        run = audit.scan(store, paths, use=job.use, workers=1, shown=shown)
         done = threading.Event()
         threading.Thread(target=_progress, args=(accounts, jid, run, done), daemon=True).start()
         try:
@@ -138,6 +148,9 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
         # The report leaves out enrolled reference crops: an auditor sees faces from their own media only.
         record = run.record(references=False)
         record.run.update(scan=jid, submitted_by=job.owner)
+        _add_refused(record, run.summary, confined)
+        if not uploaded:  # the paths as given, relative to their roots, not every file walked
+            record.run["paths"] = [i["name"] for i in job.inputs]
         audit.write_record(record, folder / FINDINGS, store.cipher)
         audit.write_record(record, folder / REPORT)
         found = _crops(record, folder / CROPS)
@@ -148,6 +161,22 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
     finally:
         _drop_inputs(folder)
     return 0
+
+
+class NothingSafe(Exception):
+    """A path-mode scan where no file passed the root check."""
+
+
+def _add_refused(record, summary, confined) -> None:
+    """The files a path-mode scan refused, as error rows, and what its own walk skipped."""
+    for row in confined.refused:
+        record.findings.append(row.to_dict())
+        record.pictures.append(None)
+    summary.errors += len(confined.refused)
+    record.run["errors"] = record.run.get("errors", 0) + len(confined.refused)
+    if confined.skipped:
+        summary.skipped = dict(confined.skipped)
+        record.run["skipped"] = dict(confined.skipped)
 
 
 def _progress(accounts, jid: str, run, done: threading.Event) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import tempfile
@@ -14,7 +13,7 @@ from pathlib import Path
 from .. import config, consent
 from ..errors import AuditError
 from ..store.crypto import FROM_ENV
-from . import auth, uploads
+from . import auth, roots, uploads
 from .accounts import Accounts
 from .jobs import JobRunner
 
@@ -127,28 +126,15 @@ class Service:
             raise AuditError("scanning by path is off: the server was started without --scan-root")
         resolved = []
         for given in paths:
-            p = self._inside_root(given)
-            resolved.append({"path": str(p), "name": given})
+            p, root = roots.resolve(given, self.cfg.scan_roots)
+            # Evidence names the path relative to its root: no server path reaches the report or the actors.
+            resolved.append({"path": str(p), "name": roots.shown_name(p, root), "root": str(root)})
         if not resolved:
             raise AuditError("no paths given")
         jid = secrets.token_hex(8)
         self.accounts.add_job(jid, owner, use, resolved)
         self.runner.wake()
         return jid
-
-    def _inside_root(self, given: str) -> Path:
-        """given (absolute, or relative to the first root) resolved, and inside a scan root, or AuditError."""
-        if "\x00" in given:
-            raise AuditError("bad path")
-        base = self.cfg.scan_roots[0]
-        p = Path(os.path.realpath(base / given))
-        for root in self.cfg.scan_roots:
-            if p == root or p.is_relative_to(Path(os.path.realpath(root))):
-                if not p.exists():
-                    raise AuditError(f"not found: {given}")
-                return p
-        raise AuditError(f"{given} is outside the folders this server scans")
-
 
 
 def _use(use: str | None) -> str | None:
