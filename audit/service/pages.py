@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..errors import AuditError
-from . import actions, auth
+from . import actions, auth, limits
 from .web import (
     check_csrf,
     enroll_upload,
@@ -65,8 +65,9 @@ def login_page(request: Request):
 
 
 @router.post("/login")
-def login(request: Request, user: Annotated[str, Form()], password: Annotated[str, Form()],
-          login_csrf: Annotated[str, Form()] = ""):
+def login(request: Request, user: Annotated[str, limits.form(limits.ID_MAX)],
+          password: Annotated[str, limits.form(limits.PASSWORD_MAX)],
+          login_csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     svc = service(request)
     if not _login_csrf_ok(request, login_csrf):
         return login_form(request, 403, "The form expired; please try again.")
@@ -82,7 +83,7 @@ def login(request: Request, user: Annotated[str, Form()], password: Annotated[st
 
 
 @router.post("/logout")
-def logout(request: Request, session: Sess, csrf: Annotated[str, Form()] = ""):
+def logout(request: Request, session: Sess, csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     check_csrf(request, session, csrf)
     service(request).sessions.end(session)
     resp = RedirectResponse("/login", status_code=303)
@@ -91,7 +92,7 @@ def logout(request: Request, session: Sess, csrf: Annotated[str, Form()] = ""):
 
 
 @router.get("/register/{code}", name="register_page")
-def register_page(request: Request, code: str):
+def register_page(request: Request, code: limits.Code):
     invite = service(request).accounts.invite(auth.digest(code))
     if invite is None:
         return render(request, "error.html", status=404, message="This invitation is unknown, used or expired.")
@@ -99,8 +100,9 @@ def register_page(request: Request, code: str):
 
 
 @router.post("/register/{code}")
-def register(request: Request, code: str, user: Annotated[str, Form()], password: Annotated[str, Form()],
-             login_csrf: Annotated[str, Form()] = ""):
+def register(request: Request, code: limits.Code, user: Annotated[str, limits.form(limits.ID_MAX)],
+             password: Annotated[str, limits.form(limits.PASSWORD_MAX)],
+             login_csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     svc = service(request)
     invite = svc.accounts.invite(auth.digest(code))
     if invite is None:
@@ -149,9 +151,11 @@ async def _enroll(request: Request, session: auth.Session, modality: str):
 
 
 @router.post("/me/consent")
-def me_consent(request: Request, session: Sess, scope: Annotated[str, Form()], decision: Annotated[str, Form()],
-               csrf: Annotated[str, Form()] = "", until: Annotated[str, Form()] = "",
-               note: Annotated[str, Form()] = ""):
+def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.form(limits.SCOPES_TEXT_MAX)],
+               decision: Annotated[str, limits.form(limits.WORD_MAX)],
+               csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+               until: Annotated[str, limits.form(limits.DATE_MAX)] = "",
+               note: Annotated[str, limits.form(limits.NOTE_MAX)] = ""):
     pid = _actor(session)
     check_csrf(request, session, csrf)
     scopes = [s for s in scope.replace(",", " ").split() if s]
@@ -167,7 +171,7 @@ def me_found(request: Request, session: Sess):
 
 
 @router.get("/me/found/{jid}/{n}")
-def me_found_picture(request: Request, session: Sess, jid: str, n: int):
+def me_found_picture(request: Request, session: Sess, jid: limits.JobId, n: int):
     pid = _actor(session)
     if not (jid.isalnum() and service(request).accounts.names_person(jid, n, pid)):
         raise HTTPException(404, "not found")
@@ -199,7 +203,8 @@ def me_withdraw_page(request: Request, session: Sess):
 
 
 @router.post("/me/withdraw")
-def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, Form()] = "", confirm: Annotated[str, Form()] = ""):
+def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                confirm: Annotated[str, limits.form(limits.ID_MAX)] = ""):
     pid = _actor(session)
     check_csrf(request, session, csrf)
     if confirm != pid:
@@ -223,7 +228,7 @@ async def scans_post(request: Request, session: Sess):
 
 
 @router.get("/scans/{jid}")
-def scan_page(request: Request, session: Sess, jid: str):
+def scan_page(request: Request, session: Sess, jid: limits.JobId):
     job = job_for(request, session.user, jid)
     rows = actions.findings(service(request), job.id) if job.status == "done" else None
     names = {i["path"]: i["name"] for i in job.inputs}
@@ -231,12 +236,12 @@ def scan_page(request: Request, session: Sess, jid: str):
 
 
 @router.get("/scans/{jid}/report")
-def scan_report(request: Request, session: Sess, jid: str):
+def scan_report(request: Request, session: Sess, jid: limits.JobId):
     return report_file(request, job_for(request, session.user, jid))
 
 
 @router.get("/scans/{jid}/picture/{n}")
-def scan_picture(request: Request, session: Sess, jid: str, n: int):
+def scan_picture(request: Request, session: Sess, jid: limits.JobId, n: int):
     return picture_file(request, job_for(request, session.user, jid).id, n)
 
 
@@ -254,8 +259,9 @@ def admin(request: Request, session: Sess):
 
 
 @router.post("/admin/invites")
-def admin_invite(request: Request, session: Sess, role: Annotated[str, Form()], csrf: Annotated[str, Form()] = "",
-                 person: Annotated[str, Form()] = "", hours: Annotated[float, Form()] = 72.0):
+def admin_invite(request: Request, session: Sess, role: Annotated[str, limits.form(limits.WORD_MAX)],
+                 csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                 person: Annotated[str, limits.form(limits.ID_MAX)] = "", hours: Annotated[float, Form()] = 72.0):
     require(session.user, "admin", hide=False)
     check_csrf(request, session, csrf)
     svc = service(request)

@@ -38,10 +38,12 @@ def resolve(given: str, roots: list[Path]) -> tuple[Path, Path]:
     p = Path(os.path.realpath(roots[0] / given))
     for root in roots:
         if inside(p, root):
-            if not p.exists():
-                raise OutsideRoot(f"not found: {given}", code="not-found")
+            try:
+                os.stat(p)
+            except (OSError, ValueError):  # missing, or a name the system refuses (too long): the caller's error
+                raise OutsideRoot(f"not found: {given[:200]}", code="not-found") from None
             return p, Path(os.path.realpath(root))
-    raise OutsideRoot(f"{given} is outside the folders this server scans", code="outside-root")
+    raise OutsideRoot(f"{given[:200]} is outside the folders this server scans", code="outside-root")
 
 
 def shown_name(path: Path, root: Path) -> str:
