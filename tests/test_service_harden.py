@@ -147,3 +147,99 @@ def test_text_fields_are_bounded(tmp_path, enrolled):
 
     out = run("--home", home, "consent", "alice", "--allow", "news", "--note", "y" * 2001, code=2)
     assert "at most 2000" in out.output
+
+
+# 6. The service's own leaks: a withdrawn person's findings and crops, stale uploads, other people in exports.
+def _login(client: TestClient, uid: str, password: str) -> None:
+    import re
+
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    r = client.post("/login", data={"user": uid, "password": password, "login_csrf": nonce}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+
+
+def _files_holding(folder, needle: bytes) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+def test_withdrawal_erases_the_services_findings_and_crops(tmp_path, photos):
+    from conftest import run
+
+    import audit
+
+    home = tmp_path / "store"
+    with audit.open_store(home, key=None) as store:
+        store.enroll_face("alice", [photos["yaoming"]], name="Alice Example")
+        store.enroll_face("bob", [photos["gdp"]], name="Bob Example", pick="largest")
+    _, aud = add_account(home, "aud", "auditor")
+    _, al = add_account(home, "al", "actor", "alice")
+    with TestClient(_app(home)) as client:
+        jids = {}
+        for who, photo in (("alice", "yaoming"), ("bob", "gdp")):
+            r = client.post("/api/v1/scans", headers=bearer(aud), data={"use": "advertising"},
+                            files=[("files", (f"{who}-ad.jpg", photos[photo].read_bytes(), "image/jpeg"))])
+            jids[who] = r.json()["id"]
+            assert _wait(client, aud, jids[who])["status"] == "done"
+        crops = {who: sorted((home / "jobs" / jid / "crops").iterdir()) for who, jid in jids.items()}
+        crop = {who: c[0].read_bytes()[-200:] for who, c in crops.items()}
+        assert len(client.get("/api/v1/people/alice/export", headers=bearer(al)).json()["found_in"]) == 1
+        # The web door: alice withdraws.
+        assert client.delete("/api/v1/people/alice", headers=bearer(al)).status_code == 200
+        # The CLI door: the operator removes bob while the server runs.
+        run("--home", home, "remove", "bob")
+        for who, name in (("alice", b"Alice Example"), ("bob", b"Bob Example")):
+            assert _files_holding(home / "jobs", crop[who]) == []
+            assert _files_holding(home / "jobs", name) == []
+            assert _files_holding(home / "jobs", f'"{who}"'.encode()) == []
+        # A new actor later given the same person id finds nothing.
+        password, al2 = add_account(home, "al2", "actor", "alice")
+        assert client.get("/api/v1/people/alice/export", headers=bearer(al2)).json()["found_in"] == []
+        _login(client, "al2", password)
+        page = client.get("/me/found")
+        assert page.status_code == 200 and "alice-ad.jpg" not in page.text
+        # The auditor's scans still say what was in their files, without naming who.
+        rows = client.get(f"/api/v1/scans/{jids['alice']}/findings", headers=bearer(aud)).json()
+        assert [r["kind"] for r in rows] == ["match"] and rows[0]["person"] is None
+        assert client.get(f"/api/v1/scans/{jids['alice']}/report", headers=bearer(aud)).status_code == 200
+    import sqlite3
+
+    with sqlite3.connect(home / "service.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM found").fetchone() == (0,)
+
+
+def test_stale_uploads_are_cleared_when_the_server_starts(enrolled):
+    home, _ = enrolled
+    with TestClient(_app(home)):
+        pass
+    left = [home / "tmp" / "upload-x1y2" / "001.jpg", home / "jobs" / "0123456789abcdef" / "input" / "001.part"]
+    for p in left:
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"\xff\xd8\xff a photo of someone")
+    with TestClient(_app(home)):
+        assert not any(p.parent.exists() for p in left)
+
+
+def test_actor_export_shows_others_only_as_another_person(enrolled):
+    import audit
+    from audit.evidence import Evidence
+    from audit.service.accounts import Accounts
+
+    home, _ = enrolled
+    _, al = add_account(home, "al", "actor", "alice")
+    accounts = Accounts(home)
+    accounts.add_job("00aa", "aud", "film", [{"path": "/srv/media/ad.jpg", "name": "/srv/media/ad.jpg"}])
+    row = {"path": "/srv/media/ad.jpg", "sha256": "ab" * 32, "modality": "face", "kind": "composite",
+           "consent": "denied", "contributors": [
+               {"person": "alice", "name": "Alice", "similarity": 0.5, "weight": 0.6, "consent": "unknown"},
+               {"person": "bob", "name": "Bob Secret", "similarity": 0.4, "weight": 0.4, "consent": "denied"}]}
+    audit.write_record(Evidence.of([row], {"started": "2026-01-01T00:00:00"}), accounts.job_dir("00aa") /
+                       "findings.json")
+    accounts.finish_job("00aa", {}, [(0, "alice"), (0, "bob")])
+    accounts.close()
+    with TestClient(_app(home)) as client:
+        export = client.get("/api/v1/people/alice/export", headers=bearer(al)).json()
+    (found,) = export["found_in"]
+    text = str(found)
+    assert "bob" not in text and "Bob" not in text and "/srv" not in text and found["finding"]["path"] == "ad.jpg"
+    assert [c["name"] for c in found["finding"]["contributors"]] == ["Alice", "another registered person"]
+    assert found["finding"]["consent"] == "unknown"  # alice's own decision, not bob's denial

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AuditError, UnknownPerson
-from . import jobs
+from . import forget, jobs
 from .accounts import Job
 from .state import Service
 from .words import web_words
@@ -68,8 +68,11 @@ def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, fo
 
 
 def remove(svc: Service, pid: str) -> int:
-    """Verified deletion of every sample, vector and crop of a person; returns the vectors removed."""
-    return svc.gate.run(lambda s: s.remove(pid))
+    """Verified deletion of every sample, vector and crop of a person, then of what the service's scans kept about
+    them (findings, crops, reports: forget.py); returns the vectors removed."""
+    n, cipher = svc.gate.run(lambda s: (s.remove(pid), s.cipher))
+    forget.forget_person(svc.cfg.home, pid, cipher)
+    return n
 
 
 def reference(svc: Service, pid: str) -> bytes | None:
@@ -88,7 +91,8 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                     samples.append({"id": vid, "modality": modality, "model": model,
                                     "vector": [round(float(x), 6) for x in vec]})
         crop = s.reference(pid)
-        return {"person": _view(s, s.person(pid)), "samples": samples, "log": s.log_entries(person=pid),
+        log = [_own_entry(e, pid, s.pseudonym(pid)) for e in s.log_entries(person=pid)]
+        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log,
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)
@@ -97,14 +101,24 @@ def export(svc: Service, pid: str, account: dict) -> dict:
     return data
 
 
+def _own_entry(entry: dict, pid: str, pseudonym: str | None) -> dict:
+    """A log entry in a person's export: others it lists (a bulk enrolment's people) as "another registered person"."""
+    details = entry.get("details")
+    if not isinstance(details, dict) or not isinstance(details.get("people"), list):
+        return entry
+    own = {pid, pseudonym}
+    people = [p if p in own else forget.ANOTHER for p in details["people"]]
+    return {**entry, "details": {**details, "people": people}}
+
+
 def found(svc: Service, pid: str) -> list[tuple[str, dict]]:
-    """(scan id, finding) of every finished scan finding that names the person."""
+    """(scan id, finding) of every finished scan finding that names the person, as that person may see it."""
     out, cache = [], {}
     for jid, n in svc.accounts.found(pid):
         if jid not in cache:
             cache[jid] = findings(svc, jid) or []
-        if n < len(cache[jid]):
-            out.append((jid, dict(cache[jid][n], n=n)))
+        if n < len(cache[jid]) and forget.names(cache[jid][n], pid):
+            out.append((jid, dict(forget.for_actor(cache[jid][n], pid), n=n)))
     return out
 
 

@@ -17,14 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..store import faults
-from . import roots
-from .accounts import Accounts
+from . import forget, roots
+from .accounts import CROPS, FINDINGS, INPUT, REPORT, Accounts
 
 MAX_ATTEMPTS = 2
-FINDINGS = "findings.json"
-REPORT = "report.html"
-CROPS = "crops"
-INPUT = "input"
 
 
 class JobRunner:
@@ -149,6 +145,8 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
         record = run.record(references=False)
         record.run.update(scan=jid, submitted_by=job.owner)
         _add_refused(record, run.summary, confined)
+        # Someone withdrawn while this scan ran is not named by it (the withdrawal already redacted older scans).
+        forget.redact(record, _named(record) - set(store.names()))
         if not uploaded:  # the paths as given, relative to their roots, not every file walked
             record.run["paths"] = [i["name"] for i in job.inputs]
         audit.write_record(record, folder / FINDINGS, store.cipher)
@@ -161,6 +159,13 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
     finally:
         _drop_inputs(folder)
     return 0
+
+
+def _named(record) -> set[str]:
+    """Everyone a record's findings name."""
+    people = {r.get("person") for r in record.findings}
+    people |= {c.get("person") for r in record.findings for c in r.get("contributors") or [] if isinstance(c, dict)}
+    return people - {None}
 
 
 class NothingSafe(Exception):

@@ -14,8 +14,10 @@ from .. import config, consent
 from ..errors import AuditError
 from ..store.crypto import FROM_ENV
 from . import auth, roots, uploads
-from .accounts import Accounts
+from .accounts import JOBS_DIR, Accounts
 from .jobs import JobRunner
+
+UPLOAD_PREFIX = "upload-"  # enrolment uploads, in the store's tmp/ while they are enrolled
 
 
 @dataclass
@@ -81,8 +83,20 @@ class Service:
         self.runner = JobRunner(self.accounts, cfg.home, cfg.models, cfg.threads, cfg.scan_workers)
 
     def start(self) -> None:
-        """Resume interrupted scans and start the workers."""
+        """Clear what a killed server left behind, resume interrupted scans and start the workers."""
+        self.clear_stale()
         self.runner.start()
+
+    def clear_stale(self) -> list[str]:
+        """Upload temp folders, and job folders no job owns (an upload cut off before its job was queued): a
+        server that was killed (kill -9, power cut) leaves them; none is in use before the server starts."""
+        stale = [p for p in (self.cfg.home / "tmp").glob(UPLOAD_PREFIX + "*") if p.is_dir()]
+        jobs_dir = self.cfg.home / JOBS_DIR
+        if jobs_dir.is_dir():
+            stale += [p for p in jobs_dir.iterdir() if p.is_dir() and self.accounts.job(p.name) is None]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return [p.name for p in stale]
 
     def stop(self) -> None:
         """Stop the workers and close the store."""
@@ -93,7 +107,7 @@ class Service:
     @contextmanager
     def uploaded(self, files: list):
         """Uploads saved in a private folder of the store for the duration of the block."""
-        tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=self._tmp_root()))
+        tmp = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=self._tmp_root()))
         try:
             yield uploads.save(files, tmp, self.cfg.max_file, self.cfg.max_files)
         finally:
