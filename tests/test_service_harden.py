@@ -243,3 +243,59 @@ def test_actor_export_shows_others_only_as_another_person(enrolled):
     assert "bob" not in text and "Bob" not in text and "/srv" not in text and found["finding"]["path"] == "ad.jpg"
     assert [c["name"] for c in found["finding"]["contributors"]] == ["Alice", "another registered person"]
     assert found["finding"]["consent"] == "unknown"  # alice's own decision, not bob's denial
+
+
+# 5. Account lifecycle: revoked tokens and deleted accounts' sessions are refused at once; the log names web accounts.
+def test_account_lifecycle_takes_effect_at_once(enrolled):
+    from conftest import run
+
+    home, aud = enrolled
+    root_pw, _ = add_account(home, "root", "admin")
+    al_pw, al = add_account(home, "al", "actor", "alice")
+    with TestClient(_app(home)) as client, TestClient(_app(home)) as browser:
+        assert client.get("/api/v1/me", headers=bearer(aud)).status_code == 200
+        new = run("--home", home, "users", "rotate-token", "aud").stdout.split("token: ")[1].strip()
+        assert client.get("/api/v1/me", headers=bearer(aud)).status_code == 401
+        assert client.get("/api/v1/me", headers=bearer(new)).json()["id"] == "aud"
+
+        _login(browser, "al", al_pw)
+        assert browser.get("/me").status_code == 200
+        password = run("--home", home, "users", "reset-password", "al").stdout.split("password: ")[1].strip()
+        assert browser.get("/me").status_code == 401  # its sessions ended
+        _login(browser, "al", password)
+        run("--home", home, "users", "delete", "al")
+        assert browser.get("/me").status_code == 401 and client.get("/api/v1/me", headers=bearer(al)).status_code == 401
+        assert "al\t" not in run("--home", home, "users", "list").stdout
+        out = run("--home", home, "users", "delete", "root", code=2)
+        assert "last admin" in out.output
+        assert "no account" in run("--home", home, "users", "rotate-token", "nobody", code=2).output
+
+        # The admin page does the same.
+        _login(browser, "root", root_pw)
+        import re
+
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/admin").text).group(1)
+        page = browser.post("/admin/users/aud/token", data={"csrf": csrf})
+        token = re.search(r'id="account-secret">([^<]+)<', page.text).group(1)
+        assert client.get("/api/v1/me", headers=bearer(new)).status_code == 401
+        assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+        page = browser.post("/admin/users/aud/delete", data={"csrf": csrf})
+        assert page.status_code == 200 and "aud</td>" not in page.text
+        assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
+        assert browser.post("/admin/users/root/delete", data={"csrf": csrf}).status_code == 400  # the last admin
+
+
+def test_audit_log_names_the_web_account(enrolled, photos):
+    import audit
+
+    home, aud = enrolled
+    _, al = add_account(home, "al", "actor", "alice")
+    with TestClient(_app(home)) as client:
+        assert client.put("/api/v1/people/alice/consent", headers=bearer(al),
+                          json={"allow": ["film"], "note": "contract 7"}).status_code == 200
+        r = client.post("/api/v1/scans", headers=bearer(aud), data={"use": "film"},
+                        files=[("files", ("ad.jpg", photos["yaoming"].read_bytes(), "image/jpeg"))])
+        assert _wait(client, aud, r.json()["id"])["status"] == "done"
+    with audit.open_store(home, key=None) as store:
+        actors = {e["event"]: e["actor"] for e in store.log_entries()}
+    assert actors["consent"] == "web:al" and actors["scan"] == "web:aud", actors

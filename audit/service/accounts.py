@@ -189,6 +189,21 @@ class Accounts:
         """Replace an account's password hash (e.g. argon2 parameters changed)."""
         self._run("UPDATE users SET password=? WHERE id=?", (password, uid))
 
+    def set_token(self, uid: str, token: str) -> None:
+        """Replace an account's API token hash: the old token is refused from the next request."""
+        self._run("UPDATE users SET token=? WHERE id=?", (token, uid))
+
+    def delete_user(self, uid: str) -> None:
+        """Delete an account; its sessions go with it (the scans it submitted stay, for the admin)."""
+        with self._lock:
+            if self.db.execute("DELETE FROM users WHERE id=?", (uid,)).rowcount == 0:
+                raise StoreError(f"no account '{uid}'")
+            self.db.execute("DELETE FROM sessions WHERE user=?", (uid,))  # even with foreign keys off
+
+    def end_sessions(self, uid: str) -> None:
+        """Log an account out everywhere."""
+        self._run("DELETE FROM sessions WHERE user=?", (uid,))
+
     # sessions
     def add_session(self, sid_hash: str, uid: str, csrf: str, expires: float) -> None:
         """Record a login session."""

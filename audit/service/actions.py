@@ -37,7 +37,7 @@ def people_view(svc: Service) -> list[dict]:
     return svc.gate.run(lambda s: [_view(s, p) for p in s.people()])
 
 
-def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None = None) -> dict:
+def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None = None, by: str | None = None) -> dict:
     """Enroll uploaded photos or recordings; one row per file: enrolled, already enrolled, or refused and why."""
     with svc.uploaded(files) as saved:
         shown = {str(s.path): s.name for s in saved}
@@ -45,9 +45,9 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
         paths = [str(s.path) for s in saved]
         try:
             if modality == "face":
-                result = svc.gate.run(lambda s: s.enroll_face(pid, paths, name=name))
+                result = svc.gate.run_as(by, lambda s: s.enroll_face(pid, paths, name=name))
             else:
-                result = svc.gate.run(lambda s: s.enroll_voice(pid, paths, name=name))
+                result = svc.gate.run_as(by, lambda s: s.enroll_voice(pid, paths, name=name))
         except AuditError as exc:  # nothing enrolled: every file refused, each with its reason where one is named
             overall = web_words(exc, modality, hide)
             reasons = {p.path: web_words(p, modality, hide) for p in exc.problems}
@@ -61,16 +61,16 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
     return {"person": pid, "added": result.added, "already": result.already, "files": rows}
 
 
-def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=()) -> dict:
-    """Record consent decisions; returns the person's consent table."""
-    return svc.gate.run(lambda s: s.consent(pid, allow=list(allow), deny=list(deny), until=until or None,
+def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=(), by: str | None = None) -> dict:
+    """Record consent decisions (by: the web account, for the audit log); returns the person's consent table."""
+    return svc.gate.run_as(by, lambda s: s.consent(pid, allow=list(allow), deny=list(deny), until=until or None,
                                             note=note or None, forget=list(forget)))
 
 
-def remove(svc: Service, pid: str) -> int:
+def remove(svc: Service, pid: str, by: str | None = None) -> int:
     """Verified deletion of every sample, vector and crop of a person, then of what the service's scans kept about
     them (findings, crops, reports: forget.py); returns the vectors removed."""
-    n, cipher = svc.gate.run(lambda s: (s.remove(pid), s.cipher))
+    n, cipher = svc.gate.run_as(by, lambda s: (s.remove(pid), s.cipher))
     forget.forget_person(svc.cfg.home, pid, cipher)
     return n
 

@@ -191,14 +191,15 @@ async def enroll_voices(request: Request, pid: PersonId, user: Caller) -> dict:
 def put_consent(request: Request, pid: PersonId, body: ConsentBody, user: Caller) -> dict:
     """Record consent decisions: allow, deny (scopes), until (inclusive date), note, forget."""
     _person(request, user, pid, "person.consent")
-    return actions.consent(service(request), pid, body.allow, body.deny, body.until, body.note, body.forget)
+    return actions.consent(service(request), pid, body.allow, body.deny, body.until, body.note, body.forget,
+                           by=user.id)
 
 
 @router.delete("/people/{pid}", tags=["people"])
 def delete_person(request: Request, pid: PersonId, user: Caller) -> dict:
     """Withdraw: verified deletion of every sample, vector and crop of the person."""
     _person(request, user, pid, "person.remove")
-    return {"person": pid, "vectors_removed": actions.remove(service(request), pid)}
+    return {"person": pid, "vectors_removed": actions.remove(service(request), pid, by=user.id)}
 
 
 @router.post("/invites", tags=["service"])

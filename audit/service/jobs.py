@@ -81,7 +81,10 @@ class JobRunner:
         cmd = [sys.executable, "-m", "audit.service.jobs", str(self.home), jid, "--threads", str(self.threads)]
         if self.models:
             cmd += ["--models", str(self.models)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        job = self.accounts.job(jid)
+        # The scan's audit-log entries name the web account that submitted it (how state.web_actor words it).
+        env = {**os.environ, "AUDIT_ACTOR": f"web:{job.owner}" if job else "web"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self._procs[jid] = proc
         _, err = proc.communicate()
         self._procs.pop(jid, None)

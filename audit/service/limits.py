@@ -23,6 +23,7 @@ PATH_MAX = 4096  # one path of a path-mode scan
 PATHS_MAX = 1000  # paths in one path-mode scan
 
 PersonId = Annotated[str, Path(max_length=ID_MAX)]
+AccountId = Annotated[str, Path(max_length=ID_MAX)]
 JobId = Annotated[str, Path(max_length=JOB_MAX)]
 Code = Annotated[str, Path(max_length=CODE_MAX)]
 

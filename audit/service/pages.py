@@ -160,7 +160,8 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
     check_csrf(request, session, csrf)
     scopes = [s for s in scope.replace(",", " ").split() if s]
     kwargs = {"allow": scopes} if decision == "allow" else {"deny": scopes} if decision == "deny" else {"forget": scopes}
-    actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note, **kwargs)
+    actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note,
+                    by=session.user.id, **kwargs)
     return RedirectResponse("/me#consent", status_code=303)
 
 
@@ -212,7 +213,8 @@ def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, limits.for
                       person=actions.person_view(service(request), pid), error=f"Type {pid} to confirm.")
     if actions.person_view(service(request), pid) is None:
         return render(request, "withdrawn.html", session, pid=pid, vectors=0)
-    return render(request, "withdrawn.html", session, pid=pid, vectors=actions.remove(service(request), pid))
+    return render(request, "withdrawn.html", session, pid=pid, vectors=actions.remove(service(request), pid,
+                                                                                    by=session.user.id))
 
 
 # Auditor pages
@@ -268,3 +270,52 @@ def admin_invite(request: Request, session: Sess, role: Annotated[str, limits.fo
     code = auth.new_invite(svc.accounts, session.user, role, person.strip() or None, min(max(hours, 0.1), 720))
     return render(request, "admin.html", session, users=svc.accounts.users(),
                   invite_url=str(request.url_for("register_page", code=code)), invite_role=role, invite_person=person)
+
+
+# Account lifecycle: delete, a new password, a new API token; the secrets are shown once, on the answer.
+def _admin_post(request: Request, session: auth.Session, csrf: str) -> None:
+    require(session.user, "admin", hide=False)
+    check_csrf(request, session, csrf)
+
+
+def _accounts_page(request: Request, session: auth.Session, status: int = 200, **context):
+    return render(request, "admin.html", session, status=status, users=service(request).accounts.users(), **context)
+
+
+@router.post("/admin/users/{uid}/delete")
+def admin_delete_user(request: Request, session: Sess, uid: limits.AccountId,
+                      csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
+    _admin_post(request, session, csrf)
+    try:
+        auth.delete_account(service(request).accounts, uid)
+    except AuditError as exc:
+        return _accounts_page(request, session, 400, error=str(exc))
+    if uid == session.user.id:  # the admin deleted their own account: the session went with it
+        return RedirectResponse("/login", status_code=303)
+    return _accounts_page(request, session, done=f"Account {uid} deleted; its sessions and token no longer work.")
+
+
+@router.post("/admin/users/{uid}/password")
+def admin_reset_password(request: Request, session: Sess, uid: limits.AccountId,
+                         csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
+    _admin_post(request, session, csrf)
+    try:
+        password = auth.reset_password(service(request).accounts, uid)
+    except AuditError as exc:
+        return _accounts_page(request, session, 400, error=str(exc))
+    if uid == session.user.id:
+        return RedirectResponse("/login", status_code=303)  # their own sessions ended too; the CLI shows it
+    return _accounts_page(request, session, done=f"New one-time password for {uid} (shown only now):",
+                          secret=password)
+
+
+@router.post("/admin/users/{uid}/token")
+def admin_rotate_token(request: Request, session: Sess, uid: limits.AccountId,
+                       csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
+    _admin_post(request, session, csrf)
+    try:
+        token = auth.rotate_token(service(request).accounts, uid)
+    except AuditError as exc:
+        return _accounts_page(request, session, 400, error=str(exc))
+    return _accounts_page(request, session, done=f"New API token for {uid} (shown only now; the old one is "
+                          "refused):", secret=token)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from . import auth, roots, uploads
 from .accounts import JOBS_DIR, Accounts
 from .jobs import JobRunner
 
+ACTOR_ENV = "AUDIT_ACTOR"  # who the store's audit log names (store/auditlog.py)
 UPLOAD_PREFIX = "upload-"  # enrolment uploads, in the store's tmp/ while they are enrolled
 
 
@@ -55,10 +57,25 @@ class StoreGate:
 
     def run(self, fn, *args, **kwargs):
         """fn(store, *args, **kwargs) on the store's thread; its exceptions are raised here."""
+        return self.run_as(None, fn, *args, **kwargs)
+
+    def run_as(self, account: str | None, fn, *args, **kwargs):
+        """run(), with the store's audit log naming the web account that asked (not the server's OS user)."""
         def call():
             if self._store is None:
                 self._store = self._open()
-            return fn(self._store, *args, **kwargs)
+            if account is None:
+                return fn(self._store, *args, **kwargs)
+            # The audit log takes its actor from $AUDIT_ACTOR; only this thread writes the log, one call at a time.
+            before = os.environ.get(ACTOR_ENV)
+            os.environ[ACTOR_ENV] = web_actor(account)
+            try:
+                return fn(self._store, *args, **kwargs)
+            finally:
+                if before is None:
+                    os.environ.pop(ACTOR_ENV, None)
+                else:
+                    os.environ[ACTOR_ENV] = before
 
         return self._pool.submit(call).result()
 
@@ -149,6 +166,11 @@ class Service:
         self.accounts.add_job(jid, owner, use, resolved)
         self.runner.wake()
         return jid
+
+
+def web_actor(account: str) -> str:
+    """How the audit log names a web account."""
+    return f"web:{account}"
 
 
 def _use(use: str | None) -> str | None:

@@ -163,7 +163,7 @@ async def enroll_upload(request: Request, user: User, pid: str, modality: str,
     require(user, "person.enroll", person=pid)  # before the body is read
     auth.check_id(pid, "person id")
     _, files = await upload_form(request, session)
-    return await run_in_threadpool(actions.enroll, service(request), pid, modality, files)
+    return await run_in_threadpool(actions.enroll, service(request), pid, modality, files, by=user.id)
 
 
 async def scan_upload(request: Request, user: User, session: auth.Session | None = None) -> str:
