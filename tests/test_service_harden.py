@@ -299,3 +299,38 @@ def test_audit_log_names_the_web_account(enrolled, photos):
     with audit.open_store(home, key=None) as store:
         actors = {e["event"]: e["actor"] for e in store.log_entries()}
     assert actors["consent"] == "web:al" and actors["scan"] == "web:aud", actors
+
+
+# 2. Proxy headers believed only from a configured proxy: a forged X-Forwarded-For does not reset the login limit.
+def _fail_logins(url: str, n: int, forwarded) -> list[int]:
+    import re
+
+    import httpx
+
+    statuses = []
+    with httpx.Client(base_url=url) as client:
+        for i in range(n):
+            nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
+            r = client.post("/login", headers={"X-Forwarded-For": forwarded(i)},
+                            data={"user": f"nobody{i}", "password": "wrong password", "login_csrf": nonce})
+            statuses.append(r.status_code)
+    return statuses
+
+
+def test_forged_forwarded_for_does_not_bypass_the_address_limit(enrolled):
+    from serve_util import Server
+
+    home, _ = enrolled
+    server = Server(home).start()
+    try:  # 30 failures from this address, each claiming another: then this address is blocked all the same
+        assert set(_fail_logins(server.url, 30, lambda i: f"10.9.{i}.1")) == {401}
+        assert _fail_logins(server.url, 1, lambda i: "10.9.200.1") == [429]
+    finally:
+        server.stop()
+    server = Server(home, "--trust-proxy", "127.0.0.1").start()
+    try:  # behind a configured proxy, the address it forwards is the one counted
+        assert set(_fail_logins(server.url, 30, lambda i: "10.8.0.1")) == {401}
+        assert _fail_logins(server.url, 1, lambda i: "10.8.0.2") == [401]
+        assert _fail_logins(server.url, 1, lambda i: "10.8.0.1") == [429]
+    finally:
+        server.stop()

@@ -141,10 +141,14 @@ def users_rotate_token(obj: Context, account: str) -> None:
               help="Scans run at the same time (one process each).")
 @click.option("--session-hours", type=click.FloatRange(0.1), default=12.0, show_default=True, help="Login lifetime.")
 @click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure and send HSTS (behind HTTPS).")
+@click.option("--trust-proxy", "trust_proxy", multiple=True, metavar="ADDR",
+              help="A reverse proxy's address (or network, e.g. 10.0.0.0/8) whose X-Forwarded-For and "
+                   "X-Forwarded-Proto are believed; repeatable. Default: none, so a client cannot choose the address "
+                   "the login limits count.")
 @click.pass_obj
 @guarded
 def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
-          secure_cookies) -> None:
+          secure_cookies, trust_proxy) -> None:
     """Run the actor portal and auditor API over the store (FastAPI on uvicorn).
 
     \b
@@ -170,4 +174,6 @@ def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_
                               scan_workers=scan_workers)
     app = create_app(cfg)
     click.echo(f"likeness-audit serving {cfg.home} on http://{host}:{port}/ (API docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    # uvicorn believes proxy headers from 127.0.0.1 unless told otherwise: only the configured proxies here.
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
+                proxy_headers=bool(trust_proxy), forwarded_allow_ips=list(trust_proxy) or None)
