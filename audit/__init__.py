@@ -2,7 +2,7 @@
 
     import audit
     store = audit.open_store("indexes")
-    store.enroll_face("alice", ["photos/alice/"], name="Alice A.")
+    audit.enroll_faces(store, "alice", ["photos/alice/"], name="Alice A.")
     run = audit.scan(store, ["generated/"], use="advertising")
     findings = list(run)
     audit.write_record(run.record(), "findings.parquet")   # findings, pictures, the run's own metadata
@@ -11,7 +11,7 @@
 Nothing heavy happens at import: models load on first use.
 """
 
-from .enroll import EnrollResult, Skipped
+from .enroll import EnrollResult, Skipped, enroll_faces, enroll_manifest, enroll_voices
 from .errors import AuditError, EnrollError, MediaError, ModelError, StoreError, UnknownPerson
 from .evidence import Evidence
 from .findings import Finding
@@ -20,7 +20,8 @@ from .scan import ScanOptions, ScanRun, ScanSummary, scan
 from .store import Store, VerifyReport, open_store
 
 __all__ = [
-    "AuditError", "EnrollError", "EnrollResult", "Evidence", "Finding", "MediaError", "ModelError", "ScanOptions", "ScanRun",
-    "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson", "VerifyReport", "findings_frame", "open_store",
-    "read_findings", "read_record", "scan", "write_findings", "write_record",
+    "AuditError", "EnrollError", "EnrollResult", "Evidence", "Finding", "MediaError", "ModelError", "ScanOptions",
+    "ScanRun", "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson", "VerifyReport", "enroll_faces",
+    "enroll_manifest", "enroll_voices", "findings_frame", "open_store", "read_findings", "read_record", "scan",
+    "write_findings", "write_record",
 ]

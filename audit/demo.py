@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config, media
-from .enroll import EnrollResult
+from .enroll import EnrollResult, enroll_faces
 from .findings import Finding
 from .scan.run import ScanSummary, scan
 from .store import open_store
@@ -37,8 +37,8 @@ def run_demo(home: Path, models: str | None = None, threads: int = 1) -> DemoRes
     photos = {p.stem: p for p in config.sample_photos()}
     result = DemoResult()
     with open_store(home, models=models, threads=threads) as store:
-        result.enrolled.append(store.enroll_face("yao-ming", photos["yaoming"], name="Yao Ming"))
-        result.enrolled.append(store.enroll_face("gdp-speaker", photos["gdp"], name="GDP speaker", pick="largest"))
+        result.enrolled.append(enroll_faces(store, "yao-ming", photos["yaoming"], name="Yao Ming"))
+        result.enrolled.append(enroll_faces(store, "gdp-speaker", photos["gdp"], name="GDP speaker", pick="largest"))
         probes = home / "probes"
         probes.mkdir(exist_ok=True)
         targets = [make_probe(photos["yaoming"], probes / "yaoming-mirrored-small.jpg"), photos["players"],

@@ -70,7 +70,9 @@ def make_data() -> None:
     print(f"gallery {vecs.shape} in {time.time() - t:.1f} s")
     rng = np.random.default_rng(7)
     who = rng.choice(N_PEOPLE, PROBES, replace=False)
-    centre = lambda w: vecs[w * PER:(w + 1) * PER].mean(0)  # synthetic people are rows w*5..w*5+4
+    def centre(w):
+        return vecs[w * PER:(w + 1) * PER].mean(0)  # synthetic people are rows w*5..w*5+4
+
     genuine = gen.samples(np.stack([centre(w) for w in who]), 1)
     impostor = gen.samples(gen.centres(PROBES), 1)
     pair = rng.choice(N_PEOPLE, (PROBES, 2), replace=False)
@@ -97,7 +99,9 @@ def make_extra(seed: int = 8, n: int = 600) -> None:
     gen.fit(g.cosine_stats(rvecs, rpeople))
     vecs, owners = np.load(WORK / "vecs.npy"), np.load(WORK / "owners.npy")
     rng = np.random.default_rng(seed)
-    centre = lambda w: vecs[w * PER:(w + 1) * PER].mean(0)
+    def centre(w):
+        return vecs[w * PER:(w + 1) * PER].mean(0)
+
     genuine = gen.samples(np.stack([centre(w) for w in rng.choice(N_PEOPLE, n, replace=False)]), 1)
     impostor = gen.samples(gen.centres(n), 1)
     pair = rng.choice(N_PEOPLE, (n, 2), replace=False)

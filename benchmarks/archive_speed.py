@@ -59,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         home = tmp / "store"
-        audit.open_store(home).enroll_face("p1", photos[:1], pick="largest")
+        audit.enroll_faces(audit.open_store(home), "p1", photos[:1], pick="largest")
         folder = tmp / "distinct"
         folder.mkdir()
         files = []
@@ -85,7 +85,7 @@ def main() -> None:
             s1 = min(s1, timed(home, files, workers=1, cache=False)[0])
             took, summary = timed(home, files, workers=2, cache=False)
             s2 = min(s2, took)
-        print(f"\n| engine | images/s | ratio |\n|---|---:|---:|")
+        print("\n| engine | images/s | ratio |\n|---|---:|---:|")
         print(f"| local, 1 process pinned to 1 core | {n / s1c:.1f} | 1.00 |")
         print(f"| local, 1 process, 2 cores | {n / s1:.1f} | {s1c / s1:.2f} |")
         print(f"| local, 2 processes, 2 cores | {n / s2:.1f} | {s1c / s2:.2f} (goal >= 1.7 over 1 core) |")
@@ -115,7 +115,7 @@ def main() -> None:
         for f in changed:
             f.write_bytes(f.read_bytes() + b"x")
         mostly, msum = timed(cache_home, files, cache=True)
-        print(f"\n| scan with the cache | seconds | speed-up |\n|---|---:|---:|")
+        print("\n| scan with the cache | seconds | speed-up |\n|---|---:|---:|")
         print(f"| first scan (cache empty, filled) | {cold:.1f} | 1.00 |")
         print(f"| re-scan, nothing changed ({wsum.cached} from cache) | {warm:.1f} | {cold / warm:.1f}x |")
         print(f"| re-scan, {len(changed)} of {n} files changed ({msum.cached} from cache) | {mostly:.1f} | "

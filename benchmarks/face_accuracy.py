@@ -87,10 +87,10 @@ def main() -> None:
         (all_gen if ident[a] == ident[b] else all_imp).append(score(a, b))
     all_gen, all_imp = np.array(all_gen), np.array(all_imp)
     report("all labelled pairs", all_gen, all_imp)
-    print("  impostor scores: max %.3f, 99.9th pct %.3f, 99th %.3f, mean %.3f" % (
-        all_imp.max(), np.quantile(all_imp, 0.999), np.quantile(all_imp, 0.99), all_imp.mean()))
-    print("  genuine scores:  min %.3f, 1st pct %.3f, mean %.3f" % (
-        all_gen.min(), np.quantile(all_gen, 0.01), all_gen.mean()))
+    print(f"  impostor scores: max {all_imp.max():.3f}, 99.9th pct {np.quantile(all_imp, 0.999):.3f}, "
+          f"99th {np.quantile(all_imp, 0.99):.3f}, mean {all_imp.mean():.3f}")
+    print(f"  genuine scores:  min {all_gen.min():.3f}, 1st pct {np.quantile(all_gen, 0.01):.3f}, "
+          f"mean {all_gen.mean():.3f}")
     from statistics import NormalDist
 
     tail = NormalDist(float(all_imp.mean()), float(all_imp.std()))

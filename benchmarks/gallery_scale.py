@@ -302,9 +302,9 @@ def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: st
 def sweep(store, seg, model_id: str, n_people: int, names: list[str], vecs, owners, probes: dict) -> list[dict]:
     """recall@1 per probe kind and search time at 1, 2 and 4 times the IVF lists probed by default, or at a quarter
     to twice the PQ base's default shortlist."""
-    from audit.store import pqbase
+    from audit.store.index import pqbase
 
-    default, shortlist = seg.man.nprobe, pqbase.SHORTLIST
+    default, shortlist = seg.man.nprobe, pqbase.FASTSCAN_CANDIDATES
     exact = {label: exact_people(vecs, owners, q)[0] for label, q in probes.items()}
     out = []
     for mult in (1, 2, 4) if seg.man.kind == "ivf" else (0.25, 0.5, 1, 2):
@@ -312,8 +312,8 @@ def sweep(store, seg, model_id: str, n_people: int, names: list[str], vecs, owne
             seg.man.nprobe = min(seg.man.nlist, default * mult)
             got = {"nprobe": seg.man.nprobe}
         else:
-            pqbase.SHORTLIST = int(shortlist * mult)
-            got = {"shortlist": pqbase.SHORTLIST}
+            pqbase.FASTSCAN_CANDIDATES = int(shortlist * mult)
+            got = {"shortlist": pqbase.FASTSCAN_CANDIDATES}
         cpus = []
         for label, qs in probes.items():
             hits = 0
@@ -325,7 +325,7 @@ def sweep(store, seg, model_id: str, n_people: int, names: list[str], vecs, owne
             got[f"{label}_r1"] = hits / len(qs)
         got["cpu_ms"] = 1000 * float(np.median(cpus))
         out.append(got)
-    seg.man.nprobe, pqbase.SHORTLIST = default, shortlist
+    seg.man.nprobe, pqbase.FASTSCAN_CANDIDATES = default, shortlist
     return out
 
 
@@ -333,7 +333,7 @@ def bulk_vs_scan(data: Path, work: Path) -> dict:
     """Images/s of `enroll face --manifest` (one process, enrolment checks included) against a scan of the same
     photos (cold: no scan cache), with one worker and with the default workers (one per core)."""
     import audit
-    from audit.bulk import enroll_manifest
+    from audit.enroll import enroll_manifest
 
     rows = list(csv.DictReader(open(data / "identities.csv")))
     home = work / "bulk"
@@ -398,7 +398,7 @@ def crossover(dim: int = 512) -> str:
     growing sizes (random unit vectors: time only)."""
     import faiss
 
-    from audit.store import pqbase
+    from audit.store.index import pqbase
 
     rng = np.random.default_rng(3)
     lines = ["| vectors | Flat CPU ms/face | fast-scan PQ + re-score CPU ms/face |", "|---:|---:|---:|"]
@@ -423,7 +423,7 @@ def crossover(dim: int = 512) -> str:
 def code_error(gen: Generator, n: int = 100_000, probes: int = 1000) -> str:
     """How far the PQ base's 8-bit re-scoring cosines lie from exact ones: every probe against every template of a
     synthetic gallery (genuine probes, so that high similarities are covered too), ranges trained as the store does."""
-    from audit.store import pqbase
+    from audit.store.index import pqbase
 
     vecs = gen.samples(gen.centres(n // PER), PER)
     ids = np.arange(len(vecs), dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Scan the hostile corpus of tests/hostile_files.py and print files, error rows, peak memory and time.
+"""Scan the hostile corpus of tests/helpers/hostile_files.py and print files, error rows, peak memory and time.
 
 Usage: python benchmarks/hostile_corpus.py [--keep DIR]
 Builds about 1,000 bad files, enrolls one face and one (synthetic) voice so every decoder runs, scans the folder
@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import hostile_files  # noqa: E402
+from tests.helpers import hostile_files  # noqa: E402
 
 from audit import config, media  # noqa: E402
 from audit.models.face import FaceModel  # noqa: E402

@@ -35,7 +35,7 @@ def main() -> None:
         tmp = Path(tmp)
         store = audit.open_store(tmp / "store")
         for person, files in sorted(people.items()):
-            store.enroll_face(person, [args.data / sorted(files)[0]], name=person.title(), pick="largest")
+            audit.enroll_faces(store, person, [args.data / sorted(files)[0]], name=person.title(), pick="largest")
         base = [f.to_dict() for f in audit.scan(store, args.data, cache=False) if f.kind != "error"]
         print(f"{len(base)} real findings in {len(list(args.data.glob('*.jpg')))} photos")
         rows, copy = [], 0
@@ -59,7 +59,7 @@ def main() -> None:
         size = out.stat().st_size
         page = out.read_text()
         print(f"{len(rows):,} findings, {files:,} files, {contents} distinct contents, {len(people)} people")
-        print(f"| findings | HTML size | render time | <details> | <img> |\n|---:|---:|---:|---:|---:|")
+        print("| findings | HTML size | render time | <details> | <img> |\n|---:|---:|---:|---:|---:|")
         print(f"| {len(rows):,} | {size / 2**20:.1f} MiB | {secs:.1f} s | {page.count('<details')} | "
               f"{page.count('<img')} |")
     print(f"load after: {os.getloadavg()[0]:.1f} (1 min)")

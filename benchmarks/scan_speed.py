@@ -38,7 +38,7 @@ def main() -> None:
         raise SystemExit(f"no photos in {args.data}")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "store"
-        audit.open_store(home).enroll_face("p1", photos[:1], pick="largest")
+        audit.enroll_faces(audit.open_store(home), "p1", photos[:1], pick="largest")
         files = []
         for r in range(args.repeat):
             for p in photos:

@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from serve_util import Server, add_account, bearer  # noqa: E402
+sys.path.insert(0, str(ROOT))
+from tests.helpers.server import Server, add_account, bearer  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "faces" / "deepface"
 
@@ -51,7 +51,7 @@ def prepare(home: Path) -> tuple[dict, list[Path]]:
     photos = people_photos()
     store = audit.open_store(home, key=None)
     for person, files in photos.items():
-        store.enroll_face(person, files[:2])
+        audit.enroll_faces(store, person, files[:2])
     store.close()
     tokens = {uid: add_account(home, uid, role, person)[1] for uid, role, person in
               [("aud1", "auditor", None), ("aud2", "auditor", None), ("actor", "actor", next(iter(photos)))]}

@@ -150,7 +150,7 @@ def scan_end_to_end(path: Path, seconds: float, copies: int = 4) -> dict[tuple[i
             files[-1].write_bytes(path.read_bytes() + (8 + i).to_bytes(4, "big") + b"free" + bytes(i))
         store = audit.open_store(Path(tmp) / "store")
         # A scan refuses an empty gallery (it could only pass by accident); one enrolled person is enough here.
-        store.enroll_face("someone", [sorted(PHOTOS.glob("*.jpg"))[0]], pick="largest")
+        audit.enroll_faces(store, "someone", [sorted(PHOTOS.glob("*.jpg"))[0]], pick="largest")
         for workers, keyframes in ((1, False), (2, False), (2, True)):
             t0 = time.perf_counter()
             for _ in audit.scan(store, files, workers=workers, keyframes=keyframes, voice=False, cache=False):

@@ -253,8 +253,8 @@ def flag_tables(scores: dict, conditions: list[str], model: str) -> None:
               (f"AS-norm {chosen[('run2', True)]:.2f}, run2 (new default)", "run2", True, chosen[("run2", True)])]
     for label, rule, norm, thr in setups:
         print(f"\n{label}")
-        print(f"| condition | targets flagged (95 % lower) | impostor pairs flagged (95 % upper) | "
-              f"same-channel pairs flagged | tuning pairs |")
+        print("| condition | targets flagged (95 % lower) | impostor pairs flagged (95 % upper) | "
+              "same-channel pairs flagged | tuning pairs |")
         print("|---|---|---|---|---|")
         tot = np.zeros(4, int)
         for c in conditions:

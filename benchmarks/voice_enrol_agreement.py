@@ -4,7 +4,7 @@ Usage: python benchmarks/voice_enrol_agreement.py [--data ../shared/data/voices]
                                                   [--workers 2] [--cache DIR]
 
 `enroll voice` refuses a new recording whose best raw cosine (embed_utterance vectors, as stored) against the
-person's other recordings is below a per-model constant (audit/enroll.py, VOICE_AGREEMENT). This measures it:
+person's other recordings is below a per-model constant (audit/enroll/enroll.py, VOICE_AGREEMENT). This measures it:
   enrolled   each LibriSpeech test-other speaker's first 2 utterances, clean, as 2 stored samples
   genuine    the speaker's other 8 utterances, through each channel condition, against the speaker's 2 samples
   impostor   the other test-other speakers' 8 utterances (same corpus and channel: the hard case) and the

@@ -6,18 +6,8 @@ import csv
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def run(*args, code=0, env=None, input=None):
-    """Invoke the CLI in-process (`from conftest import run`); assert the exit code, return the result."""
-    from audit.cli import cli
-
-    result = CliRunner(env=env).invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
-    assert result.exit_code == code, result.output + (result.stderr if result.stderr_bytes else "")
-    return result
+from tests.helpers.cli import SHARED
 
 
 @pytest.fixture(autouse=True)

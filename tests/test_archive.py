@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 import audit
 from audit.scan import analyze
@@ -59,7 +59,9 @@ def test_include_exclude_and_file_lists(tmp_path, yao):
     (d / "drafts").mkdir(parents=True)
     for name in ("a.jpg", "b.png", "drafts/c.jpg"):
         shutil.copy(yao, d / name)
-    picked = lambda *args: sorted(os.path.basename(r["path"]) for r in lines(run("scan", *args, "--json")))
+    def picked(*args):
+        return sorted(os.path.basename(r["path"]) for r in lines(run("scan", *args, "--json")))
+
     assert picked(d, "--include", "*.jpg") == ["a.jpg", "c.jpg"]
     assert picked(d, "--exclude", "*/drafts/*") == ["a.jpg", "b.png"]
     result = run("scan", d, "--include", "*.jpg", "--exclude", "*/drafts/*", "--json")
@@ -74,7 +76,7 @@ def test_include_exclude_and_file_lists(tmp_path, yao):
 
 def test_identical_files_are_analysed_once(tmp_path, photos, monkeypatch):
     store = audit.open_store(tmp_path / "s")
-    store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     d = tmp_path / "d"
     d.mkdir()
     for i in range(4):
@@ -94,7 +96,7 @@ def test_cache_skips_embedding_and_is_sealed_and_private(tmp_path, photos, monke
     from audit.store.crypto import new_key, parse_key
 
     store = audit.open_store(tmp_path / "s", key=parse_key(new_key()))
-    store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     first = [f.to_dict() for f in audit.scan(store, list(photos.values()), workers=1)]
     monkeypatch.setattr(analyze.Analyzer, "__call__", lambda *a: pytest.fail("analysed again"))
     again = audit.scan(store, list(photos.values()), workers=1)
@@ -109,7 +111,7 @@ def test_cache_skips_embedding_and_is_sealed_and_private(tmp_path, photos, monke
 
 def test_resume_skips_the_files_done(tmp_path, photos):
     store = audit.open_store(tmp_path / "s")
-    store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     d = tmp_path / "d"
     d.mkdir()
     for i, p in enumerate(sorted(photos.values()) * 2):
@@ -194,6 +196,7 @@ def test_progress_only_on_a_terminal(tmp_path, yao):
     assert [line for line in quiet.stderr.splitlines() if not line.startswith(b"warning: ")] == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_what_was_found_and_exits_130(tmp_path, yao):
     d = tmp_path / "d"
     d.mkdir()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audit import calibrate as cal
-from conftest import run
+from tests.helpers.cli import run
 from audit.store.registry import Calibration
 
 
@@ -123,6 +123,7 @@ def test_in_force_and_registry_round_trip(audit_home):
     assert cal.in_force(got, 0.5, 13, 0.35, 1.8e-3).source == "user"
 
 
+@pytest.mark.slow
 def test_cli_calibrate_then_scan_states_the_calibrated_rate(deepface, tmp_path):
     folder, people = deepface
     few = run("calibrate", code=2)

@@ -11,7 +11,7 @@ import pytest
 from audit.errors import ModelError
 from audit.models.campplus import CamPlusEncoder, fbank, kaldi_mel_banks
 from audit.models.voice import voice_encoder
-from conftest import run
+from tests.helpers.cli import run
 
 FIXTURE = Path(__file__).parent / "data" / "campplus_reference.json"
 VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices" / "librispeech-test-other"

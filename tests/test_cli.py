@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 
 from audit.cli import cli
-from conftest import run
+from tests.helpers.cli import run
 
 
 
@@ -139,6 +138,7 @@ def test_missing_model_folder_is_clear(tmp_path, photos):
     assert "face model folder not found" in result.output
 
 
+@pytest.mark.slow
 def test_shared_people_half_enrolled(deepface, tmp_path):
     """Enroll each of the 13 people from half their photos; scan all 64: right person or nobody."""
     folder, people = deepface

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audit import composite
-from conftest import run
+from tests.helpers.cli import run
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -51,7 +51,8 @@ def test_fit_weights_are_non_negative_and_sum_to_one():
 def test_rule_on_synthetic_faces():
     c = people(6)
     rng = np.random.default_rng(1)
-    noise = lambda: 0.9 * unit(rng.normal(size=512))  # real faces: a person's part plus a large own part
+    def noise():
+        return 0.9 * unit(rng.normal(size=512))  # real faces: a person's part plus a large own part
 
     blend = unit(0.45 * c[0] + 0.4 * c[1] + noise())
     v = composite.judge(blend, cands(blend, c))
@@ -112,7 +113,7 @@ def test_morph_is_composite_and_single_photo_is_match(morph_case, audit_home):
     folder, gallery, morph, single = morph_case
     store = audit.open_store(audit_home)
     for person, files in gallery.items():
-        store.enroll_face(person, [folder / f for f in files], pick="largest")
+        audit.enroll_faces(store, person, [folder / f for f in files], pick="largest")
     rows = list(audit.scan(store, [morph, single], workers=1))
     by_path = {Path(r.path).name: r for r in rows}
     m = by_path[morph.name]
@@ -143,7 +144,7 @@ def test_cli_scan_flags_morph_of_two_enrolled_people(morph_case):
 
 def test_video_with_morph_gives_composite_appearance(morph_case, tmp_path):
     """A composite held on screen in a video is one composite appearance naming both; the real face is a match."""
-    from test_video_scan import make_video
+    from tests.helpers.video import make_video
 
     folder, gallery, morph, single = morph_case
     for person in (A, B, "person03", "person10"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from store_worker import run_op
+from tests.helpers.store_worker import run_op
 
-from conftest import run
+from tests.helpers.cli import run
 from audit.store import Store
 
 

@@ -13,7 +13,7 @@ from audit.service.words import web_words
 def test_enrolment_refusals_carry_fields_not_flags(photos, audit_home):
     with audit.open_store(audit_home, key=None) as store:
         with pytest.raises(EnrollError) as caught:
-            store.enroll_face("x", [photos["gdp"]])
+            audit.enroll_faces(store, "x", [photos["gdp"]])
         exc = caught.value
         assert (exc.code, exc.person) == ("nothing-usable", "x") and len(exc.problems) == 1
         problem = exc.problems[0]
@@ -25,9 +25,9 @@ def test_enrolment_refusals_carry_fields_not_flags(photos, audit_home):
         assert said(exc).endswith("5 faces found; use --pick largest to take the largest)")
         assert web_words(problem) == "5 faces found: upload a photo with only you in it"
 
-        store.enroll_face("yao", [photos["yaoming"]])
+        audit.enroll_faces(store, "yao", [photos["yaoming"]])
         with pytest.raises(EnrollError) as caught:
-            store.enroll_face("twin", [photos["yaoming"]])
+            audit.enroll_faces(store, "twin", [photos["yaoming"]])
         taken = caught.value.problems[0]
         assert (taken.code, taken.hint) == ("already-enrolled", "force") and "--force" not in str(caught.value)
         assert said(caught.value).endswith("already enrolled for yao (--force to enroll it anyway))")

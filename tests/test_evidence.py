@@ -16,7 +16,7 @@ import pytest
 import audit
 from audit.report.record import sidecar
 from audit.scan.options import ScanOptions
-from conftest import run
+from tests.helpers.cli import run
 
 
 def make_clip(photo: Path, out: Path, seconds: int = 3, fps: int = 5) -> None:
@@ -98,8 +98,7 @@ def test_an_edited_findings_file_keeps_the_pictures_of_its_unchanged_rows(photos
 
 def test_an_interrupted_scan_says_incomplete_in_every_format(photos, tmp_path):
     store = audit.open_store()
-    audit.enroll_faces(store, "yao", [photos["yaoming"]]) if hasattr(audit, "enroll_faces") else \
-        store.enroll_face("yao", [photos["yaoming"]])
+    audit.enroll_faces(store, "yao", [photos["yaoming"]])
     folder = tmp_path / "media"
     folder.mkdir()
     for i in range(6):
@@ -164,3 +163,20 @@ def test_the_web_api_takes_only_scan_options_it_declares():
                 for method, op in ops.items() if method == "post")["requestBody"]["content"]
     given = {name for kind in body.values() for name in kind["schema"]["properties"]} - {"files", "paths"}
     assert given and given <= {f.name for f in fields(ScanOptions)}
+
+
+def test_a_voice_finding_keeps_its_waveform_from_the_scan(tmp_path):
+    voices = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices" / "librispeech-test-other"
+    if not voices.exists():
+        pytest.skip("../shared/data/voices is not present")
+    speaker = sorted(d for d in voices.iterdir() if d.is_dir())[0]
+    files = sorted(speaker.glob("*.flac"))
+    run("enroll", "voice", speaker.name, *files[:5])
+    out = tmp_path / "voice.jsonl"
+    run("scan", files[6], "--out", out, "--quiet")
+    record = audit.read_record(out)
+    voice = [(r, p) for r, p in zip(record.findings, record.pictures) if r["modality"] == "voice"]
+    assert voice and all(p is not None and p.waveform[:4] == b"\x89PNG" for _, p in voice)
+    page = tmp_path / "voice.html"
+    run("report", out, "--out", page)
+    assert page.read_text().count("data:image/png;base64,") == len(voice)

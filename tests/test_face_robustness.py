@@ -119,6 +119,7 @@ def test_low_quality_needs_stronger_evidence():
     assert verdicts(0.5, 0.45) == ("composite", "composite")
 
 
+@pytest.mark.slow
 def test_low_quality_real_faces_are_not_composites(deepface, face_model, degrade):
     """Grey, 48-64 px, JPEG q20, blurred and mixed copies of real single faces of the held-out people, judged against
     everyone else's clean photos: at most the documented 1 % are called composites."""

@@ -1,4 +1,4 @@
-"""Fail safe: an audit never passes by accident (issue 10). Exit codes, read-only commands, input checks, output."""
+"""Fail safe: an audit never passes by accident. Exit codes, read-only commands, input checks, output."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 from audit import open_store
 from audit.errors import InputError, MissingPath, NothingEnrolled, NothingToScan

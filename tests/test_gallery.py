@@ -15,7 +15,8 @@ from click.testing import CliRunner
 
 from audit.cli import cli
 from audit.errors import StoreError
-from audit.store import ivfbase, pqbase, segments, upkeep
+from audit.store import upkeep
+from audit.store.index import ivfbase, pqbase, segments
 from audit.store.crypto import new_key
 from audit.store.registry import Sample
 from audit.store.vectors import unit_mean
@@ -30,7 +31,7 @@ def small(request, monkeypatch) -> str:
     monkeypatch.setattr(segments, "DELTA_MAX", 16)
     monkeypatch.setattr(ivfbase, "TRAIN_PER_LIST", 4)
     monkeypatch.setattr(ivfbase, "SCAN", 60)  # a quarter or less of the lists are probed
-    monkeypatch.setattr(pqbase, "SHORTLIST", 24)  # a tenth of the vectors re-scored
+    monkeypatch.setattr(pqbase, "FASTSCAN_CANDIDATES", 24)  # a tenth of the vectors re-scored
     return request.param
 
 
@@ -57,6 +58,7 @@ def people_of(rng, n, per=3, dim=16, model="m1", prefix="p"):
     return out
 
 
+@pytest.mark.slow
 def test_ann_and_rerank_give_the_findings_of_exact_search(deepface, face_model, tmp_path, small):
     """The shared photos scanned through the CLI against an exact store and an approximate one give the same rows."""
     folder, people = deepface
@@ -151,7 +153,7 @@ def test_segments_mask_then_compact_and_leave_no_stale_files(tmp_path, small):
     names = {p.name for p in (tmp_path / "s").iterdir() if p.suffix in (".faiss", ".json")}
     want = set()
     for table in ("samples", "centroids"):
-        s = upkeep.segments(store, table, "face", "m1")
+        s = upkeep.segments(store.home, store.registry, table, "face", "m1")
         s.read_manifest()
         want |= s.files()
     assert names == want
@@ -295,10 +297,10 @@ def test_enroll_a_manifest_of_many_people_resumably(photos, tmp_path):
     scan = CliRunner().invoke(cli, ["--home", home, "scan", str(photos["yaoming"]), "--json"])
     assert [json.loads(r)["person"] for r in scan.stdout.splitlines()] == ["yao"]
     assert "face gallery of 2 people" in scan.stderr and "(FPIR)" in scan.stderr  # 1:N false alarms stated
-    assert store.log_entries(person="gdp", event="enroll")  # `log --person` finds a batch's entry
+    assert store.log.about(person="gdp", event="enroll")  # `log --person` finds a batch's entry
     # Removing someone enrolled in a batch leaves their id nowhere in the log, and the chain still verifies.
     store.remove("yao")
-    assert store.log_entries(person="yao", event="enroll")  # by pseudonym now
+    assert store.log.about(person="yao", event="enroll")  # by pseudonym now
     assert b'"yao"' not in (tmp_path / "s" / "audit.log").read_bytes() and store.verify().ok
     bad = CliRunner().invoke(cli, ["--home", home, "enroll", "face", "alice", "--manifest", str(manifest)])
     assert bad.exit_code == 2 and "not both" in bad.output

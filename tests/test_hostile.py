@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import hostile_files
+from tests.helpers import hostile_files
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,9 +17,10 @@ from audit import media
 from audit.errors import MediaError
 from audit.store import Store
 
-PEAK_RSS_LIMIT_MB = 600  # issue 10: bombs included; measured about 350 MB (the CLI's or a worker's, the largest)
+PEAK_RSS_LIMIT_MB = 600  # bombs included; measured about 350 MB (the CLI's or a worker's, the largest)
 
 
+@pytest.mark.slow
 def test_scan_of_a_thousand_hostile_files(face_model, photos):
     # Outside pytest's private temp folder, which a capability-dropped root could not enter.
     base = Path(tempfile.mkdtemp(prefix="likeness-hostile-"))

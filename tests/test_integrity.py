@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
+from tests.helpers.store_worker import MODELS, SAMPLES, plan, reference, run_op, vectors
 
-from audit.store.auditlog import details_hash, entry_hash
-from conftest import run
+from audit.store.log.auditlog import details_hash, entry_hash
+from tests.helpers.cli import run
 from audit.errors import UnknownPerson
 from audit.store import Store
 
-WORKER = Path(__file__).with_name("store_worker.py")
+WORKER = Path(__file__).parent / "helpers" / "store_worker.py"
 BASE_OPS = [("enroll", "base"), ("enroll", "keep"), ("consent", "base")]
 KILLED_OPS = [("enroll", "new"), ("remove", "keep"), ("consent", "keep")]
 
@@ -110,6 +110,7 @@ def trace_points(template: Path, tmp: Path, op: str, name: str) -> list[str]:
     return trace.read_text().split()
 
 
+@pytest.mark.slow
 def test_sigkill_at_every_write_point_recovers(template, tmp_path):
     tried, seen_problems = [], set()
     for op, name in KILLED_OPS:
@@ -142,7 +143,7 @@ def test_sigkill_at_every_write_point_recovers(template, tmp_path):
                 assert not list(copy.glob("*.tmp")) and not list(copy.glob("*.redact"))
                 assert presence(store, "base") and applied(store, op, search=True) == done
                 # One audit entry per committed change, none for a change that was rolled back.
-                named = {store.pseudonym(n): n for n in ("base", "keep", "new")}  # removal leaves pseudonyms
+                named = {store.sealer.pseudonym(n): n for n in ("base", "keep", "new")}  # removal leaves pseudonyms
                 events = [(e["event"], named.get(e["details"].get("person"), e["details"].get("person")))
                           for e in store.log.entries()]
                 want = BASE_OPS + ([(op, name)] if done else []) + ([("consent", "base")] if how != "repair" else [])
@@ -173,6 +174,7 @@ def compact_template(request, tmp_path_factory) -> tuple[Path, dict]:
     return home, env
 
 
+@pytest.mark.slow
 def test_sigkill_during_enrol_and_compaction_recovers(compact_template, tmp_path):
     """Kill at every crash point of an enrolment that compacts, an explicit compaction, and a removal (which must
     purge the base); after the next write or a repair, verify is clean and nothing committed is lost."""
@@ -215,6 +217,7 @@ def test_sigkill_during_enrol_and_compaction_recovers(compact_template, tmp_path
     assert len(tried) >= 20
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
     home = tmp_path / "store"
     shutil.copytree(template, home)
@@ -255,12 +258,13 @@ def test_sigkill_at_random_moments_loses_no_completed_write(template, tmp_path):
     print(f"\nrandom kills: {rounds}, writes completed between them: {completed}")
 
 
+@pytest.mark.slow
 def test_two_writers_and_a_reader_at_once(template, tmp_path):
     home = tmp_path / "store"
     shutil.copytree(template, home)
     procs = [start(home, "loop", "a-", "10"), start(home, "loop", "b-", "10"), start(home, "read", "8")]
     outs = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     # the reader really read while the writers wrote (8 s: each read opens the store and two indexes, and the machine may be loaded)
     assert int(outs[2][0].split()[-1]) > 5
@@ -287,7 +291,7 @@ def test_two_cli_enrolments_and_a_scan_at_once(photos, audit_home):
     ]
     procs = [subprocess.Popen(j, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for j in jobs]
     results = [p.communicate(timeout=180) for p in procs]
-    for p, (out, err) in zip(procs[:2], results):
+    for p, (_out, err) in zip(procs[:2], results):
         assert p.returncode == 0, err
     # A scan that starts before either enrolment has committed finds no one enrolled: an error, never a pass.
     scanned = procs[2].returncode == 0

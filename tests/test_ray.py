@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
 pytest.importorskip("ray")
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def rows(result) -> list[str]:

@@ -6,7 +6,7 @@ import json
 import re
 
 
-from conftest import run
+from tests.helpers.cli import run
 from audit.report.html import render_html
 
 HOSTILE = "<script>alert(1)</script>"

@@ -21,6 +21,9 @@ def accounts(tmp_path):
     a.close()
 
 
+pytestmark = pytest.mark.service
+
+
 def test_passwords_are_argon2_and_tokens_only_hashed(accounts, tmp_path):
     user, password, token = auth.add_account(accounts, "root", "admin", None)
     assert user.password.startswith("$argon2id$") and password not in user.password

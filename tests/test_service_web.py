@@ -6,7 +6,9 @@ import re
 
 import httpx
 import pytest
-from serve_util import Server, add_account, bearer
+from tests.helpers.server import Server, add_account, bearer
+
+pytestmark = pytest.mark.service
 
 
 @pytest.fixture(scope="module")

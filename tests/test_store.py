@@ -6,7 +6,7 @@ import pytest
 
 from audit.errors import StoreError, UnknownPerson
 from audit.store.registry import Sample
-from audit.store import Store
+from audit.store import Store, upkeep
 
 
 def samples(seed, n, dim=16, model="m1"):
@@ -61,7 +61,7 @@ def test_registry_row_without_vector_is_reported_and_repaired(tmp_path):
 def test_missing_index_file_is_reported(tmp_path):
     store = Store(tmp_path)
     store.add_samples("alice", None, samples(5, 2), None)
-    store.index_path("face", "m1").unlink()
+    upkeep.index_path(store.home, "face", "m1").unlink()
     assert "missing" in Store(tmp_path).verify().problems[0]
 
 

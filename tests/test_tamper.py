@@ -1,4 +1,4 @@
-"""Tamper evidence and proven deletion (issue 10): content-checking verify, a log that cannot be swapped or cut
+"""Tamper evidence and proven deletion: content-checking verify, a log that cannot be swapped or cut
 unnoticed, removal that does not claim success while bytes remain, and a log without personal data after it."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run
+from tests.helpers.cli import run
 
-from audit.store import Store, contents, upkeep
-from audit.store.auditlog import HEAD_KEY, ScanRecord, details_hash, entry_hash
+from audit.store import Store, upkeep
+from audit.store.index import contents
+from audit.store.log.auditlog import HEAD_KEY, ScanRecord, details_hash, entry_hash
 from audit.store.crypto import new_key, parse_key
 from audit.store.registry import Sample
 
@@ -61,7 +62,7 @@ def forge(store: Store, table: str, vectors) -> None:
     """Rewrite an index as an attacker with write access could: same ids, other vectors, checksums recomputed."""
     import faiss
 
-    seg = upkeep.load_checked(store, table, "face", "m1")
+    seg = upkeep.load_checked(store.home, store.registry, table, "face", "m1")
     ids, vecs = contents._flat_parts(seg)
     forged = faiss.IndexIDMap2(faiss.IndexFlatIP(seg.dim))
     forged.add_with_ids(np.ascontiguousarray(vectors(vecs)), ids)
@@ -102,7 +103,7 @@ def test_pq_codes_and_their_rerank_vectors_are_compared_with_the_registry(tmp_pa
     repaired."""
     import faiss
 
-    from audit.store import contents, pqbase
+    from audit.store.index import contents, pqbase
 
     store, seg = approximate_store(tmp_path, monkeypatch, "pqfs")
     if part == "rerank":
@@ -114,15 +115,15 @@ def test_pq_codes_and_their_rerank_vectors_are_compared_with_the_registry(tmp_pa
     commit_altered(store, seg, part, index)
     problems = store.verify().problems
     assert any("vector(s) differ from the registry's" in p for p in problems), problems
-    seg = upkeep.load_checked(store, "samples", "face", "m1", full=True)
-    differ = contents.differing(seg, upkeep.source(store, "samples", "face", "m1"))
+    seg = upkeep.load_checked(store.home, store.registry, "samples", "face", "m1", full=True)
+    differ = contents.differing(seg, upkeep.source(store.registry, "samples", "face", "m1"))
     assert int(pqbase.rerank_ids(seg.rerank)[5 if part == "rerank" else 0]) in differ
     assert store.verify(repair=True).repaired and store.verify().ok
 
 
 def approximate_store(tmp_path, monkeypatch, kind: str):
     """(store, its sample index) of 120 vectors in an approximate base of the given kind, compacted, verified clean."""
-    from audit.store import segments
+    from audit.store.index import segments
 
     monkeypatch.setattr(segments, "FLAT_MAX", 64)
     monkeypatch.setattr(segments, "PQFS_MAX", 64 if kind == "ivf" else 10**9)
@@ -130,7 +131,7 @@ def approximate_store(tmp_path, monkeypatch, kind: str):
     for i in range(40):
         enroll(store, f"p{i}", 100 + i, n=3)
     store.compact()
-    seg = upkeep.load_checked(store, "samples", "face", "m1")
+    seg = upkeep.load_checked(store.home, store.registry, "samples", "face", "m1")
     assert seg.man.kind == kind and store.verify().ok
     return store, seg
 
@@ -203,12 +204,12 @@ def test_remove_keeps_no_personal_data_in_the_log_and_the_chain_verifies(store):
     store.log_event("scan", record.details({"files": 1}))
     assert store.remove("alice") == 2
     text = (store.home / "audit.log").read_text()
-    pseudonym = store.pseudonym("alice")
+    pseudonym = store.sealer.pseudonym("alice")
     assert '"alice"' not in text and "contract 7" not in text and "alice0" not in text and pseudonym in text
     assert store.verify().ok and store.log.check().first_broken is None
-    about = store.log_entries(person="alice")  # findable by the id, which the log no longer holds
+    about = store.log.about(person="alice")  # findable by the id, which the log no longer holds
     assert [e["event"] for e in about] == ["enroll", "consent", "remove"]
-    scan = store.log_entries(event="scan")[0]["details"]
+    scan = store.log.about(event="scan")[0]["details"]
     assert scan["people"] == {"bob": 1, pseudonym: 1} and [None, pseudonym, "allowed"] in scan["matched"]
     # The redaction is itself tamper-evident: other details cannot be passed off as redacted.
     lines = text.splitlines()

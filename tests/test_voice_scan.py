@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from audit.scan.voices import voice_defaults
-from conftest import run
+from tests.helpers.cli import run
 
 VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
 
@@ -22,6 +22,7 @@ def speakers():
     return {d.name: sorted(d.glob("*.flac")) for d in sorted(root.iterdir()) if d.is_dir()}
 
 
+@pytest.mark.slow
 def test_enroll_half_scan_rest_and_cohort(speakers, tmp_path):
     for spk, files in speakers.items():
         run("enroll", "voice", spk, *map(str, files[:5]))

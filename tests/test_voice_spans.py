@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from audit.media.audio import load_audio
-from conftest import run
+from tests.helpers.cli import run
 
 VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
 SR = 16000

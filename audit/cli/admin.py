@@ -9,7 +9,7 @@ import click
 
 from .. import consent as scopes
 from ..errors import KeyProblem
-from ..store.auditlog import EVENTS
+from ..store.log.auditlog import EVENTS
 from ..report.tables import tsv
 from .base import Context, cli, guarded
 
@@ -70,7 +70,7 @@ def log_(obj: Context, person: str | None, event: str | None, as_json: bool) -> 
       likeness-audit log --person alice
       likeness-audit log --event scan --json | jq .details.people
     """
-    entries = obj.store(create=False).log_entries(person=person, event=event)
+    entries = obj.store(create=False).log.about(person=person, event=event)
     if not as_json:
         click.echo(tsv("seq", "time", "event", "actor", "about"))
     for e in entries:

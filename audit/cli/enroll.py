@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..enroll import enroll_faces, enroll_voices
 from ..report.tables import tsv_field
 from .base import Context, Fail, cli, guarded, said
 
@@ -48,7 +49,7 @@ def enroll_face(obj: Context, person: str | None, paths: tuple[str, ...], name: 
         return
     if person is None or not paths:
         raise Fail("give PERSON and PATHS (or --manifest FILE)")
-    result = obj.store().enroll_face(person, paths, name=name, pick=pick, reference=not no_reference, force=force)
+    result = enroll_faces(obj.store(), person, paths, name=name, pick=pick, reference=not no_reference, force=force)
     for s in result.skipped:
         click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(_reason(s))}", err=True)
     click.echo(f"{person}: {result.added} face samples added, {result.already} already enrolled, "
@@ -59,7 +60,7 @@ def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: b
                      force: bool) -> None:
     from tqdm import tqdm
 
-    from ..bulk import enroll_manifest, read_manifest
+    from ..enroll import enroll_manifest, read_manifest
 
     total = len(read_manifest(manifest))
     with tqdm(total=total, unit="person", disable=quiet, file=sys.stderr) as bar:
@@ -96,7 +97,7 @@ def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | 
     Example:
       likeness-audit enroll voice alice interview.flac reading.mp3
     """
-    result = obj.store().enroll_voice(person, paths, name=name, force=force, model=model)
+    result = enroll_voices(obj.store(), person, paths, name=name, force=force, model=model)
     for s in result.skipped:
         click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(_reason(s))}", err=True)
     click.echo(f"{person}: {result.added} voice samples added, {result.already} already enrolled, "

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import SAMPLE_RATE
-from .voice import VAD_WINDOW, OnnxVoiceModel, Segment, _as_float32, _unit, normalize_volume, trim_long_silences, vad_masks
+from .voice_base import VAD_WINDOW, OnnxVoiceModel, Segment, _as_float32, _unit, normalize_volume, trim_long_silences, vad_masks
 
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "campplus_sv_zh_en.onnx"

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import AuditError, InputError
 from ..evidence import PICTURES, RUN, Evidence, merge
 from ..findings import Pictures, Reference
-from ..store.index import atomic_write
+from ..store.files import atomic_write
 from .tables import FORMATS, INCOMPLETE, read_findings, read_meta, write_table
 
 SIDECAR = ".evidence"

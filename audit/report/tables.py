@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AuditError
 from ..findings import COLUMNS, Finding
-from ..store.index import atomic_write
+from ..store.files import atomic_write
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,7 +18,7 @@ from ..evidence import Evidence
 from ..findings import Finding, Reference
 from ..models.face import FaceModel
 from ..store import Store
-from ..store.auditlog import ScanRecord
+from ..store.log.auditlog import ScanRecord
 from . import cache as caching
 from .analyze import AnalyzedFile, Analyzer
 from .engine import analyze

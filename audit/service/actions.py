@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
 from . import forget, jobs
 from .accounts import Job
@@ -45,9 +46,9 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
         paths = [str(s.path) for s in saved]
         try:
             if modality == "face":
-                result = svc.gate.run_as(by, lambda s: s.enroll_face(pid, paths, name=name))
+                result = svc.gate.run_as(by, lambda s: enroll_faces(s, pid, paths, name=name))
             else:
-                result = svc.gate.run_as(by, lambda s: s.enroll_voice(pid, paths, name=name))
+                result = svc.gate.run_as(by, lambda s: enroll_voices(s, pid, paths, name=name))
         except AuditError as exc:  # nothing enrolled: every file refused, each with its reason where one is named
             overall = web_words(exc, modality, hide)
             reasons = {p.path: web_words(p, modality, hide) for p in exc.problems}
@@ -91,7 +92,7 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                     samples.append({"id": vid, "modality": modality, "model": model,
                                     "vector": [round(float(x), 6) for x in vec]})
         crop = s.reference(pid)
-        log = [_own_entry(e, pid, s.pseudonym(pid)) for e in s.log_entries(person=pid)]
+        log = [_own_entry(e, pid, s.sealer.pseudonym(pid)) for e in s.log.about(person=pid)]
         return {"person": _view(s, s.person(pid)), "samples": samples, "log": log,
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 

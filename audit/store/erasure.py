@@ -1,12 +1,5 @@
-"""After `remove`, the audit log keeps no personal data about the person: only a keyed pseudonym.
-
-Retention rule (README "Privacy after withdrawal"): the removal entry and the fact that earlier events happened stay
-(a regulator may ask when a template was held and deleted); what identifies the person goes. In every earlier entry
-about them the id becomes the pseudonym (seals.Sealer.pseudonym), and consent notes and enrolment file hashes are
-dropped; in scan entries their id becomes the pseudonym and the hash of the file they were found in is dropped.
-The remove entry records, for each entry it redacted, the hash of the redacted details, so the chain still
-verifies (auditlog.py) and the redaction itself is tamper-evident.
-"""
+"""`remove`: delete a person from the registry and every index, redact them from the audit log (log/redaction.py),
+and wipe the bytes, waiting a bounded time for readers."""
 
 from __future__ import annotations
 
@@ -14,143 +7,59 @@ from typing import TYPE_CHECKING
 
 from . import faults, upkeep
 from ..errors import ErasureIncomplete, UnknownPerson
-from .auditlog import details_hash, erasures
+from .log.auditlog import details_hash
+from .log.redaction import apply, plan
 from .upkeep import UNFINISHED
 
 if TYPE_CHECKING:
-    from .auditlog import AuditLog
-    from .seals import Sealer
-    from .store import Store
+    from pathlib import Path
 
-DROPPED = ("note", "sources_sha256")  # free text and enrolment file hashes: personal data, not needed after removal
-
-
-def redact(details: dict, pid: str, pseudonym: str, by: int) -> dict | None:
-    """The details of one entry with the person erased, or None when the entry does not mention them."""
-    if not isinstance(details, dict):
-        return None
-    out = dict(details)
-    changed = False
-    if out.get("person") == pid:
-        out["person"] = pseudonym
-        for key in DROPPED:
-            out.pop(key, None)
-        changed = True
-    people = out.get("people")
-    if isinstance(people, dict) and pid in people:
-        out["people"] = dict(sorted({(pseudonym if k == pid else k): v for k, v in people.items()}.items()))
-        changed = True
-    elif isinstance(people, list) and pid in people:  # a bulk enrolment's batch (store.add_people)
-        out["people"] = [pseudonym if p == pid else p for p in people]
-        out.pop("sources_sha256", None)
-        changed = True
-    matched = out.get("matched")
-    if isinstance(matched, list) and any(isinstance(m, list) and len(m) > 1 and m[1] == pid for m in matched):
-        out["matched"] = [[None, pseudonym, *m[2:]] if isinstance(m, list) and len(m) > 1 and m[1] == pid else m
-                          for m in matched]
-        changed = True
-    if not changed:
-        return None
-    out["redacted_by"] = by
-    return out
+    from .log.auditlog import AuditLog
+    from .registry import Registry
 
 
-def plan(log: AuditLog, pid: str, pseudonym: str, by: int) -> dict[int, dict]:
-    """seq -> redacted details, for every entry in the log about this person (call under the writer lock)."""
-    out = {}
-    for e in log.entries():
-        if "details_sha256" not in e or details_hash(e.get("details")) != e["details_sha256"]:
-            continue  # entries from before details hashes (cannot be redacted), or already redacted
-        new = redact(e.get("details"), pid, pseudonym, by)
-        if new is not None:
-            out[e["seq"]] = new
-    return out
-
-
-def apply(log: AuditLog, sealer: Sealer) -> int:
-    """Redact what the log's remove entries promise but the file still holds (a removal killed before its
-    rewrite, or one whose rewrite this call makes); returns the entries rewritten. Call under the writer lock."""
-    entries = log.entries()
-    head = log.head()
-    if head is not None and (not entries or entries[-1].get("seq") != head.get("seq")):
-        entries.append(head)  # the remove entry may be staged and not yet in the file
-    promised = erasures(entries)
-    if not promised:
-        return 0
-    pseudonym_of = {}  # redacted seq -> the pseudonym of the person its remove entry erased
-    for e in entries:
-        if e.get("event") == "remove":
-            for seq in e["details"].get("erased") or {}:
-                pseudonym_of[int(seq)] = (e["details"].get("person"), e["seq"])
-    changes = {}
-    for e in entries:
-        seq = e.get("seq")
-        if seq not in promised or details_hash(e.get("details")) == promised[seq]:
-            continue
-        pseudonym, by = pseudonym_of[seq]
-        pid = _identify(e.get("details"), pseudonym, sealer)
-        new = redact(e["details"], pid, pseudonym, by) if pid else None
-        if new is not None and details_hash(new) == promised[seq]:
-            changes[seq] = new
-    if changes:
-        log.rewrite(changes)
-    return len(changes)
-
-
-def _identify(details: dict, pseudonym: str, sealer: Sealer) -> str | None:
-    """The person id in an entry's details whose pseudonym is this one."""
-    if not isinstance(details, dict):
-        return None
-    candidates = [details.get("person"), *(details.get("people") or {})]
-    candidates += [m[1] for m in details.get("matched") or [] if isinstance(m, list) and len(m) > 1]
-    for pid in candidates:
-        if isinstance(pid, str) and sealer.pseudonym(pid) == pseudonym:
-            return pid
-    return None
-
-
-def delete(store: Store, pid: str) -> list[int]:
+def delete(home: Path, registry: Registry, log: AuditLog, pid: str) -> list[int]:
     """Remove a person (under the writer lock): the committed delete, the log's redaction, the index updates,
     then the bytes wiped (waiting a bounded time for readers; the removal stays marked unfinished if they hold on)."""
-    pseudonym = store.pseudonym(pid)
-    with store.registry.transaction():
-        purged = store.registry.vectors_of_person(pid)  # an IVF base checks its list centroids against them
-        removed = store.registry.delete_person(pid)  # (table, modality, model) -> ids, samples and centroids
+    pseudonym = log.sealer.pseudonym(pid)
+    with registry.transaction():
+        purged = registry.vectors_of_person(pid)  # an IVF base checks its list centroids against them
+        removed = registry.delete_person(pid)  # (table, modality, model) -> ids, samples and centroids
         ids = [i for (table, _, _), got in removed.items() if table == "samples" for i in got]
-        seq = (store.log.head() or {"seq": 0})["seq"] + 1
-        redacted = plan(store.log, pid, pseudonym, seq)
-        store.log.stage("remove", {"person": pseudonym, "vectors": len(ids),
+        seq = (log.head() or {"seq": 0})["seq"] + 1
+        redacted = plan(log, pid, pseudonym, seq)
+        log.stage("remove", {"person": pseudonym, "vectors": len(ids),
                                   "erased": {str(k): details_hash(v) for k, v in redacted.items()}})
-        store.registry.set_meta(UNFINISHED, "remove")
+        registry.set_meta(UNFINISHED, "remove")
         faults.point("store.remove:before-commit")
     faults.point("store.remove:committed")
-    store.log.flush()
+    log.flush()
     faults.point("store.remove:before-redact")
-    apply(store.log, store.sealer)
+    apply(log, log.sealer)
     # purge: the removed vectors leave every segment file now (a base holding them is rewritten without them).
-    upkeep.apply_changes(store, {key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
+    upkeep.apply_changes(home, registry, {key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
     faults.point("store.remove:before-vacuum")
     # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
     # the WAL, whose older frames still hold the pages as they were before the delete.
-    store.registry.db.execute("VACUUM")
-    if upkeep.wipe_wal(store, upkeep.ERASE_WAIT_S):
-        store._finished()
+    registry.db.execute("VACUUM")
+    if upkeep.wipe_wal(registry, upkeep.ERASE_WAIT_S):
+        upkeep.finished(registry)
     return ids
 
 
-def remove(store: Store, pid: str) -> int:
-    """Store.remove under the writer lock: delete, or finish the erasure of a person removed before."""
+def remove(home: Path, registry: Registry, log: AuditLog, pid: str) -> int:
+    """`remove` (under the writer lock): delete, or finish the erasure of a person removed before."""
     try:
-        store.registry.person(pid)
+        registry.person(pid)
     except UnknownPerson:
-        if not store.log_entries(person=pid, event="remove"):
+        if not log.about(person=pid, event="remove"):
             raise
         ids = []  # removed before: only the erasure may be left to finish
-        if store.registry.meta(UNFINISHED) == "remove":
-            upkeep.finish(store, upkeep.ERASE_WAIT_S)
+        if registry.meta(UNFINISHED) == "remove":
+            upkeep.finish(home, registry, log, upkeep.ERASE_WAIT_S)
     else:
-        ids = delete(store, pid)
-    if store.registry.meta(UNFINISHED) == "remove":
+        ids = delete(home, registry, log, pid)
+    if registry.meta(UNFINISHED) == "remove":
         raise ErasureIncomplete(
             f"the removal of {pid} is committed but not yet erased: another process holds the registry open (a "
             f"long read), so the deleted rows are still on disk; run `likeness-audit remove {pid}` again once it "

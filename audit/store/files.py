@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
+from . import faults
 from ..errors import StoreError
 
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -102,3 +104,21 @@ def read_bytes(path: Path) -> bytes:
 def open_read(path: Path):
     """A binary file object for reading a store file, never through a symlink."""
     return os.fdopen(open_fd(path, os.O_RDONLY), "rb")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a file by temp file + fsync + rename, so readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data[: len(data) // 2])
+            faults.point("index.write:partial")
+            f.write(data[len(data) // 2:])
+            f.flush()
+            os.fsync(f.fileno())
+        faults.point("index.write:before-rename")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,6 +1,9 @@
 """The store: registry + one FAISS index per modality and model, kept in step under a writer lock.
 
-It is the only door to persistence: everything outside audit/store/ reads and writes through a Store.
+It is the only door to persistence: everything outside audit/store/ reads and writes through a Store. The Store is
+a facade over its wings: the registry and vectors (registry.py, vectors.py), the indexes (index/), the audit log
+(log/), the keys (crypto.py); it holds the writer lock and hands each operation (upkeep, erasure, verify, transfer)
+the parts it needs. Readers use store.log for the audit log.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ import numpy as np
 
 from .. import consent as scopes
 from ..errors import InputError, StoreError
-from . import crypto, erasure, faults, files, naming, provenance, scancache, search, seals, transfer, upkeep
-from .search import Candidate
-from .auditlog import LOG_FILE, AuditLog
+from . import crypto, erasure, faults, files, naming, provenance, scancache, transfer, upkeep, verify
+from .index.search import Candidate, rerank
+from .log import auditlog, seals
 from .registry import Calibration, Person, Registry, Sample
-from .segments import SegManifest, Segments
-from .upkeep import UNFINISHED, VerifyReport
+from .index.segments import SegManifest, Segments
+from .upkeep import UNFINISHED
+from .verify import VerifyReport
 
 if TYPE_CHECKING:
-    from ..enroll import EnrollResult
     from ..models.face import FaceModel
     from ..models.voice import VoiceEncoder
 
@@ -64,7 +67,7 @@ class Store:
             # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
             os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
             self.registry = Registry(self.home / REGISTRY_FILE)
-        self.log = AuditLog(self.home / LOG_FILE, self.registry)
+        self.log = auditlog.AuditLog(self.home / auditlog.LOG_FILE, self.registry)
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
         self.cipher = self.registry.cipher = crypto.Cipher(key) if key is not None else None
         self._check_encryption()
@@ -75,7 +78,7 @@ class Store:
         self._voice: VoiceEncoder | None = None
         if self.registry.outdated():  # a store from before centroids and segmented indexes: brought up to date once
             with self._writing():
-                upkeep.migrate(self)
+                upkeep.migrate(self.home, self.registry, self.log)
 
     def close(self) -> None:
         """Close the registry."""
@@ -117,7 +120,10 @@ class Store:
 
     @contextmanager
     def _writing(self):
-        """The writer lock, after finishing what an interrupted writer left: its audit entry, temp files, WAL."""
+        """The writer lock, after finishing what an interrupted writer left: its audit entry, temp files, WAL.
+
+        Indexes loaded before the write are dropped before and after it: the write may replace their files."""
+        self.forget_loaded()
         with self.lock():
             if self._check_encryption():
                 with self.registry.transaction():
@@ -127,17 +133,21 @@ class Store:
             self.log.flush()
             for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
-            upkeep.sweep(self)
+            upkeep.sweep(self.home, self.registry)
             if self.registry.meta(UNFINISHED):
-                upkeep.finish(self)
-            yield
+                upkeep.finish(self.home, self.registry, self.log)
+            try:
+                yield
+            finally:
+                self.forget_loaded()
+
+    def _rekey(self, cipher: crypto.Cipher | None) -> None:
+        """A new cipher (encrypt), and the sealer keyed by it."""
+        self.cipher = self.registry.cipher = cipher
+        self._set_sealer()
 
     def _set_sealer(self) -> None:
         self.sealer = self.registry.sealer = self.log.sealer = seals.sealer_of(self.registry, self.cipher)
-
-    def pseudonym(self, pid: str) -> str | None:
-        """The keyed pseudonym the audit log names a removed person by (None before the store's first write)."""
-        return self.sealer.pseudonym(pid)
 
     def _check_encryption(self) -> bool:
         """Raise on a missing or wrong key; True when this (empty) store is to be marked encrypted."""
@@ -150,19 +160,10 @@ class Store:
                                     "`likeness-audit encrypt` encrypts it, or unset the key")
         return True
 
-    def _finished(self) -> None:
-        with self.registry.transaction():
-            self.registry.set_meta(UNFINISHED, None)
-        faults.point("store.write:finished")
-
     def forget_loaded(self) -> None:
         """Drop loaded indexes and cached centroids (after a write changed them)."""
         self._indexes.clear()
         self._cache.clear()
-
-    def index_path(self, modality: str, model: str) -> Path:
-        """Where the index of one modality and model lives."""
-        return upkeep.index_path(self.home, modality, model)
 
     # reading: people, consent, calibration
     def people(self) -> list[Person]:
@@ -225,34 +226,26 @@ class Store:
         """(ids, vectors, person ids) of every sample of one modality and model (decrypted)."""
         return self.registry.vectors(modality, model)
 
-    def log_entries(self, person: str | None = None, event: str | None = None) -> list[dict]:
-        """Audit log entries, oldest first, optionally about one person or of one event."""
-        who = {person, self.pseudonym(person)} if person else set()
-        about = lambda d: d.get("person") in who or (  # noqa: E731  a bulk enrolment lists its people
-            isinstance(d.get("people"), list) and bool(who & set(d["people"])))
-        return [e for e in self.log.entries()
-                if (not event or e.get("event") == event) and (not person or about(e.get("details") or {}))]
-
     # reading: search
     def index(self, modality: str, model: str, table: str = "samples") -> tuple[Segments, SegManifest | None]:
         """The index for one modality and model, checked against the registry's summary of its ids (O(1))."""
         key = (table, modality, model)
         if key not in self._indexes:
             try:  # optimistic: a writer half-way through makes this fail, and then it waits for the writer
-                self._indexes[key] = upkeep.load_checked(self, table, modality, model)
+                self._indexes[key] = upkeep.load_checked(self.home, self.registry, table, modality, model)
             except StoreError:
                 with self.lock(shared=True):
-                    self._indexes[key] = upkeep.load_checked(self, table, modality, model)
+                    self._indexes[key] = upkeep.load_checked(self.home, self.registry, table, modality, model)
         seg = self._indexes[key]
         return seg, seg.man
 
     def search(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the best sample of each of the top_k people, best first (exact scores, see search.py)."""
-        return search.rerank(self, "samples", modality, model, vectors, top_k, max(top_k * 16, search.SHORTLIST))
+        return rerank(self.index(modality, model)[0], self.registry, "samples", vectors, top_k)
 
     def search_centroids(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the top_k people by exact cosine similarity to their centroid."""
-        return search.rerank(self, "centroids", modality, model, vectors, top_k, max(top_k * 4, search.SHORTLIST // 2))
+        return rerank(self.index(modality, model, "centroids")[0], self.registry, "centroids", vectors, top_k)
 
     def centroids(self, modality: str, model: str) -> tuple[list[str], np.ndarray]:
         """(person ids, unit mean vector of each person's samples) of everyone; reads them all (see centroids_of)."""
@@ -268,25 +261,7 @@ class Store:
         _, man = self.index(modality, model)
         return man.file_sha256[:12] if man else None
 
-    # writing: enrolment (the pipelines live in audit/enroll.py; they write through add_samples)
-    def enroll_face(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                    name: str | None = None, pick: str | None = None, reference: bool = True,
-                    force: bool = False) -> EnrollResult:
-        """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none.
-
-        force: keep samples that do not agree with the person's others (enroll.check_agreement).
-        """
-        from ..enroll import enroll_faces
-        return enroll_faces(self, self.face_model, person, _paths(paths), name, pick, keep_reference=reference,
-                            force=force)
-
-    def enroll_voice(self, person: str, paths: Iterable[str | os.PathLike] | str | os.PathLike,
-                     name: str | None = None, force: bool = False, model: str = "ge2e") -> EnrollResult:
-        """Enroll one vector per recording with voice encoder `model` (ge2e, campplus); needs ~10 s of speech."""
-        from ..enroll import enroll_voices
-        encoder = self.voice_encoder if model == "ge2e" else model
-        return enroll_voices(self, encoder, person, _paths(paths), name, force=force)
-
+    # writing (enrolment, audit.enroll_faces and the like, writes through add_samples and add_people)
     def add_samples(self, pid: str, name: str | None, samples: list[Sample], reference: tuple | None) -> list[int]:
         """Register samples for a person in one transaction, then update the index files."""
         return self.add_people([(pid, name, samples, reference)])[0]
@@ -319,8 +294,8 @@ class Store:
                 faults.point("store.add:before-commit")
             faults.point("store.add:committed")
             self.log.flush()
-            upkeep.apply_changes(self, changes)
-            self._finished()
+            upkeep.apply_changes(self.home, self.registry, changes)
+            upkeep.finished(self.registry)
         return out
 
     def remove(self, pid: str) -> int:
@@ -329,7 +304,7 @@ class Store:
         The log then names them by pseudonym only; ErasureIncomplete while a reader pins the deleted rows (calling
         remove again finishes the erasure). See erasure.py."""
         with self._writing():
-            return erasure.remove(self, pid)
+            return erasure.remove(self.home, self.registry, self.log, pid)
 
     def consent(self, pid: str, allow: Iterable[str] = (), deny: Iterable[str] = (), until: str | None = None,
                 note: str | None = None, forget: Iterable[str] = ()) -> dict[str, dict]:
@@ -385,22 +360,24 @@ class Store:
     def encrypt(self, key: bytes) -> int:
         """Encrypt a plaintext store's vectors, crops and indexes with key; returns the vectors encrypted."""
         with self._writing():
-            return upkeep.encrypt(self, crypto.Cipher(key))
+            return upkeep.encrypt(self.home, self.registry, self.log, crypto.Cipher(key), self._rekey)
 
     def export_templates(self, path: str | os.PathLike, modality: str | None = None) -> int:
         """Write every template (person, name, modality, model, vector) to a Parquet file; returns the rows."""
-        return transfer.export_templates(self, path, modality)
+        rows = transfer.export_templates(self.registry, path, modality)
+        self.log_event("export", {"rows": rows, "modality": modality, "file": Path(path).name})
+        return rows
 
     def import_templates(self, path: str | os.PathLike) -> tuple[int, int]:
         """Import a Parquet file of this store's models' templates (checked whole first); returns (added, already)."""
         models = {"face": (self.face_model.model_id, self.face_model.dim),
                   "voice": (self.voice_encoder.model_id, self.voice_encoder.dim)}
-        return transfer.import_templates(self, path, models)
+        return transfer.import_templates(self.registry, self.add_people, path, models)
 
     def compact(self) -> list[str]:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""
         with self._writing():
-            return upkeep.compact(self)
+            return upkeep.compact(self.home, self.registry)
 
     # checking
     def scan_cache(self) -> scancache.ScanCache:
@@ -408,9 +385,13 @@ class Store:
         return scancache.ScanCache(self.home, self.cipher)
 
     def verify(self, repair: bool = False) -> VerifyReport:
-        return upkeep.verify(self, repair)
-
-
-def _paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str | os.PathLike]:
-    """One path or many."""
-    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        """Check registry, indexes and audit log against each other (repair: rebuild the indexes first)."""
+        report = VerifyReport()
+        if repair:
+            with self._writing():  # finishes an interrupted write first
+                upkeep.wipe_wal(self.registry)
+                report.repaired = upkeep.repair(self.home, self.registry)
+        with self.lock(shared=True):  # a writer half-way through is not a problem
+            self._set_sealer()
+            report.problems = verify.problems(self.home, self.registry, self.log)
+        return verify.summary(report, self.registry, self.log)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from . import naming
 from .registry import Sample
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .registry import Registry
 
 COLUMNS = ("person", "name", "modality", "model", "vector")
 BATCH_ROWS = 20_000  # rows read and people written per batch
@@ -33,23 +33,23 @@ def _schema():
                       ("model", pa.string()), ("vector", pa.list_(pa.float32()))])
 
 
-def export_templates(store: Store, path: str | os.PathLike, modality: str | None = None) -> int:
+def export_templates(registry: Registry, path: str | os.PathLike, modality: str | None = None) -> int:
     """Write every template (of one modality, or all) to a Parquet file (mode 600); returns the rows written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
-    names = store.names()
+    names = registry.names()
     tmp = path.with_name(path.name + ".part")
     rows = 0
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # templates are biometric data
     os.close(fd)
     try:
         with pq.ParquetWriter(tmp, _schema()) as writer:
-            for mod, model in store.models():
+            for mod, model in registry.models():
                 if modality and mod != modality:
                     continue
-                for _, vecs, people in store.registry.iter_rows("samples", mod, model):
+                for _, vecs, people in registry.iter_rows("samples", mod, model):
                     writer.write_table(pa.table({
                         "person": people, "name": [names.get(p, p) for p in people], "modality": [mod] * len(people),
                         "model": [model] * len(people),
@@ -60,7 +60,6 @@ def export_templates(store: Store, path: str | os.PathLike, modality: str | None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    store.log_event("export", {"rows": rows, "modality": modality, "file": path.name})
     return rows
 
 
@@ -116,8 +115,11 @@ def check_row(row: int, person, modality, model, vector, models: dict[str, tuple
     return unit
 
 
-def import_templates(store: Store, path: str | os.PathLike, models: dict[str, tuple[str, int]]) -> tuple[int, int]:
+def import_templates(registry: Registry, add_people: Callable[[list], object], path: str | os.PathLike,
+                     models: dict[str, tuple[str, int]]) -> tuple[int, int]:
     """Import a Parquet file of templates; models: modality -> (model id, dimension) this store accepts.
+
+    add_people: the store's write of a batch of people (Store.add_people).
 
     Returns (rows added, rows already there). Checks every row before writing any.
     """
@@ -134,13 +136,13 @@ def import_templates(store: Store, path: str | os.PathLike, models: dict[str, tu
             pid, modality, model = cols["person"][i], cols["modality"][i], cols["model"][i]
             vec = check_row(first + i, pid, modality, model, cols["vector"][i], models, cols["name"][i])
             sha = hashlib.sha256(b"template|" + vec.tobytes()).hexdigest()
-            if store.has_source(pid, modality, model, sha):
+            if registry.has_source(pid, modality, model, sha):
                 already += 1
                 continue
             name, samples = people.setdefault(pid, (cols["name"][i], []))
             if sha not in {s.source_sha256 for s in samples}:
                 samples.append(Sample(modality, model, sha, vec))
         if people:
-            store.add_people([(pid, name, samples, None) for pid, (name, samples) in people.items()])
+            add_people([(pid, name, samples, None) for pid, (name, samples) in people.items()])
             added += sum(len(s) for _, s in people.values())
     return added, already

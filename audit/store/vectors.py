@@ -52,7 +52,7 @@ class VectorRows:
     def vectors_of_person(self, pid: str) -> dict[tuple[str, str, str], np.ndarray]:
         """A person's sample and centroid vectors per (table, modality, model)."""
         out = {}
-        for table, kind in (("samples", "sample"), ("centroids", "centroid")):
+        for table in ("samples", "centroids"):
             for modality, model in self.db.execute(f"SELECT DISTINCT modality, model FROM {table} WHERE person=?",
                                                    (pid,)).fetchall():
                 rows = self.db.execute(f"SELECT id, vector, person FROM {table} WHERE person=? AND modality=? AND "

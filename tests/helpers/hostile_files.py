@@ -318,7 +318,7 @@ def build(root: Path) -> Corpus:
     g = bytearray(gif)
     g[6:10] = struct.pack("<HH", 65535, 65535)
     put("bombs", "gif-65535.gif", bytes(g), "decompression bomb")
-    # Bombs under the header limits (issue 10): each a small file that once decoded to gigabytes.
+    # Bombs under the header limits: each a small file that once decoded to gigabytes.
     put("bombs", "png-9999.png", _png_bomb(9999), "decompression bomb")  # 100 MP, 12 KB
     g = bytearray(gif)
     g[6:10] = struct.pack("<HH", 9000, 9000)  # small frames on a huge canvas: Pillow fills the canvas per frame
@@ -405,7 +405,7 @@ def prepare_store(home: Path, face_model, photo: Path) -> None:
     from audit.models.voice import VoiceEncoder
 
     store = Store(home, key=None)
-    enroll_faces(store, face_model, "yao", [photo])
+    enroll_faces(store, "yao", [photo], model=face_model)
     v = np.random.default_rng(0).normal(size=256).astype(np.float32)
     store.add_samples("voice-only", None, [Sample("voice", VoiceEncoder().model_id, "0" * 64, v / np.linalg.norm(v),
                                                   start=0.0, end=10.0)], None)

@@ -5,7 +5,7 @@ the entry's canonical JSON without ``hash`` and ``details``, which it commits to
 ``prev_hash`` the previous entry's hash, so an edited, dropped or reordered entry breaks the chain. Details hold
 who/what/when, person ids, file SHA-256s and counts: never vectors or crops.
 
-Committing to the details by their hash lets a removal erase personal data from earlier entries (erasure.py) and
+Committing to the details by their hash lets a removal erase personal data from earlier entries (redaction.py) and
 keep the chain: the ``remove`` entry lists, per entry it redacted, the hash of the redacted details, so a redacted
 entry verifies through a later, chained entry and any other change to details still breaks the chain. (Entries
 written before ``details_sha256`` existed hash their details directly and cannot be redacted.)
@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import faults, files
-from ..errors import StoreError
-from .seals import HEAD_MAC, same
+from .. import faults, files
+from ...errors import StoreError
+from .seals import HEAD_KEY, HEAD_MAC, same
 
 LOG_FILE = "audit.log"
-HEAD_KEY = "audit_head"
 GENESIS = "0" * 64
 # Every event the store writes (`log --event` offers exactly these; tests/test_cli_misc.py checks the code agrees).
 EVENTS = ("enroll", "remove", "consent", "calibrate", "scan", "export", "encrypt")
@@ -200,6 +199,15 @@ class AuditLog:
                 except ValueError as exc:
                     raise StoreError(f"audit log line {n} is not JSON: {exc}") from exc
         return out
+
+    def about(self, person: str | None = None, event: str | None = None) -> list[dict]:
+        """Entries, oldest first, optionally about one person (by id or by their pseudonym) or of one event."""
+        pseudonym = self.sealer.pseudonym(person) if person and self.sealer is not None else None
+        who = {person, pseudonym} if person else set()
+        about = lambda d: d.get("person") in who or (  # noqa: E731  a bulk enrolment lists its people
+            isinstance(d.get("people"), list) and bool(who & set(d["people"])))
+        return [e for e in self.entries()
+                if (not event or e.get("event") == event) and (not person or about(e.get("details") or {}))]
 
     def _readable(self) -> list[dict]:
         """Every line that parses as JSON (check names the others)."""

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import faults, files, ivfbase, pqbase
-from ..errors import StoreError
-from .index import atomic_write
-from .vectors import id_state
+from . import ivfbase, pqbase
+from .. import faults, files
+from ...errors import StoreError
+from ..files import atomic_write
+from ..vectors import id_state
 
 # Policy; figures behind each number are in benchmarks/README.md ("Gallery scale").
 FLAT_MAX = 32_768  # crossover: above this many vectors the base is fast-scan PQ (exact Flat passes ~3 ms per face)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..registry import Registry
+    from .segments import Segments
 
 SHORTLIST = 64  # candidates per probe that the index proposes and the registry's exact vectors re-score
 
@@ -22,25 +23,27 @@ class Candidate:
     vector_id: int
 
 
-def rerank(store: Store, table: str, modality: str, model: str, vectors: np.ndarray, top_k: int,
-           shortlist: int) -> list[list[Candidate]]:
-    """Per probe, the top_k people by exact cosine similarity among the shortlist the index proposes.
+def rerank(seg: Segments, registry: Registry, table: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
+    """Per probe, the top_k people by exact cosine similarity among the shortlist the index (seg, of the table's
+    rows of one modality and model) proposes.
+
+    The shortlist: SHORTLIST ids, or 16 per person asked for, of samples; half of that, or 4 per person, of centroids.
 
     The registry's vectors of the shortlisted ids give both the exact scores and the id -> person map. When the
     index's own scores lie within seg.slack of the exact ones (a PQ base's 8-bit re-scoring), the people are looked
     up first and only the ids that could still be among the exact top_k people are read whole.
     """
-    seg, _ = store.index(modality, model, table)
     vectors = np.asarray(vectors, np.float32).reshape(len(vectors), -1)
+    shortlist = max(top_k * 16, SHORTLIST) if table == "samples" else max(top_k * 4, SHORTLIST // 2)
     if seg.count == 0 or len(vectors) == 0:
         return [[] for _ in range(len(vectors))]
     sims, ids = seg.search(vectors, min(seg.count, shortlist))
     probes = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     if seg.slack is None:
-        return _best(store, table, modality, model, probes, [i[i >= 0] for i in ids], top_k)
-    who = store.registry.people_of_ids(table, np.unique(ids))
+        return _best(registry, table, seg.modality, seg.model, probes, [i[i >= 0] for i in ids], top_k)
+    who = registry.people_of_ids(table, np.unique(ids))
     lists = [_contenders(s[i >= 0], i[i >= 0], who, top_k, seg.slack) for s, i in zip(sims, ids)]
-    return _best(store, table, modality, model, probes, lists, top_k)
+    return _best(registry, table, seg.modality, seg.model, probes, lists, top_k)
 
 
 def _contenders(sims: np.ndarray, ids: np.ndarray, who: dict[int, str], top_k: int, slack: float) -> np.ndarray:
@@ -57,10 +60,10 @@ def _contenders(sims: np.ndarray, ids: np.ndarray, who: dict[int, str], top_k: i
     return np.array(keep, np.int64)
 
 
-def _best(store: Store, table: str, modality: str, model: str, probes: np.ndarray, lists: list[np.ndarray],
+def _best(registry: Registry, table: str, modality: str, model: str, probes: np.ndarray, lists: list[np.ndarray],
           top_k: int) -> list[list[Candidate]]:
     """Per probe (unit vectors), the top_k people by exact cosine among its candidate ids, from the registry."""
-    rids, rvecs, people = store.registry.rows_by_id(table, modality, model, np.unique(np.concatenate(lists)))
+    rids, rvecs, people = registry.rows_by_id(table, modality, model, np.unique(np.concatenate(lists)))
     row = {int(v): i for i, v in enumerate(rids)}
     stored = rvecs / np.maximum(np.linalg.norm(rvecs, axis=1, keepdims=True), 1e-12) if len(rids) else rvecs
     out = []

@@ -1,5 +1,5 @@
-"""Issue 10, the last gaps: a voice recording must sound like the person's others; evidence names the enrolled sample
-that matched (and which sample the reference crop shows); score bars scaled by the threshold."""
+"""Enrolled samples in evidence: findings and the report name the sample that matched (and which sample the reference
+crop shows); score bars scaled by the threshold; a voice recording must sound like the person's other samples."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, run
+from tests.helpers.cli import SHARED, run
 
 from audit.enroll import VOICE_AGREEMENT
 from audit.findings import Finding

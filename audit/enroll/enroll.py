@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import config, media
-from .config import MIN_FACE_PX, SAMPLE_RATE
-from .errors import AuditError, EnrollError, MediaError
-from .media.source import Source, open_source
-from .models.face import Face, FaceModel
-from .store import Store, naming
-from .store.registry import Sample
-from .store.search import Candidate
+from .. import config, media
+from ..config import MIN_FACE_PX, SAMPLE_RATE
+from ..errors import AuditError, EnrollError, MediaError
+from ..media.source import Source, open_source
+from ..models.face import Face, FaceModel
+from ..store import Store, naming
+from ..store.registry import Sample
+from ..store.index.search import Candidate
 
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
 VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video
@@ -91,22 +92,26 @@ def choose_face(faces: list[Face], pick: str | None) -> Face:
 
 def enroll_faces(
     store: Store,
-    model: FaceModel,
     person: str,
-    paths: Iterable[str | Path],
+    paths: Iterable[str | Path] | str | Path,
     name: str | None = None,
     pick: str | None = None,
-    keep_reference: bool = True,
+    reference: bool = True,
     force: bool = False,
+    model: FaceModel | None = None,
 ) -> EnrollResult:
-    """Enroll the face in each photo and the best frames of each video; EnrollError when nothing usable remains.
+    """Enroll the face in each photo (and the best frames of each video) under paths; EnrollError if none.
 
-    Unless force, samples that do not agree with the person's others (check_agreement) are refused.
+    :param pick: which face of a photo with several (largest, or left-to-right index)
+    :param reference: keep a reference crop for evidence pages
+    :param force: keep samples that do not agree with the person's others (check_agreement)
+    :param model: the face model (default: the store's)
     """
     naming.check_id(person)
     naming.check_name(name)
     result = EnrollResult(person)
-    samples, reference = face_samples(store, model, person, paths, pick, keep_reference, result, force)
+    model = model if model is not None else store.face_model
+    samples, reference = face_samples(store, model, person, _paths(paths), pick, reference, result, force)
     if samples:
         store.add_samples(person, name, samples, reference)
     return result
@@ -252,7 +257,7 @@ def quality(face: Face) -> float:
 
 def video_faces(model: FaceModel, path: Path, pick: str | None, fps: float = 2.0, keep: int = VIDEO_FRAMES) -> list[tuple[float, Face]]:
     """The best distinct frames of the one person in a video; EnrollError if none or several compete."""
-    from .media import video
+    from ..media import video
 
     seen: list[tuple[float, Face]] = []
     for frame in video.iter_frames(path, fps=fps, max_side=1920, threads=1):
@@ -297,16 +302,19 @@ def _group_by_identity(faces: list[Face], same: float = 0.5) -> list[list[int]]:
     return groups
 
 
-def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path], name: str | None = None,
-                  force: bool = False) -> EnrollResult:
-    """Enroll one vector per recording (encoder: a voice encoder or its name); EnrollError below ~10 s of speech.
+def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str | Path, name: str | None = None,
+                  force: bool = False, model="ge2e") -> EnrollResult:
+    """Enroll one vector per recording with voice encoder `model` (ge2e, campplus, or an encoder); EnrollError
+    below ~10 s of speech.
 
     Unless force, recordings that do not agree with the person's others (check_agreement, on raw cosines at the
     encoder's VOICE_AGREEMENT) are refused, with the scores.
     """
-    from .media import audio
-    from .models.voice import voice_encoder
+    from ..media import audio
+    from ..models.voice import voice_encoder
 
+    paths = _paths(paths)
+    encoder = store.voice_encoder if model == "ge2e" else model  # the store keeps the default encoder loaded
     if isinstance(encoder, str):
         encoder = voice_encoder(encoder, threads=store.threads)
 
@@ -348,3 +356,8 @@ def enroll_voices(store: Store, encoder, person: str, paths: Iterable[str | Path
     store.add_samples(person, name, samples, None)
     result.added = len(samples)
     return result
+
+
+def _paths(paths: Iterable[str | Path] | str | Path) -> list[str | Path]:
+    """One path or many."""
+    return [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)

@@ -29,7 +29,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "Server":
+    def start(self, timeout: float = 60) -> Server:
         env = {**os.environ, **(self.env or {}), "AUDIT_HOME": str(self.home)}
         log = open(self.home.parent / f"server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(

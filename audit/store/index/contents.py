@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from . import files, pqbase
+from . import pqbase
+from .. import files
 from .segments import Segments, _ids_of
 
 TOLERANCE = 1e-5  # float32 vectors written and read back are identical; this only absorbs nothing-but-rounding
@@ -166,7 +167,7 @@ def file_problems(seg: Segments) -> list[str]:
 
 def problems(seg: Segments, source) -> list[str]:
     """verify's sentence for an index whose vectors differ from the registry's (empty when they agree)."""
-    from ..errors import StoreError
+    from ...errors import StoreError
 
     try:
         differ = differing(seg, source)

@@ -6,9 +6,9 @@ make a fast-scan PQ base (an IVF base with PQFS_MAX) and every write compacts (t
 Synthetic unit vectors (two models, so a write touches two index files) keep each process quick; the real face
 pipeline is exercised by the CLI tests. Usage:
 
-    python store_worker.py HOME op enroll NAME | op remove NAME | op consent NAME | op compact -
-    python store_worker.py HOME loop PREFIX COUNT      # the ops of plan(PREFIX, COUNT), printing "done K" after each
-    python store_worker.py HOME read SECONDS           # open, check and search the store again and again
+    python tests/helpers/store_worker.py HOME op enroll NAME | op remove NAME | op consent NAME | op compact -
+    python tests/helpers/store_worker.py HOME loop PREFIX COUNT      # the ops of plan(PREFIX, COUNT), printing "done K" after each
+    python tests/helpers/store_worker.py HOME read SECONDS           # open, check and search the store again and again
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def read(home: str, seconds: float) -> None:
 def small_segments(spec: str | None) -> None:
     """Shrink the index policy (FLAT_MAX,DELTA_MAX[,PQFS_MAX]) in this process, as the compaction tests ask."""
     if spec:
-        from audit.store import ivfbase, segments
+        from audit.store.index import ivfbase, segments
 
         sizes = [int(x) for x in spec.split(",")]
         segments.FLAT_MAX, segments.DELTA_MAX = sizes[:2]

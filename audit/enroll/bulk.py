@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import AuditError, EnrollError, InputError
+from ..store import Store, naming
 from .enroll import EnrollResult, face_samples
-from .errors import AuditError, EnrollError, InputError
-from .store import Store, naming
 
 BATCH_PEOPLE = 64  # people per write: one transaction and one index update each
 

@@ -21,11 +21,12 @@ import hmac
 import os
 from typing import TYPE_CHECKING
 
-from ..errors import StoreError
+from ...errors import StoreError
 
 if TYPE_CHECKING:
-    from .registry import Registry
+    from ..registry import Registry
 
+HEAD_KEY = "audit_head"  # meta key: the audit log head (auditlog.py), kept in the registry
 SECRET = "store_secret"  # meta key: 32 random bytes, hex
 HEAD_MAC = "audit_head_mac"  # meta key: MAC of the audit log head kept in the registry
 
@@ -72,8 +73,6 @@ def sealer_of(registry: Registry, cipher) -> Sealer:
 def ensure_secret(registry: Registry, sealer: Sealer) -> bool:
     """Give a store its secret at its first write (under the writer lock), sealing the rows and log head it holds
     from before seals; True when the store's sealer must be rebuilt (also when another process made the secret)."""
-    from .auditlog import HEAD_KEY
-
     if registry.meta(SECRET) is not None:
         return sealer.secret is None
     with registry.transaction():
