@@ -46,7 +46,12 @@ def remove(obj: Context, person: str) -> None:
     Example:
       likeness-audit remove alice
     """
-    n = obj.store(create=False).remove(person)
+    store = obj.store(create=False)
+    n = store.remove(person)
+    # The web service's scans (if this store ever served) kept findings and crops of the person: redacted too.
+    from ..service.forget import forget_person
+
+    forget_person(store.home, person, store.cipher)
     click.echo(f"{tsv_field(person)}: removed with {n} vectors")
 
 

@@ -328,6 +328,7 @@ class Store:
         """
         allow, deny, forget = scopes.scopes(allow), scopes.scopes(deny), scopes.scopes(forget)
         until = scopes.check_change(allow, deny, forget, until)
+        note = scopes.check_note(note)
         if allow or deny or forget or note is not None:
             with self._writing():
                 with self.registry.transaction():
