@@ -47,11 +47,7 @@ def remove(obj: Context, person: str) -> None:
       likeness-audit remove alice
     """
     store = obj.store(create=False)
-    n = store.remove(person)
-    # The web service's scans (if this store ever served) kept findings and crops of the person: redacted too.
-    from ..service.forget import forget_person
-
-    forget_person(store.home, person, store.cipher)
+    n = store.remove(person)  # also the web service's findings and crops of the person (store/inventory.py)
     click.echo(f"{tsv_field(person)}: removed with {n} vectors")
 
 

@@ -70,10 +70,8 @@ def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, fo
 
 def remove(svc: Service, pid: str, by: str | None = None) -> int:
     """Verified deletion of every sample, vector and crop of a person, then of what the service's scans kept about
-    them (findings, crops, reports: forget.py); returns the vectors removed."""
-    n, cipher = svc.gate.run_as(by, lambda s: (s.remove(pid), s.cipher))
-    forget.forget_person(svc.cfg.home, pid, cipher)
-    return n
+    them (findings, crops, reports: forget.py, which the store's erasure runs); returns the vectors removed."""
+    return svc.gate.run_as(by, lambda s: s.remove(pid))
 
 
 def reference(svc: Service, pid: str) -> bytes | None:
