@@ -5,9 +5,12 @@ personal data knows every file there."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import audit
 from audit.store import Store, inventory
@@ -81,3 +84,66 @@ def test_the_demo_leaves_no_media_in_the_store(tmp_path):
     home = tmp_path / "demo"
     run("--home", home, "demo")
     assert inventory.unknown(home) == []
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_a_whole_workflow_leaves_no_byte_of_the_withdrawn_person(deepface, face_model, photos, tmp_path):
+    """CLI and service; enrolment; a scan that includes the enrolment photo; a composite; service jobs; an upload
+    interrupted by a crash; a removal racing a running scan: then every byte of every file under the store and the
+    service's folders is read, and nothing of the person is left."""
+    import cv2
+    import httpx
+
+    from audit import media
+    from tests.helpers.server import Server, add_account, bearer, wait_scan
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from morph import Morpher
+    finally:
+        sys.path.pop(0)
+    folder, people = deepface
+    mine = sorted(people["person01"])
+    others = sorted(people["person02"])
+    home = tmp_path / "store"
+    run("--home", home, "enroll", "face", PID, *[folder / f for f in mine[:3]], "--name", NAME, "--pick", "largest")
+    run("--home", home, "enroll", "face", "other", *[folder / f for f in others[:3]], "--pick", "largest")
+    run("--home", home, "consent", PID, "--deny", "advertising", "--note", f"no ads for {NAME}")
+    pieces = pieces_of(home, PID)
+    morpher = Morpher(face_model)
+    morph = tmp_path / "morph.png"
+    cv2.imwrite(str(morph), morpher.morph(morpher.points(media.load_image(folder / mine[3])),
+                                          morpher.points(media.load_image(folder / others[3]))))
+    run("--home", home, "scan", folder / mine[0], morph, "--out", tmp_path / "cli.json")  # the enrolment photo too
+    crashed = home / "tmp" / "upload-crashed" / "001.jpg"  # a web enrolment killed mid-upload: a photo of them
+    crashed.parent.mkdir(parents=True)
+    crashed.write_bytes((folder / mine[4]).read_bytes())
+    _, auditor = add_account(home, "aud", "auditor")
+    _, actor = add_account(home, "me", "actor", PID)
+    server = Server(home).start()  # its start clears the crashed upload
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            r = client.post("/api/v1/scans", headers=bearer(auditor), files=[
+                ("files", ("ad.jpg", (folder / mine[5]).read_bytes(), "image/jpeg")),
+                ("files", ("blend.png", morph.read_bytes(), "image/png"))])
+            jid = r.json()["id"]
+            assert wait_scan(server.url, auditor, jid)["status"] == "done"
+            found = client.get(f"/api/v1/scans/{jid}/findings", headers=bearer(auditor)).json()
+            assert {r["person"] for r in found if r["kind"] == "match"} == {PID}
+            assert any(PID in {c["person"] for c in r["contributors"] or []} for r in found)
+            with audit.open_store(home) as store:  # a scan running when the person withdraws
+                racing = audit.scan(store, [folder / f for f in mine[6:9]], workers=1)
+                assert next(iter(racing)).person == PID
+                assert client.delete(f"/api/v1/people/{PID}", headers=bearer(actor)).status_code == 200
+                list(racing)
+    finally:
+        server.stop()
+    # The actor's web account outlives the withdrawal (they may enrol again): its link to the id is theirs to keep.
+    # Closing the account too must leave nothing.
+    with sqlite3.connect(home / "service.sqlite") as db:
+        assert db.execute("SELECT person FROM users WHERE id='me'").fetchone() == (PID,)
+    run("--home", home, "users", "delete", "me")
+    leftovers = {what: holding(home, needle) for what, needle in pieces.items()}
+    assert leftovers == {what: [] for what in pieces}, leftovers
+    assert "ok" in run("--home", home, "verify").stdout

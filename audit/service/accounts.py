@@ -199,6 +199,9 @@ class Accounts:
             if self.db.execute("DELETE FROM users WHERE id=?", (uid,)).rowcount == 0:
                 raise StoreError(f"no account '{uid}'")
             self.db.execute("DELETE FROM sessions WHERE user=?", (uid,))  # even with foreign keys off
+            # The account's row (person id, password hash) is zeroed in the WAL (secure_delete); fold the WAL in so
+            # the database file's old page goes too.
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def end_sessions(self, uid: str) -> None:
         """Log an account out everywhere."""
