@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +40,12 @@ def run_demo(home: Path, models: str | None = None, threads: int = 1) -> DemoRes
     with open_store(home, models=models, threads=threads) as store:
         result.enrolled.append(enroll_faces(store, "yao-ming", photos["yaoming"], name="Yao Ming"))
         result.enrolled.append(enroll_faces(store, "gdp-speaker", photos["gdp"], name="GDP speaker", pick="largest"))
-        probes = home / "probes"
-        probes.mkdir(exist_ok=True)
-        targets = [make_probe(photos["yaoming"], probes / "yaoming-mirrored-small.jpg"), photos["players"],
-                   photos["gdp"]]
-        result.scanned = [media.display_path(t) for t in targets]
-        run = scan(store, targets, use="advertising", workers=1)
-        result.findings = list(run)
-        result.summary = run.summary
+        # The changed copy is made in a temporary folder: media never goes into the store folder.
+        with tempfile.TemporaryDirectory(prefix="likeness-audit-demo-") as probes:
+            targets = [make_probe(photos["yaoming"], Path(probes) / "yaoming-mirrored-small.jpg"),
+                       photos["players"], photos["gdp"]]
+            result.scanned = [media.display_path(t) for t in targets]
+            run = scan(store, targets, use="advertising", workers=1)
+            result.findings = list(run)
+            result.summary = run.summary
     return result

@@ -10,6 +10,7 @@ from .findings import Finding, Pictures, Reference
 
 # Parts an output can lack (one written before evidence records, or a CSV without its sidecar): the page says so.
 PICTURES, RUN = "pictures", "run metadata"
+NO_RUN = "written before evidence records, or by a caller that gave no run metadata"
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Evidence:
     pictures: list[Pictures | None]
     run: dict[str, Any] = field(default_factory=dict)
     references: dict[str, Reference] = field(default_factory=dict)  # person -> enrolled reference crop
-    missing: list[str] = field(default_factory=list)  # parts this record lacks: PICTURES, RUN
+    missing: dict[str, str] = field(default_factory=dict)  # parts this record lacks (PICTURES, RUN) -> why
 
     @classmethod
     def of(cls, findings: list[Finding | dict], run: dict[str, Any] | None = None,
@@ -28,7 +29,7 @@ class Evidence:
         """A record from findings (Finding objects keep their pictures; plain rows have none)."""
         rows = [f.to_dict() if isinstance(f, Finding) else dict(f) for f in findings]
         pics = [f.pictures if isinstance(f, Finding) else None for f in findings]
-        return cls(rows, pics, dict(run or {}), dict(references or {}), [] if run else [RUN])
+        return cls(rows, pics, dict(run or {}), dict(references or {}), {} if run else {RUN: NO_RUN})
 
     @property
     def complete(self) -> bool:
@@ -56,7 +57,7 @@ def merge(records: list[Evidence]) -> Evidence:
         return records[0]
     rows = [r for e in records for r in e.findings]
     pics = [p for e in records for p in e.pictures]
-    missing = sorted({m for e in records for m in e.missing})
+    missing = {part: why for e in records for part, why in e.missing.items()}
     refs = {p: r for e in records for p, r in e.references.items()}
     runs = [e.run for e in records if e.run]
     if not runs:

@@ -130,7 +130,8 @@ def test_unsupported_file_given_explicitly(tmp_path, photos):
     rows = lines(run("scan", str(p), str(tmp_path / "unreadable.jpg"), "--json"))
     assert [r["kind"] for r in rows] == ["error", "error"]
     assert "unsupported" in rows[0]["error"] and "empty file" in rows[1]["error"]
-    run("scan", str(p), "--fail-on", "error", "--quiet", code=1)
+    # Alone, a file that is no media by content or name is no scan at all (as a folder of them is): exit 2.
+    assert "no scannable media" in run("scan", str(p), "--fail-on", "error", "--quiet", code=2).stderr
 
 
 def test_missing_model_folder_is_clear(tmp_path, photos):
@@ -158,3 +159,33 @@ def test_shared_people_half_enrolled(deepface, tmp_path):
     assert wrong == {}
     missed = [f for f in held_back if by_file.get(f) != {held_back[f]}]
     assert missed == []
+
+
+def test_out_given_twice_or_into_a_missing_folder_is_a_usage_error(photos, tmp_path):
+    run("enroll", "face", "yao", photos["yaoming"])
+    twice = run("scan", photos["yaoming"], "--out", tmp_path / "a.json", "--out", tmp_path / "b.csv", code=2)
+    assert "given 2 times" in twice.stderr and not (tmp_path / "a.json").exists()
+    missing = run("scan", photos["yaoming"], "--out", tmp_path / "nowhere" / "a.json", code=2)
+    assert f"the folder {tmp_path / 'nowhere'} does not exist" in missing.stderr
+    assert not (tmp_path / "nowhere").exists()
+    run("scan", photos["yaoming"], "--out", tmp_path / "a.json", "--quiet")
+    assert "given 2 times" in run("report", tmp_path / "a.json", "--out", tmp_path / "x.html", "--out",
+                                  tmp_path / "y.html", code=2).stderr
+
+
+def test_one_file_that_is_no_media_exits_2_like_a_folder_of_them(photos, tmp_path):
+    run("enroll", "face", "yao", photos["yaoming"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    assert "no scannable media" in run("scan", notes, code=2).stderr
+    broken = tmp_path / "broken.jpg"  # a damaged picture is still media: it gets its error row
+    broken.write_bytes(photos["yaoming"].read_bytes()[:200])
+    assert "error" in run("scan", broken, "--json").stdout
+
+
+def test_log_for_a_person_lists_the_scans_that_named_them(photos):
+    run("enroll", "face", "yao", photos["yaoming"])
+    run("scan", photos["players"], "--quiet")
+    run("scan", photos["gdp"], "--quiet")  # names no one
+    events = [line.split("\t")[2] for line in run("log", "--person", "yao").stdout.splitlines()[1:]]
+    assert events.count("scan") == 1 and "enroll" in events

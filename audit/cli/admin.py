@@ -55,7 +55,7 @@ def consent(obj: Context, person: str, allow: tuple[str, ...], deny: tuple[str, 
 
 
 @cli.command("log")
-@click.option("--person", help="Only entries about this person.")
+@click.option("--person", help="Only entries about this person, and the scans that named them.")
 @click.option("--event", type=click.Choice(EVENTS), help="Only this event.")
 @click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON Lines.")
 @click.pass_obj
@@ -70,7 +70,7 @@ def log_(obj: Context, person: str | None, event: str | None, as_json: bool) -> 
       likeness-audit log --person alice
       likeness-audit log --event scan --json | jq .details.people
     """
-    entries = obj.store(create=False).log.about(person=person, event=event)
+    entries = obj.store(create=False).log.about(person=person, event=event, scans=True)
     if not as_json:
         click.echo(tsv("seq", "time", "event", "actor", "about"))
     for e in entries:

@@ -30,6 +30,20 @@ def _shard(ctx, param, value):
     return i, n
 
 
+def _one_out(values: tuple[str, ...]) -> str | None:
+    """The one --out: given twice it is a usage error (the first would be lost silently), and its folder must exist
+    (a typo must not create a folder tree)."""
+    if len(values) > 1:
+        raise click.BadParameter(f"given {len(values)} times ({', '.join(values)}); write one file per scan, and "
+                                 "convert it with `likeness-audit report` if you need another format")
+    if not values:
+        return None
+    folder = Path(values[0]).parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"the folder {folder} does not exist")
+    return values[0]
+
+
 def _listed(source: str) -> list[str]:
     """Paths from a list file (one a line), or from stdin for '-'."""
     try:
@@ -82,7 +96,7 @@ def options_from(values: dict) -> ScanOptions:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--out", "out", type=click.Path(dir_okay=False),
+@click.option("--out", "out", type=click.Path(dir_okay=False), multiple=True, callback=lambda c, p, v: _one_out(v),
               help="Write findings to .csv, .json, .jsonl, .parquet (with the evidence sidecar FILE.evidence), or "
                    ".html (a self-contained evidence page).")
 @click.option("--json", "as_json", is_flag=True, help="Print findings as JSON Lines on stdout.")
@@ -167,8 +181,8 @@ def scan(obj: Context, paths, out, as_json, fail_on, quiet, from_file, **values)
 
 @cli.command("report")
 @click.argument("findings", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
-              help="Output file: .html, .csv, .json, .jsonl or .parquet.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), multiple=True,
+              callback=lambda c, p, v: _one_out(v), help="Output file: .html, .csv, .json, .jsonl or .parquet.")
 @click.pass_obj
 @guarded
 def report_cmd(obj: Context, findings: tuple[str, ...], out: str) -> None:

@@ -378,9 +378,10 @@ def run_header(evidence: Evidence) -> dict[str, Any]:
                 "cache")) if run.get(k)]
         out = {"Scan started": run.get("started"), "Scan finished": run.get("finished") or "not finished",
                "Files": evidence.counts() + (f" ({', '.join(done)})" if done else ""),
-               "Tool": f"likeness-audit {run.get('version')}", "Paths": run.get("paths"), "Use (consent checked for)": run.get("use"),
+               "Tool": f"likeness-audit {run.get('version')}", "Paths": run.get("paths"),
+               "Use (consent checked for)": run.get("use"),
                "Options": run.get("options") or "defaults", "Models": run.get("models"),
-               "Index versions": run.get("indexes"), "Gallery (enrolled samples)": run.get("gallery"),
+               "Index versions": run.get("indexes"), "Gallery (people enrolled)": run.get("gallery"),
                # the summary figure: the count when complete, "96 of 200" when not
                "files_scanned": run.get("files_scanned") if evidence.complete else
                f"{run.get('files_scanned')} of {run.get('files_total') if run.get('files_total') is not None else '?'}",
@@ -389,11 +390,9 @@ def run_header(evidence: Evidence) -> dict[str, Any]:
             out["Files declaring themselves AI-generated"] = run["ai_declared"]
     notes = list(run.get("notes") or [])
     if PICTURES in evidence.missing:
-        notes.append("Pictures are missing from this report: " + "; ".join(
-            n.removeprefix("pictures: ") for n in run.get("notes", []) if n.startswith("pictures: ")))
-        notes = [n for n in notes if not n.startswith("pictures: ")]
+        notes.append(f"Pictures are missing from this report: {evidence.missing[PICTURES]}.")
     if RUN in evidence.missing:
-        notes.append("The run's own metadata is missing (this output was written before evidence records): "
-                     "times and counts above are what the file holds, not what the scan recorded.")
+        notes.append(f"The run's own metadata is missing ({evidence.missing[RUN]}): the times and counts above are "
+                     "what the file holds, not what the scan recorded.")
     out["notes"] = notes + list(run.get("warnings") or [])
     return out

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AuditError, InputError
-from ..evidence import PICTURES, RUN, Evidence, merge
+from ..evidence import NO_RUN, PICTURES, RUN, Evidence, merge
 from ..findings import Pictures, Reference
 from ..store.files import atomic_write
 from .tables import FORMATS, INCOMPLETE, read_findings, read_meta, write_table
@@ -65,22 +65,19 @@ def write_record(evidence: Evidence, path: str | Path, cipher=None) -> None:
 
 def read_record(path: str | Path, cipher=None) -> Evidence:
     """A record back from any table format: findings, run metadata, and the pictures when the sidecar is there,
-    belongs to this file and can be opened (else `missing` says what is not there, and why in run['notes'])."""
+    can be opened (else `missing` says which part is not there, and why)."""
     path = Path(path)
     rows = read_findings(path)
-    run, missing, notes = read_meta(path), [], []
+    run, missing = read_meta(path), {}
     if not run.get("started"):  # written before evidence records: its metadata is the report's guess, not the run's
-        missing.append(RUN)
+        missing[RUN] = NO_RUN
     pics: list[Pictures | None] = [None] * len(rows)
     refs: dict[str, Reference] = {}
     try:
         kept, refs = _read_pictures(path, cipher)
         pics = [kept.get(picture_key(r)) for r in rows]
     except AuditError as exc:
-        missing.append(PICTURES)
-        notes.append(f"pictures: {exc}")
-    if notes:
-        run = {**run, "notes": [*run.get("notes", []), *notes]}
+        missing[PICTURES] = str(exc)
     return Evidence(rows, pics, run, refs, missing)
 
 

@@ -146,9 +146,11 @@ class ScanRun:
                  if in_shard(p, o.shard)]
         self.summary.skipped = dict(skipped)
         self.summary.total = len(files)
-        if not files and not o.shard:  # folders without any media: a clean result would say nothing
+        # No media at all (folders without any, or only files that are no media by content or name): a clean
+        # result would say nothing. One damaged .jpg is still media: it gets its error row.
+        if not o.shard and not any(media.kind_by_content(p) for p in files):
             raise NothingToScan("no scannable media (images, videos, audio) under "
-                                + ", ".join(media.display_path(p) for p in self.paths))
+                                + ", ".join(self._shown(p) for p in self.paths))
         return files
 
     def _run(self) -> Iterator[Finding]:

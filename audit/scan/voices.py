@@ -52,6 +52,7 @@ class VoiceMatcher:
         self.threshold, self.fmr, self.source = (settings.threshold, settings.fmr, settings.source) if settings \
             else (None, None, None)
         self._scorer: VoiceScorer | None = None
+        self._checked: set[str] = set()  # people whose samples and centroid passed their integrity check
 
     @property
     def enrolled(self) -> bool:
@@ -90,6 +91,12 @@ class VoiceMatcher:
                            "best_raw_similarity": round(float(raw[a:b, j].max()), 4),
                            "segments": len(voices)},
                 ))
+        # Nobody is named before their samples pass their seals and their centroid is theirs (checked once each).
+        fresh = {f.person for f in out} - self._checked
+        if fresh:
+            self.store.check_centroids("voice", self.model, {p: scorer.centroids[scorer.people.index(p)]
+                                                             for p in fresh})
+            self._checked |= fresh
         return sorted(out, key=lambda f: (f.start, -f.similarity))
 
 

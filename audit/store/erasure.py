@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import faults, upkeep
+from . import faults, inventory, scancache, upkeep
 from ..errors import ErasureIncomplete, UnknownPerson
 from .log.auditlog import details_hash
 from .log.redaction import apply, plan
 from .upkeep import UNFINISHED
+
+ERASURES = "erasures"  # meta key: removals so far; a running scan's cache drops what it holds when it moves
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,6 +33,7 @@ def delete(home: Path, registry: Registry, log: AuditLog, pid: str) -> list[int]
         log.stage("remove", {"person": pseudonym, "vectors": len(ids),
                                   "erased": {str(k): details_hash(v) for k, v in redacted.items()}})
         registry.set_meta(UNFINISHED, "remove")
+        registry.set_meta(ERASURES, str(int(registry.meta(ERASURES) or 0) + 1))
         faults.point("store.remove:before-commit")
     faults.point("store.remove:committed")
     log.flush()
@@ -38,6 +41,7 @@ def delete(home: Path, registry: Registry, log: AuditLog, pid: str) -> list[int]
     apply(log, log.sealer)
     # purge: the removed vectors leave every segment file now (a base holding them is rewritten without them).
     upkeep.apply_changes(home, registry, {key: [[], [], got] for key, got in removed.items()}, purge=True, purged=purged)
+    scancache.erase(home)  # cached analyses may hold the person's exact vector (a scanned enrolment photo)
     faults.point("store.remove:before-vacuum")
     # Compact the file so deleted pages do not linger (secure_delete zeroes them as well), and empty
     # the WAL, whose older frames still hold the pages as they were before the delete.
@@ -59,6 +63,7 @@ def remove(home: Path, registry: Registry, log: AuditLog, pid: str) -> int:
             upkeep.finish(home, registry, log, upkeep.ERASE_WAIT_S)
     else:
         ids = delete(home, registry, log, pid)
+    inventory.erase(home, pid, registry.cipher)  # the places other layers own (the web service's findings), also on a retry
     if registry.meta(UNFINISHED) == "remove":
         raise ErasureIncomplete(
             f"the removal of {pid} is committed but not yet erased: another process holds the registry open (a "

@@ -22,7 +22,7 @@ from .. import consent as scopes
 from ..errors import InputError, StoreError
 from . import crypto, erasure, faults, files, naming, provenance, scancache, transfer, upkeep, verify
 from .index.search import Candidate, rerank
-from .log import auditlog, seals
+from .log import auditlog, redaction, seals
 from .registry import Calibration, Person, Registry, Sample
 from .index.segments import SegManifest, Segments
 from .upkeep import UNFINISHED
@@ -65,7 +65,8 @@ class Store:
         files.make_folder(self.home)  # biometric data: private by default
         with self.lock(shared=True):
             # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
-            os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
+            if not (self.home / REGISTRY_FILE).exists():
+                os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
             self.registry = Registry(self.home / REGISTRY_FILE)
         self.log = auditlog.AuditLog(self.home / auditlog.LOG_FILE, self.registry)
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
@@ -130,6 +131,7 @@ class Store:
                     self.registry.set_meta(crypto.META_KEY, self.cipher.marker())
             if seals.ensure_secret(self.registry, self.sealer):
                 self._set_sealer()
+            upkeep.seal_manifests(self.home, self.registry)
             self.log.flush()
             for tmp in upkeep.temp_files(self.home):
                 tmp.unlink(missing_ok=True)  # a killed index write; it may hold vectors
@@ -240,8 +242,20 @@ class Store:
         return seg, seg.man
 
     def search(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
-        """Per probe vector, the best sample of each of the top_k people, best first (exact scores, see search.py)."""
-        return rerank(self.index(modality, model)[0], self.registry, "samples", vectors, top_k)
+        """Per probe vector, the best sample of each of the top_k people, best first (exact scores, see search.py).
+
+        Every sample returned has passed its row's integrity check (its MAC): an altered or swapped row stops the
+        search with StoreError instead of naming the wrong person (a store from before seals has none to check)."""
+        found = rerank(self.index(modality, model)[0], self.registry, "samples", vectors, top_k)
+        if seals.current(self.registry).key is not None:
+            _altered(seals.check_ids(self.registry, {c.vector_id for cands in found for c in cands}))
+        return found
+
+    def check_centroids(self, modality: str, model: str, centroids: dict[str, np.ndarray]) -> None:
+        """StoreError unless each person's samples pass their seals and the centroid held for them (person ->
+        vector, as a voice scan scores against) is the mean of those samples."""
+        if seals.current(self.registry).key is not None:
+            _altered(seals.check_people(self.registry, modality, model, centroids))
 
     def search_centroids(self, modality: str, model: str, vectors: np.ndarray, top_k: int) -> list[list[Candidate]]:
         """Per probe vector, the top_k people by exact cosine similarity to their centroid."""
@@ -315,6 +329,7 @@ class Store:
         """
         allow, deny, forget = scopes.scopes(allow), scopes.scopes(deny), scopes.scopes(forget)
         until = scopes.check_change(allow, deny, forget, until)
+        note = scopes.check_note(note)
         if allow or deny or forget or note is not None:
             with self._writing():
                 with self.registry.transaction():
@@ -348,7 +363,8 @@ class Store:
     def log_event(self, event: str, details: dict) -> dict:
         """Append an event that changes nothing else (a scan) to the audit log; returns the entry."""
         try:
-            with self._writing():
+            with self._writing():  # under the lock: a removal cannot come between the check and the write
+                details = redaction.removed_people(details, self.registry, self.sealer)
                 with self.registry.transaction():
                     entry = self.log.stage(event, details)
                 self.log.flush()
@@ -381,7 +397,7 @@ class Store:
     # checking
     def scan_cache(self) -> scancache.ScanCache:
         """Cached analyses of scanned files and the resume journal, sealed like the vectors (scancache.py)."""
-        return scancache.ScanCache(self.home, self.cipher)
+        return scancache.ScanCache(self.home, self.cipher, lambda: self.registry.meta(erasure.ERASURES))
 
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check registry, indexes and audit log against each other (repair: rebuild the indexes first)."""
@@ -394,3 +410,11 @@ class Store:
             self._set_sealer()
             report.problems = verify.problems(self.home, self.registry, self.log)
         return verify.summary(report, self.registry, self.log)
+
+
+def _altered(bad: list[str]) -> None:
+    """StoreError naming what failed its integrity check: a scan reports nothing from an altered store."""
+    if bad:
+        raise StoreError(f"{len(bad)} enrolled sample(s) or centroid(s) fail their integrity check "
+                         f"({'; '.join(bad[:3])}): the registry was altered, and nothing is reported from it. "
+                         "Run `likeness-audit verify`")

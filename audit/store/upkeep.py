@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
-from . import crypto, faults
+from . import crypto, faults, scancache
 from .log import redaction, seals
 from .index.segments import Segments
 from .vectors import id_state
@@ -31,7 +31,21 @@ ERASE_WAIT_S = 10.0  # how long a removal waits for readers to let go before it 
 def segments(home: Path, registry: Registry, table: str, modality: str, model: str) -> Segments:
     """The (unopened) index of one table (samples or centroids), modality and model."""
     suffix = "" if table == "samples" else "-centroids"
-    return Segments(home, f"{modality}-{model[:16]}{suffix}", modality, model, registry.cipher)
+    return Segments(home, f"{modality}-{model[:16]}{suffix}", modality, model, registry.cipher, registry)
+
+
+def seal_manifests(home: Path, registry: Registry) -> None:
+    """Seal every index manifest of a store whose manifests predate seals (at its first write since, under the
+    writer lock, as seals.ensure_secret does for rows); from then on a manifest without its seal is refused."""
+    if registry.meta(seals.INDEX_SEALS) is not None or registry.sealer is None or registry.sealer.key is None:
+        return
+    for modality, model in registry.models():
+        for table in TABLES:
+            seg = segments(home, registry, table, modality, model)
+            if seg.read_manifest() is not None:
+                seg.write_manifest(seg.man)
+    with registry.transaction():
+        registry.set_meta(seals.INDEX_SEALS, "1")
 
 
 def index_path(home: Path, modality: str, model: str) -> Path:
@@ -200,6 +214,8 @@ def finish(home: Path, registry: Registry, log: AuditLog, wait_s: float = 1.0) -
     the flag (left set when a reader still pins deleted pages: the next write, or `remove` again, retries)."""
     redaction.apply(log, log.sealer)
     rebuild(home, registry)
+    if registry.meta(UNFINISHED) == "remove":
+        scancache.erase(home)  # a removal killed before it emptied the scan cache
     registry.db.execute("VACUUM")
     if not wipe_wal(registry, wait_s):
         return

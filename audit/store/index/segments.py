@@ -16,14 +16,14 @@ base can miss a candidate (measured by benchmarks/gallery_scale.py) but never in
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from . import ivfbase, pqbase
+from . import ivfbase, manifest, pqbase
+from .manifest import SegManifest
 from .. import faults, files
 from ...errors import StoreError
 from ..files import atomic_write
@@ -36,38 +36,6 @@ DELTA_MAX = 8_192  # recent additions searched exactly; beyond this a write comp
 REMOVED_MAX = 8_192  # replaced base ids (old centroids) remembered; beyond this a write compacts
 RETRAIN_GROWTH = 2.0  # a PQ or IVF base is trained again once it holds this many times what it was trained on
 HASH_AT_OPEN = 64 << 20  # segments up to this size are checksummed when opened; larger ones by verify only
-
-
-@dataclass
-class SegManifest:
-    """What the segments of one index hold; the JSON beside them."""
-
-    modality: str
-    model: str
-    dim: int
-    count: int
-    state: list[int]  # (count, sum, hash sum) of the live ids: compared with the registry's id_state on open
-    kind: str = "flat"  # base kind: flat | pqfs | ivf
-    base: str | None = None
-    base_sha256: str = ""
-    rerank: str | None = None  # pqfs: the vectors and ids of the base's positions
-    rerank_sha256: str = ""
-    base_count: int = 0
-    delta: str | None = None
-    delta_sha256: str = ""
-    removed: list[int] = field(default_factory=list)  # base ids removed since the last compaction
-    nlist: int = 0
-    nprobe: int = 0
-    trained: int = 0  # vectors the IVF base was trained on
-    generation: int = 0
-    version: int = 2
-
-    @property
-    def file_sha256(self) -> str:
-        """One digest of the whole index state, for findings."""
-        rerank = f"|{self.rerank_sha256}" if self.rerank else ""
-        state = f"{self.base_sha256}|{self.delta_sha256}|{sorted(self.removed)}{rerank}"
-        return hashlib.sha256(state.encode()).hexdigest()
 
 
 def base_kind(n: int, kind: str) -> str:
@@ -100,8 +68,9 @@ def _ids_of(index) -> np.ndarray:
 class Segments:
     """The index of one table (samples or centroids) of one modality and model, in home under a file prefix."""
 
-    def __init__(self, home: Path, prefix: str, modality: str, model: str, cipher=None):
+    def __init__(self, home: Path, prefix: str, modality: str, model: str, cipher=None, registry=None):
         self.home, self.prefix, self.modality, self.model, self.cipher = Path(home), prefix, modality, model, cipher
+        self.registry = registry  # its sealer seals the manifest: segment checksums bound to the store's key
         self.man: SegManifest | None = None
         self._reset()
 
@@ -159,20 +128,9 @@ class Segments:
 
     # reading
     def read_manifest(self) -> SegManifest | None:
-        """Read the manifest (None when there is none); StoreError when it is unreadable or of the old format."""
-        try:
-            data = json.loads(files.read_bytes(self.manifest_path))
-        except FileNotFoundError:
-            self.man = None
-            return None
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read index manifest {self.manifest_path.name}: {exc}") from exc
-        if not isinstance(data, dict) or data.get("version") != 2:
-            raise StoreError(f"index {self.manifest_path.name} is of an older format; run `likeness-audit verify --repair`")
-        try:
-            self.man = SegManifest(**data)
-        except TypeError as exc:
-            raise StoreError(f"index manifest {self.manifest_path.name} is damaged: {exc}") from exc
+        """Read the manifest (None when there is none); StoreError when it is unreadable, of the old format, or
+        without the store's seal."""
+        self.man = manifest.read(self.manifest_path, self.registry)
         return self.man
 
     def load(self, check_all: bool = False, lazy: bool = False) -> None:
@@ -391,9 +349,13 @@ class Segments:
         faults.point("segments.write:segment")
         return name, hashlib.sha256(data).hexdigest()
 
+    def write_manifest(self, man: SegManifest) -> None:
+        """Write the manifest, sealed when the store has a key."""
+        manifest.write(self.manifest_path, man, self.registry)
+
     def _commit(self, man: SegManifest) -> SegManifest:
         """Write the manifest (the commit point), then delete the files it no longer names."""
-        atomic_write(self.manifest_path, json.dumps(asdict(man), indent=1).encode())
+        self.write_manifest(man)
         faults.point("segments.commit:manifest")
         self.man = man
         self.sweep()

@@ -200,12 +200,16 @@ class AuditLog:
                     raise StoreError(f"audit log line {n} is not JSON: {exc}") from exc
         return out
 
-    def about(self, person: str | None = None, event: str | None = None) -> list[dict]:
-        """Entries, oldest first, optionally about one person (by id or by their pseudonym) or of one event."""
+    def about(self, person: str | None = None, event: str | None = None, scans: bool = False) -> list[dict]:
+        """Entries, oldest first, optionally about one person (by id or by their pseudonym) or of one event.
+
+        scans: also the scans that named the person (their entries name other people too: not for a person's
+        own export)."""
         pseudonym = self.sealer.pseudonym(person) if person and self.sealer is not None else None
         who = {person, pseudonym} if person else set()
-        about = lambda d: d.get("person") in who or (  # noqa: E731  a bulk enrolment lists its people
-            isinstance(d.get("people"), list) and bool(who & set(d["people"])))
+        kinds = (list, dict) if scans else (list,)  # a bulk enrolment lists its people; a scan counts them
+        about = lambda d: d.get("person") in who or (  # noqa: E731
+            isinstance(d.get("people"), kinds) and bool(who & set(d["people"])))
         return [e for e in self.entries()
                 if (not event or e.get("event") == event) and (not person or about(e.get("details") or {}))]
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from .auditlog import details_hash, erasures
 
 if TYPE_CHECKING:
+    from ..registry import Registry
     from .auditlog import AuditLog
     from .seals import Sealer
 
@@ -49,6 +50,18 @@ def redact(details: dict, pid: str, pseudonym: str, by: int) -> dict | None:
         return None
     out["redacted_by"] = by
     return out
+
+
+def removed_people(details: dict, registry: Registry, sealer: Sealer) -> dict:
+    """An entry (a scan's) being written now, with everyone it names who is no longer registered (removed while
+    the scan ran) pseudonymised as redact() leaves them, so no removed person's id or file hash is ever written."""
+    people = details.get("people") if isinstance(details, dict) else None
+    gone = [p for p in (people or {})
+            if registry.db.execute("SELECT 1 FROM people WHERE id=?", (p,)).fetchone() is None]
+    for pid in gone:
+        details = redact(details, pid, sealer.pseudonym(pid), 0) or details
+        details.pop("redacted_by", None)
+    return details
 
 
 def plan(log: AuditLog, pid: str, pseudonym: str, by: int) -> dict[int, dict]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 HEAD_KEY = "audit_head"  # meta key: the audit log head (auditlog.py), kept in the registry
 SECRET = "store_secret"  # meta key: 32 random bytes, hex
 HEAD_MAC = "audit_head_mac"  # meta key: MAC of the audit log head kept in the registry
+INDEX_SEALS = "index_seals"  # meta key: set once every index manifest carries a seal; from then on one must
 
 
 class Sealer:
@@ -57,6 +58,10 @@ class Sealer:
         """The MAC of the log head the registry keeps."""
         return self._mac(b"head", head_json)
 
+    def manifest(self, manifest_json: str) -> str:
+        """The MAC of an index manifest: its segment checksums, so index contents are bound to the store's key."""
+        return self._mac(b"index", manifest_json)
+
     def pseudonym(self, pid: str) -> str | None:
         """The keyed pseudonym of a person id, or None when the store has no secret yet."""
         if self.secret is None:
@@ -68,6 +73,15 @@ def sealer_of(registry: Registry, cipher) -> Sealer:
     """A store's sealer: MACs keyed by the encryption key when there is one, else by the per-store secret."""
     secret = registry.meta(SECRET)
     return Sealer(bytes.fromhex(secret) if secret else None, cipher.mac_key if cipher is not None else None)
+
+
+def current(registry: Registry) -> Sealer:
+    """The registry's sealer, or, when it has no key yet, one read afresh: another process may have given the
+    store its secret since this one opened it (what it then wrote carries seals this one must be able to check)."""
+    sealer = getattr(registry, "sealer", None)
+    if sealer is not None and sealer.key is not None:
+        return sealer
+    return sealer_of(registry, registry.cipher)
 
 
 def ensure_secret(registry: Registry, sealer: Sealer) -> bool:
@@ -92,21 +106,9 @@ def same(a: str | None, b: str | None) -> bool:
 
 def check_rows(registry: Registry, modality: str, model: str) -> list[str]:
     """Samples of one modality and model whose vector no longer matches its row's MAC (or that have none)."""
-    bad, unsealed = [], 0
-    for vid, pid, source, blob, mac in registry.db.execute(
-            "SELECT s.id, s.person, s.source_sha256, s.vector, seals.mac FROM samples s LEFT JOIN seals"
-            " ON seals.sample = s.id WHERE s.modality=? AND s.model=? ORDER BY s.id", (modality, model)):
-        if mac is None:
-            unsealed += 1
-            continue
-        try:
-            vec = registry._unseal(blob, f"sample|{pid}|{modality}|{model}", f"sample {vid}")
-        except StoreError as exc:
-            bad.append(f"sample {vid}: {exc}")
-            continue
-        if registry.sealer is None or registry.sealer.key is None or not same(
-                mac, registry.sealer.row(vid, pid, modality, model, source, bytes(vec))):
-            bad.append(f"sample {vid} of {pid} ({modality})")
+    rows = registry.db.execute(ROWS + " WHERE s.modality=? AND s.model=? ORDER BY s.id", (modality, model)).fetchall()
+    unsealed = sum(r[-1] is None for r in rows)
+    bad = _bad(registry, [r for r in rows if r[-1] is not None])
     out = []
     if bad:
         out.append(f"{len(bad)} {modality} vector(s) do not match their registry rows (altered, swapped or moved): "
@@ -115,6 +117,52 @@ def check_rows(registry: Registry, modality: str, model: str) -> list[str]:
         out.append(f"{unsealed} {modality} sample(s) have no seal (their seal was deleted): they cannot be trusted; "
                    "remove and enroll the person again")
     return out
+
+
+def check_ids(registry: Registry, ids) -> list[str]:
+    """The samples among ids whose row (vector, person, modality, model, source) does not match its MAC, or has
+    none: what a scan checks before a result becomes a finding."""
+    wanted = sorted({int(i) for i in ids})
+    bad = []
+    for k in range(0, len(wanted), 500):  # SQLite limits the parameters of one statement
+        chunk = wanted[k:k + 500]
+        bad += _bad(registry, registry.db.execute(
+            ROWS + f" WHERE s.id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+    return bad
+
+
+def check_people(registry: Registry, modality: str, model: str, centroids: dict) -> list[str]:
+    """People whose samples fail their seals, or whose centroid as the caller holds it (person -> vector) is not
+    the mean of those samples (a centroid row moved to another person): checked before a voice finding names them."""
+    import numpy as np
+
+    bad = []
+    for pid, vec in centroids.items():
+        ids = [r[0] for r in registry.db.execute(
+            "SELECT id FROM samples WHERE person=? AND modality=? AND model=?", (pid, modality, model))]
+        bad += check_ids(registry, ids)
+        mean = registry._centroid_of(pid, modality, model)
+        if mean is None or not np.allclose(mean[0], vec, atol=1e-4):
+            bad.append(f"the {modality} centroid held for {pid} is not the mean of their samples")
+    return bad
+
+
+ROWS = ("SELECT s.id, s.person, s.modality, s.model, s.source_sha256, s.vector, seals.mac FROM samples s "
+        "LEFT JOIN seals ON seals.sample = s.id")
+
+
+def _bad(registry: Registry, rows: list[tuple]) -> list[str]:
+    """The rows (as ROWS selects them) whose vector does not decrypt or does not match the row's MAC."""
+    bad, sealer = [], current(registry)
+    for vid, pid, modality, model, source, blob, mac in rows:
+        try:
+            vec = registry._unseal(blob, f"sample|{pid}|{modality}|{model}", f"sample {vid}")
+        except StoreError as exc:
+            bad.append(f"sample {vid}: {exc}")
+            continue
+        if sealer.key is None or not same(mac, sealer.row(vid, pid, modality, model, source, bytes(vec))):
+            bad.append(f"sample {vid} of {pid} ({modality})")
+    return bad
 
 
 def seal_rows(registry: Registry, only_missing: bool = False) -> int:

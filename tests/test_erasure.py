@@ -1,0 +1,149 @@
+"""Erasure that reaches every copy: after `remove`, no byte of any file under the store folder holds the person's
+vectors, id, display name or crop, whatever ran before or during the removal; and the store's inventory of
+personal data knows every file there."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import audit
+from audit.store import Store, inventory
+from tests.helpers.cli import run
+
+PID, NAME = "withdrawn-7", "Withheld Name Q"
+
+
+def pieces_of(home: Path, pid: str) -> dict[str, bytes]:
+    """What must not survive the person's removal: their vector (whole, head, tail), id, name and crop."""
+    store = Store(home)
+    _, vecs, people = store.vectors(*store.models()[0])
+    vec = vecs[people.index(pid)].astype(np.float32).tobytes()
+    crop = store.reference(pid)
+    store.close()
+    return {"vector": vec, "vector head": vec[:64], "vector tail": vec[-64:], "id": pid.encode(),
+            "name": NAME.encode(), "crop": crop[len(crop) // 2: len(crop) // 2 + 64]}
+
+
+def holding(home: Path, needle: bytes) -> list[str]:
+    """Every file under the folder whose bytes hold needle."""
+    return sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_home, tmp_path):
+    run("enroll", "face", PID, photos["yaoming"], "--name", NAME)
+    run("enroll", "face", "speaker", photos["gdp"], "--pick", "largest")
+    run("consent", PID, "--allow", "research", "--note", f"contract of {NAME}")
+    # A scan that includes the enrolment photo: the scan cache holds the person's exact vector.
+    run("scan", photos["yaoming"], photos["players"], "--out", tmp_path / "before.json")
+    pieces = pieces_of(audit_home, PID)
+    assert holding(audit_home, pieces["vector"]) and "scan-cache.sqlite" in holding(audit_home, pieces["vector"])
+
+    # A scan that is running when the person is removed, and finishes (writes its cache and log entry) after.
+    media = tmp_path / "media"
+    media.mkdir()
+    for i in range(4):
+        (media / f"{i}.jpg").write_bytes(photos["yaoming"].read_bytes() + bytes([i]))  # distinct files
+    with audit.open_store(audit_home) as store:
+        racing = audit.scan(store, [media], workers=1)
+        assert next(iter(racing)).person == PID
+        run("remove", PID)
+        rest = list(racing)
+    assert racing.summary.complete and all(f.person == PID for f in rest)
+
+    for what, needle in pieces.items():
+        assert holding(audit_home, needle) == [], what
+    assert "ok" in run("verify").stdout
+
+
+def test_verify_reports_files_the_inventory_does_not_know(photos, audit_home):
+    run("enroll", "face", "yao", photos["yaoming"])
+    assert inventory.unknown(audit_home) == []
+    (audit_home / "notes.txt").write_text("who was where")
+    (audit_home / "probes").mkdir()
+    shutil.copy(photos["yaoming"], audit_home / "probes" / "copy.jpg")
+    result = run("verify", code=2)
+    text = result.stdout + result.stderr
+    assert "notes.txt is in the store folder but not in its inventory" in text
+    assert "probes is in the store folder" in text and "copy.jpg" not in text
+
+
+def test_every_place_says_how_it_is_erased_exported_and_verified():
+    names = [p.name for p in inventory.PLACES]
+    assert len(names) == len(set(names))
+    for place in inventory.PLACES:
+        assert place.patterns and place.holds and place.erased and place.exported and place.verified, place.name
+
+
+def test_the_demo_leaves_no_media_in_the_store(tmp_path):
+    home = tmp_path / "demo"
+    run("--home", home, "demo")
+    assert inventory.unknown(home) == []
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_a_whole_workflow_leaves_no_byte_of_the_withdrawn_person(deepface, face_model, photos, tmp_path):
+    """CLI and service; enrolment; a scan that includes the enrolment photo; a composite; service jobs; an upload
+    interrupted by a crash; a removal racing a running scan: then every byte of every file under the store and the
+    service's folders is read, and nothing of the person is left."""
+    import cv2
+    import httpx
+
+    from audit import media
+    from tests.helpers.server import Server, add_account, bearer, wait_scan
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from morph import Morpher
+    finally:
+        sys.path.pop(0)
+    folder, people = deepface
+    mine = sorted(people["person01"])
+    others = sorted(people["person02"])
+    home = tmp_path / "store"
+    run("--home", home, "enroll", "face", PID, *[folder / f for f in mine[:3]], "--name", NAME, "--pick", "largest")
+    run("--home", home, "enroll", "face", "other", *[folder / f for f in others[:3]], "--pick", "largest")
+    run("--home", home, "consent", PID, "--deny", "advertising", "--note", f"no ads for {NAME}")
+    pieces = pieces_of(home, PID)
+    morpher = Morpher(face_model)
+    morph = tmp_path / "morph.png"
+    cv2.imwrite(str(morph), morpher.morph(morpher.points(media.load_image(folder / mine[3])),
+                                          morpher.points(media.load_image(folder / others[3]))))
+    run("--home", home, "scan", folder / mine[0], morph, "--out", tmp_path / "cli.json")  # the enrolment photo too
+    crashed = home / "tmp" / "upload-crashed" / "001.jpg"  # a web enrolment killed mid-upload: a photo of them
+    crashed.parent.mkdir(parents=True)
+    crashed.write_bytes((folder / mine[4]).read_bytes())
+    _, auditor = add_account(home, "aud", "auditor")
+    _, actor = add_account(home, "me", "actor", PID)
+    server = Server(home).start()  # its start clears the crashed upload
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            r = client.post("/api/v1/scans", headers=bearer(auditor), files=[
+                ("files", ("ad.jpg", (folder / mine[5]).read_bytes(), "image/jpeg")),
+                ("files", ("blend.png", morph.read_bytes(), "image/png"))])
+            jid = r.json()["id"]
+            assert wait_scan(server.url, auditor, jid)["status"] == "done"
+            found = client.get(f"/api/v1/scans/{jid}/findings", headers=bearer(auditor)).json()
+            assert {r["person"] for r in found if r["kind"] == "match"} == {PID}
+            assert any(PID in {c["person"] for c in r["contributors"] or []} for r in found)
+            with audit.open_store(home) as store:  # a scan running when the person withdraws
+                racing = audit.scan(store, [folder / f for f in mine[6:9]], workers=1)
+                assert next(iter(racing)).person == PID
+                assert client.delete(f"/api/v1/people/{PID}", headers=bearer(actor)).status_code == 200
+                list(racing)
+    finally:
+        server.stop()
+    # The actor's web account outlives the withdrawal (they may enrol again): its link to the id is theirs to keep.
+    # Closing the account too must leave nothing.
+    with sqlite3.connect(home / "service.sqlite") as db:
+        assert db.execute("SELECT person FROM users WHERE id='me'").fetchone() == (PID,)
+    run("--home", home, "users", "delete", "me")
+    leftovers = {what: holding(home, needle) for what, needle in pieces.items()}
+    assert leftovers == {what: [] for what in pieces}, leftovers
+    assert "ok" in run("--home", home, "verify").stdout
