@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -55,9 +56,12 @@ def test_xmp_digital_source_type(photos, tmp_path, xmp, term, ai):
     assert found.xmp_source_type == term and found.ai_declared is ai and not found.manifest
 
 
-def test_a_plain_photo_declares_nothing(photos):
+def test_a_plain_photo_declares_nothing(photos, tmp_path):
     assert read_provenance(photos["yaoming"]) is None
     assert read_provenance("/no/such/file.jpg") is None
+    os.mkfifo(tmp_path / "fifo.mp4")  # never blocks on a FIFO, never reads a device
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    assert read_provenance(tmp_path / "fifo.mp4") is None and read_provenance(tmp_path / "zero.jpg") is None
 
 
 def test_hostile_xmp_is_bounded(photos, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,9 +78,14 @@ def short(source_type: str) -> str:
 
 
 def _windows(path: Path) -> tuple[bytes, bytes]:
-    """The first HEAD and last TAIL bytes of a regular file (the tail empty when the head holds it all)."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    """The first HEAD and last TAIL bytes of a regular file (the tail empty when the head holds it all); OSError
+    for anything else. Opened non-blocking, so a FIFO named like media never blocks the scan."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        size = st.st_size
         head = f.read(HEAD)
         if size <= HEAD:
             return head, b""
