@@ -17,7 +17,7 @@ from .evidence import Evidence
 from .findings import Finding
 from .report import findings_frame, read_findings, read_record, write_findings, write_record
 from .scan import ScanOptions, ScanRun, ScanSummary, scan
-from .store import Store, VerifyReport, open_store
+from .store import Store, VerifyReport, inventory, open_store
 
 __all__ = [
     "AuditError", "EnrollError", "EnrollResult", "Evidence", "Finding", "MediaError", "ModelError", "ScanOptions",
@@ -25,3 +25,14 @@ __all__ = [
     "enroll_manifest", "enroll_voices", "findings_frame", "open_store", "read_findings", "read_record", "scan",
     "write_findings", "write_record",
 ]
+
+
+def _forget_in_service(home, pid: str, cipher) -> None:
+    """Every removal, from any door or the library, also redacts the person from the web service's job folders and
+    database (store/inventory.py names them); imported only when called."""
+    from .service.forget import forget_person
+
+    forget_person(home, pid, cipher)
+
+
+inventory.ERASERS.append(_forget_in_service)

@@ -11,6 +11,8 @@ from .errors import AuditError
 STARTER_SCOPES = ("research", "training", "avatar", "advertising", "voice-clone", "commercial", "film", "news")
 SCOPE_RE = re.compile(r"^(\*|[a-z0-9][a-z0-9._-]{0,63})$")
 STATUSES = ("allowed", "denied", "expired", "unknown")
+NOTE_MAX = 2000  # characters of a consent note: a contract reference, not a document (each one is logged)
+SCOPES_MAX = 64  # scopes named in one change
 
 
 def scopes(values: Iterable[str]) -> list[str]:
@@ -23,7 +25,16 @@ def scopes(values: Iterable[str]) -> list[str]:
                 raise AuditError(f"'{scope}' is not a scope: use a word of letters, digits, '.', '_' or '-' (or '*')")
             if scope not in out:
                 out.append(scope)
+    if len(out) > SCOPES_MAX:
+        raise AuditError(f"{len(out)} scopes in one change; at most {SCOPES_MAX}", code="too-many-scopes")
     return out
+
+
+def check_note(note: str | None) -> str | None:
+    """A consent note, refused beyond NOTE_MAX characters (the CLI, the API and the pages share the rule)."""
+    if note is not None and len(note) > NOTE_MAX:
+        raise AuditError(f"consent note of {len(note)} characters; at most {NOTE_MAX}", code="note-too-long")
+    return note
 
 
 def check_change(allow: list[str], deny: list[str], forget: list[str], until: str | None) -> str | None:

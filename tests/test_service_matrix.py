@@ -30,7 +30,8 @@ def world(tmp_path_factory, photos):
     store.close()
     tokens, passwords = {}, {}
     for uid, role, person in [("root", "admin", None), ("aud1", "auditor", None), ("aud2", "auditor", None),
-                              ("alice", "actor", "alice"), ("bob", "actor", "bob"), ("carol", "actor", "carol")]:
+                              ("alice", "actor", "alice"), ("bob", "actor", "bob"), ("carol", "actor", "carol"),
+                              ("dave", "auditor", None), ("eve", "auditor", None)]:
         passwords[uid], tokens[uid] = add_account(home, uid, role, person)
     server = Server(home, "--max-upload-mb", "3", "--max-file-mb", "1", "--max-files", "4").start()
     scans = {}
@@ -59,8 +60,8 @@ def world(tmp_path_factory, photos):
 
 
 SUBJECT = {"admin": "root", "auditor": "aud1", "actor": "alice"}
-OWN = {"person": "alice", "scan": "aud1"}  # the actor alice's own person; the auditor aud1's own scan
-OTHER = {"person": "bob", "scan": "aud2"}
+OWN = {"person": "alice", "scan": "aud1", "account": "dave"}  # the actor alice's own person; aud1's own scan
+OTHER = {"person": "bob", "scan": "aud2", "account": "eve"}  # (accounts: two that only the admin may change)
 
 # (method, path, kind, success status, request kwargs). Kinds: public; roles:<who may>; person; scan.
 API = [
@@ -104,6 +105,9 @@ PAGES = [
     ("GET", "/people", "roles:admin,auditor", 200, {}),
     ("GET", "/admin", "roles:admin", 200, {}),
     ("POST", "/admin/invites", "roles:admin", 200, {"data": {"role": "auditor"}}),
+    ("POST", "/admin/users/{account}/password", "roles:admin", 200, {}),
+    ("POST", "/admin/users/{account}/token", "roles:admin", 200, {}),
+    ("POST", "/admin/users/{account}/delete", "roles:admin", 200, {}),
 ]
 # Routes tested elsewhere in this file or in the browser test (state-changing or anonymous by design).
 ELSEWHERE = {"POST /logout", "GET /register/{code}", "POST /register/{code}", "POST /login", "POST /scans",
@@ -140,7 +144,7 @@ def cases(table):
 
 def fill(path: str, world: dict, own: bool) -> str:
     side = OWN if own else OTHER
-    return path.format(person=side["person"], scan=world["scans"][side["scan"]], n=0)
+    return path.format(person=side["person"], scan=world["scans"][side["scan"]], n=0, account=side["account"])
 
 
 @pytest.mark.parametrize("method,path,kind,ok,kwargs,role,own", list(cases(API)))

@@ -89,3 +89,34 @@ def test_errors_carry_fields_in_json_and_no_flags_on_pages(door, photos):
         page = client.post("/me/faces", data={"csrf": csrf}, files=[("files", ("group.jpg", f, "image/jpeg"))])
     assert page.status_code == 200 and "only you in it" in page.text and "--pick" not in page.text
     assert "/tmp" not in page.text and "upload-" not in page.text  # no server path
+
+
+def test_a_store_opened_beside_the_service_in_one_process_keeps_working(photos, tmp_path):
+    """Opening a store used to open and close a descriptor of the registry file, which drops every POSIX lock the
+    process holds on it, SQLite's connections of the service included: after a web removal the next open failed
+    with 'disk I/O error'."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    import audit
+    from audit.service.app import create_app
+    from audit.service.state import ServiceConfig
+
+    home = tmp_path / "store"
+    with audit.open_store(home, key=None) as store:
+        audit.enroll_faces(store, "alice", [photos["yaoming"]], name="Alice")
+    _, actor = add_account(home, "al", "actor", "alice")
+    _, auditor = add_account(home, "aud", "auditor")
+    with TestClient(create_app(ServiceConfig(home=home, key=None))) as client:
+        jid = client.post("/api/v1/scans", headers=bearer(auditor), files=[
+            ("files", ("a.jpg", photos["yaoming"].read_bytes(), "image/jpeg"))]).json()["id"]
+        deadline = time.monotonic() + 120
+        while client.get(f"/api/v1/scans/{jid}", headers=bearer(auditor)).json()["status"] not in ("done", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        assert client.delete("/api/v1/people/alice", headers=bearer(actor)).status_code == 200
+        for _ in range(2):
+            with audit.open_store(home, key=None) as again:
+                assert again.people() == [] and again.verify().ok
+        assert client.get("/api/v1/people", headers=bearer(auditor)).json() == []

@@ -46,7 +46,8 @@ def remove(obj: Context, person: str) -> None:
     Example:
       likeness-audit remove alice
     """
-    n = obj.store(create=False).remove(person)
+    store = obj.store(create=False)
+    n = store.remove(person)  # also the web service's findings and crops of the person (store/inventory.py)
     click.echo(f"{tsv_field(person)}: removed with {n} vectors")
 
 

@@ -71,6 +71,61 @@ def users_list(obj: Context) -> None:
     accounts.close()
 
 
+def _with_accounts(obj: Context, fn):
+    """fn(auth, accounts) over the store's service accounts."""
+    auth, _ = _service_modules()
+    accounts = Accounts(obj.store(create=False).home)
+    try:
+        return fn(auth, accounts)
+    finally:
+        accounts.close()
+
+
+@users.command("delete")
+@click.argument("account")
+@click.pass_obj
+@guarded
+def users_delete(obj: Context, account: str) -> None:
+    """Delete ACCOUNT; its sessions and API token stop working at once (its scans stay).
+
+    \b
+    Example:
+      likeness-audit users delete alice
+    """
+    _with_accounts(obj, lambda auth, accounts: auth.delete_account(accounts, account))
+    click.echo(f"deleted account {account}")
+
+
+@users.command("reset-password")
+@click.argument("account")
+@click.pass_obj
+@guarded
+def users_reset_password(obj: Context, account: str) -> None:
+    """Give ACCOUNT a new one-time password (shown only now); its sessions end.
+
+    \b
+    Example:
+      likeness-audit users reset-password alice
+    """
+    password = _with_accounts(obj, lambda auth, accounts: auth.reset_password(accounts, account))
+    click.echo(f"password: {password}")
+
+
+@users.command("rotate-token")
+@click.argument("account")
+@click.pass_obj
+@guarded
+def users_rotate_token(obj: Context, account: str) -> None:
+    """Give ACCOUNT a new API token (shown only now); the old one is refused from the next request.
+
+    \b
+    Example:
+      likeness-audit users rotate-token alice
+    """
+    token = _with_accounts(obj, lambda auth, accounts: auth.rotate_token(accounts, account))
+    click.echo(f"token: {token}")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8750, show_default=True, help="TCP port.")
@@ -86,10 +141,14 @@ def users_list(obj: Context) -> None:
               help="Scans run at the same time (one process each).")
 @click.option("--session-hours", type=click.FloatRange(0.1), default=12.0, show_default=True, help="Login lifetime.")
 @click.option("--secure-cookies", is_flag=True, help="Mark cookies Secure and send HSTS (behind HTTPS).")
+@click.option("--trust-proxy", "trust_proxy", multiple=True, metavar="ADDR",
+              help="A reverse proxy's address (or network, e.g. 10.0.0.0/8) whose X-Forwarded-For and "
+                   "X-Forwarded-Proto are believed; repeatable. Default: none, so a client cannot choose the address "
+                   "the login limits count.")
 @click.pass_obj
 @guarded
 def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
-          secure_cookies) -> None:
+          secure_cookies, trust_proxy) -> None:
     """Run the actor portal and auditor API over the store (FastAPI on uvicorn).
 
     \b
@@ -99,10 +158,11 @@ def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_
     from pathlib import Path
 
     _, state = _service_modules()
+    import os
+
     import uvicorn
 
     from ..service.app import create_app
-    import os
 
     if obj.key_file:  # scan workers are separate processes and take the key from the environment
         os.environ["AUDIT_KEY_FILE"] = str(Path(obj.key_file).resolve())
@@ -114,4 +174,6 @@ def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_
                               scan_workers=scan_workers)
     app = create_app(cfg)
     click.echo(f"likeness-audit serving {cfg.home} on http://{host}:{port}/ (API docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    # uvicorn believes proxy headers from 127.0.0.1 unless told otherwise: only the configured proxies here.
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
+                proxy_headers=bool(trust_proxy), forwarded_allow_ips=list(trust_proxy) or None)

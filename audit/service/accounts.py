@@ -19,6 +19,8 @@ from ..errors import StoreError
 
 ACCOUNTS_FILE = "service.sqlite"
 JOBS_DIR = "jobs"
+# A job's folder: uploads while it runs (INPUT), then its findings (sealed pictures beside), report and crops.
+INPUT, FINDINGS, REPORT, CROPS = "input", "findings.json", "report.html", "crops"
 ROLES = ("admin", "auditor", "actor")
 
 SCHEMA = """
@@ -187,6 +189,21 @@ class Accounts:
         """Replace an account's password hash (e.g. argon2 parameters changed)."""
         self._run("UPDATE users SET password=? WHERE id=?", (password, uid))
 
+    def set_token(self, uid: str, token: str) -> None:
+        """Replace an account's API token hash: the old token is refused from the next request."""
+        self._run("UPDATE users SET token=? WHERE id=?", (token, uid))
+
+    def delete_user(self, uid: str) -> None:
+        """Delete an account; its sessions go with it (the scans it submitted stay, for the admin)."""
+        with self._lock:
+            if self.db.execute("DELETE FROM users WHERE id=?", (uid,)).rowcount == 0:
+                raise StoreError(f"no account '{uid}'")
+            self.db.execute("DELETE FROM sessions WHERE user=?", (uid,))  # even with foreign keys off
+
+    def end_sessions(self, uid: str) -> None:
+        """Log an account out everywhere."""
+        self._run("DELETE FROM sessions WHERE user=?", (uid,))
+
     # sessions
     def add_session(self, sid_hash: str, uid: str, csrf: str, expires: float) -> None:
         """Record a login session."""
@@ -304,11 +321,18 @@ class Accounts:
         """Mark a job failed, with the reason."""
         self._run("UPDATE jobs SET status='failed', finished=?, error=? WHERE id=?", (time.time(), error, jid))
 
-    def found(self, person: str) -> list[tuple[str, int]]:
+    def found(self, person: str, done_only: bool = True) -> list[tuple[str, int]]:
         """(job, finding number) of every finished finding that names a person, newest job first."""
+        done = " AND j.status='done'" if done_only else ""
         return [(r[0], r[1]) for r in self._all(
-            "SELECT f.job, f.n FROM found f JOIN jobs j ON j.id=f.job WHERE f.person=? AND j.status='done' "
+            f"SELECT f.job, f.n FROM found f JOIN jobs j ON j.id=f.job WHERE f.person=?{done} "
             "ORDER BY j.created DESC, f.n", (person,))]
+
+    def forget_person(self, person: str) -> None:
+        """Drop the person from the people-found table, and the freed pages from the write-ahead log."""
+        with self._lock:
+            self.db.execute("DELETE FROM found WHERE person=?", (person,))
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def names_person(self, jid: str, n: int, person: str) -> bool:
         """Whether finding n of a job names the person."""

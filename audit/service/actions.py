@@ -11,7 +11,7 @@ import numpy as np
 
 from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
-from . import jobs
+from . import forget, jobs
 from .accounts import Job
 from .state import Service
 from .words import web_words
@@ -38,7 +38,7 @@ def people_view(svc: Service) -> list[dict]:
     return svc.gate.run(lambda s: [_view(s, p) for p in s.people()])
 
 
-def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None = None) -> dict:
+def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None = None, by: str | None = None) -> dict:
     """Enroll uploaded photos or recordings; one row per file: enrolled, already enrolled, or refused and why."""
     with svc.uploaded(files) as saved:
         shown = {str(s.path): s.name for s in saved}
@@ -46,9 +46,9 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
         paths = [str(s.path) for s in saved]
         try:
             if modality == "face":
-                result = svc.gate.run(lambda s: enroll_faces(s, pid, paths, name=name))
+                result = svc.gate.run_as(by, lambda s: enroll_faces(s, pid, paths, name=name))
             else:
-                result = svc.gate.run(lambda s: enroll_voices(s, pid, paths, name=name))
+                result = svc.gate.run_as(by, lambda s: enroll_voices(s, pid, paths, name=name))
         except AuditError as exc:  # nothing enrolled: every file refused, each with its reason where one is named
             overall = web_words(exc, modality, hide)
             reasons = {p.path: web_words(p, modality, hide) for p in exc.problems}
@@ -62,15 +62,16 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
     return {"person": pid, "added": result.added, "already": result.already, "files": rows}
 
 
-def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=()) -> dict:
-    """Record consent decisions; returns the person's consent table."""
-    return svc.gate.run(lambda s: s.consent(pid, allow=list(allow), deny=list(deny), until=until or None,
+def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=(), by: str | None = None) -> dict:
+    """Record consent decisions (by: the web account, for the audit log); returns the person's consent table."""
+    return svc.gate.run_as(by, lambda s: s.consent(pid, allow=list(allow), deny=list(deny), until=until or None,
                                             note=note or None, forget=list(forget)))
 
 
-def remove(svc: Service, pid: str) -> int:
-    """Verified deletion of every sample, vector and crop of a person; returns the vectors removed."""
-    return svc.gate.run(lambda s: s.remove(pid))
+def remove(svc: Service, pid: str, by: str | None = None) -> int:
+    """Verified deletion of every sample, vector and crop of a person, then of what the service's scans kept about
+    them (findings, crops, reports: forget.py, which the store's erasure runs); returns the vectors removed."""
+    return svc.gate.run_as(by, lambda s: s.remove(pid))
 
 
 def reference(svc: Service, pid: str) -> bytes | None:
@@ -89,7 +90,8 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                     samples.append({"id": vid, "modality": modality, "model": model,
                                     "vector": [round(float(x), 6) for x in vec]})
         crop = s.reference(pid)
-        return {"person": _view(s, s.person(pid)), "samples": samples, "log": s.log.about(person=pid),
+        log = [_own_entry(e, pid, s.sealer.pseudonym(pid)) for e in s.log.about(person=pid)]
+        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log,
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)
@@ -98,14 +100,24 @@ def export(svc: Service, pid: str, account: dict) -> dict:
     return data
 
 
+def _own_entry(entry: dict, pid: str, pseudonym: str | None) -> dict:
+    """A log entry in a person's export: others it lists (a bulk enrolment's people) as "another registered person"."""
+    details = entry.get("details")
+    if not isinstance(details, dict) or not isinstance(details.get("people"), list):
+        return entry
+    own = {pid, pseudonym}
+    people = [p if p in own else forget.ANOTHER for p in details["people"]]
+    return {**entry, "details": {**details, "people": people}}
+
+
 def found(svc: Service, pid: str) -> list[tuple[str, dict]]:
-    """(scan id, finding) of every finished scan finding that names the person."""
+    """(scan id, finding) of every finished scan finding that names the person, as that person may see it."""
     out, cache = [], {}
     for jid, n in svc.accounts.found(pid):
         if jid not in cache:
             cache[jid] = findings(svc, jid) or []
-        if n < len(cache[jid]):
-            out.append((jid, dict(cache[jid][n], n=n)))
+        if n < len(cache[jid]) and forget.names(cache[jid][n], pid):
+            out.append((jid, dict(forget.for_actor(cache[jid][n], pid), n=n)))
     return out
 
 

@@ -6,11 +6,23 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from . import actions, auth
 from .accounts import User
+from .limits import (
+    DATE_MAX,
+    ID_MAX,
+    NOTE_MAX,
+    PATH_MAX,
+    PATHS_MAX,
+    SCOPES_MAX,
+    WORD_MAX,
+    JobId,
+    PersonId,
+)
 from .web import (
     api_user,
     enroll_upload,
@@ -27,22 +39,33 @@ router = APIRouter(prefix="/api/v1")
 Caller = Annotated[User, Depends(api_user)]
 
 
+Word = Annotated[str, Field(max_length=WORD_MAX)]
+Scopes = Annotated[list[Word], Field(default_factory=list, max_length=SCOPES_MAX)]
+
+
 class ConsentBody(BaseModel):
     """Consent decisions for one person."""
 
-    allow: list[str] = Field(default_factory=list)
-    deny: list[str] = Field(default_factory=list)
-    until: str | None = None
-    note: str | None = None
-    forget: list[str] = Field(default_factory=list)
+    allow: Scopes
+    deny: Scopes
+    until: str | None = Field(None, max_length=DATE_MAX)
+    note: str | None = Field(None, max_length=NOTE_MAX)
+    forget: Scopes
 
 
 class InviteBody(BaseModel):
     """An invitation to open an account."""
 
-    role: str
-    person: str | None = None
+    role: Word
+    person: str | None = Field(None, max_length=ID_MAX)
     hours: float = Field(72.0, gt=0, le=24 * 30)
+
+
+class PathsBody(BaseModel):
+    """A scan of paths inside the server's scan roots."""
+
+    paths: list[Annotated[str, Field(max_length=PATH_MAX)]] = Field(max_length=PATHS_MAX)
+    use: str | None = Field(None, max_length=WORD_MAX)
 
 
 @router.get("/health", tags=["service"])
@@ -67,12 +90,11 @@ async def create_scan(request: Request, user: Caller) -> dict:
     if not request.headers.get("content-type", "").startswith("application/json"):
         return {"id": await scan_upload(request, user)}
     require(user, "scan.create", hide=False)
-    body = await request.json()
-    if not isinstance(body, dict) or not isinstance(body.get("paths"), list):
-        raise HTTPException(422, 'send {"paths": [...], "use": "..."} or multipart files')
-    paths = [str(p) for p in body["paths"]]
-    return {"id": await run_in_threadpool(service(request).submit_paths, user.id, paths, body.get("use"))}
-
+    try:
+        body = PathsBody.model_validate_json(await request.body())
+    except ValidationError as exc:  # malformed, too deep or too long: 422, never a 500
+        raise RequestValidationError(exc.errors(include_input=False)) from None
+    return {"id": await run_in_threadpool(service(request).submit_paths, user.id, body.paths, body.use)}
 
 @router.get("/scans", tags=["scans"])
 def list_scans(request: Request, user: Caller) -> list[dict]:
@@ -81,13 +103,13 @@ def list_scans(request: Request, user: Caller) -> list[dict]:
 
 
 @router.get("/scans/{jid}", tags=["scans"])
-def get_scan(request: Request, jid: str, user: Caller) -> dict:
+def get_scan(request: Request, jid: JobId, user: Caller) -> dict:
     """Status, progress and summary of a scan."""
     return actions.job_view(job_for(request, user, jid))
 
 
 @router.get("/scans/{jid}/findings", tags=["scans"])
-def get_findings(request: Request, jid: str, user: Caller) -> list[dict]:
+def get_findings(request: Request, jid: JobId, user: Caller) -> list[dict]:
     """The findings of a finished scan, in the CLI's JSON format."""
     job = job_for(request, user, jid)
     rows = actions.findings(service(request), job.id)
@@ -97,13 +119,13 @@ def get_findings(request: Request, jid: str, user: Caller) -> list[dict]:
 
 
 @router.get("/scans/{jid}/report", tags=["scans"], response_class=FileResponse)
-def get_report(request: Request, jid: str, user: Caller):
+def get_report(request: Request, jid: JobId, user: Caller):
     """The HTML evidence report of a finished scan."""
     return report_file(request, job_for(request, user, jid))
 
 
 @router.get("/scans/{jid}/findings/{n}/picture", tags=["scans"], response_class=FileResponse)
-def get_picture(request: Request, jid: str, n: int, user: Caller):
+def get_picture(request: Request, jid: JobId, n: int, user: Caller):
     """The face crop (or waveform) of finding n, cut from the scanned file."""
     return picture_file(request, job_for(request, user, jid).id, n)
 
@@ -123,7 +145,7 @@ def _person(request: Request, user: User, pid: str, action: str, must_exist: boo
 
 
 @router.get("/people/{pid}", tags=["people"])
-def get_person(request: Request, pid: str, user: Caller) -> dict:
+def get_person(request: Request, pid: PersonId, user: Caller) -> dict:
     """One person (admin, or the actor tied to them); anyone else gets 404."""
     require(user, "person.read", person=pid)
     view = actions.person_view(service(request), pid)
@@ -133,7 +155,7 @@ def get_person(request: Request, pid: str, user: Caller) -> dict:
 
 
 @router.get("/people/{pid}/reference", tags=["people"], response_class=FileResponse)
-def get_reference(request: Request, pid: str, user: Caller):
+def get_reference(request: Request, pid: PersonId, user: Caller):
     """The person's enrolled reference crop (admin, or the actor tied to them)."""
     _person(request, user, pid, "person.read")
     jpeg = actions.reference(service(request), pid)
@@ -143,7 +165,7 @@ def get_reference(request: Request, pid: str, user: Caller):
 
 
 @router.get("/people/{pid}/export", tags=["people"])
-def export_person(request: Request, pid: str, user: Caller) -> dict:
+def export_person(request: Request, pid: PersonId, user: Caller) -> dict:
     """Everything stored about the person, vectors included (admin, or the actor tied to them)."""
     _person(request, user, pid, "person.read")
     return actions.export(service(request), pid, {"id": user.id, "role": user.role})
@@ -154,29 +176,30 @@ UPLOAD_DOC = {"requestBody": {"content": {"multipart/form-data": {"schema": {"ty
 
 
 @router.post("/people/{pid}/faces", tags=["people"], openapi_extra=UPLOAD_DOC)
-async def enroll_faces(request: Request, pid: str, user: Caller) -> dict:
+async def enroll_faces(request: Request, pid: PersonId, user: Caller) -> dict:
     """Enroll face photos (or short videos): per-file accepted or refused and why."""
     return await enroll_upload(request, user, pid, "face")
 
 
 @router.post("/people/{pid}/voices", tags=["people"], openapi_extra=UPLOAD_DOC)
-async def enroll_voices(request: Request, pid: str, user: Caller) -> dict:
+async def enroll_voices(request: Request, pid: PersonId, user: Caller) -> dict:
     """Enroll voice recordings (about 10 s of speech or more in total)."""
     return await enroll_upload(request, user, pid, "voice")
 
 
 @router.put("/people/{pid}/consent", tags=["people"])
-def put_consent(request: Request, pid: str, body: ConsentBody, user: Caller) -> dict:
+def put_consent(request: Request, pid: PersonId, body: ConsentBody, user: Caller) -> dict:
     """Record consent decisions: allow, deny (scopes), until (inclusive date), note, forget."""
     _person(request, user, pid, "person.consent")
-    return actions.consent(service(request), pid, body.allow, body.deny, body.until, body.note, body.forget)
+    return actions.consent(service(request), pid, body.allow, body.deny, body.until, body.note, body.forget,
+                           by=user.id)
 
 
 @router.delete("/people/{pid}", tags=["people"])
-def delete_person(request: Request, pid: str, user: Caller) -> dict:
+def delete_person(request: Request, pid: PersonId, user: Caller) -> dict:
     """Withdraw: verified deletion of every sample, vector and crop of the person."""
     _person(request, user, pid, "person.remove")
-    return {"person": pid, "vectors_removed": actions.remove(service(request), pid)}
+    return {"person": pid, "vectors_removed": actions.remove(service(request), pid, by=user.id)}
 
 
 @router.post("/invites", tags=["service"])

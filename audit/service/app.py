@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from .state import Service, ServiceConfig
 from .uploads import BodyLimit, NoFiles, TooLarge
 from .web import STATIC, PageAuth, error_words, render, service, status_of
 
+log = logging.getLogger("audit.service")
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
 HEADERS = [
@@ -26,7 +28,9 @@ HEADERS = [
 
 
 class SecurityHeaders:
-    """ASGI middleware: a strict CSP (unless the route set its own) and the usual hardening headers."""
+    """ASGI middleware: a strict CSP (unless the route set its own) and the usual hardening headers, on every
+    answer: an error nothing else caught becomes a plain 500 here, so it carries them too (Starlette's own 500
+    is made outside every middleware, without them)."""
 
     def __init__(self, app, secure: bool = False):
         self.app = app
@@ -35,9 +39,12 @@ class SecurityHeaders:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started = False
 
         async def send_with_headers(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 names = {k.lower() for k, _ in message.get("headers", [])}
                 headers = list(message.get("headers", []))
                 headers += [(k, v) for k, v in HEADERS + self.extra if k not in names]
@@ -46,7 +53,16 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope.get("method"), scope.get("path", "")[:200])
+            if started:
+                raise
+            body = b'{"detail": "internal error; the operator can find it in the server log"}'
+            await send_with_headers({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send_with_headers({"type": "http.response.body", "body": body})
 
 
 def create_app(cfg: ServiceConfig) -> FastAPI:

@@ -64,6 +64,39 @@ def add_account(accounts: Accounts, uid: str, role: str, person: str | None) -> 
     return user, password, token
 
 
+def _existing(accounts: Accounts, uid: str) -> User:
+    user = accounts.user(uid) if isinstance(uid, str) and ID_RE.fullmatch(uid) else None
+    if user is None:
+        raise AuthError(f"no account '{uid}'", code="unknown-account")
+    return user
+
+
+def reset_password(accounts: Accounts, uid: str) -> str:
+    """A new random one-time password for an account (returned; only its hash is kept); its sessions end."""
+    _existing(accounts, uid)
+    password = secrets.token_urlsafe(12)
+    accounts.set_password(uid, _hasher.hash(password))
+    accounts.end_sessions(uid)
+    return password
+
+
+def rotate_token(accounts: Accounts, uid: str) -> str:
+    """A new API token for an account (returned; only its hash is kept): the old one is refused at once."""
+    _existing(accounts, uid)
+    token = new_token()
+    accounts.set_token(uid, digest(token))
+    return token
+
+
+def delete_account(accounts: Accounts, uid: str) -> User:
+    """Delete an account and end its sessions at once; the last admin account is kept (nobody could invite)."""
+    user = _existing(accounts, uid)
+    if user.role == "admin" and sum(u.role == "admin" for u in accounts.users()) == 1:
+        raise AuthError(f"'{uid}' is the last admin account; add another admin first", code="last-admin")
+    accounts.delete_user(uid)
+    return user
+
+
 def login(accounts: Accounts, uid: str, password: str) -> User | None:
     """The account when the password is right, else None."""
     user = accounts.user(uid) if ID_RE.fullmatch(uid or "") else None

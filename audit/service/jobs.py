@@ -17,13 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..store import faults
-from .accounts import Accounts
+from . import forget, roots
+from .accounts import CROPS, FINDINGS, INPUT, REPORT, Accounts
 
 MAX_ATTEMPTS = 2
-FINDINGS = "findings.json"
-REPORT = "report.html"
-CROPS = "crops"
-INPUT = "input"
 
 
 class JobRunner:
@@ -84,7 +81,10 @@ class JobRunner:
         cmd = [sys.executable, "-m", "audit.service.jobs", str(self.home), jid, "--threads", str(self.threads)]
         if self.models:
             cmd += ["--models", str(self.models)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        job = self.accounts.job(jid)
+        # The scan's audit-log entries name the web account that submitted it (how state.web_actor words it).
+        env = {**os.environ, "AUDIT_ACTOR": f"web:{job.owner}" if job else "web"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self._procs[jid] = proc
         _, err = proc.communicate()
         self._procs.pop(jid, None)
@@ -121,13 +121,22 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
     if job is None or job.status != "running":
         return 0
     folder = accounts.job_dir(jid)
+    uploaded = (folder / INPUT).is_dir()
     try:
-        if (folder / INPUT).is_dir():
+        if uploaded:
             os.chdir(folder / INPUT)  # uploads are scanned by their server-given names: 001.jpg, ...
         faults.point("jobs.worker:scanning")
-        # Evidence names each file as its uploader did (or as the path was given), never by a server path.
-        run = audit.scan(store, [i["path"] for i in job.inputs], use=job.use, workers=1,
-                         shown={i["path"]: i["name"] for i in job.inputs if i.get("name")})
+        # Evidence names each file as its uploader did (or relative to its scan root), never by a server path.
+        if uploaded:
+            paths, shown = [i["path"] for i in job.inputs], {i["path"]: i["name"] for i in job.inputs if i.get("name")}
+            confined = roots.Confined()
+        else:  # path mode: every file checked against its root here, links out of it refused
+            confined = roots.confine(job.inputs)
+            paths, shown = confined.files, confined.shown
+            if not paths:
+                raise NothingSafe(f"nothing to scan: {len(confined.refused)} file(s) refused, "
+                                  f"{sum(confined.skipped.values())} not media")
+        run = audit.scan(store, paths, use=job.use, workers=1, shown=shown)
         done = threading.Event()
         threading.Thread(target=_progress, args=(accounts, jid, run, done), daemon=True).start()
         try:
@@ -138,6 +147,11 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
         # The report leaves out enrolled reference crops: an auditor sees faces from their own media only.
         record = run.record(references=False)
         record.run.update(scan=jid, submitted_by=job.owner)
+        _add_refused(record, run.summary, confined)
+        # Someone withdrawn while this scan ran is not named by it (the withdrawal already redacted older scans).
+        forget.redact(record, _named(record) - set(store.names()))
+        if not uploaded:  # the paths as given, relative to their roots, not every file walked
+            record.run["paths"] = [i["name"] for i in job.inputs]
         audit.write_record(record, folder / FINDINGS, store.cipher)
         audit.write_record(record, folder / REPORT)
         found = _crops(record, folder / CROPS)
@@ -148,6 +162,29 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
     finally:
         _drop_inputs(folder)
     return 0
+
+
+def _named(record) -> set[str]:
+    """Everyone a record's findings name."""
+    people = {r.get("person") for r in record.findings}
+    people |= {c.get("person") for r in record.findings for c in r.get("contributors") or [] if isinstance(c, dict)}
+    return people - {None}
+
+
+class NothingSafe(Exception):
+    """A path-mode scan where no file passed the root check."""
+
+
+def _add_refused(record, summary, confined) -> None:
+    """The files a path-mode scan refused, as error rows, and what its own walk skipped."""
+    for row in confined.refused:
+        record.findings.append(row.to_dict())
+        record.pictures.append(None)
+    summary.errors += len(confined.refused)
+    record.run["errors"] = record.run.get("errors", 0) + len(confined.refused)
+    if confined.skipped:
+        summary.skipped = dict(confined.skipped)
+        record.run["skipped"] = dict(confined.skipped)
 
 
 def _progress(accounts, jid: str, run, done: threading.Event) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..errors import AuditError
-from . import actions, auth
+from . import actions, auth, limits
 from .web import (
     check_csrf,
     enroll_upload,
@@ -65,8 +65,9 @@ def login_page(request: Request):
 
 
 @router.post("/login")
-def login(request: Request, user: Annotated[str, Form()], password: Annotated[str, Form()],
-          login_csrf: Annotated[str, Form()] = ""):
+def login(request: Request, user: Annotated[str, limits.form(limits.ID_MAX)],
+          password: Annotated[str, limits.form(limits.PASSWORD_MAX)],
+          login_csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     svc = service(request)
     if not _login_csrf_ok(request, login_csrf):
         return login_form(request, 403, "The form expired; please try again.")
@@ -82,7 +83,7 @@ def login(request: Request, user: Annotated[str, Form()], password: Annotated[st
 
 
 @router.post("/logout")
-def logout(request: Request, session: Sess, csrf: Annotated[str, Form()] = ""):
+def logout(request: Request, session: Sess, csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     check_csrf(request, session, csrf)
     service(request).sessions.end(session)
     resp = RedirectResponse("/login", status_code=303)
@@ -91,7 +92,7 @@ def logout(request: Request, session: Sess, csrf: Annotated[str, Form()] = ""):
 
 
 @router.get("/register/{code}", name="register_page")
-def register_page(request: Request, code: str):
+def register_page(request: Request, code: limits.Code):
     invite = service(request).accounts.invite(auth.digest(code))
     if invite is None:
         return render(request, "error.html", status=404, message="This invitation is unknown, used or expired.")
@@ -99,8 +100,9 @@ def register_page(request: Request, code: str):
 
 
 @router.post("/register/{code}")
-def register(request: Request, code: str, user: Annotated[str, Form()], password: Annotated[str, Form()],
-             login_csrf: Annotated[str, Form()] = ""):
+def register(request: Request, code: limits.Code, user: Annotated[str, limits.form(limits.ID_MAX)],
+             password: Annotated[str, limits.form(limits.PASSWORD_MAX)],
+             login_csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     svc = service(request)
     invite = svc.accounts.invite(auth.digest(code))
     if invite is None:
@@ -149,14 +151,17 @@ async def _enroll(request: Request, session: auth.Session, modality: str):
 
 
 @router.post("/me/consent")
-def me_consent(request: Request, session: Sess, scope: Annotated[str, Form()], decision: Annotated[str, Form()],
-               csrf: Annotated[str, Form()] = "", until: Annotated[str, Form()] = "",
-               note: Annotated[str, Form()] = ""):
+def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.form(limits.SCOPES_TEXT_MAX)],
+               decision: Annotated[str, limits.form(limits.WORD_MAX)],
+               csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+               until: Annotated[str, limits.form(limits.DATE_MAX)] = "",
+               note: Annotated[str, limits.form(limits.NOTE_MAX)] = ""):
     pid = _actor(session)
     check_csrf(request, session, csrf)
     scopes = [s for s in scope.replace(",", " ").split() if s]
     kwargs = {"allow": scopes} if decision == "allow" else {"deny": scopes} if decision == "deny" else {"forget": scopes}
-    actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note, **kwargs)
+    actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note,
+                    by=session.user.id, **kwargs)
     return RedirectResponse("/me#consent", status_code=303)
 
 
@@ -167,7 +172,7 @@ def me_found(request: Request, session: Sess):
 
 
 @router.get("/me/found/{jid}/{n}")
-def me_found_picture(request: Request, session: Sess, jid: str, n: int):
+def me_found_picture(request: Request, session: Sess, jid: limits.JobId, n: int):
     pid = _actor(session)
     if not (jid.isalnum() and service(request).accounts.names_person(jid, n, pid)):
         raise HTTPException(404, "not found")
@@ -199,7 +204,8 @@ def me_withdraw_page(request: Request, session: Sess):
 
 
 @router.post("/me/withdraw")
-def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, Form()] = "", confirm: Annotated[str, Form()] = ""):
+def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                confirm: Annotated[str, limits.form(limits.ID_MAX)] = ""):
     pid = _actor(session)
     check_csrf(request, session, csrf)
     if confirm != pid:
@@ -207,7 +213,8 @@ def me_withdraw(request: Request, session: Sess, csrf: Annotated[str, Form()] = 
                       person=actions.person_view(service(request), pid), error=f"Type {pid} to confirm.")
     if actions.person_view(service(request), pid) is None:
         return render(request, "withdrawn.html", session, pid=pid, vectors=0)
-    return render(request, "withdrawn.html", session, pid=pid, vectors=actions.remove(service(request), pid))
+    return render(request, "withdrawn.html", session, pid=pid, vectors=actions.remove(service(request), pid,
+                                                                                    by=session.user.id))
 
 
 # Auditor pages
@@ -223,7 +230,7 @@ async def scans_post(request: Request, session: Sess):
 
 
 @router.get("/scans/{jid}")
-def scan_page(request: Request, session: Sess, jid: str):
+def scan_page(request: Request, session: Sess, jid: limits.JobId):
     job = job_for(request, session.user, jid)
     rows = actions.findings(service(request), job.id) if job.status == "done" else None
     names = {i["path"]: i["name"] for i in job.inputs}
@@ -231,12 +238,12 @@ def scan_page(request: Request, session: Sess, jid: str):
 
 
 @router.get("/scans/{jid}/report")
-def scan_report(request: Request, session: Sess, jid: str):
+def scan_report(request: Request, session: Sess, jid: limits.JobId):
     return report_file(request, job_for(request, session.user, jid))
 
 
 @router.get("/scans/{jid}/picture/{n}")
-def scan_picture(request: Request, session: Sess, jid: str, n: int):
+def scan_picture(request: Request, session: Sess, jid: limits.JobId, n: int):
     return picture_file(request, job_for(request, session.user, jid).id, n)
 
 
@@ -254,11 +261,61 @@ def admin(request: Request, session: Sess):
 
 
 @router.post("/admin/invites")
-def admin_invite(request: Request, session: Sess, role: Annotated[str, Form()], csrf: Annotated[str, Form()] = "",
-                 person: Annotated[str, Form()] = "", hours: Annotated[float, Form()] = 72.0):
+def admin_invite(request: Request, session: Sess, role: Annotated[str, limits.form(limits.WORD_MAX)],
+                 csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                 person: Annotated[str, limits.form(limits.ID_MAX)] = "", hours: Annotated[float, Form()] = 72.0):
     require(session.user, "admin", hide=False)
     check_csrf(request, session, csrf)
     svc = service(request)
     code = auth.new_invite(svc.accounts, session.user, role, person.strip() or None, min(max(hours, 0.1), 720))
     return render(request, "admin.html", session, users=svc.accounts.users(),
                   invite_url=str(request.url_for("register_page", code=code)), invite_role=role, invite_person=person)
+
+
+# Account lifecycle: delete, a new password, a new API token; the secrets are shown once, on the answer.
+def _admin_post(request: Request, session: auth.Session, csrf: str) -> None:
+    require(session.user, "admin", hide=False)
+    check_csrf(request, session, csrf)
+
+
+def _accounts_page(request: Request, session: auth.Session, status: int = 200, **context):
+    return render(request, "admin.html", session, status=status, users=service(request).accounts.users(), **context)
+
+
+@router.post("/admin/users/{uid}/delete")
+def admin_delete_user(request: Request, session: Sess, uid: limits.AccountId,
+                      csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
+    _admin_post(request, session, csrf)
+    try:
+        auth.delete_account(service(request).accounts, uid)
+    except AuditError as exc:
+        return _accounts_page(request, session, 400, error=str(exc))
+    if uid == session.user.id:  # the admin deleted their own account: the session went with it
+        return RedirectResponse("/login", status_code=303)
+    return _accounts_page(request, session, done=f"Account {uid} deleted; its sessions and token no longer work.")
+
+
+@router.post("/admin/users/{uid}/password")
+def admin_reset_password(request: Request, session: Sess, uid: limits.AccountId,
+                         csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
+    _admin_post(request, session, csrf)
+    try:
+        password = auth.reset_password(service(request).accounts, uid)
+    except AuditError as exc:
+        return _accounts_page(request, session, 400, error=str(exc))
+    if uid == session.user.id:
+        return RedirectResponse("/login", status_code=303)  # their own sessions ended too; the CLI shows it
+    return _accounts_page(request, session, done=f"New one-time password for {uid} (shown only now):",
+                          secret=password)
+
+
+@router.post("/admin/users/{uid}/token")
+def admin_rotate_token(request: Request, session: Sess, uid: limits.AccountId,
+                       csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
+    _admin_post(request, session, csrf)
+    try:
+        token = auth.rotate_token(service(request).accounts, uid)
+    except AuditError as exc:
+        return _accounts_page(request, session, 400, error=str(exc))
+    return _accounts_page(request, session, done=f"New API token for {uid} (shown only now; the old one is "
+                          "refused):", secret=token)

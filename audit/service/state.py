@@ -14,9 +14,12 @@ from pathlib import Path
 from .. import config, consent
 from ..errors import AuditError
 from ..store.crypto import FROM_ENV
-from . import auth, uploads
-from .accounts import Accounts
+from . import auth, roots, uploads
+from .accounts import JOBS_DIR, Accounts
 from .jobs import JobRunner
+
+ACTOR_ENV = "AUDIT_ACTOR"  # who the store's audit log names (store/auditlog.py)
+UPLOAD_PREFIX = "upload-"  # enrolment uploads, in the store's tmp/ while they are enrolled
 
 
 @dataclass
@@ -54,10 +57,25 @@ class StoreGate:
 
     def run(self, fn, *args, **kwargs):
         """fn(store, *args, **kwargs) on the store's thread; its exceptions are raised here."""
+        return self.run_as(None, fn, *args, **kwargs)
+
+    def run_as(self, account: str | None, fn, *args, **kwargs):
+        """run(), with the store's audit log naming the web account that asked (not the server's OS user)."""
         def call():
             if self._store is None:
                 self._store = self._open()
-            return fn(self._store, *args, **kwargs)
+            if account is None:
+                return fn(self._store, *args, **kwargs)
+            # The audit log takes its actor from $AUDIT_ACTOR; only this thread writes the log, one call at a time.
+            before = os.environ.get(ACTOR_ENV)
+            os.environ[ACTOR_ENV] = web_actor(account)
+            try:
+                return fn(self._store, *args, **kwargs)
+            finally:
+                if before is None:
+                    os.environ.pop(ACTOR_ENV, None)
+                else:
+                    os.environ[ACTOR_ENV] = before
 
         return self._pool.submit(call).result()
 
@@ -82,8 +100,20 @@ class Service:
         self.runner = JobRunner(self.accounts, cfg.home, cfg.models, cfg.threads, cfg.scan_workers)
 
     def start(self) -> None:
-        """Resume interrupted scans and start the workers."""
+        """Clear what a killed server left behind, resume interrupted scans and start the workers."""
+        self.clear_stale()
         self.runner.start()
+
+    def clear_stale(self) -> list[str]:
+        """Upload temp folders, and job folders no job owns (an upload cut off before its job was queued): a
+        server that was killed (kill -9, power cut) leaves them; none is in use before the server starts."""
+        stale = [p for p in (self.cfg.home / "tmp").glob(UPLOAD_PREFIX + "*") if p.is_dir()]
+        jobs_dir = self.cfg.home / JOBS_DIR
+        if jobs_dir.is_dir():
+            stale += [p for p in jobs_dir.iterdir() if p.is_dir() and self.accounts.job(p.name) is None]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+        return [p.name for p in stale]
 
     def stop(self) -> None:
         """Stop the workers and close the store."""
@@ -94,7 +124,7 @@ class Service:
     @contextmanager
     def uploaded(self, files: list):
         """Uploads saved in a private folder of the store for the duration of the block."""
-        tmp = Path(tempfile.mkdtemp(prefix="upload-", dir=self._tmp_root()))
+        tmp = Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX, dir=self._tmp_root()))
         try:
             yield uploads.save(files, tmp, self.cfg.max_file, self.cfg.max_files)
         finally:
@@ -127,8 +157,9 @@ class Service:
             raise AuditError("scanning by path is off: the server was started without --scan-root")
         resolved = []
         for given in paths:
-            p = self._inside_root(given)
-            resolved.append({"path": str(p), "name": given})
+            p, root = roots.resolve(given, self.cfg.scan_roots)
+            # Evidence names the path relative to its root: no server path reaches the report or the actors.
+            resolved.append({"path": str(p), "name": roots.shown_name(p, root), "root": str(root)})
         if not resolved:
             raise AuditError("no paths given")
         jid = secrets.token_hex(8)
@@ -136,19 +167,10 @@ class Service:
         self.runner.wake()
         return jid
 
-    def _inside_root(self, given: str) -> Path:
-        """given (absolute, or relative to the first root) resolved, and inside a scan root, or AuditError."""
-        if "\x00" in given:
-            raise AuditError("bad path")
-        base = self.cfg.scan_roots[0]
-        p = Path(os.path.realpath(base / given))
-        for root in self.cfg.scan_roots:
-            if p == root or p.is_relative_to(Path(os.path.realpath(root))):
-                if not p.exists():
-                    raise AuditError(f"not found: {given}")
-                return p
-        raise AuditError(f"{given} is outside the folders this server scans")
 
+def web_actor(account: str) -> str:
+    """How the audit log names a web account."""
+    return f"web:{account}"
 
 
 def _use(use: str | None) -> str | None:

@@ -6,7 +6,7 @@ actions.py, and shapes the answer; library errors are turned into statuses once 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import HTTPException, Request
@@ -16,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import AuditError, StoreError, UnknownPerson
-from . import actions, auth, uploads
+from . import actions, auth, limits, uploads
 from .accounts import Job, User
 from .state import Service
 from .uploads import NoFiles, TooLarge
@@ -29,7 +29,7 @@ REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sand
 
 
 def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else ""
 
 
 TEMPLATES.env.filters["when"] = _when
@@ -163,11 +163,12 @@ async def enroll_upload(request: Request, user: User, pid: str, modality: str,
     require(user, "person.enroll", person=pid)  # before the body is read
     auth.check_id(pid, "person id")
     _, files = await upload_form(request, session)
-    return await run_in_threadpool(actions.enroll, service(request), pid, modality, files)
+    return await run_in_threadpool(actions.enroll, service(request), pid, modality, files, by=user.id)
 
 
 async def scan_upload(request: Request, user: User, session: auth.Session | None = None) -> str:
     """Queue a scan of uploaded files (form field `use`: the intended use); returns the job id."""
     require(user, "scan.create", hide=False)
     form, files = await upload_form(request, session)
-    return await run_in_threadpool(service(request).submit_upload, user.id, files, form.get("use") or None)
+    use = limits.check(form.get("use") if isinstance(form.get("use"), str) else None, limits.WORD_MAX, ("body", "use"))
+    return await run_in_threadpool(service(request).submit_upload, user.id, files, use or None)

@@ -63,7 +63,7 @@ def remove(home: Path, registry: Registry, log: AuditLog, pid: str) -> int:
             upkeep.finish(home, registry, log, upkeep.ERASE_WAIT_S)
     else:
         ids = delete(home, registry, log, pid)
-    inventory.erase(home, pid)  # the places other layers own (the web service's findings), also on a retry
+    inventory.erase(home, pid, registry.cipher)  # the places other layers own (the web service's findings), also on a retry
     if registry.meta(UNFINISHED) == "remove":
         raise ErasureIncomplete(
             f"the removal of {pid} is committed but not yet erased: another process holds the registry open (a "

@@ -57,8 +57,9 @@ PLACES = (
 )
 
 # Erasers for places that other layers own (the web service's database and job folders): each is called with the
-# store folder and the removed person's id after the store's own erasure. Registered by those layers.
-ERASERS: list[Callable[[Path, str], None]] = []
+# store folder, the removed person's id and the store's cipher (None when plaintext) after the store's own erasure,
+# also when a removal is retried. Registered by those layers (audit/__init__.py registers the service's).
+ERASERS: list[Callable[[Path, str, object], None]] = []
 
 
 def place_of(home: Path, path: Path) -> Place | None:
@@ -79,7 +80,7 @@ def unknown(home: Path) -> list[str]:
     return out
 
 
-def erase(home: Path, pid: str) -> None:
+def erase(home: Path, pid: str, cipher=None) -> None:
     """Run the erasers other layers registered (after the store's own erasure of the person)."""
     for eraser in ERASERS:
-        eraser(home, pid)
+        eraser(home, pid, cipher)

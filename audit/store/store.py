@@ -65,7 +65,8 @@ class Store:
         files.make_folder(self.home)  # biometric data: private by default
         with self.lock(shared=True):
             # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
-            os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
+            if not (self.home / REGISTRY_FILE).exists():
+                os.close(files.open_fd(self.home / REGISTRY_FILE, os.O_RDWR | os.O_CREAT))
             self.registry = Registry(self.home / REGISTRY_FILE)
         self.log = auditlog.AuditLog(self.home / auditlog.LOG_FILE, self.registry)
         key = crypto.load_key(home=self.home) if key is crypto.FROM_ENV else key
@@ -328,6 +329,7 @@ class Store:
         """
         allow, deny, forget = scopes.scopes(allow), scopes.scopes(deny), scopes.scopes(forget)
         until = scopes.check_change(allow, deny, forget, until)
+        note = scopes.check_note(note)
         if allow or deny or forget or note is not None:
             with self._writing():
                 with self.registry.transaction():
