@@ -33,9 +33,10 @@ def enroll_face(obj: Context, person: str | None, paths: tuple[str, ...], name: 
                 no_reference: bool, force: bool, manifest: str | None, quiet: bool) -> None:
     """Enroll PERSON from photos (files or folders), or many people from a --manifest.
 
-    PERSON is an id of 1-64 letters, digits, '.', '_' or '-' (not starting with '-'). A photo whose face does not
-    match PERSON's other photos (below the match threshold), or matches someone else better, or that is already
-    enrolled for someone else, is refused with the scores unless --force.
+    PERSON is an id of 1-64 letters, digits, '.', '_' or '-' (not starting with '-'). A photo whose face matches
+    someone else enrolled better than PERSON's other photos, or is as likely a stranger's (below a floor that a
+    stranger's photo clears 1 time in 100), or that is already enrolled for someone else, is refused with the
+    scores unless --force. A genuine hard photo (small, blurred) below the match threshold is kept.
 
     \b
     Example:
@@ -89,9 +90,9 @@ def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: b
 def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None, force: bool, model: str) -> None:
     """Enroll PERSON's voice from recordings (audio files, or video with an audio track; ~10 s of speech or more).
 
-    A recording that does not agree with PERSON's other recordings (raw cosine below the encoder's agreement
-    value), sounds more like someone else enrolled, or is already enrolled for someone else, is refused with the
-    scores unless --force.
+    A recording that sounds more like someone else enrolled than PERSON's other recordings, or as likely a
+    stranger's (raw cosine below the encoder's floor, which another speaker clears 1 time in 20 with GE2E, 1 in 100
+    with CAM++), or that is already enrolled for someone else, is refused with the scores unless --force.
 
     \b
     Example:

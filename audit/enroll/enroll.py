@@ -24,10 +24,19 @@ MAX_VIDEO_SAMPLES = 600  # sampled frames read from one enrolment video at most
 NEAR_COPY = 0.95  # embeddings this similar are the same shot twice
 MIN_VOICED_TOTAL_S = 10.0  # GE2E centroids from less speech were unstable
 MIN_VOICED_FILE_S = 1.0
-# Raw cosine between whole recordings (embed_utterance) a new voice sample must reach against the person's others,
-# per encoder: chosen with benchmarks/voice_enrol_agreement.py (figures in benchmarks/README.md). Stored voice
-# thresholds are AS-normalised segment scores against centroids, a different scale.
+# Raw cosine between whole recordings (embed_utterance) at which another enrolled speaker counts as a match when the
+# person has no other recording yet: chosen with benchmarks/voice_enrol_agreement.py (figures in
+# benchmarks/README.md). Stored voice thresholds are AS-normalised segment scores against centroids, another scale.
 VOICE_AGREEMENT = {"ge2e": 0.76, "campplus": 0.55}
+# Floors below which a new sample is as likely a stranger's as the person's (check_agreement): the highest impostor
+# percentile that no genuine pair of the shared data falls below, rounded down, measured with
+# benchmarks/enrol_floor.py (2026-12-07). Faces: p99 of 1,690 pairs of deepface photos of different people (ArcFace
+# cosine 0.195; the lowest of 140 genuine pairs 0.362): a stranger's photo clears it 1 time in 100, a hard genuine
+# one (0.27-0.33 for aligned 112 px crops elsewhere) enrols. Voices, whole-recording cosine over 60,975 pairs of
+# LibriSpeech recordings of different speakers: CAM++ p99 0.539 (genuine minimum 0.568); GE2E p95 0.695 (its p99,
+# 0.753, is above 12 of 450 genuine pairs; genuine minimum 0.702): a stranger clears it 1 time in 20.
+FACE_FLOOR = 0.19
+VOICE_FLOOR = {"ge2e": 0.69, "campplus": 0.53}
 
 
 @dataclass
@@ -161,15 +170,19 @@ def face_samples(store: Store, model: FaceModel, person: str, paths: Iterable[st
 
 
 def check_agreement(store: Store, person: str, samples: list[Sample], threshold: float | None = None,
-                    pending: list[tuple[str, list[Sample]]] = ()) -> list[EnrollError | None]:
+                    pending: list[tuple[str, list[Sample]]] = (), floor: float | None = None,
+                    ) -> list[EnrollError | None]:
     """Per new sample, why it is refused (None: it agrees), so one wrong photo cannot poison a person's gallery.
 
     pending: other people's samples accepted but not yet written (a bulk enrolment's batch), checked as if enrolled.
 
-    A sample is refused when it was enrolled for someone else already, when its best score against the person's
-    other samples (enrolled, or new in this batch) is below the threshold, or when another enrolled person scores
-    higher than the person does (and at least the threshold). threshold: the face match threshold in force unless
-    given (voices pass their encoder's VOICE_AGREEMENT).
+    A sample is refused only when it is more likely someone else's: when it was enrolled for someone else already,
+    when another enrolled person (or pending one) scores higher against it than the person's own other samples do
+    (enrolled, or new in this batch), or, for a person's first sample, when someone else reaches the threshold;
+    or when it is as likely a stranger's: its best score against the person's own samples is below the floor (a
+    high percentile of impostor scores, FACE_FLOOR or the encoder's VOICE_FLOOR, that no genuine pair fell below).
+    A genuine hard sample (a small, blurred or short one) below the match threshold is kept.
+    threshold: the face match threshold in force unless given (voices pass their encoder's VOICE_AGREEMENT).
     """
     if not samples:
         return []
@@ -177,6 +190,8 @@ def check_agreement(store: Store, person: str, samples: list[Sample], threshold:
     if threshold is None:
         cal = store.calibration(modality, model)
         threshold = cal.threshold if cal is not None else config.DEFAULT_FACE_THRESHOLD
+    if floor is None:
+        floor = FACE_FLOOR if modality == "face" else min(VOICE_FLOOR.values())  # enroll_voices passes its own
     new = np.stack([np.asarray(s.vector, np.float32) for s in samples])
     own = store.person_vectors(person, modality, model)
     others = store.search(modality, model, new, top_k=3) if store.gallery_size(modality, model) else [[]] * len(new)
@@ -194,23 +209,26 @@ def check_agreement(store: Store, person: str, samples: list[Sample], threshold:
             if rival is None or score > rival.similarity:
                 rival = Candidate(pid, score, -1)
         scores = {"similarity": mine, "threshold": threshold} if mine is not None else {"threshold": threshold}
+        # With own samples to compare, any rival that beats them wins; with none, only a rival at match strength.
+        beaten = rival is not None and (rival.similarity > mine if mine is not None else rival.similarity >= threshold)
         if taken:
             out.append(EnrollError(f"this file is already enrolled for {', '.join(taken)}", code="already-enrolled",
                                    person=person, hint="force"))
-        elif mine is not None and mine < threshold:
-            out.append(EnrollError(
-                f"does not {'sound' if modality == 'voice' else 'look'} like {person}'s other samples: best "
-                f"similarity {mine:.3f} < threshold {threshold:.3f}"
-                + (f" ({rival.person}: {rival.similarity:.3f})" if rival else ""),
-                code="unlike-own-samples", person=person, hint="force",
-                scores={**scores, **({"rival": rival.similarity} if rival else {})}))
-        elif rival is not None and rival.similarity >= threshold and (mine is None or rival.similarity > mine):
+        elif beaten:
             out.append(EnrollError(
                 f"{'sounds' if modality == 'voice' else 'looks'} more like {rival.person} (similarity "
                 f"{rival.similarity:.3f}) than {person} (" + (f"{mine:.3f}" if mine is not None else
                                                                "no other samples") + ")",
                 code="more-like-someone-else", person=person, hint="force",
                 scores={**scores, "rival": rival.similarity}))
+        elif mine is not None and mine < floor:
+            out.append(EnrollError(
+                f"does not {'sound' if modality == 'voice' else 'look'} like {person}'s other samples: best "
+                f"similarity {mine:.3f} < floor {floor:.3f} (what almost any other person scores)"
+                + (f" ({rival.person}: {rival.similarity:.3f})" if rival else ""),
+                code="unlike-own-samples", person=person, hint="force",
+                scores={"similarity": mine, "threshold": floor, "floor": floor,
+                        **({"rival": rival.similarity} if rival else {})}))
         else:
             out.append(None)
     return out
@@ -307,8 +325,8 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
     """Enroll one vector per recording with voice encoder `model` (ge2e, campplus, or an encoder); EnrollError
     below ~10 s of speech.
 
-    Unless force, recordings that do not agree with the person's others (check_agreement, on raw cosines at the
-    encoder's VOICE_AGREEMENT) are refused, with the scores.
+    Unless force, recordings more like another enrolled speaker, or below the encoder's VOICE_FLOOR against the
+    person's others (check_agreement, on raw cosines), are refused, with the scores.
     """
     from ..media import audio
     from ..models.voice import voice_encoder
@@ -337,7 +355,8 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
                         end=round(len(wav) / SAMPLE_RATE, 2))
         picked.append((sample, voiced, source.shown))
     if not force:
-        refusals = check_agreement(store, person, [s for s, _, _ in picked], VOICE_AGREEMENT[encoder.name])
+        refusals = check_agreement(store, person, [s for s, _, _ in picked], VOICE_AGREEMENT[encoder.name],
+                                   floor=VOICE_FLOOR.get(encoder.name, -1.0))
         result.skipped += [skipped(p[2], why) for p, why in zip(picked, refusals) if why]
         picked = [p for p, why in zip(picked, refusals) if not why]
     result.accepted += [Accepted(shown, f"{voiced:.1f} s of speech") for _, voiced, shown in picked]

@@ -5,6 +5,11 @@ stretch of speech (an island); silence longer than a window separates islands. A
 segments that all reach the threshold; it counts when it has at least MIN_RUN segments, or covers a whole island
 shorter than that (a lone 3 s utterance). Each span is reported on its own, so a file where the enrolled
 speaker talks twice between other speakers gives two spans, neither covering the others' speech.
+
+One speaker per stretch of speech: before spans are built, each segment is assigned to at most one enrolled person
+(assign): the best by AS-normalised score, when that score reaches the threshold and leads the runner-up by MARGIN.
+A segment whose best two are closer than that counts for nobody: one voice then never names two people, and a
+voice between two enrolled speakers names neither rather than a coin toss.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy as np
 
 MIN_RUN = 2  # one segment alone never makes a finding unless it is all the speech there is
 GAP = 1e-3  # seconds of tolerance when deciding that two windows touch
+MARGIN = 0.5  # chosen with benchmarks/voice_assign.py
 
 
 def islands(times: np.ndarray) -> list[tuple[int, int]]:
@@ -26,6 +32,24 @@ def islands(times: np.ndarray) -> list[tuple[int, int]]:
     if len(times):
         out.append((a, len(times)))
     return out
+
+
+def assign(scores: np.ndarray, threshold: float, margin: float = MARGIN) -> np.ndarray:
+    """Per segment, the column of the one person it counts for, or -1; scores is [segments, people] (AS-norm)."""
+    s = np.asarray(scores, np.float64)
+    s = s[:, None] if s.ndim == 1 else s
+    owner = np.full(len(s), -1, np.int64)
+    if not s.size:
+        return owner
+    best = np.argmax(s, axis=1)
+    top = s[np.arange(len(s)), best]
+    # The runner-up of each row (-inf when one person is enrolled): the best after masking the winner out.
+    rest = s.copy()
+    rest[np.arange(len(s)), best] = -np.inf
+    second = rest.max(axis=1)
+    keep = (top >= threshold) & (top - second >= margin)
+    owner[keep] = best[keep]
+    return owner
 
 
 def spans(scores: np.ndarray, times: np.ndarray, threshold: float, min_run: int = MIN_RUN) -> list[tuple[int, int]]:

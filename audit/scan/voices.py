@@ -1,4 +1,5 @@
-"""Voice matching: segment embeddings -> AS-normalised scores against every enrolled person -> one finding per span."""
+"""Voice matching: segment embeddings -> AS-normalised scores against every enrolled person -> each segment assigned
+to at most one person (spans.assign) -> one finding per span of that person's segments."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ..calibrate import in_force
 from ..findings import Finding
 from ..models.voice_cohort import Cohort, as_norm, load_cohort
 from .options import ScanOptions
-from .spans import spans
+from .spans import assign, spans
 
 
 def voice_defaults(encoder: str) -> tuple[float, float]:
@@ -74,10 +75,13 @@ class VoiceMatcher:
         scorer = self.scorer
         raw, norm = scorer.score(np.stack([v.embedding for v in voices]))
         times = np.array([[v.start, v.end] for v in voices], np.float64)
+        owner = assign(norm, self.threshold)
         out = []
-        for j in np.flatnonzero((norm >= self.threshold).any(axis=0)):
+        for j in np.unique(owner[owner >= 0]):
             person = scorer.people[j]
-            for a, b in spans(norm[:, j], times, self.threshold):
+            # Spans of this person's segments only: a segment another person won (or nobody did) breaks the run.
+            mine = np.where(owner == j, norm[:, j], -np.inf)
+            for a, b in spans(mine, times, self.threshold):
                 out.append(Finding(
                     path=path, sha256=sha256, modality="voice", kind="match", person=person,
                     name=self.names.get(person), similarity=round(float(norm[a:b, j].mean()), 4),
