@@ -402,3 +402,18 @@ def test_ten_thousand_findings_fold_by_person_and_identical_file(pictures):
     assert page.count("also in 4 identical files") == 40 * 24
     assert page.count("26 more (without pictures)") == 40  # 50 distinct files per person, 24 as cards
     assert len(page) < 15 * 2**20
+
+
+def test_face_quality_is_said_in_words_not_as_raw_measures():
+    from audit.report.quality import words
+
+    good = {"size": 380.2, "sharpness": 900.0, "pose": 0.95, "score": 0.9, "colour": 30.0, "norm": 24.0, "low": []}
+    assert words(good) == "sharp, frontal, 380 px face"
+    poor = {"size": 40.0, "sharpness": 5.0, "pose": 0.3, "score": 0.5, "colour": 1.0, "low": ["small", "blurred"]}
+    assert words(poor) == ("blurred, turned, uncertain detection, greyscale or faded, 40 px face (small): low "
+                           "quality, too poor for finer judgements")
+    assert words(None) is None and words({"low": []}) is None
+    row = {"path": "a.jpg", "sha256": "0" * 64, "modality": "face", "kind": "match", "person": "p", "similarity": 0.6,
+           "threshold": 0.35, "bbox": [1, 2, 50, 60], "extra": {"quality": good}}
+    page = render_html([row])
+    assert "Face quality</dt><dd>sharp, frontal, 380 px face<" in page and "sharpness" not in page

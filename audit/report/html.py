@@ -14,6 +14,7 @@ from .filters import FILTERS, finalize, fmr_words, text, to_float
 from .grouping import CARDS_PER_PERSON, Section, sections
 from .pictures import References, picture
 from .provenance import words as provenance_words
+from .quality import words as quality_words
 
 __all__ = ["CSP", "render_html", "render_record"]
 
@@ -169,9 +170,10 @@ def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable
         "start": to_float(f.get("start")), "end": to_float(f.get("end")),
         "matched": _matched(f.get("frames"), voice), "bbox": f.get("bbox"),
         "model": f.get("model"), "index": f.get("index"), "contributors": people, "sample": sample,
-        "extra": {k: v for k, v in f["extra"].items() if k not in SAMPLE_KEYS and k != "provenance"}
+        "extra": {k: v for k, v in f["extra"].items() if k not in SAMPLE_KEYS and k not in ("provenance", "quality")}
         if isinstance(f.get("extra"), dict) else f.get("extra"),
         "provenance": provenance_words(f["extra"].get("provenance")) if isinstance(f.get("extra"), dict) else None,
+        "quality": quality_words(f["extra"].get("quality")) if isinstance(f.get("extra"), dict) else None,
     }
 
 
