@@ -112,8 +112,8 @@ class ScanRun:
         stamp = lambda t: t.isoformat(timespec="seconds") if t else None  # noqa: E731
         return {"version": version("likeness-audit"), "started": stamp(self.started),
                 "finished": stamp(self.finished), "files_total": s.total, "files_scanned": s.files,
-                "complete": s.complete, "errors": s.errors, "ai_declared": s.ai_declared, "duplicates": s.duplicates, "cached": s.cached,
-                "skipped": s.skipped, "paths": [self._shown(p) for p in self.paths[:1000]], "use": self.options.use,
+                "complete": s.complete, "errors": s.errors, "ai_declared": s.ai_declared, "duplicates": s.duplicates,
+                "cached": s.cached, "skipped": s.skipped, "paths": [self._shown(p) for p in self.paths[:1000]], "use": self.options.use,
                 "options": self.options.described(), "warnings": list(s.warnings),
                 "models": {m: mo for m, mo in store.models()},
                 "indexes": {f"{m}:{mo[:8]}": store.index_version(m, mo) for m, mo in store.models()},
