@@ -46,3 +46,12 @@ def deepface() -> tuple[Path, dict[str, list[str]]]:
         for row in csv.DictReader(f):
             people.setdefault(row["person"], []).append(row["file"])
     return folder, people
+
+
+@pytest.fixture(scope="session")
+def speakers() -> dict[str, list[Path]]:
+    """The shared LibriSpeech test-other speakers: id -> their recordings; skips when ../shared is absent."""
+    root = SHARED / "voices" / "librispeech-test-other"
+    if not root.is_dir():
+        pytest.skip("../shared/data/voices is not present")
+    return {d.name: sorted(d.glob("*.flac")) for d in sorted(root.iterdir()) if d.is_dir()}

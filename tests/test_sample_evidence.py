@@ -9,19 +9,13 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.helpers.cli import SHARED, run
+from tests.helpers.cli import run
 
 from audit.findings import Finding
 from audit.report.html import render_html
 
-VOICES = SHARED / "voices" / "librispeech-test-other"
 
 
-@pytest.fixture(scope="module")
-def speakers() -> dict[str, list[Path]]:
-    if not VOICES.is_dir():
-        pytest.skip("../shared/data/voices is not present")
-    return {d.name: sorted(d.glob("*.flac")) for d in sorted(VOICES.iterdir()) if d.is_dir()}
 
 
 @pytest.mark.parametrize("model", ["ge2e", "campplus"])

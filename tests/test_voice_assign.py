@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +14,6 @@ from audit.scan.voices import VoiceMatcher
 from tests.helpers.cli import run
 from tests.test_voice_spans import SR, write_flac
 
-VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
 T = 3.0  # threshold of the synthetic matrices
 WINDOW = 3.0  # seconds of one segment; neighbouring segments overlap by half of it
 
@@ -98,12 +96,6 @@ def test_nobody_above_threshold_gives_nothing():
     assert matcher(["alice", "bob"], norm).findings("x.flac", None, hits(2)) == []
 
 
-@pytest.fixture(scope="module")
-def speakers() -> dict[str, list[Path]]:
-    root = VOICES / "librispeech-test-other"
-    if not root.exists():
-        pytest.skip("../shared/data/voices is not present")
-    return {d.name: sorted(d.glob("*.flac")) for d in sorted(root.iterdir()) if d.is_dir()}
 
 
 def test_two_speaker_file_names_each_speaker_in_their_own_turn(speakers, tmp_path):

@@ -14,12 +14,6 @@ VOICES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voice
 
 
 
-@pytest.fixture(scope="module")
-def speakers():
-    root = VOICES / "librispeech-test-other"
-    if not root.exists():
-        pytest.skip("../shared/data/voices is not present")
-    return {d.name: sorted(d.glob("*.flac")) for d in sorted(root.iterdir()) if d.is_dir()}
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 from audit.media.audio import load_audio
 from tests.helpers.cli import run
@@ -17,12 +16,6 @@ SR = 16000
 EDGE = 3.0  # a 3 s window that straddles a change of speaker may go either way
 
 
-@pytest.fixture(scope="module")
-def speakers() -> dict[str, list[Path]]:
-    root = VOICES / "librispeech-test-other"
-    if not root.exists():
-        pytest.skip("../shared/data/voices is not present")
-    return {d.name: sorted(d.glob("*.flac")) for d in sorted(root.iterdir()) if d.is_dir()}
 
 
 def write_flac(path: Path, wav: np.ndarray) -> Path:
