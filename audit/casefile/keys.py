@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -15,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from ..errors import AuditError
+from ..store.files import atomic_write
 
 MAX_KEY_FILE = 64 * 1024  # a PEM key is a few hundred bytes; anything far larger is not one
 
@@ -39,8 +38,8 @@ def new_signing_key(out: str | Path) -> tuple[Path, Path]:
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-    _write(out, private_pem, 0o600)
-    _write(pub, public_pem(key.public_key()), 0o644)
+    atomic_write(out, private_pem)  # 0600
+    atomic_write(pub, public_pem(key.public_key()), 0o644)
     return out, pub
 
 
@@ -94,19 +93,3 @@ def _read(path: str | Path) -> bytes:
     if len(data) > MAX_KEY_FILE:
         raise SigningKeyError(f"{path} is too large to be a key file", code="bad-key", path=str(path))
     return data
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write a key file with its mode set before any byte is in it, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -106,11 +106,14 @@ def open_read(path: Path):
     return os.fdopen(open_fd(path, os.O_RDONLY), "rb")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a file by temp file + fsync + rename, so readers never see half of it."""
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a file by temp file + fsync + rename, so readers never see half of it; its mode (private unless
+    asked) is set before any byte is in it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        if mode != 0o600:  # mkstemp makes it 0600
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data[: len(data) // 2])
             faults.point("index.write:partial")
