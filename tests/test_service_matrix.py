@@ -82,6 +82,10 @@ API = [
     ("GET", "/api/v1/scans/{scan}/report", "scan", 200, {}),
     ("GET", "/api/v1/scans/{scan}/findings/{n}/picture", "scan", 200, {}),
     ("POST", "/api/v1/invites", "roles:admin", 201, {"json": {"role": "auditor"}}),
+    ("GET", "/api/v1/webhook", "roles:admin,auditor,actor", 200, {}),
+    ("PUT", "/api/v1/webhook", "roles:admin,auditor,actor", 200, {"json": {"url": "http://127.0.0.1:9/hook"}}),
+    ("GET", "/api/v1/watches", "roles:admin", 200, {}),
+    ("POST", "/api/v1/watches", "roles:admin", 400, {"json": {"path": "x"}}),  # 400: this server has no scan root
 ]
 PAGES = [
     ("GET", "/login", "public", 200, {}),
@@ -108,10 +112,17 @@ PAGES = [
     ("POST", "/admin/users/{account}/password", "roles:admin", 200, {}),
     ("POST", "/admin/users/{account}/token", "roles:admin", 200, {}),
     ("POST", "/admin/users/{account}/delete", "roles:admin", 200, {}),
+    ("GET", "/account/webhook", "roles:admin,auditor,actor", 200, {}),
+    ("POST", "/account/webhook", "roles:admin,auditor,actor", 200, {"data": {"url": "http://127.0.0.1:9/hook"}}),
+    ("GET", "/admin/watches", "roles:admin", 200, {}),
+    ("POST", "/admin/watches", "roles:admin", 400, {"data": {"path": "x"}}),
 ]
 # Routes tested elsewhere in this file or in the browser test (state-changing or anonymous by design).
 ELSEWHERE = {"POST /logout", "GET /register/{code}", "POST /register/{code}", "POST /login", "POST /scans",
-             "GET /me/withdraw", "POST /me/withdraw", "DELETE /api/v1/people/{pid}"}
+             "GET /me/withdraw", "POST /me/withdraw", "DELETE /api/v1/people/{pid}",
+             # tests/test_service_continuous.py: deleting a webhook, a watched folder (admin only, others 403)
+             "DELETE /api/v1/webhook", "POST /account/webhook/delete", "DELETE /api/v1/watches/{wid}",
+             "POST /admin/watches/{wid}/delete"}
 
 
 def expected(kind: str, role: str, own: bool, ok: int) -> int:
@@ -187,13 +198,13 @@ def _login(client: httpx.Client, uid: str, password: str) -> str:
 
 
 def test_every_route_is_in_the_matrix():
-    from audit.service import api, pages
+    from audit.service import api, continuous, pages
 
     def shape(route: str) -> str:
         return re.sub(r"{[^}]+}", "{}", route)
 
     covered = {shape(f"{m} {p}") for m, p, *_ in API + PAGES} | {shape(e) for e in ELSEWHERE}
-    routes = [f"{m} {r.path}" for router in (api.router, pages.router) for r in router.routes for m in r.methods]
+    routes = [f"{m} {r.path}" for router in (api.router, pages.router, continuous.router) for r in router.routes for m in r.methods]
     assert routes and not [r for r in routes if shape(r) not in covered]
 
 
@@ -247,7 +258,7 @@ def test_delete_person(world, photos):
     url, tokens = world["server"].url, world["tokens"]
     with open(photos["gdp"], "rb") as f:
         r = httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["carol"]),
-                       files=[("files", ("me.jpg", f, "image/jpeg"))])
+                       files=[("files", ("me.jpg", f, "image/jpeg"))], timeout=60)  # the server loads its model
     assert r.status_code == 200 and r.json()["files"][0]["status"] == "refused"  # 5 faces: refused
     assert "only you in it" in r.json()["files"][0]["reason"]
     # Carol's own face: another face of the gdp photo (yaoming.jpg is alice's, and a photo enrolled for one person

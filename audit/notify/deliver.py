@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..store.webhooks import Delivery, Hook, Hooks
+from ..store.webhooks import NOTIFY_FILE, Delivery, Hook, Hooks
 
 log = logging.getLogger("audit.notify")
 
@@ -84,7 +84,7 @@ class Dispatcher:
 
     def __init__(self, home: Path):
         self.home = Path(home)
-        self.hooks = Hooks(self.home)
+        self._hooks: Hooks | None = None  # opened once a hook exists: a store without any gets no file
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._busy = 0
@@ -93,6 +93,13 @@ class Dispatcher:
         self._thread = threading.Thread(target=self._loop, name="webhook-dispatcher", daemon=True)
         self._thread.start()
 
+    @property
+    def hooks(self) -> Hooks | None:
+        """The delivery log, or None while the store has none."""
+        if self._hooks is None and (self.home / NOTIFY_FILE).exists():
+            self._hooks = Hooks(self.home)
+        return self._hooks
+
     def wake(self) -> None:
         """Deliveries were queued: look now rather than at the next poll."""
         self._wake.set()
@@ -100,7 +107,7 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                claimed = self.hooks.claim(SENDERS * 2, hold=TIMEOUT_S * 4)
+                claimed = self.hooks.claim(SENDERS * 2, hold=TIMEOUT_S * 4) if self.hooks else []
             except Exception:  # a locked or damaged log must not kill the thread; said in the server log
                 log.exception("webhook delivery log unreadable")
                 claimed = []
@@ -141,12 +148,12 @@ class Dispatcher:
         while time.monotonic() < deadline:
             with self._lock:
                 busy = self._busy
-            due = self.hooks.due()
+            due = self.hooks.due() if self.hooks else 0
             if not busy and not due:
                 break
             self._wake.set()
             time.sleep(0.05)
-        return self.hooks.pending()
+        return self.hooks.pending() if self.hooks else 0
 
     def stop(self) -> None:
         """Stop sending (what is pending stays queued)."""
@@ -156,7 +163,8 @@ class Dispatcher:
         deadline = time.monotonic() + TIMEOUT_S + 1
         while self._busy and time.monotonic() < deadline:  # attempts under way finish and are logged
             time.sleep(0.05)
-        self.hooks.close()
+        if self._hooks is not None:
+            self._hooks.close()
 
 
 _dispatchers: dict[Path, Dispatcher] = {}

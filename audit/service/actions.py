@@ -112,13 +112,23 @@ def _own_entry(entry: dict, pid: str, pseudonym: str | None) -> dict:
 
 def found(svc: Service, pid: str) -> list[tuple[str, dict]]:
     """(scan id, finding) of every finished scan finding that names the person, as that person may see it."""
-    out, cache = [], {}
+    out, cache, finished = [], {}, {}
     for jid, n in svc.accounts.found(pid):
         if jid not in cache:
             cache[jid] = findings(svc, jid) or []
+            job = svc.accounts.job(jid)
+            finished[jid] = job.finished if job else None
         if n < len(cache[jid]) and forget.names(cache[jid][n], pid):
-            out.append((jid, dict(forget.for_actor(cache[jid][n], pid), n=n)))
+            out.append((jid, dict(forget.for_actor(cache[jid][n], pid), n=n, found_at=finished[jid])))
     return out
+
+
+def mark_new(rows: list[tuple[str, dict]], since: float | None) -> int:
+    """Flag the findings found after `since` (the account's last visit; None: never visited, all new); returns
+    how many are new."""
+    for _, row in rows:
+        row["new"] = since is None or (row.get("found_at") or 0) > since
+    return sum(row["new"] for _, row in rows)
 
 
 def findings(svc: Service, jid: str) -> list[dict] | None:

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import AuditError
-from . import api, auth, pages
+from . import api, auth, continuous, pages
 from .state import Service, ServiceConfig
 from .uploads import BodyLimit, NoFiles, TooLarge
 from .web import STATIC, PageAuth, error_words, render, service, status_of
@@ -80,6 +80,7 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
     app.state.service = svc
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(continuous.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=cfg.max_upload)
     app.add_middleware(SecurityHeaders, secure=cfg.secure_cookies)

@@ -94,6 +94,14 @@ def delete_account(accounts: Accounts, uid: str) -> User:
     if user.role == "admin" and sum(u.role == "admin" for u in accounts.users()) == 1:
         raise AuthError(f"'{uid}' is the last admin account; add another admin first", code="last-admin")
     accounts.delete_user(uid)
+    from .. import notify
+
+    if (accounts.home / notify.NOTIFY_FILE).exists():  # its webhook and delivery log go with it
+        hooks = notify.Hooks(accounts.home)
+        try:
+            hooks.drop(uid)
+        finally:
+            hooks.close()
     return user
 
 

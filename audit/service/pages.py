@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -129,8 +130,9 @@ def _actor(session: auth.Session) -> str:
 @router.get("/me")
 def me(request: Request, session: Sess):
     pid = _actor(session)
-    person = actions.person_view(service(request), pid)
-    return render(request, "me.html", session, person=person, pid=pid)
+    svc = service(request)
+    new = actions.mark_new(actions.found(svc, pid), svc.accounts.last_visit(session.user.id))
+    return render(request, "me.html", session, person=actions.person_view(svc, pid), pid=pid, new=new)
 
 
 @router.post("/me/faces")
@@ -168,7 +170,11 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
 @router.get("/me/found")
 def me_found(request: Request, session: Sess):
     pid = _actor(session)
-    return render(request, "found.html", session, pid=pid, found=actions.found(service(request), pid))
+    svc = service(request)
+    found = actions.found(svc, pid)
+    new = actions.mark_new(found, svc.accounts.last_visit(session.user.id))
+    svc.accounts.visited(session.user.id, time.time())  # the next visit's "new" starts from now
+    return render(request, "found.html", session, pid=pid, found=found, new=new)
 
 
 @router.get("/me/found/{jid}/{n}")

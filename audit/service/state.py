@@ -16,6 +16,7 @@ from ..errors import AuditError
 from ..store.crypto import FROM_ENV
 from . import auth, roots, uploads
 from .accounts import JOBS_DIR, Accounts
+from .folders import FolderWatches
 from .jobs import JobRunner
 
 ACTOR_ENV = "AUDIT_ACTOR"  # who the store's audit log names (store/auditlog.py)
@@ -98,11 +99,16 @@ class Service:
         # Failed logins: 5 per account and 30 per client address in 5 minutes, then 429 until the window passes.
         self.logins = (auth.RateLimit(5), auth.RateLimit(30))
         self.runner = JobRunner(self.accounts, cfg.home, cfg.models, cfg.threads, cfg.scan_workers)
+        self.folders = FolderWatches(self.accounts, cfg.home, cfg.scan_roots, self.submit_inputs)
 
     def start(self) -> None:
         """Clear what a killed server left behind, resume interrupted scans and start the workers."""
+        from .. import notify
+
         self.clear_stale()
         self.runner.start()
+        self.folders.start()
+        notify.dispatcher(self.cfg.home)  # sends what scan workers queue (and what a stopped server left)
 
     def clear_stale(self) -> list[str]:
         """Upload temp folders, and job folders no job owns (an upload cut off before its job was queued): a
@@ -117,7 +123,11 @@ class Service:
 
     def stop(self) -> None:
         """Stop the workers and close the store."""
+        from .. import notify
+
+        self.folders.stop()
         self.runner.stop()
+        notify.stop_all(wait=2.0)
         self.accounts.close()
         self.gate.close()
 
@@ -162,8 +172,12 @@ class Service:
             resolved.append({"path": str(p), "name": roots.shown_name(p, root), "root": str(root)})
         if not resolved:
             raise AuditError("no paths given")
+        return self.submit_inputs(owner, use, resolved)
+
+    def submit_inputs(self, owner: str, use: str | None, inputs: list[dict]) -> str:
+        """Queue a path scan of checked inputs ({"path", "name", "root"}: a watched folder's new files too)."""
         jid = secrets.token_hex(8)
-        self.accounts.add_job(jid, owner, use, resolved)
+        self.accounts.add_job(jid, owner, use, inputs)
         self.runner.wake()
         return jid
 
