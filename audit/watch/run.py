@@ -41,6 +41,7 @@ class WatchScan:
         self.out = Path(out) if out else None
         self.on_findings = on_findings or (lambda rows: None)
         self.notify_owner = notify_owner
+        self.state: WatchState | None = None
         self.files = 0
         self.findings = 0
 
@@ -67,6 +68,8 @@ class WatchScan:
                 continue  # changed while scanned: scanned again once it settles
             found = by_path.get(str(path), [])  # shown as given: the path itself
             self._report(found)
+            if self.state is not None:  # at once: a second Ctrl-C later in the batch does not report it twice
+                self.state.mark(path, st, sha)
             done.append((path, st, sha))
         return done
 
@@ -101,7 +104,8 @@ def watch(store: Store, paths: list[str | os.PathLike], options: ScanOptions | N
         options.workers = 1  # a few files at a time: starting worker processes would cost more than it saves
     options.check()
     handler = WatchScan(store, options, out, on_findings, notify_owner)
-    w = Watcher(paths, WatchState(store.home, scope), handler, on_error=on_error, on_back=on_back, settle=settle,
+    handler.state = WatchState(store.home, scope)
+    w = Watcher(paths, handler.state, handler, on_error=on_error, on_back=on_back, settle=settle,
                 keep=lambda p: not p.name.startswith(".") and not (out and os.path.abspath(out) == str(p)))
     w.scanner = handler
     return w
