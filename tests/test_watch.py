@@ -83,9 +83,13 @@ def test_watch_scans_whole_files_once_survives_restarts_and_a_removed_folder(pho
     assert f"error: cannot watch {other}: no such folder" in w.stderr()
     (inbox / "after.jpg").write_bytes(data + b"\0")  # other bytes, the same face
     w.until(lambda: any(r["path"].endswith("after.jpg") for r in rows(out)), "after.jpg's finding")
+    other.mkdir()  # back: watched again, and what it holds caught up
+    (other / "back.jpg").write_bytes(data + b"\0\0\0")
+    w.until(lambda: any(r["path"].endswith("back.jpg") for r in rows(out)), "back.jpg's finding")
+    assert f"watching {other} again" in w.stderr()
     code, stdout = w.stop(signal.SIGINT)
     assert code == 0, w.stderr()
-    assert "stopped: 3 files scanned, 2 findings" in w.stderr()
+    assert "stopped: 4 files scanned, 3 findings" in w.stderr()
     assert "match\tface\t" in stdout and "slow.jpg\tyao" in stdout
 
     # Restarted, with a webhook: nothing scanned before is scanned again (one touched, not changed: neither);
