@@ -114,6 +114,9 @@ def _decision(row: dict | Finding, state: str, reviewer: str, note: str | None, 
     if note is not None and (len(note) > NOTE_MAX or any(ord(c) < 32 and c not in "\n\t" for c in note)):
         raise InputError(f"a note is at most {NOTE_MAX} characters, without control characters", code="bad-note")
     people = named(row)
+    if not people:
+        raise InputError("this finding names no registered person (one withdrawn since is no longer named): "
+                         "there is nothing to decide", code="names-no-one")
     if who and who not in people:
         raise InputError(f"this finding does not name {who}: only the people it names can answer it",
                          code="not-named")
