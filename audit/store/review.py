@@ -25,7 +25,8 @@ from .naming import check_id
 
 if TYPE_CHECKING:
     from .registry import Registry
-    from .store import Store
+
+Store = Any  # a store.Store (not imported: the store imports this module's neighbours)
 
 STATES = ("open", "confirmed", "dismissed", "escalated")  # a reviewer's decision
 ANSWERS = ("me", "not-me")  # the named person's own answer
