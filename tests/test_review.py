@@ -169,3 +169,16 @@ def test_a_missing_store_is_an_error(tmp_path):
     env = {"AUDIT_HOME": str(tmp_path / "none")}
     assert "no store" in run("review", "--summary", env=env, code=2).output
     assert "no store" in run("review", tmp_path / "x.json", env=env, code=2).output
+
+
+def test_decisions_survive_encryption(tmp_path, photos):
+    from audit.store import crypto
+
+    home = tmp_path / "store"
+    with audit.open_store(home, key=None) as store:
+        audit.enroll_faces(store, "yao", [photos["yaoming"]])
+        row = [f for f in audit.scan(store, [photos["yaoming"]]) if f.kind == "match"][0]
+        audit.review_finding(store, row, "confirmed", "kim", "seen")
+        store.encrypt(crypto.parse_key(crypto.new_key()))
+        assert store.verify().ok  # the decision was sealed again with the new MAC key
+        assert [d.state for d in audit.review_decisions(store)] == ["confirmed"]

@@ -94,6 +94,12 @@ def test_review_and_answers_through_the_service(tmp_path, photos):
         assert events == [("review", "web:aud1"), ("review", "web:aud1"), ("answer", "web:alice"),
                           ("answer", "web:alice")]
 
+        # The person's export has the decisions on findings naming them: their own answer with its note, the
+        # reviewer's state without the reviewer's note.
+        export = httpx.get(f"{url}/api/v1/people/alice/export", headers=bearer(tok["alice"])).json()["reviews"]
+        assert sorted((r["state"], r["answered_by_you"]) for r in export) == [("escalated", False), ("not-me", True)]
+        assert all(r["note"] is None for r in export) and "legal" not in str(export)
+
         # Withdrawal erases the decisions with everything else.
         assert httpx.delete(f"{url}/api/v1/people/alice", headers=bearer(tok["alice"])).status_code == 200
         assert httpx.get(f"{url}/api/v1/reviews/summary", headers=bearer(tok["root"])).json() == []

@@ -45,8 +45,9 @@ def bundle(obj: Context, findings: tuple[str, ...], out: str, sign: str | None, 
         with_reviews(evidence, obj.store(create=False))
     manifest = make_bundle(evidence, out, key=sign)
     signed = f"signed by {manifest['signing_key']}" if manifest["signing_key"] else "not signed"
-    click.echo(f"wrote {out}: {len(evidence.findings)} findings, {len(manifest['members'])} members, {signed} "
-               f"({evidence.status()})")
+    decided = f", {manifest['reviews']} review decisions" if manifest.get("reviews") is not None else ""
+    click.echo(f"wrote {out}: {len(evidence.findings)} findings{decided}, {len(manifest['members'])} members, "
+               f"{signed} ({evidence.status()})")
     for part in evidence.missing:
         click.echo(f"warning: the record has no {part}; the case file lacks it too", err=True)
 

@@ -95,7 +95,12 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                                     "vector": [round(float(x), 6) for x in vec]})
         crop = s.reference(pid)
         log = [_own_entry(e, pid, s.sealer.pseudonym(pid)) for e in s.log.about(person=pid)]
-        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log,
+        # decisions on findings naming them: states and times, and their own answers with their notes (not the
+        # reviewers' notes or names, nor the other people a composite names)
+        reviews = [{"scan": d.scan, "finding": d.finding, "state": d.state, "time": d.time,
+                    "answered_by_you": d.who == pid, "note": d.note if d.who == pid else None}
+                   for d in decisions(s) if d.who == pid or (not d.who and pid in d.people)]
+        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log, "reviews": reviews,
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)
