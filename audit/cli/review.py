@@ -107,7 +107,7 @@ def review(obj: Context, findings: tuple[str, ...], wanted: str | None, state: s
     listed = []
     for r in rows:
         d = decided.get(finding_id(r)) or {}
-        who = "+".join(c["person"] for c in r.get("contributors") or []) if r.get("kind") == "composite" \
+        who = "+".join(str(c.get("person")) for c in r.get("contributors") or []) if r.get("kind") == "composite" \
             else r.get("person")
         listed.append({"finding": finding_id(r), "state": d.get("state", "open"), "kind": r.get("kind"),
                        "person": who, "similarity": r.get("similarity"), "path": r.get("path"),

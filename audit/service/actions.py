@@ -186,7 +186,9 @@ def answer(svc: Service, jid: str, n: int, pid: str, said: str, note: str | None
     row = _finding(svc, jid, n)
     if row is None or not forget.names(row, pid):
         return None
-    return svc.gate.run_as(by, lambda s: as_dict(answer_finding(s, row, pid, said, by, note or None, scan=jid)))
+    out = svc.gate.run_as(by, lambda s: as_dict(answer_finding(s, row, pid, said, by, note or None, scan=jid)))
+    out["people"] = [pid]  # a composite's other people are not the actor's to see (forget.for_actor)
+    return out
 
 
 def reviews(svc: Service, jid: str) -> dict[int, dict]:
