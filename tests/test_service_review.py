@@ -53,6 +53,10 @@ def test_review_and_answers_through_the_service(tmp_path, photos):
                          json={"state": "open"}).status_code == 404
         review = httpx.get(f"{url}/api/v1/scans/{jid}/reviews", headers=bearer(tok["aud1"])).json()["0"]
         assert (review["state"], review["reviewer"], review["note"]) == ("confirmed", "aud1", "ad for shoes")
+        rows = httpx.get(f"{url}/api/v1/scans/{jid}/findings?reviews=true", headers=bearer(tok["aud1"])).json()
+        assert (rows[0]["review_state"], rows[0]["reviewer"], rows[0]["review_note"]) == ("confirmed", "aud1",
+                                                                                         "ad for shoes")
+        assert rows[0]["finding_id"] == audit.finding_id(rows[0])
         page = httpx.get(f"{url}/api/v1/scans/{jid}/report", headers=bearer(tok["aud1"]))
         assert "confirmed</b> by aud1" in page.text and "ad for shoes" in page.text
         assert "sandbox" in page.headers["content-security-policy"]

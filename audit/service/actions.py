@@ -199,6 +199,13 @@ def reviews(svc: Service, jid: str) -> dict[int, dict]:
             for n, r in enumerate(rows) if r.get("kind") in ("match", "composite")}
 
 
+def with_review_columns(svc: Service, jid: str, rows: list[dict]) -> list[dict]:
+    """A scan's findings with their review columns (report/reviews.py), as a reviewed export carries them."""
+    from ..report.reviews import with_columns
+
+    return with_columns(rows, svc.gate.run(lambda s: of_findings(s, rows, jid)))
+
+
 def review_summary(svc: Service) -> list[dict]:
     """Per person: findings they answered "not me" and "me", with the score ranges."""
     return svc.gate.run(lambda s: [as_dict(p) for p in summary(s)])
