@@ -182,3 +182,23 @@ def test_decisions_survive_encryption(tmp_path, photos):
         store.encrypt(crypto.parse_key(crypto.new_key()))
         assert store.verify().ok  # the decision was sealed again with the new MAC key
         assert [d.state for d in audit.review_decisions(store)] == ["confirmed"]
+
+
+def test_the_page_says_each_review_cards_and_rows():
+    """Unit: a record with more findings than cards; each card and each further row says its review state."""
+    from audit.report.grouping import CARDS_PER_PERSON
+    from audit.report.html import render_record
+
+    rows = [{"path": f"f{i}.jpg", "sha256": f"{i:064x}", "modality": "face", "kind": "match", "person": "yao",
+             "name": "Yao", "similarity": 0.9 - i / 100, "threshold": 0.35, "bbox": [0, 0, 10, 10], "extra": {}}
+            for i in range(CARDS_PER_PERSON + 2)]
+    evidence = audit.Evidence.of(rows, {"started": "2026-12-07T00:00:00+00:00", "complete": True})
+    evidence.reviews = {audit.finding_id(rows[0]): {"state": "dismissed", "reviewer": "kim", "note": "<b>x</b>",
+                                                    "time": "2026-12-07T10:00:00+00:00", "answers": {"yao": "not-me"}},
+                        audit.finding_id(rows[-1]): {"state": "escalated", "answers": {}}}
+    page = render_record(evidence)
+    assert '<b class="state-dismissed">dismissed</b> by kim, 2026-12-07T10:00:00+00:00' in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "the person's answer: yao: not me" in page  # escaped
+    assert page.count('<b class="state-open">open</b>') == CARDS_PER_PERSON - 1
+    assert "<th>review</th>" in page and "<td>escalated</td>" in page
+    assert "<th>review</th>" not in render_record(audit.Evidence.of(rows, {"started": "x", "complete": True}))

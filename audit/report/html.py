@@ -342,7 +342,9 @@ def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable
         rows = [{"path": e.paths[0], "copies": len(e.paths) - 1, "sim": to_float(e.finding.get("similarity")),
                  "margin": _margin(e.finding), "start": to_float(e.finding.get("start")),
                  "end": to_float(e.finding.get("end")), "consent": e.finding.get("consent"),
-                 "kind": text(e.finding.get("kind") or "")} for e in g.entries[CARDS_PER_PERSON:]]
+                 "kind": text(e.finding.get("kind") or ""),
+                 "review": (e.finding.get("review") or {}).get("state", "open") if "review" in e.finding else None}
+                for e in g.entries[CARDS_PER_PERSON:]]
         people = g.key.split(":", 1)[1].split("+") if g.pid is None else []
         title = g.name or g.pid or f"Composite of {' + '.join(names.get(p, p) for p in people if p) or 'unknown people'}"
         out.append({"id": f"s{i}", "pid": g.pid, "title": title, "findings": g.findings, "files": g.files,
