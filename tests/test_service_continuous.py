@@ -80,6 +80,8 @@ def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):
             f.write(data[len(data) // 2:])
         scans = until(lambda: api.get("/api/v1/scans", headers=bearer(tok["aud"])).json(), "the watch's scan", server)
         assert len(scans) == 1 and wait_scan(server.url, tok["aud"], scans[0]["id"])["status"] == "done"
+        assert scans[0]["watch"] == watches["studio"]["id"] and scans[0]["owner"] == "aud"
+        assert "watched: studio/spot.jpg" in login(server.url, "aud", pw["aud"])[0].get("/scans").text
         rows = api.get(f"/api/v1/scans/{scans[0]['id']}/findings", headers=bearer(tok["aud"])).json()
         assert [(r["kind"], r["person"], r["path"]) for r in rows] == [("match", PID, "studio/spot.jpg")]
 

@@ -153,7 +153,8 @@ def job_view(job: Job) -> dict:
             "progress": {"files_done": job.done_files, "files_total": job.total_files},
             "summary": job.summary, "error": job.error if job.status == "failed" else None,
             "note": job.error if job.status != "failed" else None,  # e.g. resumed after a restart
-            "inputs": [{"file": Path(i["path"]).name, "name": i["name"]} for i in job.inputs]}
+            "inputs": [{"file": Path(i["path"]).name, "name": i["name"]} for i in job.inputs],
+            "watch": next((i["watch"] for i in job.inputs if i.get("watch")), None)}  # from a watched folder
 
 
 def picture(svc: Service, jid: str, n: int) -> Path | None:
