@@ -119,3 +119,19 @@ def test_erasure_deletes_the_persons_deliveries(tmp_path):
     assert [d.payload["person"] for d in hooks.log("aud")] == ["bob"] and hooks.hook("al") is None
     hooks.close()
     assert not any(b"alice" in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+
+
+def test_the_log_keeps_each_accounts_latest_deliveries(tmp_path, monkeypatch):
+    from audit.store import webhooks
+
+    monkeypatch.setattr(webhooks, "LOG_KEEP", 2)
+    hooks = notify.Hooks(tmp_path)
+    hooks.register("aud", "auditor", "http://127.0.0.1:9/x")
+    first = hooks.queue([("aud", ["a"], {"n": 1}), ("aud", ["a"], {"n": 2})])
+    for did in first:
+        hooks.finish(did, "delivered", 200, None)
+    time.sleep(0.01)
+    hooks.queue([("aud", ["a"], {"n": 3})])
+    kept = [d.payload["n"] for d in hooks.log("aud")]
+    assert len(kept) == 2 and kept[0] == 3  # the newest, and one of the two before it
+    hooks.close()

@@ -23,6 +23,7 @@ from ..errors import InputError, StoreError
 NOTIFY_FILE = "notify.sqlite"
 CLI_ACCOUNT = "@cli"  # the hook of `watch --webhook` (no web account; '@' is not allowed in account ids)
 ROLES = ("admin", "auditor", "actor")
+LOG_KEEP = 1000  # deliveries kept per account (older sent or failed ones are deleted as new ones come)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hooks (
@@ -165,6 +166,10 @@ class Hooks:
                                     (did, account, json.dumps(sorted(set(people))), json.dumps(payload), now, now,
                                      now))
                     ids.append(did)
+                for account in {r[0] for r in rows}:  # the log keeps an account's latest LOG_KEEP deliveries
+                    self.db.execute("DELETE FROM deliveries WHERE account=? AND status!='pending' AND id NOT IN "
+                                    "(SELECT id FROM deliveries WHERE account=? ORDER BY created DESC LIMIT ?)",
+                                    (account, account, LOG_KEEP))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
