@@ -22,6 +22,7 @@ from .settle import SETTLE_S, Settler
 log = logging.getLogger("audit.watch")
 CHECK_S = 1.0  # how often each folder's presence is checked
 TICK_S = 0.2  # how often settling files are looked at
+BATCH = 16  # files per scan: a stop (Ctrl-C) waits for one batch at most, not for a whole catch-up
 
 # handle(files) -> the files it is done with (each (path, stat, sha256)); the rest are looked at again later.
 Handler = Callable[[list[tuple[Path, os.stat_result, str | None]]], list[tuple[Path, os.stat_result, str | None]]]
@@ -72,8 +73,10 @@ class Watcher:
         while not self.stop.is_set():
             self._drain()
             ready = [(p, st) for p, st in self.settler.ready() if self.keep(p)]
-            if ready:
-                self._hand(ready)
+            for i in range(0, len(ready), BATCH):
+                if self.stop.is_set():
+                    break  # the rest were not marked: the next start takes them up
+                self._hand(ready[i:i + BATCH])
             self.stop.wait(TICK_S)
 
     def _drain(self) -> None:
