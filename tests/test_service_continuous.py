@@ -153,3 +153,11 @@ def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):
         actor_rx.close()
     held = [p.name for p in home.glob("notify.sqlite*") if PID.encode() in p.read_bytes()]
     assert held == []
+
+    # Started without that scan root: its watched folder is not watched, and the page says why.
+    server = Server(home, env=ENV).start()
+    try:
+        watches = httpx.get(server.url + "/api/v1/watches", headers=bearer(tok["root"])).json()
+        assert [w["error"] for w in watches] == ["not inside the server's scan roots now (--scan-root): not watched"]
+    finally:
+        server.stop()

@@ -32,6 +32,10 @@ class FolderWatches:
     def start(self) -> None:
         """Watch every configured folder (a folder gone meanwhile is reported on its row and waited for)."""
         for w in self.accounts.watches():
+            if not any(roots.inside(w["path"], r) for r in self.scan_roots):  # started with other --scan-root
+                self.accounts.watch_error(w["id"], "not inside the server's scan roots now (--scan-root): not watched")
+                continue
+            self.accounts.watch_error(w["id"], None)  # its thread says so again if it still cannot watch
             self._start(w)
 
     def stop(self) -> None:
