@@ -82,6 +82,10 @@ API = [
     ("GET", "/api/v1/scans/{scan}/report", "scan", 200, {}),
     ("GET", "/api/v1/scans/{scan}/findings/{n}/picture", "scan", 200, {}),
     ("POST", "/api/v1/invites", "roles:admin", 201, {"json": {"role": "auditor"}}),
+    # operations (audit/service/ops.py): liveness and readiness for anyone; metrics for admins (serve --metrics)
+    ("GET", "/healthz", "public", 200, {}),
+    ("GET", "/readyz", "public", 200, {}),
+    ("GET", "/metrics", "roles:admin", 200, {}),
 ]
 PAGES = [
     ("GET", "/login", "public", 200, {}),
@@ -187,13 +191,13 @@ def _login(client: httpx.Client, uid: str, password: str) -> str:
 
 
 def test_every_route_is_in_the_matrix():
-    from audit.service import api, pages
+    from audit.service import api, ops, pages
 
     def shape(route: str) -> str:
         return re.sub(r"{[^}]+}", "{}", route)
 
     covered = {shape(f"{m} {p}") for m, p, *_ in API + PAGES} | {shape(e) for e in ELSEWHERE}
-    routes = [f"{m} {r.path}" for router in (api.router, pages.router) for r in router.routes for m in r.methods]
+    routes = [f"{m} {r.path}" for router in (api.router, pages.router, ops.router) for r in router.routes for m in r.methods]
     assert routes and not [r for r in routes if shape(r) not in covered]
 
 

@@ -34,8 +34,7 @@ class Metrics:
     """The app's metrics and the registry they are read from."""
 
     def __init__(self, accounts=None):
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self.collectors = r = CollectorRegistry(auto_describe=True)  # not ".registry": that name is the store's
         self.requests = Counter(f"{PREFIX}_http_requests", "HTTP requests answered, by method, route template "
                                 "and status.", ["method", "route", "status"], registry=r)
         self.latency = Histogram(f"{PREFIX}_http_request_duration_seconds", "Time to answer a request, by method "
@@ -65,7 +64,7 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.collectors), CONTENT_TYPE_LATEST
 
 
 def loopback(host: str | None) -> bool:
