@@ -61,6 +61,10 @@ def test_systemd_unit_is_hardened_and_keeps_the_store_in_its_state_directory():
 def test_install_script_builds_a_working_environment(tmp_path):
     """deploy/install.sh (the Containerfile's install step) run here: a fresh environment from a copy of the
     checkout, built without the network (its dependencies are this test environment's, read-only)."""
+    from importlib.metadata import version
+
+    if int(version("setuptools").split(".")[0]) < 77:
+        pytest.skip("the build needs setuptools>=77 in this environment (the test extra brings it)")
     src = tmp_path / "src"
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
                             capture_output=True)

@@ -111,6 +111,19 @@ def test_shipped_config_loads_and_is_the_documented_one(tmp_path, captured, monk
     assert captured["cfg"].home == tmp_path / "state"
 
 
+def test_init_admin_through_the_cli_prints_secrets_once(tmp_path, captured):
+    home = tmp_path / "store"
+    add_account(home, "root", "auditor")
+    out = serve("--home", home, "serve", "--init-admin", "root")
+    assert out.exit_code == 2 and "'root' is an existing auditor account" in out.output
+    out = serve("--home", home, "serve", "--init-admin", "boss")
+    assert out.exit_code == 0 and re.fullmatch(r"password: \S+\ntoken: la_\S+\n", out.stdout), out.output
+    again = serve("--home", home, "serve", "--init-admin", "boss")
+    assert again.exit_code == 0 and again.stdout == "" and captured["cfg"].home == home
+    listed = serve("--home", home, "users", "list")
+    assert listed.stdout.splitlines() == ["boss\tadmin\t", "root\tauditor\t"]
+
+
 def _records(server: Server) -> list[dict]:
     """The server log's JSON lines (stdout's password/token lines of --init-admin excluded)."""
     lines = [x for x in server.log_text().splitlines() if x.strip()]

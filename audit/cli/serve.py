@@ -164,8 +164,7 @@ def users_rotate_token(obj: Context, account: str) -> None:
                                       "machine (loopback); or nobody.")
 @click.pass_obj
 @guarded
-def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
-          secure_cookies, trust_proxy, init_admin, log_format, log_level, log_file, metrics_access) -> None:
+def serve(obj: Context, log_format: str, log_file: str | None, **options) -> None:
     """Run the actor portal and auditor API over the store (FastAPI on uvicorn).
 
     \b
@@ -176,11 +175,8 @@ def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_
     import os
     from pathlib import Path
 
-    _, state = _service_modules()
-    import uvicorn
-
+    _service_modules()
     from ..service import logs
-    from ..service.app import create_app
 
     serveconfig.apply_globals(click.get_current_context(), obj)
     if log_file and Path(log_file).resolve().is_relative_to(Path(obj.home).resolve()):
@@ -189,7 +185,24 @@ def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_
     if obj.key_file:  # scan workers are separate processes and take the key from the environment
         os.environ["AUDIT_KEY_FILE"] = str(Path(obj.key_file).resolve())
         os.environ.pop("AUDIT_KEY", None)
-    logs.configure(log_format, log_level, Path(log_file) if log_file else None)
+    handler = logs.configure(log_format, options["log_level"], Path(log_file) if log_file else None)
+    try:
+        _serve(obj, **options)
+    finally:
+        logs.unconfigure(handler)
+
+
+def _serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
+           secure_cookies, trust_proxy, init_admin, log_level, metrics_access) -> None:
+    """Create the first admin if asked, then run the app on uvicorn until stopped."""
+    from pathlib import Path
+
+    import uvicorn
+
+    from ..service import logs
+    from ..service.app import create_app
+
+    _, state = _service_modules()
     if init_admin:
         _init_admin(obj, init_admin)
     cfg = state.ServiceConfig(home=obj.home, models=obj.models, threads=obj.threads,
@@ -215,6 +228,10 @@ def _init_admin(obj: Context, account: str) -> None:
     try:
         if any(u.role == "admin" for u in accounts.users()):
             return
+        existing = accounts.user(account)
+        if existing is not None:
+            raise Fail(f"--init-admin {account}: the service has no admin, and '{account}' is an existing "
+                       f"{existing.role} account; name another account (or make one with users add --role admin)")
         _, password, token = auth.add_account(accounts, account, "admin", None, by="serve --init-admin")
     finally:
         accounts.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 log = logging.getLogger("audit.service.events")
 FORMATS = ("json", "text")
 LEVELS = ("debug", "info", "warning", "error")
+LOGGERS = ("audit.service", "uvicorn.error")  # the service's events and errors, and uvicorn's start/stop lines
 
 
 def event(name: str, level: int = logging.INFO, **fields) -> None:
@@ -53,9 +54,20 @@ def configure(fmt: str = "json", level: str = "info", file: Path | None = None) 
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}")
     handler = logging.FileHandler(file, encoding="utf-8") if file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if fmt == "json" else Text())
-    for name in ("audit.service", "uvicorn.error"):
+    for name in LOGGERS:
         logger = logging.getLogger(name)
         logger.handlers = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
     return handler
+
+
+def unconfigure(handler: logging.Handler) -> None:
+    """Undo configure() when the server has stopped (a test may run several servers in one process)."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if handler in logger.handlers:
+            logger.removeHandler(handler)
+            logger.propagate = True
+            logger.setLevel(logging.NOTSET)
+    handler.close()
