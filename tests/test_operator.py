@@ -230,11 +230,14 @@ def test_several_apps_in_one_process_each_count_their_own(tmp_path):
             TestClient(_app(tmp_path / "b", metrics="loopback")) as b:
         a.get("/healthz")
         a.get("/no/such/page")
+        big = a.post("/api/v1/scans", content=b"x" * 100, headers={"content-length": str(2**40)})
+        assert big.status_code == 413  # refused before routing: counted, with the route unknown
         assert a.app.state.service.metrics is not b.app.state.service.metrics
         text_a = a.app.state.service.metrics.render()[0].decode()
         text_b = b.app.state.service.metrics.render()[0].decode()
         assert 'route="/healthz",status="200"} 1.0' in text_a and 'route="/healthz"' not in text_b
         assert 'route="unmatched",status="404"' in text_a  # probes of unknown paths share one label
+        assert 'method="POST",route="unmatched",status="413"' in text_a
     assert loopback("127.0.0.1") and loopback("::1") and not loopback("10.0.0.1") and not loopback(None)
     assert may_read("admin", "admin", "10.0.0.1") and not may_read("admin", None, "127.0.0.1")
     assert may_read("loopback", None, "127.0.0.1") and not may_read("loopback", "auditor", "10.0.0.1")

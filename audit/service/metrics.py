@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 
 ACCESS = ("admin", "loopback", "off")  # who may read /metrics: admins; or loopback clients and admins; nobody
-UNMATCHED = "unmatched"  # the route label of a path no route has (a scanner probing /wp-admin, ...)
+UNMATCHED = "unmatched"  # route label of a path no route has (a probe of /wp-admin), or of a body refused before routing
 PREFIX = "likeness_audit"
 
 
