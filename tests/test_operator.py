@@ -103,6 +103,11 @@ def test_shipped_config_loads_and_is_the_documented_one(tmp_path, captured, monk
     shipped = REPO / "deploy" / "likeness-audit.toml"
     text = shipped.read_text()
     assert text.strip() in (REPO / "docs" / "operator.md").read_text()
+    from audit.cli.serve import serve as command
+    from audit.cli.serveconfig import GLOBALS, option_keys
+
+    for key in [*option_keys(command), *GLOBALS]:  # every setting shown, set or commented out
+        assert re.search(rf"^(# )?{key} = ", text, re.M), key
     local = tmp_path / "likeness-audit.toml"  # its absolute paths pointed here
     local.write_text(text.replace("/var/lib/likeness-audit", str(tmp_path / "state"))
                      .replace("/srv/media", str(tmp_path)))
