@@ -275,3 +275,23 @@ def test_readyz_is_503_until_models_load_and_healthz_stays_200(tmp_path):
         client.app.state.service.runner.stop()
         r = client.get("/readyz")
         assert r.status_code == 503 and r.json()["checks"]["scan workers"] == "stopped"
+
+
+def test_log_formats_to_a_file_and_back_to_quiet(tmp_path):
+    from audit.service import logs
+
+    for fmt in ("json", "text"):
+        path = tmp_path / f"service-{fmt}.log"
+        handler = logs.configure(fmt, "info", path)
+        logs.event("scan.queued", job="abc123", account="aud1")
+        logs.event("debug.detail", level=10, job="hidden")  # below the level: not written
+        logs.unconfigure(handler)
+        logs.event("scan.queued", job="after")  # not configured any more: goes nowhere
+        lines = path.read_text().splitlines()
+        assert len(lines) == 1
+        if fmt == "json":
+            record = json.loads(lines[0])
+            assert {k: record[k] for k in ("level", "event", "job", "account")} == {
+                "level": "info", "event": "scan.queued", "job": "abc123", "account": "aud1"}
+        else:
+            assert lines[0].endswith(" info scan.queued job=abc123 account=aud1")
