@@ -15,6 +15,7 @@ from ..store.watchstate import WatchState
 from ..watch import Watcher
 from . import roots
 from .accounts import Accounts
+from .logs import event
 
 log = logging.getLogger("audit.service")
 SCOPE = "service:"  # + the watch id: its files in watch.sqlite
@@ -94,15 +95,19 @@ class FolderWatches:
             inputs = [{"path": str(p), "name": roots.shown_name(p, root), "root": str(root), "watch": wid}
                       for p, _, _ in batch if roots.inside(p, root)]
             if inputs:
-                self.submit(w["owner"], w["use"], inputs)
+                event("watch.files", watch=wid, files=len(inputs), job=self.submit(w["owner"], w["use"], inputs))
             return batch
 
         def error(_, why: str) -> None:
-            log.warning("watched folder %s: %s", wid, why)
+            why = why.replace(str(root), root.name)  # a watchfiles error may name the path: never the server's
+            event("watch.error", level=logging.WARNING, watch=wid, error=why)
             self.accounts.watch_error(wid, why)
 
-        watcher = Watcher([path], WatchState(self.home, SCOPE + wid), queue, on_error=error,
-                          on_back=lambda _: self.accounts.watch_error(wid, None))
+        def back(_) -> None:
+            event("watch.back", watch=wid)
+            self.accounts.watch_error(wid, None)
+
+        watcher = Watcher([path], WatchState(self.home, SCOPE + wid), queue, on_error=error, on_back=back)
         thread = threading.Thread(target=self._run, args=(watcher, wid), name=f"watch-{wid}", daemon=True)
         with self._lock:
             self._running[wid] = (watcher, thread)
