@@ -15,7 +15,7 @@ from audit import notify
 from tests.helpers.receiver import Receiver
 from tests.helpers.server import Server, add_account, bearer, wait_scan
 
-pytestmark = pytest.mark.service
+pytestmark = [pytest.mark.service, pytest.mark.slow]
 PID = "yao-ming-7"
 WAIT_S = 120
 ENV = {"AUDIT_WEBHOOK_BACKOFF_S": "0.2", "AUDIT_WEBHOOK_ATTEMPTS": "3"}

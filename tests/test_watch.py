@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from audit import notify
 from tests.helpers.cli import run
 from tests.helpers.receiver import Receiver
@@ -55,6 +57,7 @@ def scans_of(name: str) -> int:
     return sum(any(p.endswith("/" + name) for p in json.loads(line)["details"]["paths"]) for line in out.splitlines())
 
 
+@pytest.mark.slow
 def test_watch_scans_whole_files_once_survives_restarts_and_a_removed_folder(photos, audit_home, tmp_path):
     run("enroll", "face", "yao", photos["yaoming"])
     inbox, other, out = tmp_path / "inbox", tmp_path / "other", tmp_path / "found.jsonl"
