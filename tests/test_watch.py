@@ -124,3 +124,27 @@ def test_watch_refuses_bad_input(photos, audit_home, tmp_path):
     assert "no store at" in run("watch", tmp_path, code=2).output
     run("users", "add", "root", "--role", "admin")  # a store, with no one enrolled: a watch could find no one
     assert "no one is enrolled" in run("watch", tmp_path, code=2).output
+
+
+def test_a_file_held_open_for_writing_never_settles(tmp_path):
+    from audit.watch import Settler, open_for_writing
+
+    settler, path = Settler(settle=0.05), tmp_path / "copying.jpg"
+    with open(path, "wb") as f:
+        f.write(b"half")
+        f.flush()
+        settler.changed(path)
+        assert open_for_writing(path)
+        for _ in range(5):  # well past the settle interval: still open, so never ready
+            assert settler.ready() == []
+            time.sleep(0.05)
+    assert not open_for_writing(path)
+    ready = []
+    for _ in range(100):
+        ready += settler.ready()
+        if ready:
+            break
+        time.sleep(0.05)
+    assert [p for p, _ in ready] == [path] and len(settler) == 0
+    settler.changed(tmp_path / "gone.jpg")  # deleted before it settled: dropped
+    assert settler.ready() == [] and len(settler) == 0
