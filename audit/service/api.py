@@ -26,6 +26,7 @@ from .limits import (
 from .web import (
     api_user,
     enroll_upload,
+    findings_json,
     job_for,
     jobs_for,
     picture_file,
@@ -111,11 +112,7 @@ def get_scan(request: Request, jid: JobId, user: Caller) -> dict:
 @router.get("/scans/{jid}/findings", tags=["scans"])
 def get_findings(request: Request, jid: JobId, user: Caller) -> list[dict]:
     """The findings of a finished scan, in the CLI's JSON format."""
-    job = job_for(request, user, jid)
-    rows = actions.findings(service(request), job.id)
-    if rows is None:
-        raise HTTPException(409, f"scan is {job.status}; findings come when it is done")
-    return rows
+    return findings_json(request, job_for(request, user, jid))
 
 
 @router.get("/scans/{jid}/report", tags=["scans"], response_class=FileResponse)

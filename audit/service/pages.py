@@ -14,6 +14,7 @@ from . import actions, auth, limits
 from .web import (
     check_csrf,
     enroll_upload,
+    findings_json,
     job_for,
     jobs_for,
     page_session,
@@ -130,7 +131,8 @@ def _actor(session: auth.Session) -> str:
 def me(request: Request, session: Sess):
     pid = _actor(session)
     person = actions.person_view(service(request), pid)
-    return render(request, "me.html", session, person=person, pid=pid)
+    saved = request.query_params.get("saved") == "consent"
+    return render(request, "me.html", session, person=person, pid=pid, saved=saved)
 
 
 @router.post("/me/faces")
@@ -162,13 +164,13 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
     kwargs = {"allow": scopes} if decision == "allow" else {"deny": scopes} if decision == "deny" else {"forget": scopes}
     actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note,
                     by=session.user.id, **kwargs)
-    return RedirectResponse("/me#consent", status_code=303)
+    return RedirectResponse("/me?saved=consent#consent", status_code=303)  # the page then says it was saved
 
 
 @router.get("/me/found")
 def me_found(request: Request, session: Sess):
     pid = _actor(session)
-    return render(request, "found.html", session, pid=pid, found=actions.found(service(request), pid))
+    return render(request, "found.html", session, pid=pid, found=actions.found_view(service(request), pid))
 
 
 @router.get("/me/found/{jid}/{n}")
@@ -240,6 +242,12 @@ def scan_page(request: Request, session: Sess, jid: limits.JobId):
 @router.get("/scans/{jid}/report")
 def scan_report(request: Request, session: Sess, jid: limits.JobId):
     return report_file(request, job_for(request, session.user, jid))
+
+
+@router.get("/scans/{jid}/findings.json")
+def scan_findings(request: Request, session: Sess, jid: limits.JobId):
+    """The findings as JSON for a signed-in browser (the API wants a token; this is the same answer)."""
+    return findings_json(request, job_for(request, session.user, jid))
 
 
 @router.get("/scans/{jid}/picture/{n}")
