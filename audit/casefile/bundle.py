@@ -50,7 +50,7 @@ def _members(evidence: Evidence) -> list[tuple[str, bytes, bool]]:
     rows, pictures = [], []
     for n, (row, pic) in enumerate(zip(evidence.findings, evidence.pictures), 1):
         files = {}
-        for kind in ("crop", "waveform"):
+        for kind in ("crop", "scene", "waveform"):
             data = getattr(pic, kind, None) if pic else None
             if data:
                 files[kind] = L.picture_name(kind, n, data)
