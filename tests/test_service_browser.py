@@ -94,12 +94,15 @@ class Axe:
                 "axe.run(document, {resultTypes: ['violations']})"
                 ".then(r => cb(r.violations.map(v => [v.id, v.impact, v.help,"
                 " v.nodes.slice(0, 3).map(n => n.target.join(' '))])), e => cb(String(e)));")
+            wide = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
             driver.save_screenshot(str(self.shots / f"390px-{name}.png"))
         finally:
             driver.set_window_size(size["width"], size["height"])
         assert isinstance(done, list), f"axe-core did not run on {name}: {done}"
         self.pages += 1
         self.found += [(name, *v) for v in done if v[1] in ("serious", "critical")]
+        if wide > 0:  # a phone would have to scroll sideways to read it
+            self.found.append((name, "overflow", "serious", f"the page is {wide} px wider than the screen", []))
 
 
 @pytest.fixture
