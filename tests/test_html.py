@@ -153,7 +153,7 @@ def assert_safe(page: str) -> Tags:
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)
             assert name in {"class", "id", "src", "alt", "href", "style", "lang", "charset", "http-equiv",
-                            "content", "name", "open", "role", "aria-label", "title"}, (tag, name)
+                            "content", "name", "open", "role", "aria-label", "title", "tabindex"}, (tag, name)
             if name == "src":
                 assert tag == "img" and value.startswith(("data:image/jpeg;base64,", "data:image/png;base64,"))
             if name == "href":

@@ -226,6 +226,12 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         findings = auditor.find_element(By.CSS_SELECTOR, "table").text
         assert "actor1" in findings and "denied" in findings and scanned.name in findings
         auditor.save_screenshot(str(shots / "4-auditor-scan.png"))
+        go(auditor, server.url + auditor.find_element(By.LINK_TEXT, "Evidence report").get_attribute("pathname"))
+        assert "face boxed" in auditor.page_source  # the whole picture beside the crop
+        # The served report is sandboxed (no script at all runs in it): axe-core checks the same page opened as a file
+        (tmp_path / "report.html").write_text(auditor.page_source)
+        go(auditor, (tmp_path / "report.html").as_uri())
+        axe.check(auditor, "report")
         go(auditor, server.url + "/people")
         axe.check(auditor, "people")
 
@@ -251,4 +257,4 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
     if axe.script is None:
         pytest.skip("the walk passed; accessibility not checked: axe-core is not installed (npm install --prefix "
                     "/opt/axe axe-core@4, or set AUDIT_AXE to its axe.min.js)")
-    assert axe.pages >= 14
+    assert axe.pages >= 15
