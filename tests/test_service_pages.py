@@ -114,3 +114,12 @@ def test_use_words():
     assert file_error(None) == "it could not be read (no reason was recorded)"
     assert "a file without an extension" in file_error("unsupported file type '(none)'")
     assert file_error("empty file") == "empty file"
+
+
+def test_a_file_of_another_kind_is_refused_in_words(site):
+    client, csrf = _login(site["url"], "alice", site["passwords"]["alice"])
+    page = client.post("/me/faces", data={"csrf": csrf}, files=[("files", ("cast-list.csv", b"a,b\n", "text/csv"))])
+    row = re.search(r"<tr[^>]*>\s*<td>cast-list\.csv</td>(.*?)</tr>", page.text, re.S)
+    assert row, page.text[-2000:]
+    assert "refused" in row[1] and ".bin" not in page.text and "None" not in row[1], row[1]
+    assert "not a photo, video or sound recording this tool reads (a &#39;.csv&#39; file)" in row[1]

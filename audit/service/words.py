@@ -43,7 +43,7 @@ def web_words(exc: AuditError, modality: str = "face", hide: tuple[str, ...] = (
     text = exc.worded(lambda p: web_words(p, modality, hide))
     if any(h and h in text for h in hide):
         return UNREADABLE if isinstance(exc, MediaError) else UNSAID
-    return text
+    return file_error(text) if isinstance(exc, MediaError) else text
 
 
 _UNSUPPORTED = re.compile(r"unsupported file type '([^']*)'")
