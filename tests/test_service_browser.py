@@ -132,6 +132,24 @@ def pictures(photos) -> tuple[list[Path], Path, str]:
     return [photos["yaoming"]], photos["yaoming"], "yaoming"
 
 
+def review_in_the_browser(actor, auditor, shots) -> None:
+    """Review (docs/review.md): the actor answers their finding "not me" and sees the answer saved; the auditor,
+    on the scan's page, sees it and dismisses the finding with a note."""
+    from selenium.webdriver.common.by import By
+
+    submit(actor, "article.finding form.answer button[value=not-me]")
+    assert actor.find_element(By.CSS_SELECTOR, "article.finding dd.answer").text == "not me"
+    actor.save_screenshot(str(shots / "6-actor-not-me.png"))
+    go(auditor, auditor.current_url.split("#")[0])
+    row = auditor.find_element(By.CSS_SELECTOR, "tr.match")
+    assert "says: not me" in row.text
+    row.find_element(By.CSS_SELECTOR, "select[name=state] option[value=dismissed]").click()
+    row.find_element(By.NAME, "note").send_keys("the actor says it is not them")
+    submit(auditor, "tr.match form.review button")
+    row = auditor.find_element(By.CSS_SELECTOR, "tr.match")
+    assert "dismissed by studio" in row.text and "the actor says it is not them" in row.text
+
+
 def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
     from selenium.webdriver.common.by import By
 
@@ -226,6 +244,7 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         findings = auditor.find_element(By.CSS_SELECTOR, "table").text
         assert "actor1" in findings and "denied" in findings and scanned.name in findings
         auditor.save_screenshot(str(shots / "4-auditor-scan.png"))
+        scan_url = auditor.current_url
         go(auditor, server.url + auditor.find_element(By.LINK_TEXT, "Evidence report").get_attribute("pathname"))
         assert "face boxed" in auditor.page_source  # the whole picture beside the crop
         # The served report is sandboxed (no script at all runs in it): axe-core checks the same page opened as a file
@@ -243,6 +262,10 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         assert actor.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
         actor.save_screenshot(str(shots / "5-actor-found.png"))
         axe.check(actor, "found")
+        go(auditor, scan_url)
+        review_in_the_browser(actor, auditor, shots)
+        axe.check(actor, "found-answered")
+        axe.check(auditor, "scan-reviewed")
         # The auditor cannot open the actor's pages.
         go(auditor, server.url + "/me/found")
         assert "these pages are for actor accounts" in auditor.page_source
@@ -257,4 +280,4 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
     if axe.script is None:
         pytest.skip("the walk passed; accessibility not checked: axe-core is not installed (npm install --prefix "
                     "/opt/axe axe-core@4, or set AUDIT_AXE to its axe.min.js)")
-    assert axe.pages >= 15
+    assert axe.pages >= 17

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -138,15 +138,19 @@ def report_file(request: Request, job: Job) -> FileResponse:
     path = actions.report(service(request), job.id)
     if path is None:
         raise HTTPException(409, f"scan is {job.status}; the report comes when it is done")
+    page = actions.reviewed_report(service(request), job.id)  # each card then says its review
+    if page is not None:
+        return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP})
     return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
 
-def findings_json(request: Request, job: Job) -> JSONResponse:
-    """A finished scan's findings in the CLI's JSON format (both doors); 409 while the scan is not done."""
+def findings_json(request: Request, job: Job, reviews: bool = False) -> JSONResponse:
+    """A finished scan's findings in the CLI's JSON format (both doors), with the review columns when asked; 409
+    while the scan is not done."""
     rows = actions.findings(service(request), job.id)
     if rows is None:
         raise HTTPException(409, f"scan is {job.status}; findings come when it is done")
-    return JSONResponse(rows)
+    return JSONResponse(actions.with_review_columns(service(request), job.id, rows) if reviews else rows)
 
 
 def picture_file(request: Request, jid: str, n: int) -> FileResponse:
