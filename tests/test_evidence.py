@@ -186,3 +186,15 @@ def test_a_voice_finding_keeps_its_waveform_from_the_scan(tmp_path):
     page = tmp_path / "voice.html"
     run("report", out, "--out", page)
     assert page.read_text().count("data:image/png;base64,") == len(voice)
+
+
+def test_the_scan_cache_keeps_each_face_crop_and_whole_picture():
+    from audit.scan import cache as caching
+    from audit.scan.analyze import AnalyzedFile, DetectedFace
+
+    vec = np.ones(4, np.float32)
+    faces = [DetectedFace([1, 2, 30, 40], 0.9, vec, None, None, b"\xff\xd8\xffcrop1", b"\xff\xd8\xffwhole1"),
+             DetectedFace([5, 6, 50, 60], 0.8, vec, None, None, None, b"\xff\xd8\xffwhole2"),
+             DetectedFace([7, 8, 70, 80], 0.7, vec, None, None, b"\xff\xd8\xffcrop3", None)]
+    back = caching.load(caching.dump(AnalyzedFile("a.jpg", "0" * 64, "image", faces=faces)), "a.jpg", "0" * 64)
+    assert [(f.crop, f.scene) for f in back.faces] == [(f.crop, f.scene) for f in faces]
