@@ -86,6 +86,10 @@ API = [
     ("PUT", "/api/v1/scans/{scan}/findings/{n}/review", "scan", 200, {"json": {"state": "open", "note": "matrix"}}),
     ("PUT", "/api/v1/me/found/{scan}/{n}", "found", 200, {"json": {"answer": "me"}}),
     ("GET", "/api/v1/reviews/summary", "roles:admin,auditor", 200, {}),
+    # operations (audit/service/ops.py): liveness and readiness for anyone; metrics for admins (serve --metrics)
+    ("GET", "/healthz", "public", 200, {}),
+    ("GET", "/readyz", "public", 200, {}),
+    ("GET", "/metrics", "roles:admin", 200, {}),
 ]
 PAGES = [
     ("GET", "/login", "public", 200, {}),
@@ -199,13 +203,13 @@ def _login(client: httpx.Client, uid: str, password: str) -> str:
 
 
 def test_every_route_is_in_the_matrix():
-    from audit.service import api, pages
+    from audit.service import api, ops, pages
 
     def shape(route: str) -> str:
         return re.sub(r"{[^}]+}", "{}", route)
 
     covered = {shape(f"{m} {p}") for m, p, *_ in API + PAGES} | {shape(e) for e in ELSEWHERE}
-    routes = [f"{m} {r.path}" for router in (api.router, pages.router) for r in router.routes for m in r.methods]
+    routes = [f"{m} {r.path}" for router in (api.router, pages.router, ops.router) for r in router.routes for m in r.methods]
     assert routes and not [r for r in routes if shape(r) not in covered]
 
 

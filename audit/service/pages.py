@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ..errors import AuditError
 from . import actions, auth, limits
+from .logs import event
 from .web import (
     check_csrf,
     enroll_upload,
@@ -74,13 +76,21 @@ def login(request: Request, user: Annotated[str, limits.form(limits.ID_MAX)],
         return login_form(request, 403, "The form expired; please try again.")
     keys = (user.lower()[:64], request.client.host if request.client else "?")
     if any(limit.blocked(key) for limit, key in zip(svc.logins, keys)):
+        event("login.blocked", level=logging.WARNING, account=_known(svc, user))
         return login_form(request, 429, "Too many failed attempts; wait a few minutes.")
     account = auth.login(svc.accounts, user, password)
     if account is None:
         for limit, key in zip(svc.logins, keys):
             limit.fail(key)
+        event("login.failed", level=logging.WARNING, account=_known(svc, user))
         return login_form(request, 401, "Wrong account or password.")
+    event("login.ok", account=account.id, role=account.role)
     return _signed_in(request, account, RedirectResponse(HOME[account.role], status_code=303))
+
+
+def _known(svc, uid: str) -> str | None:
+    """The account id a failed login named, only if it exists: what is typed there may be a password."""
+    return uid if auth.ID_RE.fullmatch(uid or "") and svc.accounts.user(uid) else None
 
 
 @router.post("/logout")
@@ -334,7 +344,7 @@ def admin_delete_user(request: Request, session: Sess, uid: limits.AccountId,
                       csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        auth.delete_account(service(request).accounts, uid)
+        auth.delete_account(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     if uid == session.user.id:  # the admin deleted their own account: the session went with it
@@ -347,7 +357,7 @@ def admin_reset_password(request: Request, session: Sess, uid: limits.AccountId,
                          csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        password = auth.reset_password(service(request).accounts, uid)
+        password = auth.reset_password(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     if uid == session.user.id:
@@ -361,7 +371,7 @@ def admin_rotate_token(request: Request, session: Sess, uid: limits.AccountId,
                        csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        token = auth.rotate_token(service(request).accounts, uid)
+        token = auth.rotate_token(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     return _accounts_page(request, session, done=f"New API token for {uid} (shown only now; the old one is "

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import AuditError, StoreError, UnknownPerson
 from . import actions, auth, limits, uploads
 from .accounts import Job, User
+from .observe import remember
 from .state import Service
 from .uploads import NoFiles, TooLarge
 from ..report.filters import num
@@ -51,6 +52,7 @@ def api_user(request: Request) -> User:
     if user is None:
         raise HTTPException(401, "authentication required: Authorization: Bearer TOKEN",
                             headers={"WWW-Authenticate": "Bearer"})
+    remember(request.scope, user.id, user.role)
     return user
 
 
@@ -59,6 +61,7 @@ def page_session(request: Request) -> auth.Session:
     session = service(request).sessions.read(request.cookies.get(auth.SESSION_COOKIE))
     if session is None:
         raise PageAuth()
+    remember(request.scope, session.user.id, session.user.role)
     return session
 
 
