@@ -113,6 +113,7 @@ PAGES = [
     ("GET", "/scans", "roles:admin,auditor", 200, {}),
     ("GET", "/scans/{scan}", "scan", 200, {}),
     ("GET", "/scans/{scan}/report", "scan", 200, {}),
+    ("GET", "/scans/{scan}/findings.json", "scan", 200, {}),
     ("GET", "/scans/{scan}/picture/{n}", "scan", 200, {}),
     ("GET", "/people", "roles:admin,auditor", 200, {}),
     ("GET", "/admin", "roles:admin", 200, {}),
@@ -383,7 +384,7 @@ def test_uploads_typed_by_content_never_by_client_name(world, photos):
     assert r.status_code == 202
     jid = r.json()["id"]
     status = wait_scan(url, token, jid)
-    assert [i["file"] for i in status["inputs"]] == ["001.png", "002.gif", "003.bin"]
+    assert [i["file"] for i in status["inputs"]] == ["001.png", "002.gif", "003.xyz"]
     assert [i["name"] for i in status["inputs"]] == ["escape.txt", "fake.jpg", "notes.xyz"]
     rows = httpx.get(f"{url}/api/v1/scans/{jid}/findings", headers=bearer(token)).json()
     by_file = {}
@@ -392,7 +393,7 @@ def test_uploads_typed_by_content_never_by_client_name(world, photos):
     # evidence names each file as uploaded (cleaned of its path), not by the server's name for it
     assert by_file["escape.txt"][0]["person"] == "alice"
     assert by_file["fake.jpg"][0]["kind"] == "error" and by_file["notes.xyz"][0]["kind"] == "error"
-    assert "unsupported file type '.bin'" in by_file["notes.xyz"][0]["error"]
+    assert "unsupported file type '.xyz'" in by_file["notes.xyz"][0]["error"]  # its own type, not a made-up one
     assert not (world["home"] / "jobs" / jid / "input").exists()  # uploads deleted once scanned
     import stat
 

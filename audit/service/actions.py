@@ -132,12 +132,24 @@ def found(svc: Service, pid: str) -> list[tuple[str, dict]]:
     return out
 
 
-def mark_new(rows: list[tuple[str, dict]], since: float | None) -> int:
-    """Flag the findings found after `since` (the account's last visit; None: never visited, all new); returns
-    how many are new."""
-    for _, row in rows:
+def found_view(svc: Service, pid: str) -> list[dict]:
+    """Where the person was found, for their page: each finding with its scan's use, date and the file's name."""
+    out = []
+    for jid, f in found(svc, pid):
+        job = svc.accounts.job(jid)
+        shown = {i["path"]: i["name"] for i in job.inputs} if job else {}
+        out.append({"scan": jid, "finding": f, "use": job.use if job else None,
+                    "when": (job.finished or job.created) if job else None,
+                    "file": shown.get(f.get("path")) or Path(str(f.get("path") or "")).name or "not recorded"})
+    return out
+
+
+def mark_new(rows: list[dict], since: float | None) -> int:
+    """Flag the findings (as found() gives them) found after `since` (the account's last visit; None: never
+    visited, all new); returns how many are new."""
+    for row in rows:
         row["new"] = since is None or (row.get("found_at") or 0) > since
-    return sum(row["new"] for _, row in rows)
+    return sum(row["new"] for row in rows)
 
 
 def findings(svc: Service, jid: str) -> list[dict] | None:
