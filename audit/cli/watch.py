@@ -70,7 +70,7 @@ def watch(obj: Context, paths, out, as_json, settle, webhook, webhook_secret_fil
     options.models, options.threads = store.models_dir, store.threads
     check_enrolled(store, store.face_model.model_id, options.voice)  # a watch that can find no one is no watch
     if webhook:
-        hooks = Hooks(store.home)
+        hooks = Hooks(store.home, store.cipher)
         try:
             hooks.register(CLI_ACCOUNT, "auditor", webhook, secret=secret[0])
         finally:

@@ -82,8 +82,9 @@ def send(delivery: Delivery, hook: Hook) -> tuple[int | None, str | None]:
 class Dispatcher:
     """The background sender of one store folder's deliveries in this process."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, cipher=None):
         self.home = Path(home)
+        self.cipher = cipher  # the store's, when it is encrypted (secrets and payloads are sealed)
         self._hooks: Hooks | None = None  # opened once a hook exists: a store without any gets no file
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -97,7 +98,7 @@ class Dispatcher:
     def hooks(self) -> Hooks | None:
         """The delivery log, or None while the store has none."""
         if self._hooks is None and (self.home / NOTIFY_FILE).exists():
-            self._hooks = Hooks(self.home)
+            self._hooks = Hooks(self.home, self.cipher)
         return self._hooks
 
     def wake(self) -> None:
@@ -171,12 +172,15 @@ _dispatchers: dict[Path, Dispatcher] = {}
 _guard = threading.Lock()
 
 
-def dispatcher(home: str | os.PathLike) -> Dispatcher:
-    """This process's dispatcher for a store folder, started on first use."""
+def dispatcher(home: str | os.PathLike, cipher=None) -> Dispatcher:
+    """This process's dispatcher for a store folder, started on first use (cipher: the store's, when encrypted)."""
     key = Path(home).resolve()
     with _guard:
         if key not in _dispatchers:
-            _dispatchers[key] = Dispatcher(key)
+            _dispatchers[key] = Dispatcher(key, cipher)
+        elif cipher is not None and _dispatchers[key].cipher is None:
+            _dispatchers[key].cipher = cipher
+            _dispatchers[key]._hooks = None  # reopened with the key at the next poll
         return _dispatchers[key]
 
 

@@ -50,7 +50,7 @@ def summary(row: dict, *, source: str, scan: str | None, when: str, person: str 
 
 def findings_found(home: str | os.PathLike, findings: Iterable[Finding | dict], *, source: str,
                    scan: str | None = None, owner: str | None = None, deliver: bool = True,
-                   when: datetime | None = None) -> int:
+                   when: datetime | None = None, cipher=None) -> int:
     """Queue webhook deliveries for a batch of new findings; returns how many were queued. Never blocks on the
     network and never raises: a delivery problem is the delivery log's, not the caller's.
 
@@ -58,19 +58,20 @@ def findings_found(home: str | os.PathLike, findings: Iterable[Finding | dict], 
     :param scan: the scan (job) id the findings belong to, when there is one
     :param owner: the account that ran the scan: its hook hears of every finding (actors' hooks hear of findings
                   naming their person whatever the owner)
+    :param cipher: the store's cipher when it is encrypted (the summaries are sealed with it)
     :param deliver: False to only queue (a short-lived process: the server's or the next watcher's dispatcher
                     sends them); True also wakes this process's dispatcher
     """
     if not (Path(home) / NOTIFY_FILE).exists():  # no hook was ever registered in this store
         return 0
     try:
-        hooks = Hooks(home)
+        hooks = Hooks(home, cipher)
         try:
             queued = _queue(hooks, findings, source, scan, owner, when or datetime.now(UTC))
         finally:
             hooks.close()
         if queued and deliver:
-            dispatcher(home).wake()
+            dispatcher(home, cipher).wake()
         return queued
     except Exception:  # noqa: BLE001  the scan that found them must go on; the operator reads the log
         log.exception("could not queue webhook deliveries for %s", home)
@@ -106,3 +107,25 @@ def erase(home: str | os.PathLike, pid: str, cipher=None) -> None:
             hooks.erase_person(pid)
         finally:
             hooks.close()
+
+
+def about(home: str | os.PathLike, pid: str, cipher=None) -> list[dict]:
+    """The deliveries that named a person, for their export: when, to whose kind of hook, how it went, and the
+    summary as they may see it (other people unnamed, the file by its name). Never a hook's URL or secret."""
+    if not (Path(home) / NOTIFY_FILE).exists():
+        return []
+    hooks = Hooks(home, cipher)
+    try:
+        roles = {h.account: h.role for h in hooks.hooks()}
+        out = []
+        for d in hooks.about(pid):
+            sent = dict(d.payload)
+            if "people" in sent:
+                sent["people"] = [p if p == pid else "another registered person" for p in sent["people"]]
+            sent["file"] = os.path.basename(str(sent.get("file") or ""))
+            out.append({"delivery": d.id, "to": "your webhook" if roles.get(d.account) == "actor"
+                        else "an auditor's webhook", "status": d.status, "attempts": d.attempts,
+                        "created": d.created, "updated": d.updated, "summary": sent})
+        return out
+    finally:
+        hooks.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import notify
 from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
 from ..findings import finding_id
@@ -106,6 +107,7 @@ def export(svc: Service, pid: str, account: dict) -> dict:
     data = svc.gate.run(collect)
     data["account"] = account
     data["found_in"] = [{"scan": j, "finding": f} for j, f in found(svc, pid)]
+    data["webhook_deliveries"] = notify.about(svc.cfg.home, pid, svc.gate.run(lambda s: s.cipher))
     return data
 
 

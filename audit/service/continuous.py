@@ -40,8 +40,11 @@ class WatchBody(BaseModel):
 
 # Webhooks: one per account. What it hears of: an auditor's (admin's) own scans, an actor's findings naming them.
 def _hooks(request: Request, create: bool = False) -> notify.Hooks | None:
-    home = service(request).cfg.home
-    return notify.Hooks(home) if create or (home / notify.NOTIFY_FILE).exists() else None
+    svc = service(request)
+    home = svc.cfg.home
+    if not (create or (home / notify.NOTIFY_FILE).exists()):
+        return None
+    return notify.Hooks(home, svc.gate.run(lambda s: s.cipher))  # an encrypted store's secrets are sealed
 
 
 def hook_view(request: Request, user: User) -> dict:

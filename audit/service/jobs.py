@@ -181,7 +181,8 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
         accounts.finish_job(jid, asdict(run.summary), found)
         # Webhooks: queued here, sent by the server's dispatcher (this process ends now).
         source = "watch" if any(i.get("watch") for i in job.inputs) else "scan"
-        notify.findings_found(home, record.findings, source=source, scan=jid, owner=job.owner, deliver=False)
+        notify.findings_found(home, record.findings, source=source, scan=jid, owner=job.owner, deliver=False,
+                             cipher=store.cipher)
     except Exception as exc:  # anything at all: the job says failed, with why
         accounts.fail_job(jid, f"{type(exc).__name__}: {exc}")
         raise

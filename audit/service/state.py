@@ -126,7 +126,8 @@ class Service:
         self.clear_stale()
         self.runner.start()
         self.folders.start()
-        notify.dispatcher(self.cfg.home)  # sends what scan workers queue (and what a stopped server left)
+        # Sends what scan workers queue (and what a stopped server left); an encrypted store's rows need its key.
+        notify.dispatcher(self.cfg.home, self.gate.run(lambda s: s.cipher))
         if self.cfg.warm_models:
             threading.Thread(target=self._warm, name="warm-models", daemon=True).start()
 

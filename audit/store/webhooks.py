@@ -4,6 +4,10 @@ A hook belongs to one account (a web account, or "@cli" for `watch --webhook`) a
 to it: an auditor's (or admin's) of the scans it owns, an actor's of the findings that name their person. Each
 delivery row keeps the summary it sends (never media), its status, attempts and last error, so the account can
 read its own log. Deliveries name the people they are about, so a removal erases them (erase_person).
+
+In an encrypted store the secrets and the delivery payloads are sealed with the store's cipher (AES-GCM, bound to
+the account or delivery id) and opened only in memory; the file records the key check value, so a process without
+the key cannot add plaintext rows to it. The person ids of `people` stay plain: erasure finds rows by them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import InputError, StoreError
+from ..errors import InputError, KeyProblem, StoreError
+from .crypto import META_KEY, Cipher, check_marker, sealed
 
 NOTIFY_FILE = "notify.sqlite"
 CLI_ACCOUNT = "@cli"  # the hook of `watch --webhook` (no web account; '@' is not allowed in account ids)
@@ -48,6 +53,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     created REAL NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(status, next_try);
 CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries(account, created);
 """
@@ -98,8 +104,9 @@ def new_secret() -> str:
 class Hooks:
     """The hooks and delivery log of one store folder; one connection, safe to share between threads."""
 
-    def __init__(self, home: str | os.PathLike):
+    def __init__(self, home: str | os.PathLike, cipher: Cipher | None = None):
         self.path = Path(home) / NOTIFY_FILE
+        self.cipher = cipher
         fresh = not self.path.exists()
         try:
             self.db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -111,6 +118,58 @@ class Hooks:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a readable SQLite database: {exc}") from exc
         self._lock = threading.RLock()
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (META_KEY,)).fetchone()
+        self.marker = row[0] if row else None
+        if self.marker is not None and cipher is not None:
+            check_marker(self.marker, cipher, str(home))
+        elif cipher is not None:
+            self.reseal()
+
+    # sealing (an encrypted store)
+    def _seal(self, text: str, aad: str) -> str | bytes:
+        if self.cipher is not None:
+            return self.cipher.seal(text.encode(), aad.encode())
+        if self.marker is not None:  # never plaintext into a sealed file
+            raise KeyProblem(f"{self.path} is encrypted: give the store's key")
+        return text
+
+    def _open(self, value: str | bytes, aad: str, what: str) -> str:
+        if isinstance(value, bytes) and sealed(value):
+            if self.cipher is None:
+                raise KeyProblem(f"{what} in {self.path} is encrypted: give the store's key")
+            return self.cipher.open(value, aad.encode(), what).decode()
+        return value
+
+    def reseal(self) -> int:
+        """Seal every plaintext secret and payload with this connection's cipher, record its key check value and
+        vacuum the plaintext pages away (at `encrypt`, or the first open with a key). Returns the rows sealed."""
+        if self.cipher is None:
+            return 0
+        n = 0
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for account, secret in self.db.execute("SELECT account, secret FROM hooks").fetchall():
+                    if isinstance(secret, str):
+                        self.db.execute("UPDATE hooks SET secret=? WHERE account=?",
+                                        (self._seal(secret, f"webhook secret {account}"), account))
+                        n += 1
+                for did, payload in self.db.execute("SELECT id, payload FROM deliveries").fetchall():
+                    if isinstance(payload, str):
+                        self.db.execute("UPDATE deliveries SET payload=? WHERE id=?",
+                                        (self._seal(payload, f"webhook delivery {did}"), did))
+                        n += 1
+                self.marker = self.cipher.marker()
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (META_KEY, self.marker))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            if n:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self.db.execute("VACUUM")
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return n
 
     def close(self) -> None:
         """Close the connection."""
@@ -132,17 +191,23 @@ class Hooks:
                     time.time())
         with self._lock:
             self.db.execute("INSERT OR REPLACE INTO hooks VALUES (?, ?, ?, ?, ?, ?)",
-                            (hook.account, hook.role, hook.person, hook.url, hook.secret, hook.created))
+                            (hook.account, hook.role, hook.person, hook.url,
+                             self._seal(hook.secret, f"webhook secret {hook.account}"), hook.created))
         return hook
 
     def hook(self, account: str) -> Hook | None:
         """The account's hook."""
         rows = self._all("SELECT account, role, person, url, secret, created FROM hooks WHERE account=?", (account,))
-        return Hook(*rows[0]) if rows else None
+        return self._hook(rows[0]) if rows else None
 
     def hooks(self) -> list[Hook]:
-        """Every hook."""
-        return [Hook(*r) for r in self._all("SELECT account, role, person, url, secret, created FROM hooks")]
+        """Every hook (the secrets opened: KeyProblem without the key of an encrypted store)."""
+        return [self._hook(r) for r in self._all("SELECT account, role, person, url, secret, created FROM hooks")]
+
+    def _hook(self, row: tuple) -> Hook:
+        hook = Hook(*row)
+        hook.secret = self._open(hook.secret, f"webhook secret {hook.account}", f"the secret of {hook.account}")
+        return hook
 
     def drop(self, account: str) -> bool:
         """Delete the account's hook and its delivery log; whether it had one."""
@@ -163,8 +228,8 @@ class Hooks:
                     did = secrets.token_hex(8)
                     self.db.execute("INSERT INTO deliveries (id, account, people, payload, status, next_try, created,"
                                     " updated) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                                    (did, account, json.dumps(sorted(set(people))), json.dumps(payload), now, now,
-                                     now))
+                                    (did, account, json.dumps(sorted(set(people))),
+                                     self._seal(json.dumps(payload), f"webhook delivery {did}"), now, now, now))
                     ids.append(did)
                 for account in {r[0] for r in rows}:  # the log keeps an account's latest LOG_KEEP deliveries
                     self.db.execute("DELETE FROM deliveries WHERE account=? AND status!='pending' AND id NOT IN "
@@ -197,7 +262,7 @@ class Hooks:
                 raise
         out = []
         for r in rows:
-            d = _delivery(r)
+            d = self._delivery(r)
             hook = self.hook(d.account)
             if hook is None:  # the hook went meanwhile: nothing to send to
                 self.finish(d.id, "failed", None, "the webhook was deleted")
@@ -214,13 +279,13 @@ class Hooks:
 
     def log(self, account: str, limit: int = 200) -> list[Delivery]:
         """The account's deliveries, newest first."""
-        return [_delivery(r) for r in self._all(
+        return [self._delivery(r) for r in self._all(
             f"SELECT {_COLS} FROM deliveries WHERE account=? ORDER BY created DESC, id LIMIT ?", (account, limit))]
 
     def delivery(self, did: str) -> Delivery | None:
         """One delivery by id."""
         rows = self._all(f"SELECT {_COLS} FROM deliveries WHERE id=?", (did,))
-        return _delivery(rows[0]) if rows else None
+        return self._delivery(rows[0]) if rows else None
 
     def pending(self) -> int:
         """Deliveries not yet delivered nor given up."""
@@ -242,11 +307,27 @@ class Hooks:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return n
 
+    def about(self, pid: str) -> list[Delivery]:
+        """Every delivery that names the person (what their export lists), oldest first."""
+        return [self._delivery(r) for r in self._all(
+            f"SELECT {_COLS} FROM deliveries WHERE instr(people, ?) > 0 ORDER BY created, id", (json.dumps(pid),))]
+
+    def _delivery(self, row: tuple) -> Delivery:
+        d = Delivery(*row)
+        d.payload = json.loads(self._open(d.payload, f"webhook delivery {d.id}", f"delivery {d.id}"))
+        return d
+
 
 _COLS = "id, account, payload, status, attempts, next_try, last_status, last_error, created, updated"
 
 
-def _delivery(row: tuple) -> Delivery:
-    d = Delivery(*row)
-    d.payload = json.loads(d.payload)
-    return d
+def seal_file(home: str | os.PathLike, cipher: Cipher) -> int:
+    """Seal an existing notify.sqlite's secrets and payloads (at `encrypt`); returns the rows sealed."""
+    if not (Path(home) / NOTIFY_FILE).exists():
+        return 0
+    hooks = Hooks(home)
+    try:
+        hooks.cipher = cipher
+        return hooks.reseal()
+    finally:
+        hooks.close()

@@ -86,7 +86,8 @@ class WatchScan:
             if self.notify_owner is not None:
                 from .. import notify
 
-                notify.findings_found(self.store.home, found, source="watch", owner=self.notify_owner)
+                notify.findings_found(self.store.home, found, source="watch", owner=self.notify_owner,
+                                      cipher=self.store.cipher)
 
 
 def watch(store: Store, paths: list[str | os.PathLike], options: ScanOptions | None = None, *,
