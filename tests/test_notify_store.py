@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from audit import notify
+from audit.notify import deliver
 from audit.store.watchstate import WatchState
 from tests.helpers.cli import run
+
+
+@pytest.fixture(autouse=True)
+def loopback_receivers(monkeypatch):
+    monkeypatch.setattr(deliver.Dispatcher, "allow_private", True)  # the receivers are on loopback
+    yield
+    notify.stop_all()
 
 
 def test_verify_names_a_damaged_notify_or_watch_database(photos, audit_home, tmp_path):
@@ -63,8 +73,6 @@ def test_an_export_lists_the_deliveries_naming_the_person(tmp_path):
 
 
 def test_an_encrypted_store_seals_webhook_secrets_and_payloads(tmp_path):
-    import pytest
-
     from audit.errors import KeyProblem
     from audit.store.crypto import Cipher
     from tests.helpers.receiver import Receiver

@@ -46,7 +46,7 @@ def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):
     pw, tok = {}, {}
     for uid, role, person in [("root", "admin", None), ("aud", "auditor", None), ("al", "actor", PID)]:
         pw[uid], tok[uid] = add_account(home, uid, role, person)
-    server = Server(home, "--scan-root", str(root), env=ENV).start()
+    server = Server(home, "--scan-root", str(root), "--webhook-allow-private", env=ENV).start()
     auditor_rx, actor_rx = Receiver(), Receiver()
     try:
         api = httpx.Client(base_url=server.url, timeout=60)
@@ -136,7 +136,7 @@ def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):
         server.stop()
 
     # Restarted: the watched folder's files are not scanned again; a new one is.
-    server = Server(home, "--scan-root", str(root), env=ENV).start()
+    server = Server(home, "--scan-root", str(root), "--webhook-allow-private", env=ENV).start()
     try:
         (root / "studio" / "third.jpg").write_bytes(data + b"\0\0")
         until(lambda: len(api.get(server.url + "/api/v1/scans", headers=bearer(tok["aud"])).json()) == 3,
@@ -155,7 +155,7 @@ def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):
     assert held == []
 
     # Started without that scan root: its watched folder is not watched, and the page says why.
-    server = Server(home, env=ENV).start()
+    server = Server(home, "--webhook-allow-private", env=ENV).start()
     try:
         watches = httpx.get(server.url + "/api/v1/watches", headers=bearer(tok["root"])).json()
         assert [w["error"] for w in watches] == ["not inside the server's scan roots now (--scan-root): not watched"]

@@ -33,7 +33,8 @@ def world(tmp_path_factory, photos):
                               ("alice", "actor", "alice"), ("bob", "actor", "bob"), ("carol", "actor", "carol"),
                               ("dave", "auditor", None), ("eve", "auditor", None)]:
         passwords[uid], tokens[uid] = add_account(home, uid, role, person)
-    server = Server(home, "--max-upload-mb", "3", "--max-file-mb", "1", "--max-files", "4").start()
+    server = Server(home, "--max-upload-mb", "3", "--max-file-mb", "1", "--max-files", "4",
+                    "--webhook-allow-private").start()
     scans = {}
     for uid in ("aud1", "aud2"):
         with open(photos["yaoming"], "rb") as f:

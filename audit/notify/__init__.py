@@ -11,7 +11,9 @@ log are store/webhooks.py's.
 
 from ..store.webhooks import CLI_ACCOUNT, NOTIFY_FILE, Delivery, Hook, Hooks, check_url
 from .deliver import SIGNATURE, TIMESTAMP, dispatcher, sign, stop_all, verify
+from .guard import check_public
 from .queue import SOURCES, about, erase, findings_found, named, summary
 
 __all__ = ["CLI_ACCOUNT", "NOTIFY_FILE", "SIGNATURE", "SOURCES", "TIMESTAMP", "Delivery", "Hook", "Hooks", "about",
-           "check_url", "dispatcher", "erase", "findings_found", "named", "sign", "stop_all", "summary", "verify"]
+           "check_public", "check_url", "dispatcher", "erase", "findings_found", "named", "sign", "stop_all",
+           "summary", "verify"]

@@ -19,7 +19,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..store.webhooks import NOTIFY_FILE, Delivery, Hook, Hooks
+from ..errors import InputError
+from ..store.webhooks import CLI_ACCOUNT, NOTIFY_FILE, Delivery, Hook, Hooks
+from .guard import check_public
 
 log = logging.getLogger("audit.notify")
 
@@ -82,6 +84,8 @@ def send(delivery: Delivery, hook: Hook) -> tuple[int | None, str | None]:
 class Dispatcher:
     """The background sender of one store folder's deliveries in this process."""
 
+    allow_private = False  # web accounts' hooks to private addresses (guard.py); the server's operator may allow
+
     def __init__(self, home: Path, cipher=None):
         self.home = Path(home)
         self.cipher = cipher  # the store's, when it is encrypted (secrets and payloads are sealed)
@@ -126,7 +130,7 @@ class Dispatcher:
 
     def _attempt(self, delivery: Delivery, hook: Hook) -> None:
         try:
-            code, error = send(delivery, hook)
+            code, error = self._send(delivery, hook)
             attempt = delivery.attempts + 1
             if error is None:
                 self.hooks.finish(delivery.id, "delivered", code, None)
@@ -142,6 +146,14 @@ class Dispatcher:
                 self._busy -= 1
             self._slots.release()
             self._wake.set()
+
+    def _send(self, delivery: Delivery, hook: Hook) -> tuple[int | None, str | None]:
+        if hook.account != CLI_ACCOUNT and not self.allow_private:
+            try:
+                check_public(hook.url)  # again now: the host's DNS answer may have changed since registration
+            except InputError as exc:
+                return None, f"refused: {exc}"[:300]
+        return send(delivery, hook)
 
     def drain(self, timeout: float) -> int:
         """Wait up to timeout seconds until nothing is due or being sent; returns the deliveries still pending."""

@@ -64,6 +64,8 @@ def hook_view(request: Request, user: User) -> dict:
 
 def register(request: Request, user: User, url: str) -> dict:
     """Set the account's webhook; the new signing secret is in the answer, and only there."""
+    if not service(request).cfg.webhook_allow_private:
+        notify.check_public(notify.check_url(url))  # no probing of the server's own network (notify/guard.py)
     hooks = _hooks(request, create=True)
     try:
         hook = hooks.register(user.id, user.role, url, person=user.person)

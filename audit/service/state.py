@@ -44,6 +44,7 @@ class ServiceConfig:
     secure_cookies: bool = False  # set behind HTTPS
     scan_workers: int = 1
     metrics: str = "admin"  # who may read /metrics: admin, loopback (and admins) or off (metrics.ACCESS)
+    webhook_allow_private: bool = False  # webhooks to loopback/private addresses (notify/guard.py)
     warm_models: bool = True  # load the models at start, so /readyz says when enrolment is ready
 
 
@@ -127,7 +128,8 @@ class Service:
         self.runner.start()
         self.folders.start()
         # Sends what scan workers queue (and what a stopped server left); an encrypted store's rows need its key.
-        notify.dispatcher(self.cfg.home, self.gate.run(lambda s: s.cipher))
+        notify.dispatcher(self.cfg.home, self.gate.run(lambda s: s.cipher)).allow_private = \
+            self.cfg.webhook_allow_private
         if self.cfg.warm_models:
             threading.Thread(target=self._warm, name="warm-models", daemon=True).start()
 
