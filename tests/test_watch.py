@@ -114,6 +114,24 @@ def test_watch_scans_whole_files_once_survives_restarts_and_a_removed_folder(pho
     assert [scans_of(n) for n in ("slow.jpg", "crowd.jpg", "after.jpg")] == [1, 1, 1]
     assert len([r for r in rows(out) if r["path"].endswith("slow.jpg")]) == 1
     receiver.close()
+    hooks = notify.Hooks(audit_home)  # everything sent: the run's hook went with it
+    assert hooks.hook(notify.CLI_ACCOUNT) is None and hooks.log(notify.CLI_ACCOUNT) == []
+    hooks.close()
+
+
+def test_a_watch_without_webhook_removes_an_earlier_runs_hook(photos, audit_home, tmp_path):
+    run("enroll", "face", "yao", photos["yaoming"])
+    hooks = notify.Hooks(audit_home)  # left by a `watch --webhook` that stopped with a delivery unsent
+    hooks.register(notify.CLI_ACCOUNT, "auditor", "http://127.0.0.1:9/x", secret="a-shared-secret-of-some-length")
+    hooks.queue([(notify.CLI_ACCOUNT, ["yao"], {"person": "yao"})])
+    hooks.close()
+    (tmp_path / "inbox").mkdir()
+    w = Watch(audit_home, tmp_path / "inbox", "--settle", "0.5")
+    code, _ = w.stop(signal.SIGINT)
+    assert code == 0 and "removed the webhook of an earlier `watch --webhook` (1 deliveries unsent)" in w.stderr()
+    hooks = notify.Hooks(audit_home)
+    assert hooks.hook(notify.CLI_ACCOUNT) is None and hooks.pending() == 0
+    hooks.close()
 
 
 def test_watch_refuses_bad_input(photos, audit_home, tmp_path):

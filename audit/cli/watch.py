@@ -52,7 +52,7 @@ def watch(obj: Context, paths, out, as_json, settle, webhook, webhook_secret_fil
       likeness-audit watch incoming/ --out findings.jsonl --use advertising
       likeness-audit watch /delivery --webhook https://hooks.example/audit --webhook-secret-file secret.txt
     """
-    from ..notify import CLI_ACCOUNT, Hooks, stop_all
+    from ..notify import CLI_ACCOUNT, NOTIFY_FILE, stop_all
     from ..scan.run import check_enrolled
     from ..watch import watch as start_watch
 
@@ -69,12 +69,14 @@ def watch(obj: Context, paths, out, as_json, settle, webhook, webhook_secret_fil
     store = obj.store(create=False)
     options.models, options.threads = store.models_dir, store.threads
     check_enrolled(store, store.face_model.model_id, options.voice)  # a watch that can find no one is no watch
+    # The CLI's hook belongs to the watch run: registered (or replaced) with --webhook, removed by a watch without it,
+    # and by this one at its end once nothing is left to send (queued deliveries keep it for the next watch).
     if webhook:
-        hooks = Hooks(store.home, store.cipher)
-        try:
-            hooks.register(CLI_ACCOUNT, "auditor", webhook, secret=secret[0])
-        finally:
-            hooks.close()
+        _cli_hook(store, lambda hooks: hooks.register(CLI_ACCOUNT, "auditor", webhook, secret=secret[0]))
+    elif (store.home / NOTIFY_FILE).exists():
+        unsent = _cli_hook(store, lambda hooks: hooks.pending(CLI_ACCOUNT) if hooks.drop(CLI_ACCOUNT) else None)
+        if unsent is not None:
+            click.echo(f"removed the webhook of an earlier `watch --webhook` ({unsent} deliveries unsent)", err=True)
 
     def say(text: str) -> None:
         if not quiet:
@@ -114,5 +116,31 @@ def watch(obj: Context, paths, out, as_json, settle, webhook, webhook_secret_fil
     say(f"stopped: {scanned.files} files scanned, {scanned.findings} findings"
         + (f"; appended to {out}" if out else ""))
     stop_all(wait=5.0)  # due webhook deliveries get a few seconds; the rest stay queued in the store
+    if webhook:
+        left = _cli_hook(store, _drop_if_sent)
+        if left:
+            click.echo(f"{left} webhook deliveries still queued: the next `watch --webhook` sends them "
+                       "(a `watch` without --webhook drops them)", err=True)
     watcher.state.close()
     sys.stdout.flush()
+
+
+def _cli_hook(store, fn):
+    """fn(hooks) on the store's webhook file, opened with its key."""
+    from ..notify import Hooks
+
+    hooks = Hooks(store.home, store.cipher)
+    try:
+        return fn(hooks)
+    finally:
+        hooks.close()
+
+
+def _drop_if_sent(hooks) -> int:
+    """Remove the CLI's hook (and its log) when it has nothing left to send; returns the deliveries still queued."""
+    from ..notify import CLI_ACCOUNT
+
+    left = hooks.pending(CLI_ACCOUNT)
+    if not left:
+        hooks.drop(CLI_ACCOUNT)
+    return left

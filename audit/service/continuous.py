@@ -6,6 +6,7 @@ library (audit.notify) and the service's folder watchers (folders.py).
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -16,6 +17,7 @@ from .. import notify
 from ..errors import AuditError
 from . import auth, limits
 from .accounts import User
+from .logs import event
 from .web import api_user, check_csrf, page_session, render, require, service
 
 router = APIRouter()
@@ -65,12 +67,17 @@ def hook_view(request: Request, user: User) -> dict:
 def register(request: Request, user: User, url: str) -> dict:
     """Set the account's webhook; the new signing secret is in the answer, and only there."""
     if not service(request).cfg.webhook_allow_private:
-        notify.check_public(notify.check_url(url))  # no probing of the server's own network (notify/guard.py)
+        try:
+            notify.check_public(notify.check_url(url))  # no probing of the server's own network (notify/guard.py)
+        except AuditError as exc:
+            event("webhook.refused", level=logging.WARNING, account=user.id, role=user.role, code=exc.code)
+            raise
     hooks = _hooks(request, create=True)
     try:
         hook = hooks.register(user.id, user.role, url, person=user.person)
     finally:
         hooks.close()
+    event("webhook.set", account=user.id, role=user.role)
     return {"url": hook.url, "secret": hook.secret, "created": hook.created}
 
 
@@ -80,9 +87,12 @@ def unregister(request: Request, user: User) -> bool:
     if hooks is None:
         return False
     try:
-        return hooks.drop(user.id)
+        gone = hooks.drop(user.id)
     finally:
         hooks.close()
+    if gone:
+        event("webhook.deleted", account=user.id, role=user.role)
+    return gone
 
 
 @router.get("/api/v1/webhook", tags=["notifications"])

@@ -287,8 +287,10 @@ class Hooks:
         rows = self._all(f"SELECT {_COLS} FROM deliveries WHERE id=?", (did,))
         return self._delivery(rows[0]) if rows else None
 
-    def pending(self) -> int:
-        """Deliveries not yet delivered nor given up."""
+    def pending(self, account: str | None = None) -> int:
+        """Deliveries not yet delivered nor given up (of one account, or of all)."""
+        if account is not None:
+            return self._all("SELECT count(*) FROM deliveries WHERE status='pending' AND account=?", (account,))[0][0]
         return self._all("SELECT count(*) FROM deliveries WHERE status='pending'")[0][0]
 
     def due(self) -> int:
