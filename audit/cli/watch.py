@@ -74,7 +74,7 @@ def watch(obj: Context, paths, out, as_json, settle, webhook, webhook_secret_fil
     if webhook:
         _cli_hook(store, lambda hooks: hooks.register(CLI_ACCOUNT, "auditor", webhook, secret=secret[0]))
     elif (store.home / NOTIFY_FILE).exists():
-        unsent = _cli_hook(store, lambda hooks: hooks.pending(CLI_ACCOUNT) if hooks.drop(CLI_ACCOUNT) else None)
+        unsent = _cli_hook(store, _drop_leftover)
         if unsent is not None:
             click.echo(f"removed the webhook of an earlier `watch --webhook` ({unsent} deliveries unsent)", err=True)
 
@@ -144,3 +144,11 @@ def _drop_if_sent(hooks) -> int:
     if not left:
         hooks.drop(CLI_ACCOUNT)
     return left
+
+
+def _drop_leftover(hooks) -> int | None:
+    """Remove a hook an earlier `watch --webhook` left; the deliveries it had unsent, or None when there was none."""
+    from ..notify import CLI_ACCOUNT
+
+    unsent = hooks.pending(CLI_ACCOUNT)
+    return unsent if hooks.drop(CLI_ACCOUNT) else None
