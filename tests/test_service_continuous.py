@@ -132,6 +132,7 @@ def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):
         assert actor.post("/account/webhook/delete", data={"csrf": "wrong"}).status_code == 403
         assert api.delete("/api/v1/webhook", headers=bearer(tok["root"])).status_code == 200
         assert api.delete("/api/v1/webhook", headers=bearer(tok["root"])).status_code == 404
+        assert "webhook.set" in server.log_text() and "webhook.deleted" in server.log_text()
     finally:
         server.stop()
 
@@ -145,6 +146,12 @@ def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):
         names = [i["name"] for s in api.get(server.url + "/api/v1/scans", headers=bearer(tok["aud"])).json()
                  for i in s["inputs"]]
         assert sorted(names) == ["studio/second.jpg", "studio/spot.jpg", "studio/third.jpg"]
+        # Her export lists the deliveries that named her, never a hook's URL or secret.
+        mine = api.get(f"{server.url}/api/v1/people/{PID}/export", headers=bearer(tok["al"])).json()
+        sent = mine["webhook_deliveries"]
+        assert {d["to"] for d in sent} == {"your webhook", "an auditor's webhook"}, sent
+        assert all(d["summary"]["person"] == PID for d in sent) and "whsec_" not in str(mine)
+        assert "127.0.0.1" not in str(sent)
         # Withdrawal erases every delivery naming the person, and her webhook.
         assert api.delete(f"{server.url}/api/v1/people/{PID}", headers=bearer(tok["al"])).status_code == 200
     finally:
