@@ -119,18 +119,36 @@ def test_watch_scans_whole_files_once_survives_restarts_and_a_removed_folder(pho
     hooks.close()
 
 
-def test_a_watch_without_webhook_removes_an_earlier_runs_hook(photos, audit_home, tmp_path):
+def test_the_cli_webhook_belongs_to_the_watch_run(photos, audit_home, tmp_path):
+    """A `watch --webhook` sends what the run before it left queued (and no web account's deliveries); a watch
+    without --webhook removes a hook an earlier run left."""
     run("enroll", "face", "yao", photos["yaoming"])
+    mine, theirs = Receiver(), Receiver()
     hooks = notify.Hooks(audit_home)  # left by a `watch --webhook` that stopped with a delivery unsent
+    hooks.register(notify.CLI_ACCOUNT, "auditor", "http://127.0.0.1:9/x", secret="a-shared-secret-of-some-length")
+    hooks.register("aud", "auditor", theirs.url)  # a web account's: the server sends its deliveries
+    hooks.queue([(notify.CLI_ACCOUNT, ["yao"], {"person": "yao", "n": 1}), ("aud", ["yao"], {"person": "yao"})])
+    hooks.close()
+    (tmp_path / "inbox").mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a-shared-secret-of-some-length\n")
+    w = Watch(audit_home, tmp_path / "inbox", "--webhook", mine.url, "--webhook-secret-file", secret)
+    headers, body = mine.wait(1, timeout=WAIT_S)[0]
+    assert json.loads(body)["n"] == 1 and notify.verify("a-shared-secret-of-some-length", body,
+                                                        headers["x-likeness-signature"])
+    assert w.stop()[0] == 0 and theirs.got == []
+    hooks = notify.Hooks(audit_home)
+    assert hooks.hook(notify.CLI_ACCOUNT) is None and hooks.pending("aud") == 1
     hooks.register(notify.CLI_ACCOUNT, "auditor", "http://127.0.0.1:9/x", secret="a-shared-secret-of-some-length")
     hooks.queue([(notify.CLI_ACCOUNT, ["yao"], {"person": "yao"})])
     hooks.close()
-    (tmp_path / "inbox").mkdir()
+    mine.close()
+    theirs.close()
     w = Watch(audit_home, tmp_path / "inbox", "--settle", "0.5")
     code, _ = w.stop(signal.SIGINT)
     assert code == 0 and "removed the webhook of an earlier `watch --webhook` (1 deliveries unsent)" in w.stderr()
     hooks = notify.Hooks(audit_home)
-    assert hooks.hook(notify.CLI_ACCOUNT) is None and hooks.pending() == 0
+    assert hooks.hook(notify.CLI_ACCOUNT) is None and hooks.pending(notify.CLI_ACCOUNT) == 0
     hooks.close()
 
 

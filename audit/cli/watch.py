@@ -52,7 +52,7 @@ def watch(obj: Context, paths, out, as_json, settle, webhook, webhook_secret_fil
       likeness-audit watch incoming/ --out findings.jsonl --use advertising
       likeness-audit watch /delivery --webhook https://hooks.example/audit --webhook-secret-file secret.txt
     """
-    from ..notify import CLI_ACCOUNT, NOTIFY_FILE, stop_all
+    from ..notify import CLI_ACCOUNT, NOTIFY_FILE, dispatcher, stop_all
     from ..scan.run import check_enrolled
     from ..watch import watch as start_watch
 
@@ -73,6 +73,8 @@ def watch(obj: Context, paths, out, as_json, settle, webhook, webhook_secret_fil
     # and by this one at its end once nothing is left to send (queued deliveries keep it for the next watch).
     if webhook:
         _cli_hook(store, lambda hooks: hooks.register(CLI_ACCOUNT, "auditor", webhook, secret=secret[0]))
+        # Sends what an earlier run left queued, and only this hook's deliveries: the web accounts' are the server's.
+        dispatcher(store.home, store.cipher, only=CLI_ACCOUNT)
     elif (store.home / NOTIFY_FILE).exists():
         unsent = _cli_hook(store, _drop_leftover)
         if unsent is not None:

@@ -86,8 +86,9 @@ class Dispatcher:
 
     allow_private = False  # web accounts' hooks to private addresses (guard.py); the server's operator may allow
 
-    def __init__(self, home: Path, cipher=None):
+    def __init__(self, home: Path, cipher=None, only: str | None = None):
         self.home = Path(home)
+        self.only = only  # send only this account's deliveries (`watch --webhook`: its own; the server's: all)
         self.cipher = cipher  # the store's, when it is encrypted (secrets and payloads are sealed)
         self._hooks: Hooks | None = None  # opened once a hook exists: a store without any gets no file
         self._wake = threading.Event()
@@ -112,7 +113,7 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                claimed = self.hooks.claim(SENDERS * 2, hold=TIMEOUT_S * 4) if self.hooks else []
+                claimed = self.hooks.claim(SENDERS * 2, TIMEOUT_S * 4, self.only) if self.hooks else []
             except Exception:  # a locked or damaged log must not kill the thread; said in the server log
                 log.exception("webhook delivery log unreadable")
                 claimed = []
@@ -161,12 +162,12 @@ class Dispatcher:
         while time.monotonic() < deadline:
             with self._lock:
                 busy = self._busy
-            due = self.hooks.due() if self.hooks else 0
+            due = self.hooks.due(self.only) if self.hooks else 0
             if not busy and not due:
                 break
             self._wake.set()
             time.sleep(0.05)
-        return self.hooks.pending() if self.hooks else 0
+        return self.hooks.pending(self.only) if self.hooks else 0
 
     def stop(self) -> None:
         """Stop sending (what is pending stays queued)."""
@@ -184,12 +185,13 @@ _dispatchers: dict[Path, Dispatcher] = {}
 _guard = threading.Lock()
 
 
-def dispatcher(home: str | os.PathLike, cipher=None) -> Dispatcher:
-    """This process's dispatcher for a store folder, started on first use (cipher: the store's, when encrypted)."""
+def dispatcher(home: str | os.PathLike, cipher=None, only: str | None = None) -> Dispatcher:
+    """This process's dispatcher for a store folder, started on first use (cipher: the store's, when encrypted;
+    only: the one account whose deliveries it sends, fixed by the first call)."""
     key = Path(home).resolve()
     with _guard:
         if key not in _dispatchers:
-            _dispatchers[key] = Dispatcher(key, cipher)
+            _dispatchers[key] = Dispatcher(key, cipher, only)
         elif cipher is not None and _dispatchers[key].cipher is None:
             _dispatchers[key].cipher = cipher
             _dispatchers[key]._hooks = None  # reopened with the key at the next poll

@@ -241,19 +241,20 @@ class Hooks:
                 raise
         return ids
 
-    def claim(self, limit: int, hold: float) -> list[tuple[Delivery, Hook]]:
-        """Due pending deliveries, held for `hold` seconds so another process does not send them too."""
+    def claim(self, limit: int, hold: float, account: str | None = None) -> list[tuple[Delivery, Hook]]:
+        """Due pending deliveries (of one account, or all), held for `hold` seconds so another process does not
+        send them too."""
         now = time.time()
+        due = "status='pending' AND next_try<=? AND claimed<=?" + (" AND account=?" if account else "")
+        args = (now, now, account) if account else (now, now)
         with self._lock:
             # Most polls find nothing: a plain read first, so an idle dispatcher never takes the write lock.
-            if not self.db.execute("SELECT 1 FROM deliveries WHERE status='pending' AND next_try<=? AND claimed<=? "
-                                   "LIMIT 1", (now, now)).fetchone():
+            if not self.db.execute(f"SELECT 1 FROM deliveries WHERE {due} LIMIT 1", args).fetchone():
                 return []
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                rows = self.db.execute(
-                    f"SELECT {_COLS} FROM deliveries WHERE status='pending' AND next_try<=? AND claimed<=? "
-                    "ORDER BY next_try LIMIT ?", (now, now, limit)).fetchall()
+                rows = self.db.execute(f"SELECT {_COLS} FROM deliveries WHERE {due} ORDER BY next_try LIMIT ?",
+                                       (*args, limit)).fetchall()
                 for r in rows:
                     self.db.execute("UPDATE deliveries SET claimed=? WHERE id=?", (now + hold, r[0]))
                 self.db.execute("COMMIT")
@@ -293,8 +294,11 @@ class Hooks:
             return self._all("SELECT count(*) FROM deliveries WHERE status='pending' AND account=?", (account,))[0][0]
         return self._all("SELECT count(*) FROM deliveries WHERE status='pending'")[0][0]
 
-    def due(self) -> int:
-        """Pending deliveries whose time has come."""
+    def due(self, account: str | None = None) -> int:
+        """Pending deliveries whose time has come (of one account, or of all)."""
+        if account is not None:
+            return self._all("SELECT count(*) FROM deliveries WHERE status='pending' AND next_try<=? AND account=?",
+                             (time.time(), account))[0][0]
         return self._all("SELECT count(*) FROM deliveries WHERE status='pending' AND next_try<=?", (time.time(),))[0][0]
 
     def erase_person(self, pid: str) -> int:
