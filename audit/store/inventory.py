@@ -54,7 +54,8 @@ PLACES = (
           "the findings naming the person", "nothing yet"),
     Place("notifications", ("notify.sqlite", "notify.sqlite-wal", "notify.sqlite-shm"),
           "webhooks (URL, signing secret; an actor's names their person) and the delivery log: each finding's "
-          "summary (person ids, scan, file name, score) with status, attempts and last error",
+          "summary (person ids, scan, file name, score) with status, attempts and last error; secrets and summaries "
+          "sealed with the store's key in an encrypted store",
           "the notifications eraser (ERASERS) deletes every delivery naming the person and an actor's hook for "
           "them, pages zeroed and the file vacuumed (store/webhooks.py)",
           "the deliveries naming the person (their summaries, status and times; never the hook's URL or secret)",
