@@ -11,6 +11,7 @@ import numpy as np
 
 from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
+from ..store.archive import Archive
 from . import forget, jobs
 from .accounts import Job
 from .state import Service
@@ -59,7 +60,35 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
                   for s in result.skipped})
     rows = [{"name": n, "status": notes.get(p, ("refused", "not read"))[0], "reason": notes.get(p, ("", ""))[1]}
             for p, n in shown.items()]
-    return {"person": pid, "added": result.added, "already": result.already, "files": rows}
+    out = {"person": pid, "added": result.added, "already": result.already, "files": rows}
+    if result.added:
+        out["found_before"] = retro_match(svc, pid, by)
+    return out
+
+
+def retro_match(svc: Service, pid: str, by: str | None) -> dict | None:
+    """The new templates searched against the embedding archive of earlier scans; what is found is kept as a
+    finished job naming the person, so their "Where I was found" shows it at once. None: nothing found."""
+    import secrets
+
+    from ..report.record import write_record
+    from ..scan.rematch import found_before
+
+    record = svc.gate.run(lambda s: found_before(s, pid))
+    if record is None or not record.findings:
+        return None
+    jid = secrets.token_hex(8)
+    folder = svc.accounts.job_dir(jid)
+    record.run.update(scan=jid, submitted_by=by)
+    cipher = svc.gate.run(lambda s: s.cipher)
+    write_record(record, folder / jobs.FINDINGS, cipher)
+    record.references = {}  # as a scan's report: faces from the audited media only
+    write_record(record, folder / jobs.REPORT)
+    found = jobs.save_crops(record, folder / jobs.CROPS)
+    summary = {"files": record.run["files_scanned"], "findings": len(record.findings), "rematch": True}
+    svc.accounts.add_finished_job(jid, by or "system", summary, found,
+                                  f"retro-match of {pid} against the embedding archive at enrolment")
+    return {"scan": jid, "findings": len(record.findings)}
 
 
 def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=(), by: str | None = None) -> dict:
@@ -91,7 +120,8 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                                     "vector": [round(float(x), 6) for x in vec]})
         crop = s.reference(pid)
         log = [_own_entry(e, pid, s.sealer.pseudonym(pid)) for e in s.log.about(person=pid)]
-        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log,
+        archived = Archive(s.home, s.cipher).about(pid)  # archive rows the scans attributed to them
+        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log, "archive": archived,
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)

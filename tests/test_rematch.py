@@ -1,0 +1,143 @@
+"""The embedding archive and retro-match: a scan archives every face; someone who enrols later is found in the
+earlier files without any media being read again (the files are gone); damage, encryption, erasure, retention."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.helpers.cli import run
+
+import audit
+from audit.store.archive import Archive, PartWriter, embeddings
+
+KEY = "0" * 64
+
+
+@pytest.fixture()
+def archived(deepface, tmp_path):
+    """person01 enrolled; a folder of 12 shared photos (person02's among them) scanned, then deleted; person02's
+    enrolment photo kept apart."""
+    folder, people = deepface
+    media = tmp_path / "media"
+    media.mkdir()
+    theirs = sorted(people["person02"])
+    chosen = sorted(people["person01"])[1:5] + theirs[1:] + sorted(people["person03"])[:3]
+    for name in chosen:
+        shutil.copy(folder / name, media / name)
+    enrol = tmp_path / "enrol"
+    enrol.mkdir()
+    shutil.copy(folder / theirs[0], enrol / theirs[0])
+    run("enroll", "face", "person01", folder / sorted(people["person01"])[0], "--pick", "largest")
+    run("scan", media, "--out", tmp_path / "scan.json", "--workers", "1")
+    return media, enrol / theirs[0], [n for n in theirs[1:]]
+
+
+def _rows(path: Path) -> list[dict]:
+    return [r for r in json.loads(path.read_text()) if r["kind"] == "match"]
+
+
+def test_enrolling_finds_the_earlier_files_without_reading_them(archived, audit_home, tmp_path):
+    media, photo, theirs = archived
+    kept = tmp_path / "kept"
+    shutil.move(media, kept)  # no media left where the scan read it: nothing can be decoded again
+    enrolled = run("enroll", "face", "person02", photo, "--pick", "largest").stdout
+    assert "found before enrolment" in enrolled
+    out = tmp_path / "before.json"
+    run("rematch", "--person", "person02", "--out", out)
+    found = _rows(out)
+    assert found and {Path(r["path"]).name for r in found} <= set(theirs)
+    assert all(r["person"] == "person02" and r["extra"]["found"] == "before enrolment" for r in found)
+    record = audit.read_record(out)
+    assert all(p is not None and p.crop.startswith(b"\xff\xd8") for p in record.pictures)  # crops from the archive
+    # The same files scanned today give the same findings (boxes and scores from the archived embeddings).
+    shutil.move(kept, media)
+    run("scan", media, "--out", tmp_path / "now.json", "--no-archive", "--no-cache", "--workers", "1")
+    now = [r for r in _rows(tmp_path / "now.json") if r["person"] == "person02"]
+    key = lambda r: (Path(r["path"]).name, tuple(r["bbox"]))  # noqa: E731
+    assert sorted(map(key, found)) == sorted(map(key, now))
+    scores = {key(r): r["similarity"] for r in now}
+    assert all(abs(r["similarity"] - scores[key(r)]) < 2e-3 for r in found)  # float16 archive
+    # person01 was named by the scan that archived them: "at scan", not before enrolment.
+    everyone = run("rematch", "--json").stdout.splitlines()
+    assert {json.loads(r)["extra"]["found"] for r in everyone if json.loads(r)["person"] == "person01"} == {"at scan"}
+
+
+def test_a_damaged_partition_is_named_by_verify_and_refused_by_rematch(archived, audit_home):
+    part = next((audit_home / "archive").rglob("part-*.parquet"))
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+    from click.testing import CliRunner
+
+    from audit.cli import cli
+
+    result = CliRunner().invoke(cli, ["verify"])  # verify exits non-zero on problems, naming the partition
+    assert result.exit_code != 0 and part.name in result.output
+    refused = run("rematch", code=2)
+    assert part.name in refused.output and "damaged" in refused.output
+
+
+def test_an_encrypted_store_seals_its_partitions(deepface, tmp_path, monkeypatch, audit_home):
+    monkeypatch.setenv("AUDIT_KEY", KEY)
+    folder, people = deepface
+    run("enroll", "face", "person01", folder / sorted(people["person01"])[0], "--pick", "largest")
+    run("scan", folder / sorted(people["person02"])[1], folder / sorted(people["person01"])[1])
+    parts = list((audit_home / "archive").rglob("part-*.parquet"))
+    assert parts and all(p.read_bytes()[:4] == b"LAE1" for p in parts)
+    run("enroll", "face", "person02", folder / sorted(people["person02"])[0], "--pick", "largest")
+    found = [json.loads(r) for r in run("rematch", "--person", "person02", "--json").stdout.splitlines()]
+    assert [r["extra"]["found"] for r in found] == ["before enrolment"]
+    monkeypatch.delenv("AUDIT_KEY")
+    assert "encrypted" in run("rematch", code=2).output
+
+
+def test_remove_erases_the_persons_archive_rows(archived, audit_home):
+    _, photo, _ = archived
+    run("enroll", "face", "person02", photo, "--pick", "largest")
+    with audit.open_store(audit_home) as store:
+        model = store.face_model.model_id
+        mine = {p: store.person_vectors(p, "face", model) for p in ("person01", "person02")}
+    archive = Archive(audit_home)
+    before = sum(archive.read(p).num_rows for p in archive.partitions())
+    attributed = [r for r in archive.about("person01")]
+    assert attributed and not archive.about("person02")  # only the scan's own findings attribute
+    run("remove", "person01")
+    run("remove", "person02")
+    left = [archive.read(p) for p in archive.partitions()]
+    assert sum(t.num_rows for t in left) < before
+    for t in left:
+        assert not any("person01" in (x or []) for x in t.column("people").to_pylist())
+        emb = embeddings(t)
+        for vecs in mine.values():
+            assert (emb @ vecs.T).max(initial=-1) < 0.3  # no archived face matches a removed person's templates
+    assert "ok" in run("verify").stdout
+
+
+def test_retention_prunes_old_partitions(audit_home, monkeypatch):
+    audit.open_store(audit_home).close()
+    archive = Archive(audit_home)
+    old = datetime.now(timezone.utc) - timedelta(days=40)
+    writer = PartWriter(archive, "face", "m" * 8, "old", old, None)
+    vec = np.ones(512, np.float32) / np.sqrt(512)
+    writer.add({"sha256": "a" * 64, "path": "x.jpg", "media": "image", "box": [0, 0, 1, 1], "score": 0.9}, vec)
+    writer.flush()
+    assert len(archive.partitions()) == 1 and archive.partitions(since=date.today()) == []
+    assert archive.prune(60) == []
+    monkeypatch.setenv("AUDIT_ARCHIVE_DAYS", "30")
+    assert run("archive", "prune").stdout.startswith("deleted archive/face-mmmmmmmm/")
+    assert archive.partitions() == [] and not (audit_home / "archive").exists()
+
+
+def test_no_archive_and_retention_zero_archive_nothing(photos, audit_home, monkeypatch):
+    run("enroll", "face", "yao", photos["yaoming"])
+    run("scan", photos["gdp"], "--no-archive")
+    monkeypatch.setenv("AUDIT_ARCHIVE_DAYS", "0")
+    run("scan", photos["players"])
+    assert not (audit_home / "archive").exists()
+    monkeypatch.setenv("AUDIT_ARCHIVE_DAYS", "soon")
+    assert "whole number" in run("scan", photos["gdp"], code=2).output
