@@ -210,6 +210,8 @@ class Archive:
         for folder in sorted(self.root.glob("*/*"), reverse=True) + sorted(self.root.glob("*")):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
+        if not any(self.root.iterdir()):
+            self.root.rmdir()
 
 
 def embeddings(table) -> np.ndarray:
