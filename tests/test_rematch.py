@@ -141,3 +141,40 @@ def test_no_archive_and_retention_zero_archive_nothing(photos, audit_home, monke
     assert not (audit_home / "archive").exists()
     monkeypatch.setenv("AUDIT_ARCHIVE_DAYS", "soon")
     assert "whole number" in run("scan", photos["gdp"], code=2).output
+
+
+@pytest.mark.service
+def test_enrolment_through_the_api_shows_earlier_scans_on_the_actors_page(deepface, tmp_path):
+    import re
+
+    import httpx
+
+    from tests.helpers.server import Server, add_account, bearer, wait_scan
+
+    folder, people = deepface
+    theirs = sorted(people["person02"])
+    home = tmp_path / "store"
+    run("--home", home, "enroll", "face", "person01", folder / sorted(people["person01"])[0], "--pick", "largest")
+    _, admin = add_account(home, "root", "admin")
+    _, auditor = add_account(home, "aud", "auditor")
+    server = Server(home).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            files = [("files", (n, (folder / n).read_bytes(), "image/jpeg")) for n in theirs[1:3]]
+            jid = client.post("/api/v1/scans", headers=bearer(auditor), files=files).json()["id"]
+            assert wait_scan(server.url, auditor, jid)["status"] == "done"
+            assert not (home / "jobs" / jid / "input").exists()  # the uploads are gone: nothing can be re-read
+            r = client.post("/api/v1/people/person02/faces", headers=bearer(admin),
+                            files=[("files", (theirs[0], (folder / theirs[0]).read_bytes(), "image/jpeg"))])
+            assert r.status_code == 200, r.text
+            assert r.json()["found_before"]["findings"] >= 1
+        password, _ = add_account(home, "me", "actor", "person02")
+        with httpx.Client(base_url=server.url, timeout=60) as web:
+            nonce = re.search(r'name="login_csrf" value="([^"]+)"', web.get("/login").text).group(1)
+            assert web.post("/login", data={"user": "me", "password": password, "login_csrf": nonce}).status_code == 303
+            page = web.get("/me/found").text
+            assert "before you enrolled" in page, page[page.find("<main"):][:3000]
+            picture = re.search(r'src="(/me/found/[0-9a-f]+/\d+)"', page).group(1)
+            assert web.get(picture).content.startswith(b"\xff\xd8")
+    finally:
+        server.stop()
