@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Chosen from measured genuine/impostor scores; see README "Thresholds" and benchmarks/face_accuracy.py.
+# Chosen from measured genuine/impostor scores; see docs/thresholds.md and benchmarks/face_accuracy.py.
 # Faces: 0 of 1,690 impostor pairs reach 0.35 (max 0.293), so the stated rate is the 95 % upper bound 3/1690.
 DEFAULT_FACE_THRESHOLD = 0.35
 DEFAULT_FACE_FMR = 1.8e-3
 # Voices, per encoder: (threshold on AS-normalised segment scores, stated false-match rate per file and person).
 # A span of two consecutive 3 s segments at or above the threshold is a finding (audit/scan/spans.py). Chosen on
 # the shipped cohort's speakers (at most 0.1 % of their file-person pairs flagged) and measured on the 125
-# LibriSpeech train-clean speakers held out from it (benchmarks/voice_accuracy.py; README "Thresholds"):
+# LibriSpeech train-clean speakers held out from it (benchmarks/voice_accuracy.py; docs/thresholds.md):
 # GE2E over 9 channel conditions 52 of 22,500 pairs (95 % upper bound 2.9e-3); CAM++ clean and MP3 only, 12 of
 # 5,000 (3.9e-3).
 VOICE_DEFAULTS = {"ge2e": (3.34, 2.9e-3), "campplus": (3.87, 3.9e-3)}

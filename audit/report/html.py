@@ -45,7 +45,7 @@ _META_FIELDS = [
 _META_SUMMARY = {"files_scanned", "errors", "threshold_notes", "notes", "title"}
 _DEFAULT_NOTE = (
     "Some thresholds are the documented defaults, not calibrated on this gallery: the stated false-match rates "
-    "were measured on the project's reference data (README, Thresholds), not on this gallery."
+    "were measured on the project's reference data (docs/thresholds.md), not on this gallery."
 )
 
 

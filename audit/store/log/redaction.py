@@ -1,6 +1,6 @@
 """Redaction: after `remove`, the audit log keeps no personal data about the person, only a keyed pseudonym.
 
-Retention rule (README "Privacy after withdrawal"): the removal entry and the fact that earlier events happened stay
+Retention rule (docs/privacy.md, "Privacy after withdrawal"): the removal entry and the fact that earlier events happened stay
 (a regulator may ask when a template was held and deleted); what identifies the person goes. In every earlier entry
 about them the id becomes the pseudonym (seals.Sealer.pseudonym), and consent notes and enrolment file hashes are
 dropped; in scan entries their id becomes the pseudonym and the hash of the file they were found in is dropped.
