@@ -31,7 +31,7 @@ from .options import ScanOptions
 from .run import reference_crops
 
 BEFORE = "before enrolment"  # extra["found"] of a finding the archived scan did not make (the person was not known)
-BATCH = 8  # partitions per search (one FAISS scan of their codes)
+BATCH = 4  # partitions per search (one FAISS scan of their codes)
 
 
 @dataclass
@@ -130,10 +130,17 @@ def candidates(archive: Archive, parts: list[Partition], q: np.ndarray,
     rows = 0
     for i in range(0, len(parts), BATCH):
         batch = parts[i:i + BATCH]
-        tables = [archive.read(p, ["sha256", "code", "clipped", "embedding"]) for p in batch]
+        tables = [archive.read(p, ["code", "clipped"]) for p in batch]
         rows += sum(t.num_rows for t in tables)
-        for hit in search(tables, q, threshold) if len(q) else []:
-            sha = tables[hit.table].column("sha256")[hit.row].as_py()
+        loaded: dict[int, object] = {}
+
+        def load(i: int):  # the rest of a partition, read only for a shortlisted row
+            if i not in loaded:
+                loaded[i] = archive.read(batch[i], ["sha256", "embedding"])
+            return loaded[i]
+
+        for hit in search(tables, q, threshold, load) if len(q) else []:
+            sha = load(hit.table).column("sha256")[hit.row].as_py()
             out.setdefault(batch[hit.table].rel, set()).add(sha)
     return out, rows
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StoreError
-from .crypto import Cipher, sealed
-from .files import atomic_write, read_bytes
+from .crypto import MAGIC, Cipher, sealed
+from .files import atomic_write, open_read, read_bytes
 
 ARCHIVE_DIR = "archive"
 FORMAT = "1"
@@ -108,11 +108,15 @@ class Archive:
 
     def read(self, part: Partition | str, columns: list[str] | None = None):
         """A partition as a pyarrow Table (checksums or seal checked), or ArchiveDamaged naming it."""
-        import pyarrow.parquet as pq
-
         rel = part.rel if isinstance(part, Partition) else part
         try:
-            data = read_bytes(self.home / rel)
+            if self.cipher is None:  # only the columns asked for are read from disk
+                with open_read(self.home / rel) as f:
+                    if f.read(4) != MAGIC:
+                        return _parquet(f, rel, columns)
+                    data = MAGIC + f.read()
+            else:
+                data = read_bytes(self.home / rel)
         except OSError as exc:
             raise ArchiveDamaged(f"archive partition {rel} cannot be read: {exc.strerror or exc}", path=rel) from exc
         if self.cipher is not None:
@@ -122,10 +126,7 @@ class Archive:
                 raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
         elif sealed(data):
             raise ArchiveDamaged(f"archive partition {rel} is sealed with a key this store does not have", path=rel)
-        try:
-            return pq.read_table(io.BytesIO(data), columns=columns, page_checksum_verification=True)
-        except Exception as exc:  # pyarrow's errors for a truncated file, a bad footer, a failed page checksum
-            raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
+        return _parquet(io.BytesIO(data), rel, columns)
 
     def write(self, table, modality: str, model: str, day: str, name: str) -> str:
         """Write one partition atomically (sealed when the store is encrypted); returns its relative path."""
@@ -212,6 +213,17 @@ class Archive:
                 folder.rmdir()
         if not any(self.root.iterdir()):
             self.root.rmdir()
+
+
+def _parquet(f, rel: str, columns: list[str] | None):
+    """A partition's table from a file object, or ArchiveDamaged naming it."""
+    import pyarrow.parquet as pq
+
+    try:
+        f.seek(0)
+        return pq.read_table(f, columns=columns, page_checksum_verification=True)
+    except Exception as exc:  # pyarrow's errors for a truncated file, a bad footer, a failed page checksum
+        raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
 
 
 def embeddings(table) -> np.ndarray:

@@ -35,15 +35,18 @@ def _index(dim: int):
     return index
 
 
-def shortlist(code: np.ndarray, templates: np.ndarray, threshold: float) -> np.ndarray:
-    """Row numbers whose code score may reach the threshold for some template (a superset of the true hits)."""
-    n, dim = code.shape
+def shortlist(code: np.ndarray | list[np.ndarray], templates: np.ndarray, threshold: float) -> np.ndarray:
+    """Row numbers (across the code arrays, in order) whose code score may reach the threshold for some template:
+    a superset of the true hits."""
+    parts = [code] if isinstance(code, np.ndarray) else list(code)
+    n = sum(len(c) for c in parts)
     if n == 0 or not len(templates):
         return np.zeros(0, np.int64)
     q = np.ascontiguousarray(templates, np.float32)
     low = threshold - (CODE_STEP / 2) * np.abs(q).sum(axis=1) - 1e-4  # the codes' bound, and float rounding
-    index = _index(dim)
-    index.add_sa_codes(np.ascontiguousarray(code))
+    index = _index(parts[0].shape[1])
+    for c in parts:  # added one array at a time: no concatenated copy of the batch
+        index.add_sa_codes(np.ascontiguousarray(c))
     k = min(n, FIRST_K)
     while True:
         scores, rows = index.search(q, k)
@@ -53,7 +56,7 @@ def shortlist(code: np.ndarray, templates: np.ndarray, threshold: float) -> np.n
     return np.unique(rows[(scores >= low[:, None]) & (rows >= 0)])
 
 
-def search(tables: list, templates: np.ndarray, threshold: float) -> list[Hit]:
+def search(tables: list, templates: np.ndarray, threshold: float, load=None) -> list[Hit]:
     """Rows of a batch of face partitions (pyarrow Tables with code, clipped, embedding) at or above threshold
     for any template: one FAISS scan over the batch's codes, the shortlist re-scored on the float16 embeddings."""
     tables = [t for t in tables if t.num_rows]
@@ -61,8 +64,7 @@ def search(tables: list, templates: np.ndarray, threshold: float) -> list[Hit]:
         return []
     sizes = np.array([t.num_rows for t in tables])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    allcodes = np.concatenate([codes(t) for t in tables]) if len(tables) > 1 else codes(tables[0])
-    rows = set(shortlist(allcodes, templates, threshold).tolist())
+    rows = set(shortlist([codes(t) for t in tables], templates, threshold).tolist())
     for i, t in enumerate(tables):  # rows with a component outside the codes' range: always re-scored
         rows |= {int(starts[i] + r) for r in np.flatnonzero(t.column("clipped").to_numpy(zero_copy_only=False))}
     hits = []
@@ -73,6 +75,7 @@ def search(tables: list, templates: np.ndarray, threshold: float) -> list[Hit]:
         local = found[which == i] - starts[i]
         if not len(local):
             continue
-        scores = (embeddings(t.take(local)) @ q).max(axis=1)
+        exact = t if "embedding" in t.column_names else load(i)  # load(i): table i's embedding column
+        scores = (embeddings(exact.take(local)) @ q).max(axis=1)
         hits += [Hit(i, int(r), float(s)) for r, s in zip(local, scores) if s >= threshold]
     return hits
