@@ -134,7 +134,7 @@ def candidates(archive: Archive, parts: list[Partition], q: np.ndarray,
         rows += sum(t.num_rows for t in tables)
         loaded: dict[int, object] = {}
 
-        def load(i: int):  # the rest of a partition, read only for a shortlisted row
+        def load(i: int, batch=batch, loaded=loaded):  # the rest of a partition, only for a shortlisted row
             if i not in loaded:
                 loaded[i] = archive.read(batch[i], ["sha256", "embedding"])
             return loaded[i]
