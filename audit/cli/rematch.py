@@ -31,10 +31,11 @@ def _day(ctx, param, value: str | None) -> date | None:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Search in this process, or as a Ray Data job over the archive's partitions.")
 @click.option("--address", help="Ray cluster address for --engine ray (else $RAY_ADDRESS, else a local Ray).")
+@click.option("--notify", is_flag=True, help="Queue the findings for the webhooks (docs/continuous.md).")
 @click.pass_obj
 @guarded
 def rematch(obj, people: tuple[str, ...], since: date | None, out: str | None, as_json: bool,
-            threshold: float | None, engine: str, address: str | None) -> None:
+            threshold: float | None, engine: str, address: str | None, notify: bool) -> None:
     """Search enrolled people against every face and voice archived by earlier scans, without reading any media.
 
     Findings the archived scan did not make (the person was not enrolled yet) say "found": "before enrolment".
@@ -55,6 +56,10 @@ def rematch(obj, people: tuple[str, ...], since: date | None, out: str | None, a
     record, summary = run(store, people or None, since, engine=engine, address=address, threshold=threshold)
     if out:
         write_record(record, out, store.cipher)
+    if notify:
+        from ..scan.rematch import notify as queue
+
+        queue(store.home, record)
     if as_json:
         for row in record.findings:
             click.echo(json.dumps(row, default=str))
