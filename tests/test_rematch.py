@@ -92,6 +92,9 @@ def test_an_encrypted_store_seals_its_partitions(deepface, tmp_path, monkeypatch
     run("enroll", "face", "person02", folder / sorted(people["person02"])[0], "--pick", "largest")
     found = [json.loads(r) for r in run("rematch", "--person", "person02", "--json").stdout.splitlines()]
     assert [r["extra"]["found"] for r in found] == ["before enrolment"]
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    assert run("rematch", "--person", "person02", "--json", "--since", tomorrow).stdout == ""
+    assert "no such person" in run("rematch", "--person", "nobody", code=2).output
     monkeypatch.delenv("AUDIT_KEY")
     assert "encrypted" in run("rematch", code=2).output
 
@@ -168,6 +171,8 @@ def test_enrolment_through_the_api_shows_earlier_scans_on_the_actors_page(deepfa
                             files=[("files", (theirs[0], (folder / theirs[0]).read_bytes(), "image/jpeg"))])
             assert r.status_code == 200, r.text
             assert r.json()["found_before"]["findings"] >= 1
+            export = client.get("/api/v1/people/person01/export", headers=bearer(admin)).json()
+            assert export["archive"] == []  # the uploads did not show person01: nothing attributed to them
         password, _ = add_account(home, "me", "actor", "person02")
         with httpx.Client(base_url=server.url, timeout=60) as web:
             nonce = re.search(r'name="login_csrf" value="([^"]+)"', web.get("/login").text).group(1)
