@@ -150,8 +150,12 @@ def main() -> None:
         built = time.perf_counter() - t0
         for engine in ["local"] + (["ray"] if args.ray else []):
             out = subprocess.run([sys.executable, __file__, "--child", str(folder), str(tfile), engine],
-                                 capture_output=True, text=True, check=True)
-            got = json.loads(out.stdout.strip().splitlines()[-1])
+                                 capture_output=True, text=True)
+            lines = [x for x in out.stdout.strip().splitlines() if x.startswith("{")]
+            if not lines:
+                print(json.dumps({"size": size, "engine": engine, "failed": out.stderr[-500:]}))
+                continue
+            got = json.loads(lines[-1])
             print(json.dumps({"size": size, "engine": engine, "built_s": round(built, 1),
                               **{k: v for k, v in got.items() if k != "hits"}}))
         # Recall: every real archived face at or above the threshold for any person's template, found.

@@ -221,7 +221,9 @@ def _parquet(f, rel: str, columns: list[str] | None):
 
     try:
         f.seek(0)
-        return pq.read_table(f, columns=columns, page_checksum_verification=True)
+        # No reader threads: they would call back into Python for a file object, and a thread pool left running
+        # at interpreter exit has aborted the process (std::terminate) after its work was done.
+        return pq.read_table(f, columns=columns, page_checksum_verification=True, use_threads=False)
     except Exception as exc:  # pyarrow's errors for a truncated file, a bad footer, a failed page checksum
         raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
 
