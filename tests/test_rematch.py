@@ -183,3 +183,15 @@ def test_enrolment_through_the_api_shows_earlier_scans_on_the_actors_page(deepfa
             assert web.get(picture).content.startswith(b"\xff\xd8")
     finally:
         server.stop()
+
+
+def test_encrypting_a_store_seals_its_archive(photos, audit_home, monkeypatch):
+    run("enroll", "face", "yao", photos["yaoming"])
+    run("scan", photos["gdp"])
+    (part,) = (audit_home / "archive").rglob("part-*.parquet")
+    assert part.read_bytes()[:4] == b"PAR1"
+    monkeypatch.setenv("AUDIT_KEY", KEY)
+    run("encrypt")
+    assert part.read_bytes()[:4] == b"LAE1"
+    assert "ok" in run("verify").stdout
+    run("rematch")

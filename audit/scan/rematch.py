@@ -94,7 +94,7 @@ def rematch(store: Store, people: Iterable[str] | None = None, since: date | Non
         hits.update({p.rel: None for p in voices})  # voice: every archived file with speech is judged again
     found: list[Finding] = []
     done: set[str] = set()  # file contents judged already: the newest archived scan of a file wins
-    for part in sorted(faces + voices, key=lambda p: p.day, reverse=True):
+    for part in sorted(faces + voices, key=lambda p: (p.day, p.rel), reverse=True):  # newest first
         if part.rel not in hits:
             continue
         table = archive.read(part)

@@ -145,6 +145,16 @@ class Archive:
         atomic_write(path, data)
         return rel
 
+    def seal_plain(self) -> int:
+        """Seal every plaintext partition with this archive's cipher (`encrypt`; idempotent); returns them."""
+        done = 0
+        for part in self.partitions() if self.cipher is not None else []:
+            data = read_bytes(self.home / part.rel)
+            if not sealed(data):
+                atomic_write(self.home / part.rel, self.cipher.seal(data, AAD + part.rel.encode()))
+                done += 1
+        return done
+
     def problems(self) -> list[str]:
         """verify: every partition read whole; each damaged one named."""
         found = []

@@ -273,4 +273,7 @@ def encrypt(home: Path, registry: Registry, log: AuditLog, cipher: crypto.Cipher
         raise
     log.flush()
     finish(home, registry, log)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
+    from .archive import Archive
+
+    Archive(home, cipher).seal_plain()  # the embedding archive's partitions, sealed like the rest
     return n
