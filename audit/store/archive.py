@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import StoreError
 from .crypto import MAGIC, Cipher, sealed
-from .files import atomic_write, open_read, read_bytes
+from .files import atomic_write, open_fd, read_bytes
 
 ARCHIVE_DIR = "archive"
 FORMAT = "1"
@@ -110,11 +110,12 @@ class Archive:
         """A partition as a pyarrow Table (checksums or seal checked), or ArchiveDamaged naming it."""
         rel = part.rel if isinstance(part, Partition) else part
         try:
-            if self.cipher is None:  # only the columns asked for are read from disk
-                with open_read(self.home / rel) as f:
-                    if f.read(4) != MAGIC:
-                        return _parquet(f, rel, columns)
-                    data = MAGIC + f.read()
+            if self.cipher is None:  # memory-mapped: only the columns asked for are read, without a copy
+                data = _mapped(self.home / rel)
+                if data[:4].to_pybytes() != MAGIC:
+                    import pyarrow as pa
+
+                    return _parquet(pa.BufferReader(data), rel, columns)
             else:
                 data = read_bytes(self.home / rel)
         except OSError as exc:
@@ -134,7 +135,9 @@ class Archive:
 
         rel = f"{ARCHIVE_DIR}/{modality}-{model}/{day}/part-{name}.parquet"
         buf = io.BytesIO()
-        pq.write_table(table, buf, compression="zstd", write_page_checksum=True, row_group_size=PART_ROWS)
+        # Codes and embeddings uncompressed (they hardly compress, and a memory-mapped read then copies nothing).
+        codec = {c: "none" if c in ("code", "embedding") else "zstd" for c in table.column_names}
+        pq.write_table(table, buf, compression=codec, write_page_checksum=True, row_group_size=PART_ROWS)
         data = buf.getvalue()
         if self.cipher is not None:
             data = self.cipher.seal(data, AAD + rel.encode())
@@ -223,6 +226,21 @@ class Archive:
                 folder.rmdir()
         if not any(self.root.iterdir()):
             self.root.rmdir()
+
+
+def _mapped(path: Path):
+    """A store file memory-mapped read-only (opened without following a link), as a pyarrow buffer."""
+    import mmap
+
+    import pyarrow as pa
+
+    fd = open_fd(path, os.O_RDONLY)
+    try:
+        if os.fstat(fd).st_size == 0:
+            return pa.py_buffer(b"")
+        return pa.py_buffer(mmap.mmap(fd, 0, prot=mmap.PROT_READ))
+    finally:
+        os.close(fd)
 
 
 def _parquet(f, rel: str, columns: list[str] | None):
