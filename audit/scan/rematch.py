@@ -93,7 +93,7 @@ def rematch(store: Store, people: Iterable[str] | None = None, since: date | Non
     if any(store.person(p).samples.get("voice") for p in people):
         hits.update({p.rel: None for p in voices})  # voice: every archived file with speech is judged again
     found: list[Finding] = []
-    done: set[str] = set()  # file contents judged already: the newest archived scan of a file wins
+    done: set[tuple[str, str]] = set()  # (modality, file content) judged already: the newest archived scan of a file wins
     for part in sorted(faces + voices, key=lambda p: (p.day, p.rel), reverse=True):  # newest first
         if part.rel not in hits:
             continue
