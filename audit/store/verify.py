@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
-from . import inventory
+from . import inventory, review
 from .archive import Archive
 from .index import contents
 from .log import seals
@@ -79,6 +79,7 @@ def problems(home: Path, registry: Registry, log: AuditLog) -> list[str]:
     elif registry.meta(UNFINISHED):
         found.append(f"an interrupted {registry.meta(UNFINISHED)} was not finished; the next write, or "
                      "`likeness-audit verify --repair`, finishes it")
+    found += review.problems(registry)
     found += log.check().problems()
     found += Archive(home, registry.cipher).problems()
     found += [f"leftover temp file {p.name} from an interrupted write" for p in temp_files(home)]
