@@ -181,6 +181,13 @@ def test_enrolment_through_the_api_shows_earlier_scans_on_the_actors_page(deepfa
             assert "before you enrolled" in page, page[page.find("<main"):][:3000]
             picture = re.search(r'src="(/me/found/[0-9a-f]+/\d+)"', page).group(1)
             assert web.get(picture).content.startswith(b"\xff\xd8")
+            shown = page.count("before you enrolled")
+            # The actor adds a photo from the web page: searched again, nothing shown twice.
+            csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/me").text).group(1)
+            r = web.post("/me/faces", data={"csrf": csrf},
+                         files=[("files", (theirs[-1], (folder / theirs[-1]).read_bytes(), "image/jpeg"))])
+            assert r.status_code == 200 and "<strong>1</strong> new face sample" in r.text, r.text
+            assert web.get("/me/found").text.count("before you enrolled") == shown
     finally:
         server.stop()
 

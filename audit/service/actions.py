@@ -70,6 +70,11 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
     return out
 
 
+def _where(f: dict) -> tuple:
+    """Where a finding is: the file's content, modality, box and time (the same face found twice is one)."""
+    return f.get("sha256"), f.get("modality"), tuple(f.get("bbox") or ()), f.get("start")
+
+
 def retro_match(svc: Service, pid: str, by: str | None) -> dict | None:
     """The new templates searched against the embedding archive of earlier scans; what is found is kept as a
     finished job naming the person, so their "Where I was found" shows it at once. None: nothing found."""
@@ -79,6 +84,11 @@ def retro_match(svc: Service, pid: str, by: str | None) -> dict | None:
     from ..scan.rematch import found_before, notify
 
     record = svc.gate.run(lambda s: found_before(s, pid))
+    if record is not None:  # what the portal already shows (an earlier scan or retro-match) is not repeated
+        shown = {_where(f) for _, f in found(svc, pid)}
+        kept = [i for i, f in enumerate(record.findings) if _where(f) not in shown]
+        record.findings = [record.findings[i] for i in kept]
+        record.pictures = [record.pictures[i] for i in kept]
     if record is None or not record.findings:
         return None
     jid = secrets.token_hex(8)
@@ -88,9 +98,9 @@ def retro_match(svc: Service, pid: str, by: str | None) -> dict | None:
     write_record(record, folder / jobs.FINDINGS, cipher)
     record.references = {}  # as a scan's report: faces from the audited media only
     write_record(record, folder / jobs.REPORT)
-    found = jobs.save_crops(record, folder / jobs.CROPS)
+    named = jobs.save_crops(record, folder / jobs.CROPS)
     summary = {"files": record.run["files_scanned"], "findings": len(record.findings), "rematch": True}
-    svc.accounts.add_finished_job(jid, by or "system", summary, found,
+    svc.accounts.add_finished_job(jid, by or "system", summary, named,
                                   f"retro-match of {pid} against the embedding archive at enrolment")
     notify(svc.cfg.home, record, scan=jid, owner=by, deliver=True)
     return {"scan": jid, "findings": len(record.findings)}
