@@ -202,3 +202,23 @@ def test_encrypting_a_store_seals_its_archive(photos, audit_home, monkeypatch):
     assert part.read_bytes()[:4] == b"LAE1"
     assert "ok" in run("verify").stdout
     run("rematch")
+
+
+def test_voices_are_archived_and_found_after_enrolment(speakers, tmp_path):
+    first, second = sorted(speakers)[:2]
+    run("enroll", "voice", first, *speakers[first][:5])
+    media = tmp_path / "audio"
+    media.mkdir()
+    for f in speakers[second][5:7] + speakers[first][5:6]:
+        shutil.copy(f, media / f.name)
+    run("scan", media, "--workers", "1")
+    shutil.rmtree(media)  # nothing left to decode again
+    run("enroll", "voice", second, *speakers[second][:5])
+    out = tmp_path / "voices.json"
+    run("rematch", "--person", second, "--out", out)
+    rows = [r for r in json.loads(out.read_text()) if r["kind"] == "match"]
+    assert rows and {r["person"] for r in rows} == {second} and {r["modality"] for r in rows} == {"voice"}
+    assert {Path(r["path"]).name for r in rows} <= {f.name for f in speakers[second][5:7]}
+    assert all(r["extra"]["found"] == "before enrolment" for r in rows)
+    pics = audit.read_record(out).pictures
+    assert all(p is not None and p.waveform.startswith(b"\x89PNG") for p in pics)  # drawn from the archived envelope

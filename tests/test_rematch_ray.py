@@ -45,7 +45,11 @@ def archived(deepface):
     return names
 
 
-def test_ray_rematch_equals_local_on_a_local_ray(archived):
+def test_ray_rematch_equals_local_on_a_local_ray(archived, deepface, audit_home):
+    folder, people = deepface
+    before = set((audit_home / "archive").rglob("part-*.parquet"))
+    cli("scan", folder / sorted(people[archived[3]])[1], "--engine", "ray", "--no-cache")  # a Ray scan archives too
+    assert len(set((audit_home / "archive").rglob("part-*.parquet")) - before) == 1
     local = run("rematch", "--json")
     ray = cli("rematch", "--json", "--engine", "ray")  # starts a local Ray
     assert found(ray) == found(local) and {r[-1] for r in found(local)} == {"at scan", "before enrolment"}

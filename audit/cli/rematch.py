@@ -31,11 +31,13 @@ def _day(ctx, param, value: str | None) -> date | None:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Search in this process, or as a Ray Data job over the archive's partitions.")
 @click.option("--address", help="Ray cluster address for --engine ray (else $RAY_ADDRESS, else a local Ray).")
+@click.option("--voice-model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
+              help="Voice encoder whose archived segments are searched (as scan --voice-model).")
 @click.option("--notify", is_flag=True, help="Queue the findings for the webhooks (docs/continuous.md).")
 @click.pass_obj
 @guarded
 def rematch(obj, people: tuple[str, ...], since: date | None, out: str | None, as_json: bool,
-            threshold: float | None, engine: str, address: str | None, notify: bool) -> None:
+            threshold: float | None, engine: str, address: str | None, voice_model: str, notify: bool) -> None:
     """Search enrolled people against every face and voice archived by earlier scans, without reading any media.
 
     Findings the archived scan did not make (the person was not enrolled yet) say "found": "before enrolment".
@@ -53,7 +55,8 @@ def rematch(obj, people: tuple[str, ...], since: date | None, out: str | None, a
     if out:
         output_format(out)  # an unknown format is refused before any work
     store = obj.store(create=False)
-    record, summary = run(store, people or None, since, engine=engine, address=address, threshold=threshold)
+    record, summary = run(store, people or None, since, engine=engine, address=address, threshold=threshold,
+                          voice_model=voice_model)
     if out:
         write_record(record, out, store.cipher)
     if notify:
