@@ -222,3 +222,26 @@ def test_voices_are_archived_and_found_after_enrolment(speakers, tmp_path):
     assert all(r["extra"]["found"] == "before enrolment" for r in rows)
     pics = audit.read_record(out).pictures
     assert all(p is not None and p.waveform.startswith(b"\x89PNG") for p in pics)  # drawn from the archived envelope
+
+
+def test_an_actors_webhook_hears_of_what_enrolment_found_before(archived, audit_home):
+    from audit import notify
+    from tests.helpers.receiver import Receiver
+
+    _, photo, theirs = archived
+    receiver = Receiver()
+    try:
+        hooks = notify.Hooks(audit_home)
+        hook = hooks.register("me", "actor", receiver.url, person="person02")
+        hooks.close()
+        run("enroll", "face", "person02", photo, "--pick", "largest")  # the CLI queues; a dispatcher sends
+        notify.dispatcher(audit_home).wake()
+        got = receiver.wait(1)
+        headers, body = got[0]
+        assert notify.verify(hook.secret, body, headers["x-likeness-signature"])
+        sent = json.loads(body)
+        assert sent["source"] == "rematch" and sent["found_before_enrolment"] and sent["person"] == "person02"
+        assert sent["file"] in theirs
+    finally:
+        notify.stop_all()
+        receiver.close()

@@ -114,12 +114,12 @@ def _reason(skipped) -> str:
 
 def _found_before(obj: Context, person: str, added: int) -> None:
     """The new templates searched against the embedding archive of earlier scans: what was found is listed."""
-    from ..scan.rematch import BEFORE, found_before, notify
+    from ..scan.rematch import BEFORE, announce, found_before
 
     record = found_before(obj.store(), person) if added else None
     if record is None or not record.findings:
         return
-    notify(obj.store().home, record)  # queued for the webhooks (sent by the server's or a watcher's dispatcher)
+    announce(obj.store().home, record)  # queued for the webhooks (sent by the server's or a watcher's dispatcher)
     for row in record.findings:
         when = (row.get("extra") or {}).get("found")
         click.echo(f"found {tsv_field(when or BEFORE)}: {tsv_field(row['path'])}\t{row['similarity']}")

@@ -60,9 +60,9 @@ def rematch(obj, people: tuple[str, ...], since: date | None, out: str | None, a
     if out:
         write_record(record, out, store.cipher)
     if notify:
-        from ..scan.rematch import notify as queue
+        from ..scan.rematch import announce
 
-        queue(store.home, record)
+        announce(store.home, record)
     if as_json:
         for row in record.findings:
             click.echo(json.dumps(row, default=str))

@@ -185,14 +185,11 @@ def found_before(store: Store, person: str) -> Evidence | None:
     return rematch(store, [person])[0]
 
 
-def notify(home, record: Evidence, scan: str | None = None, owner: str | None = None, deliver: bool = False) -> int:
-    """Hand retro-match findings to the webhooks (audit/notify, where that package is installed): never raises,
-    never blocks; returns the deliveries queued."""
-    try:
-        from importlib import import_module
 
-        findings_found = import_module("audit.notify.queue").findings_found  # the notify layer, when present
-    except (ImportError, AttributeError):
-        return 0
-    return findings_found(home, record.findings, source="rematch", scan=scan, owner=owner, deliver=deliver)
+def announce(home, record: Evidence, scan: str | None = None, owner: str | None = None,
+             deliver: bool = False) -> int:
+    """Hand retro-match findings to the webhooks (audit/notify, source "rematch"): never raises, never blocks;
+    returns the deliveries queued (deliver=False only queues, for a short-lived process)."""
+    from .. import notify
 
+    return notify.findings_found(home, record.findings, source="rematch", scan=scan, owner=owner, deliver=deliver)

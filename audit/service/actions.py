@@ -81,7 +81,7 @@ def retro_match(svc: Service, pid: str, by: str | None) -> dict | None:
     import secrets
 
     from ..report.record import write_record
-    from ..scan.rematch import found_before, notify
+    from ..scan.rematch import announce, found_before
 
     record = svc.gate.run(lambda s: found_before(s, pid))
     if record is not None:  # what the portal already shows (an earlier scan or retro-match) is not repeated
@@ -102,7 +102,7 @@ def retro_match(svc: Service, pid: str, by: str | None) -> dict | None:
     summary = {"files": record.run["files_scanned"], "findings": len(record.findings), "rematch": True}
     svc.accounts.add_finished_job(jid, by or "system", summary, named,
                                   f"retro-match of {pid} against the embedding archive at enrolment")
-    notify(svc.cfg.home, record, scan=jid, owner=by, deliver=True)
+    announce(svc.cfg.home, record, scan=jid, owner=by, deliver=True)
     return {"scan": jid, "findings": len(record.findings)}
 
 
