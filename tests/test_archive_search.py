@@ -48,6 +48,11 @@ def test_search_rescoring_and_a_damaged_partition(audit_home):
     (part,) = archive.partitions()
     hits = search([archive.read(part)], q, 0.35)
     assert [(h.row, round(h.score, 2)) for h in hits] == [(17, 1.0)]
+    stray = (audit_home / part.rel).with_suffix(".parquet.abc.tmp")
+    stray.write_bytes(b"half a partition")  # a write killed before its rename
+    assert any("no partition" in p for p in archive.problems())
+    archive.prune(30)
+    assert not stray.exists() and archive.problems() == []
     path = audit_home / part.rel
     path.write_bytes(path.read_bytes()[:-100])  # truncated
     with pytest.raises(ArchiveDamaged, match=part.rel):

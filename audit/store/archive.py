@@ -158,9 +158,17 @@ class Archive:
                 done += 1
         return done
 
+    def strays(self) -> list[Path]:
+        """Files under the archive that are no partition (a write killed before its rename leaves a .tmp)."""
+        if not self.root.is_dir():
+            return []
+        known = {self.home / p.rel for p in self.partitions()}
+        return sorted(p for p in self.root.rglob("*") if p.is_file() and p not in known)
+
     def problems(self) -> list[str]:
-        """verify: every partition read whole; each damaged one named."""
-        found = []
+        """verify: every partition read whole; each damaged one named; files that are no partition named."""
+        found = [f"{p.relative_to(self.home).as_posix()} is in the archive but is no partition (an interrupted "
+                 "write?); the next removal or prune deletes it" for p in self.strays()]
         for part in self.partitions():
             try:
                 self.read(part)
@@ -219,8 +227,11 @@ class Archive:
         return out
 
     def _drop_empty(self) -> None:
+        """Delete stray files (they may hold rows; erasure cannot read them) and empty folders."""
         if not self.root.is_dir():
             return
+        for stray in self.strays():
+            stray.unlink(missing_ok=True)
         for folder in sorted(self.root.glob("*/*"), reverse=True) + sorted(self.root.glob("*")):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
