@@ -121,7 +121,8 @@ class ScanRun:
                 "options": self.options.described(), "warnings": list(s.warnings),
                 "models": {m: mo for m, mo in store.models()},
                 "indexes": {f"{m}:{mo[:8]}": store.index_version(m, mo) for m, mo in store.models()},
-                "gallery": {f"{m}:{mo[:8]}": store.gallery_size(m, mo) for m, mo in store.models()}}
+                "gallery": {f"{m}:{mo[:8]}": store.gallery_size(m, mo) for m, mo in store.models()},
+                "archive": self.scan_id}  # this scan's id in the embedding archive (None: not archived)
 
     def _shown(self, path: str | os.PathLike) -> str:
         """The name a file goes by in evidence: the one the caller gave it (or its folder, for a file found under
