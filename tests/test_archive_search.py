@@ -43,11 +43,14 @@ def test_search_rescoring_and_a_damaged_partition(audit_home):
     w = PartWriter(archive, "face", "m1", "s1", datetime.now(timezone.utc), None)
     for i in range(300):
         w.add({"sha256": f"{i:064x}", "path": f"{i}.jpg", "media": "image", "box": [0, 0, 1, 1]},
-              q[0] if i == 17 else _unit(rng.standard_normal(512)))
-    w.flush()
-    (part,) = archive.partitions()
-    hits = search([archive.read(part)], q, 0.35)
-    assert [(h.row, round(h.score, 2)) for h in hits] == [(17, 1.0)]
+              q[0] if i in (17, 217) else _unit(rng.standard_normal(512)))
+        if i % 100 == 99:
+            w.flush()  # three partitions: searched as one batch, in two FAISS scans
+    parts = archive.partitions()
+    assert len(parts) == 3
+    hits = search([archive.read(p) for p in parts], q, 0.35)
+    assert [(h.table, h.row, round(h.score, 2)) for h in hits] == [(0, 17, 1.0), (2, 17, 1.0)]
+    part = parts[0]
     stray = (audit_home / part.rel).with_suffix(".parquet.abc.tmp")
     stray.write_bytes(b"half a partition")  # a write killed before its rename
     assert any("no partition" in p for p in archive.problems())
