@@ -10,7 +10,6 @@ from datetime import datetime
 from ..findings import Finding
 from ..store import Store
 from ..store.archive import Archive, PartWriter, quality_json, retention_days
-from ..store.erasure import ERASURES
 from .analyze import AnalyzedFile
 
 
@@ -23,7 +22,7 @@ class ScanArchive:
     """One scan's archive writers (one per modality and model); rows are written in partitions as they fill."""
 
     def __init__(self, store: Store, started: datetime, face_model: str, face_index: str | None,
-                 voice_model: str | None, scan: str | None = None):
+                 voice_model: str | None, scan: str | None = None, erasures: object = None):
         self.archive = Archive(store.home, store.cipher)
         self.scan = scan or new_scan_id(started)
         self.started = started
@@ -32,7 +31,8 @@ class ScanArchive:
         self.voice_model = voice_model
         self.voices: PartWriter | None = None
         self.store = store
-        self.erasures = store.registry.meta(ERASURES)  # removals so far: one during this scan moves it
+        # removals so far, read before the scan loaded its gallery (erasures=): one during this scan moves it
+        self.erasures = store.removals() if erasures is None else erasures
         self.on = retention_days() > 0  # 0 days: the archive is off
         self.pruned = self.archive.prune() if self.on else []
 
@@ -68,7 +68,7 @@ class ScanArchive:
         """As _known, and no face row at all once someone was removed while this scan ran: the scan may have
         stopped naming them (unattributed rows), and their templates, which erasure matches faces against, are
         gone, so nothing could tell their faces from the others' afterwards."""
-        return self._known(people) and self.store.registry.meta(ERASURES) == self.erasures
+        return self._known(people) and self.store.removals() == self.erasures
 
     def close(self) -> list[str]:
         """Write what is pending; returns every partition this scan wrote."""

@@ -162,6 +162,7 @@ class ScanRun:
         summary, started, o = self.summary, time.monotonic(), self.options
         self.started = datetime.now(timezone.utc)
         record = ScanRecord([self._shown(p) for p in self.paths], o.use)
+        erasures = self.store.removals()  # before the gallery loads: a removal after it is noticed
         matcher = Matcher(self.store, self.model, o)
         summary.warnings += matcher.warnings
         analyzer = Analyzer(o, self.model, voice_enrolled=matcher.voices.enrolled)
@@ -176,7 +177,7 @@ class ScanRun:
                                             analyzer.voice_enrolled)
         unheard = 0
         keep = ScanArchive(self.store, self.started, self.model.model_id, matcher.faces.index_version,
-                           matcher.voices.model) if o.archive else None
+                           matcher.voices.model, erasures=erasures) if o.archive else None
         self.scan_id = keep.scan if keep else None
 
         def emit(result: AnalyzedFile, paths: list[tuple[Path, os.stat_result | None]]) -> Iterator[Finding]:

