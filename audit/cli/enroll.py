@@ -83,8 +83,9 @@ def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: b
 @click.option("--name", help="Display name (default: PERSON).")
 @click.option("--force", is_flag=True, help="Keep recordings that do not sound like PERSON's others, or sound more "
                                             "like someone else enrolled.")
-@click.option("--model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
-              help="Voice encoder; each has its own index, and scans choose one with --voice-model.")
+@click.option("--model", type=click.Choice(["ge2e", "campplus", "fused"]), default="ge2e", show_default=True,
+              help="Voice encoder; each has its own index, and scans choose one with --voice-model. fused enrols "
+                   "with both GE2E and CAM++.")
 @click.pass_obj
 @guarded
 def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | None, force: bool, model: str) -> None:

@@ -331,6 +331,8 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
     from ..media import audio
     from ..models.voice import voice_encoder
 
+    if model == "fused":
+        return _enroll_fused(store, person, paths, name, force)
     paths = _paths(paths)
     encoder = store.voice_encoder if model == "ge2e" else model  # the store keeps the default encoder loaded
     if isinstance(encoder, str):
@@ -374,6 +376,28 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
     samples = [s for s, _, _ in picked]
     store.add_samples(person, name, samples, None)
     result.added = len(samples)
+    return result
+
+
+def _enroll_fused(store: Store, person: str, paths, name: str | None, force: bool) -> EnrollResult:
+    """Enroll with each part of the fused encoder (its own index and hygiene); EnrollError only when both refuse.
+
+    The result counts the samples both added; what either skipped is listed once per part that skipped it.
+    """
+    from ..models.fused import PARTS
+
+    paths = _paths(paths)
+    done, errors = [], []
+    for part in PARTS:
+        try:
+            done.append(enroll_voices(store, person, paths, name=name, force=force, model=part))
+        except EnrollError as exc:
+            errors.append(exc)
+    if not done:
+        raise errors[0]
+    result = EnrollResult(person, added=sum(r.added for r in done), already=min(r.already for r in done))
+    result.accepted = done[0].accepted
+    result.skipped = [s for r in done for s in r.skipped]
     return result
 
 

@@ -210,7 +210,8 @@ class VoiceEncoder(OnnxVoiceModel):
 # ---------------------------------------------------------------------------------------------------------------
 # Choosing an encoder
 
-VOICE_MODELS = ("ge2e", "campplus")  # ge2e: resemblyzer's GE2E (default); campplus: 3D-Speaker's CAM++
+VOICE_MODELS = ("ge2e", "campplus", "fused")  # ge2e: resemblyzer's GE2E (default); campplus: 3D-Speaker's CAM++;
+# fused: both on the same segments, their AS-normalised scores averaged (models/fused.py)
 DEFAULT_VOICE_MODEL = "ge2e"
 
 
@@ -222,4 +223,8 @@ def voice_encoder(name: str = DEFAULT_VOICE_MODEL, threads: int = 1):
         from .campplus import CamPlusEncoder
 
         return CamPlusEncoder(threads=threads)
+    if name == "fused":
+        from .fused import FusedEncoder
+
+        return FusedEncoder(threads=threads)
     raise ModelError(f"unknown voice model '{name}'; choose one of: {', '.join(VOICE_MODELS)}")
