@@ -54,7 +54,7 @@ def _free_port() -> int:
 
 def test_ray_engine_on_two_nodes(gallery, tmp_path, monkeypatch):
     # A cluster of two nodes on this machine, reached on localhost: no token authentication (a real cluster
-    # keeps Ray's default token auth; see README).
+    # keeps Ray's default token auth; see docs/archives.md).
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     ray_cli = str(Path(sys.executable).parent / "ray")
     port = _free_port()

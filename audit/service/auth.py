@@ -219,9 +219,9 @@ def allowed(user: User | None, action: str, *, owner: str | None = None, person:
         return False
     if user.role == "admin":
         return True
-    if action in ("scan.create", "people.list"):
+    if action in ("scan.create", "people.list", "reviews.summary"):
         return user.role == "auditor"
-    if action == "scan.read":
+    if action in ("scan.read", "scan.review"):  # an auditor reviews the findings of their own scans
         return user.role == "auditor" and owner == user.id
     if action in ("person.read", "person.enroll", "person.consent", "person.remove"):
         return user.role == "actor" and person is not None and person == user.person

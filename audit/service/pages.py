@@ -168,7 +168,25 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
 @router.get("/me/found")
 def me_found(request: Request, session: Sess):
     pid = _actor(session)
-    return render(request, "found.html", session, pid=pid, found=actions.found(service(request), pid))
+    found, decided = actions.found(service(request), pid), {}
+    for jid in {j for j, _ in found}:  # the actor sees their own answers, never the auditor's notes
+        decided[jid] = actions.reviews(service(request), jid)
+    answers = {(j, f["n"]): decided[j].get(f["n"], {}).get("answers", {}).get(pid) for j, f in found}
+    return render(request, "found.html", session, pid=pid, found=found, answers=answers)
+
+
+@router.post("/me/found/{jid}/{n}/answer")
+def me_found_answer(request: Request, session: Sess, jid: limits.JobId, n: int,
+                    answer: Annotated[str, limits.form(limits.WORD_MAX)],
+                    csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                    note: Annotated[str, limits.form(limits.REVIEW_NOTE_MAX)] = ""):
+    pid = _actor(session)
+    if not (jid.isalnum() and service(request).accounts.names_person(jid, n, pid)):
+        raise HTTPException(404, "not found")
+    check_csrf(request, session, csrf)
+    if actions.answer(service(request), jid, n, pid, answer, note, session.user.id) is None:
+        raise HTTPException(404, "not found")
+    return RedirectResponse(f"/me/found#f-{jid}-{n}", status_code=303)
 
 
 @router.get("/me/found/{jid}/{n}")
@@ -234,7 +252,27 @@ def scan_page(request: Request, session: Sess, jid: limits.JobId):
     job = job_for(request, session.user, jid)
     rows = actions.findings(service(request), job.id) if job.status == "done" else None
     names = {i["path"]: i["name"] for i in job.inputs}
-    return render(request, "scan.html", session, job=job, rows=rows, names=names)
+    decided = actions.reviews(service(request), job.id) if rows else {}
+    return render(request, "scan.html", session, job=job, rows=rows, names=names, reviews=decided)
+
+
+@router.post("/scans/{jid}/findings/{n}/review")
+def scan_review(request: Request, session: Sess, jid: limits.JobId, n: int,
+                state: Annotated[str, limits.form(limits.WORD_MAX)],
+                csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                note: Annotated[str, limits.form(limits.REVIEW_NOTE_MAX)] = ""):
+    job = job_for(request, session.user, jid)
+    require(session.user, "scan.review", owner=job.owner)
+    check_csrf(request, session, csrf)
+    if actions.review(service(request), job.id, n, state, note, session.user.id) is None:
+        raise HTTPException(404, "no such finding")
+    return RedirectResponse(f"/scans/{job.id}#f{n}", status_code=303)
+
+
+@router.get("/reviews")
+def reviews_page(request: Request, session: Sess):
+    require(session.user, "reviews.summary", hide=False)
+    return render(request, "reviews.html", session, people=actions.review_summary(service(request)))
 
 
 @router.get("/scans/{jid}/report")

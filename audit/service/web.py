@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -137,6 +137,9 @@ def report_file(request: Request, job: Job) -> FileResponse:
     path = actions.report(service(request), job.id)
     if path is None:
         raise HTTPException(409, f"scan is {job.status}; the report comes when it is done")
+    page = actions.reviewed_report(service(request), job.id)  # each card then says its review
+    if page is not None:
+        return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP})
     return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
 
