@@ -24,11 +24,11 @@ class FusedEncoder:
     name = "fused"
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, threads: int = 1):
-        from .campplus import CamPlusEncoder
-        from .voice import VoiceEncoder
-
-        self.parts = (VoiceEncoder(threads=threads), CamPlusEncoder(threads=threads))
+    def __init__(self, parts: tuple):
+        """:param parts: the GE2E and CAM++ encoders, in PARTS order (voice.voice_encoder("fused") makes them)."""
+        if tuple(p.name for p in parts) != PARTS:
+            raise ValueError(f"the fused encoder's parts are {PARTS}")
+        self.parts = tuple(parts)
         self.dim = sum(p.dim for p in self.parts)
 
     @property

@@ -224,7 +224,8 @@ def voice_encoder(name: str = DEFAULT_VOICE_MODEL, threads: int = 1):
 
         return CamPlusEncoder(threads=threads)
     if name == "fused":
+        from .campplus import CamPlusEncoder
         from .fused import FusedEncoder
 
-        return FusedEncoder(threads=threads)
+        return FusedEncoder((VoiceEncoder(threads=threads), CamPlusEncoder(threads=threads)))
     raise ModelError(f"unknown voice model '{name}'; choose one of: {', '.join(VOICE_MODELS)}")
