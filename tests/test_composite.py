@@ -74,6 +74,47 @@ def test_rule_on_synthetic_faces():
     assert composite.judge(blend, cands(blend, c)[:1]).kind == "single"
 
 
+def test_a_matched_face_names_a_second_person_only_with_evidence():
+    """adds_evidence: beside a match, a composite needs its second contributor at the match threshold too and a
+    better fit from the mix than from the best centroid by GAIN."""
+    c = people(4)
+    rng = np.random.default_rng(5)
+    noise = lambda: 0.9 * unit(rng.normal(size=512))  # noqa: E731
+    blend = unit(0.5 * c[0] + 0.45 * c[1] + noise())
+    v = composite.judge(blend, cands(blend, c))
+    assert v.kind == "composite" and v.gain > composite.GAIN
+    sims = sorted(x.similarity for x in v.contributors)
+    assert composite.adds_evidence(v, threshold=sims[0] - 0.01)
+    assert not composite.adds_evidence(v, threshold=sims[0] + 0.01)  # the second is no match itself
+    lopsided = unit(0.75 * c[0] + 0.3 * c[1] + noise())  # mostly one person, a little of another (a swap's target)
+    w = composite.judge(lopsided, cands(lopsided, c))
+    assert not composite.adds_evidence(w, threshold=0.3)
+    single = unit(0.75 * c[2] + noise())
+    assert not composite.adds_evidence(composite.judge(single, cands(single, c)), threshold=0.0)
+
+
+def test_real_single_faces_name_no_wrong_extra_person(deepface, audit_home):
+    """Every labelled person enrolled from all but one photo; each held-out photo (one face) is that person's match
+    and nobody else's: no composite, no second name."""
+    import audit
+
+    folder, ppl = deepface
+    store = audit.open_store(audit_home)
+    held = {}
+    for person, files in ppl.items():
+        if len(files) >= 3:
+            files = sorted(files)
+            held[str(folder / files[-1])] = person
+            audit.enroll_faces(store, person, [folder / f for f in files[:-1]], pick="largest")
+    rows = [r for r in audit.scan(store, list(held), workers=1) if r.kind != "error"]
+    by_path: dict[str, list] = {}
+    for r in rows:
+        by_path.setdefault(r.path, []).append(r)
+    for path, person in held.items():
+        got = [(r.kind, r.person) for r in by_path.get(path, [])]
+        assert got == [("match", person)], (path, got)
+
+
 # Real morphs: two people of the shared set, morphed from photos that are not enrolled.
 A, B = "person01", "person02"
 FA, FB = "img10.jpg", "img3.jpg"  # the morph's sources; not enrolled
