@@ -86,6 +86,10 @@ API = [
     ("PUT", "/api/v1/scans/{scan}/findings/{n}/review", "scan", 200, {"json": {"state": "open", "note": "matrix"}}),
     ("PUT", "/api/v1/me/found/{scan}/{n}", "found", 200, {"json": {"answer": "me"}}),
     ("GET", "/api/v1/reviews/summary", "roles:admin,auditor", 200, {}),
+    # operations (audit/service/ops.py): liveness and readiness for anyone; metrics for admins (serve --metrics)
+    ("GET", "/healthz", "public", 200, {}),
+    ("GET", "/readyz", "public", 200, {}),
+    ("GET", "/metrics", "roles:admin", 200, {}),
 ]
 PAGES = [
     ("GET", "/login", "public", 200, {}),
@@ -105,6 +109,7 @@ PAGES = [
     ("GET", "/scans", "roles:admin,auditor", 200, {}),
     ("GET", "/scans/{scan}", "scan", 200, {}),
     ("GET", "/scans/{scan}/report", "scan", 200, {}),
+    ("GET", "/scans/{scan}/findings.json", "scan", 200, {}),
     ("GET", "/scans/{scan}/picture/{n}", "scan", 200, {}),
     ("GET", "/people", "roles:admin,auditor", 200, {}),
     ("GET", "/admin", "roles:admin", 200, {}),
@@ -198,13 +203,13 @@ def _login(client: httpx.Client, uid: str, password: str) -> str:
 
 
 def test_every_route_is_in_the_matrix():
-    from audit.service import api, pages
+    from audit.service import api, ops, pages
 
     def shape(route: str) -> str:
         return re.sub(r"{[^}]+}", "{}", route)
 
     covered = {shape(f"{m} {p}") for m, p, *_ in API + PAGES} | {shape(e) for e in ELSEWHERE}
-    routes = [f"{m} {r.path}" for router in (api.router, pages.router) for r in router.routes for m in r.methods]
+    routes = [f"{m} {r.path}" for router in (api.router, pages.router, ops.router) for r in router.routes for m in r.methods]
     assert routes and not [r for r in routes if shape(r) not in covered]
 
 
@@ -367,7 +372,7 @@ def test_uploads_typed_by_content_never_by_client_name(world, photos):
     assert r.status_code == 202
     jid = r.json()["id"]
     status = wait_scan(url, token, jid)
-    assert [i["file"] for i in status["inputs"]] == ["001.png", "002.gif", "003.bin"]
+    assert [i["file"] for i in status["inputs"]] == ["001.png", "002.gif", "003.xyz"]
     assert [i["name"] for i in status["inputs"]] == ["escape.txt", "fake.jpg", "notes.xyz"]
     rows = httpx.get(f"{url}/api/v1/scans/{jid}/findings", headers=bearer(token)).json()
     by_file = {}
@@ -376,7 +381,7 @@ def test_uploads_typed_by_content_never_by_client_name(world, photos):
     # evidence names each file as uploaded (cleaned of its path), not by the server's name for it
     assert by_file["escape.txt"][0]["person"] == "alice"
     assert by_file["fake.jpg"][0]["kind"] == "error" and by_file["notes.xyz"][0]["kind"] == "error"
-    assert "unsupported file type '.bin'" in by_file["notes.xyz"][0]["error"]
+    assert "unsupported file type '.xyz'" in by_file["notes.xyz"][0]["error"]  # its own type, not a made-up one
     assert not (world["home"] / "jobs" / jid / "input").exists()  # uploads deleted once scanned
     import stat
 

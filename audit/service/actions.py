@@ -130,6 +130,18 @@ def found(svc: Service, pid: str) -> list[tuple[str, dict]]:
     return out
 
 
+def found_view(svc: Service, pid: str) -> list[dict]:
+    """Where the person was found, for their page: each finding with its scan's use, date and the file's name."""
+    out = []
+    for jid, f in found(svc, pid):
+        job = svc.accounts.job(jid)
+        shown = {i["path"]: i["name"] for i in job.inputs} if job else {}
+        out.append({"scan": jid, "finding": f, "use": job.use if job else None,
+                    "when": (job.finished or job.created) if job else None,
+                    "file": shown.get(f.get("path")) or Path(str(f.get("path") or "")).name or "not recorded"})
+    return out
+
+
 def findings(svc: Service, jid: str) -> list[dict] | None:
     """A finished scan's findings in the CLI's JSON format."""
     path = svc.accounts.job_dir(jid) / jobs.FINDINGS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Annotated
 
@@ -11,9 +12,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from ..errors import AuditError
 from . import actions, auth, limits
+from .logs import event
 from .web import (
     check_csrf,
     enroll_upload,
+    findings_json,
     job_for,
     jobs_for,
     page_session,
@@ -73,13 +76,21 @@ def login(request: Request, user: Annotated[str, limits.form(limits.ID_MAX)],
         return login_form(request, 403, "The form expired; please try again.")
     keys = (user.lower()[:64], request.client.host if request.client else "?")
     if any(limit.blocked(key) for limit, key in zip(svc.logins, keys)):
+        event("login.blocked", level=logging.WARNING, account=_known(svc, user))
         return login_form(request, 429, "Too many failed attempts; wait a few minutes.")
     account = auth.login(svc.accounts, user, password)
     if account is None:
         for limit, key in zip(svc.logins, keys):
             limit.fail(key)
+        event("login.failed", level=logging.WARNING, account=_known(svc, user))
         return login_form(request, 401, "Wrong account or password.")
+    event("login.ok", account=account.id, role=account.role)
     return _signed_in(request, account, RedirectResponse(HOME[account.role], status_code=303))
+
+
+def _known(svc, uid: str) -> str | None:
+    """The account id a failed login named, only if it exists: what is typed there may be a password."""
+    return uid if auth.ID_RE.fullmatch(uid or "") and svc.accounts.user(uid) else None
 
 
 @router.post("/logout")
@@ -130,7 +141,8 @@ def _actor(session: auth.Session) -> str:
 def me(request: Request, session: Sess):
     pid = _actor(session)
     person = actions.person_view(service(request), pid)
-    return render(request, "me.html", session, person=person, pid=pid)
+    saved = request.query_params.get("saved") == "consent"
+    return render(request, "me.html", session, person=person, pid=pid, saved=saved)
 
 
 @router.post("/me/faces")
@@ -162,16 +174,17 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
     kwargs = {"allow": scopes} if decision == "allow" else {"deny": scopes} if decision == "deny" else {"forget": scopes}
     actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note,
                     by=session.user.id, **kwargs)
-    return RedirectResponse("/me#consent", status_code=303)
+    return RedirectResponse("/me?saved=consent#consent", status_code=303)  # the page then says it was saved
 
 
 @router.get("/me/found")
 def me_found(request: Request, session: Sess):
     pid = _actor(session)
-    found, decided = actions.found(service(request), pid), {}
-    for jid in {j for j, _ in found}:  # the actor sees their own answers, never the auditor's notes
+    found, decided = actions.found_view(service(request), pid), {}
+    for jid in {x["scan"] for x in found}:  # the actor sees their own answers, never the auditor's notes
         decided[jid] = actions.reviews(service(request), jid)
-    answers = {(j, f["n"]): decided[j].get(f["n"], {}).get("answers", {}).get(pid) for j, f in found}
+    answers = {(x["scan"], x["finding"]["n"]): decided[x["scan"]].get(x["finding"]["n"], {}).get("answers", {})
+               .get(pid) for x in found}
     return render(request, "found.html", session, pid=pid, found=found, answers=answers)
 
 
@@ -280,6 +293,12 @@ def scan_report(request: Request, session: Sess, jid: limits.JobId):
     return report_file(request, job_for(request, session.user, jid))
 
 
+@router.get("/scans/{jid}/findings.json")
+def scan_findings(request: Request, session: Sess, jid: limits.JobId, reviews: bool = False):
+    """The findings as JSON for a signed-in browser (the API wants a token; this is the same answer)."""
+    return findings_json(request, job_for(request, session.user, jid), reviews)
+
+
 @router.get("/scans/{jid}/picture/{n}")
 def scan_picture(request: Request, session: Sess, jid: limits.JobId, n: int):
     return picture_file(request, job_for(request, session.user, jid).id, n)
@@ -325,7 +344,7 @@ def admin_delete_user(request: Request, session: Sess, uid: limits.AccountId,
                       csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        auth.delete_account(service(request).accounts, uid)
+        auth.delete_account(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     if uid == session.user.id:  # the admin deleted their own account: the session went with it
@@ -338,7 +357,7 @@ def admin_reset_password(request: Request, session: Sess, uid: limits.AccountId,
                          csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        password = auth.reset_password(service(request).accounts, uid)
+        password = auth.reset_password(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     if uid == session.user.id:
@@ -352,7 +371,7 @@ def admin_rotate_token(request: Request, session: Sess, uid: limits.AccountId,
                        csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        token = auth.rotate_token(service(request).accounts, uid)
+        token = auth.rotate_token(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     return _accounts_page(request, session, done=f"New API token for {uid} (shown only now; the old one is "
