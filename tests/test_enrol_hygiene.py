@@ -93,10 +93,10 @@ def test_hard_genuine_voice_recordings_enrol(speakers, tmp_path):
     assert "2 voice samples added" in run("enroll", "voice", "s", *files[:2], "--model", "campplus").stdout
     got = run("enroll", "voice", "s", *hard, "--model", "campplus")
     assert "2 voice samples added" in got.stdout, got.stdout + got.stderr
-    run("enroll", "voice", "s", *files[:2])  # GE2E, its own index
-    refused = run("enroll", "voice", "s", hard[0], code=2).stderr
+    run("enroll", "voice", "s", *files[:2], "--model", "ge2e")  # its own index
+    refused = run("enroll", "voice", "s", hard[0], "--model", "ge2e", code=2).stderr
     assert "floor 0.690" in refused and "--force" in refused
-    assert "1 voice samples added" in run("enroll", "voice", "s", hard[0], "--force").stdout
+    assert "1 voice samples added" in run("enroll", "voice", "s", hard[0], "--model", "ge2e", "--force").stdout
 
 
 def test_aligned_crops_of_people_with_two_photos_enrol(deepface, face_model, tmp_path):

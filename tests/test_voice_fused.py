@@ -28,10 +28,10 @@ def test_enroll_and_scan_fused_through_the_cli(speakers):
     """fused enrols both encoders; a fused scan names a fused speaker with both scores, and a speaker enrolled with
     GE2E only (a store from before fusion) by GE2E alone; nobody else is named."""
     a, b = speakers["1688"], speakers["2033"]
-    out = run("enroll", "voice", "a", *a[:5], "--model", "fused").stdout
+    out = run("enroll", "voice", "a", *a[:5]).stdout  # fused is the default
     assert out.startswith("a: 10 voice samples added")  # 5 recordings x 2 encoders
-    run("enroll", "voice", "b", *b[:5])  # GE2E only
-    rows = [json.loads(x) for x in run("scan", a[6], b[6], "--json", "--voice-model", "fused").stdout.splitlines()]
+    run("enroll", "voice", "b", *b[:5], "--model", "ge2e")  # GE2E only
+    rows = [json.loads(x) for x in run("scan", a[6], b[6], "--json").stdout.splitlines()]  # fused by default
     assert {(Path(r["path"]).name, r["person"]) for r in rows} == {(a[6].name, "a"), (b[6].name, "b")}
     for r in rows:
         assert r["model"].startswith("fused:ge2e:") and r["extra"]["score"] == "as-norm, fused"

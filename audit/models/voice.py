@@ -210,9 +210,10 @@ class VoiceEncoder(OnnxVoiceModel):
 # ---------------------------------------------------------------------------------------------------------------
 # Choosing an encoder
 
-VOICE_MODELS = ("ge2e", "campplus", "fused")  # ge2e: resemblyzer's GE2E (default); campplus: 3D-Speaker's CAM++;
-# fused: both on the same segments, their AS-normalised scores averaged (models/fused.py)
-DEFAULT_VOICE_MODEL = "ge2e"
+VOICE_MODELS = ("ge2e", "campplus", "fused")  # ge2e: resemblyzer's GE2E; campplus: 3D-Speaker's CAM++;
+# fused (default): both on the same segments, their AS-normalised scores averaged (models/fused.py). It won the
+# held-out clone protocol of benchmarks/voice_clones.py (docs/accuracy-generated.md).
+DEFAULT_VOICE_MODEL = "fused"
 
 
 def voice_encoder(name: str = DEFAULT_VOICE_MODEL, threads: int = 1):
