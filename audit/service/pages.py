@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -140,9 +141,10 @@ def _actor(session: auth.Session) -> str:
 @router.get("/me")
 def me(request: Request, session: Sess):
     pid = _actor(session)
-    person = actions.person_view(service(request), pid)
+    svc = service(request)
+    new = actions.mark_new([f for _, f in actions.found(svc, pid)], svc.accounts.last_visit(session.user.id))
     saved = request.query_params.get("saved") == "consent"
-    return render(request, "me.html", session, person=person, pid=pid, saved=saved)
+    return render(request, "me.html", session, person=actions.person_view(svc, pid), pid=pid, saved=saved, new=new)
 
 
 @router.post("/me/faces")
@@ -180,12 +182,15 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
 @router.get("/me/found")
 def me_found(request: Request, session: Sess):
     pid = _actor(session)
-    found, decided = actions.found_view(service(request), pid), {}
+    svc = service(request)
+    found, decided = actions.found_view(svc, pid), {}
     for jid in {x["scan"] for x in found}:  # the actor sees their own answers, never the auditor's notes
-        decided[jid] = actions.reviews(service(request), jid)
+        decided[jid] = actions.reviews(svc, jid)
     answers = {(x["scan"], x["finding"]["n"]): decided[x["scan"]].get(x["finding"]["n"], {}).get("answers", {})
                .get(pid) for x in found}
-    return render(request, "found.html", session, pid=pid, found=found, answers=answers)
+    new = actions.mark_new([x["finding"] for x in found], svc.accounts.last_visit(session.user.id))
+    svc.accounts.visited(session.user.id, time.time())  # the next visit's "new" starts from now
+    return render(request, "found.html", session, pid=pid, found=found, answers=answers, new=new)
 
 
 @router.post("/me/found/{jid}/{n}/answer")
