@@ -29,7 +29,9 @@ def test_enroll_and_scan_fused_through_the_cli(speakers):
     GE2E only (a store from before fusion) by GE2E alone; nobody else is named."""
     a, b = speakers["1688"], speakers["2033"]
     out = run("enroll", "voice", "a", *a[:5]).stdout  # fused is the default
-    assert out.startswith("a: 10 voice samples added")  # 5 recordings x 2 encoders
+    assert out.startswith("a: 5 voice samples added")  # 5 recordings, each embedded by both encoders
+    people = {p["id"]: p["samples"] for p in json.loads(run("people", "--json").stdout)}
+    assert people["a"] == {"voice": 10}
     run("enroll", "voice", "b", *b[:5], "--model", "ge2e")  # GE2E only
     rows = [json.loads(x) for x in run("scan", a[6], b[6], "--json").stdout.splitlines()]  # fused by default
     assert {(Path(r["path"]).name, r["person"]) for r in rows} == {(a[6].name, "a"), (b[6].name, "b")}

@@ -385,7 +385,8 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
 def _enroll_fused(store: Store, person: str, paths, name: str | None, force: bool) -> EnrollResult:
     """Enroll with each part of the fused encoder (its own index and hygiene); EnrollError only when both refuse.
 
-    The result counts the samples both added; what either skipped is listed once per part that skipped it.
+    The result counts recordings (those the more accepting part added: each recording is one sample per part);
+    what either part skipped is listed once per part that skipped it.
     """
     from ..models.fused import PARTS
 
@@ -398,7 +399,7 @@ def _enroll_fused(store: Store, person: str, paths, name: str | None, force: boo
             errors.append(exc)
     if not done:
         raise errors[0]
-    result = EnrollResult(person, added=sum(r.added for r in done), already=min(r.already for r in done))
+    result = EnrollResult(person, added=max(r.added for r in done), already=min(r.already for r in done))
     result.accepted = done[0].accepted
     result.skipped = [s for r in done for s in r.skipped]
     return result

@@ -141,14 +141,21 @@ class FusedVoiceMatcher:
     encoder = "fused"
 
     def __init__(self, parts: list[VoiceMatcher], threshold: float, fmr: float | None, source: str,
-                 consent: Callable[[str], str | None], names: dict[str, str]):
+                 consent: Callable[[str], str | None], names: dict[str, str], fused_id: str = ""):
         self.parts, self.threshold, self.fmr, self.source = parts, threshold, fmr, source
+        self.fused_id = fused_id
         self.consent, self.names = consent, names
 
     @property
     def enrolled(self) -> bool:
         """True when someone is enrolled with either encoder."""
         return any(p.enrolled for p in self.parts)
+
+    @property
+    def model(self) -> str | None:
+        """The fused encoder's model id (models/fused.py) when either part has someone enrolled, else None: the
+        embedding archive keeps fused segment vectors (both parts end to end) under it."""
+        return self.fused_id if self.enrolled else None
 
     @property
     def label(self) -> str:
@@ -210,7 +217,9 @@ def voice_matcher(store, options: ScanOptions, consent: Callable[[str], str | No
     source = "default"
     if options.voice_threshold is not None:
         threshold, fmr, source = options.voice_threshold, None, "user"
-    return FusedVoiceMatcher(parts, threshold, fmr, source, consent, names)
+    from ..models.voice import voice_encoder
+
+    return FusedVoiceMatcher(parts, threshold, fmr, source, consent, names, voice_encoder("fused").model_id)
 
 
 def _single(store, encoder: str, user_threshold: float | None, consent, names: dict[str, str],
