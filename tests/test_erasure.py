@@ -14,7 +14,9 @@ import pytest
 
 import audit
 from audit import notify
+from audit import config
 from audit.store import Store, inventory
+from audit.store.archive import Archive, codes, embeddings
 from tests.helpers.cli import run
 
 PID, NAME = "withdrawn-7", "Withheld Name Q"
@@ -36,6 +38,46 @@ def holding(home: Path, needle: bytes) -> list[str]:
     return sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
+def decoded(home: Path) -> dict[str, bytes]:
+    """Every Parquet file under the folder read through pyarrow (pages decompressed): each column's buffers,
+    children too, so a needle that zstd hides in the raw file is still found."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for p in home.rglob("*.parquet"):
+        table = pq.read_table(p, use_threads=False)
+        out[p.relative_to(home).as_posix()] = b"".join(
+            buf.to_pybytes() for col in table.columns for chunk in col.chunks for buf in chunk.buffers() if buf)
+    return out
+
+
+def archived_rows(home: Path, pid: str, others: tuple[str, ...]) -> tuple[dict[str, bytes], dict[str, int]]:
+    """Needles from the archive itself, read through its own reader: for each row attributed to pid or matching
+    pid's templates at the erasure's threshold, its float16 embedding, 8-bit code and crop JPEG (whole, and a
+    slice from its middle, which a raw zstd block may keep verbatim); and how many rows each of `others` has."""
+    store = Store(home)
+    templates = {mo: store.person_vectors(pid, "face", mo) for m, mo in store.models() if m == "face"}
+    store.close()
+    pieces, counts = {}, dict.fromkeys(others, 0)
+    archive = Archive(home)
+    for part in archive.partitions("face"):
+        table = archive.read(part)
+        people = [p or [] for p in table.column("people").to_pylist()]
+        scores = (embeddings(table) @ np.asarray(templates[part.model], np.float32).T).max(axis=1)
+        emb = table.column("embedding").to_pylist()
+        crops = table.column("crop").to_pylist()
+        for i, code in enumerate(codes(table)):
+            for other in others:
+                counts[other] += other in people[i]
+            if pid not in people[i] and scores[i] < config.DEFAULT_FACE_THRESHOLD:
+                continue
+            key = f"{part.rel}#{i}{' (attributed)' if pid in people[i] else ' (matching)'}"
+            crop = crops[i]
+            pieces |= {f"{key} embedding": emb[i], f"{key} code": code.tobytes(), f"{key} crop": crop,
+                       f"{key} crop middle": crop[len(crop) // 2: len(crop) // 2 + 64]}
+    return pieces, counts
+
+
 def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_home, tmp_path):
     run("enroll", "face", PID, photos["yaoming"], "--name", NAME)
     run("enroll", "face", "speaker", photos["gdp"], "--pick", "largest")
@@ -43,6 +85,10 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
     # A scan that includes the enrolment photo: the scan cache holds the person's exact vector.
     run("scan", photos["yaoming"], photos["players"], "--out", tmp_path / "before.json")
     pieces = pieces_of(audit_home, PID)
+    archived, _ = archived_rows(audit_home, PID, ())  # the scan archived their face: embedding, code, crop
+    assert archived
+    pieces |= {k: v for k, v in archived.items() if not k.endswith(" crop")}  # whole crops: checked decoded below
+    template = np.frombuffer(pieces["vector"], np.float32)
     # Review decisions about a finding naming them, and their own answer: notes with their name, in the log too.
     row = next(r for r in audit.read_findings(tmp_path / "before.json") if r.get("person") == PID)
     pieces["finding id"] = audit.finding_id(row).encode()
@@ -77,6 +123,13 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
 
     for what, needle in pieces.items():
         assert holding(audit_home, needle) == [], what
+    plain = decoded(audit_home)  # the archive's pages decompressed, the racing scan's partition too
+    assert not [k for k, needle in archived.items() if any(needle in b for b in plain.values())]
+    archive = Archive(audit_home)
+    for part in archive.partitions("face"):
+        table = archive.read(part)
+        assert not any(PID in (p or []) for p in table.column("people").to_pylist())
+        assert (embeddings(table) @ template).max(initial=-1) < config.DEFAULT_FACE_THRESHOLD
     hooks = notify.Hooks(audit_home)
     assert {d.payload["person"] for d in hooks.log("aud")} == {"speaker"}  # the others' rows stay
     assert hooks.hook("actor-account") is None
@@ -84,6 +137,43 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
     assert "ok" in run("verify").stdout
     with audit.open_store(audit_home) as store:
         assert audit.review_decisions(store) == []
+
+
+def test_removal_erases_every_archived_face_of_the_person(deepface, audit_home, tmp_path):
+    """The embedding archive keeps each scanned face's float16 embedding, 8-bit code and crop: after `remove`, no
+    file under the store holds any of them for a row attributed to the person or matching their templates, raw
+    or with the Parquet pages decompressed; the other person's rows stay."""
+    folder, people = deepface
+    mine, others = sorted(people["person01"]), sorted(people["person02"])
+    run("enroll", "face", "other", *[folder / f for f in others[:2]], "--pick", "largest")
+    # Before the person enrols: their faces are archived unattributed (matching their templates only).
+    run("scan", *[folder / f for f in mine[2:5] + others[2:4]], "--out", tmp_path / "early.json", "--workers", "1")
+    run("enroll", "face", PID, *[folder / f for f in mine[:2]], "--name", NAME, "--pick", "largest")
+    run("scan", *[folder / f for f in mine[:1] + mine[5:8] + others[4:6]], "--out", tmp_path / "late.json",
+        "--workers", "1")
+    pieces, before = archived_rows(audit_home, PID, ("other",))
+    kinds = {k.split(" (")[1].split(")")[0] for k in pieces}
+    assert kinds == {"attributed", "matching"} and before["other"] >= 2, (kinds, before)
+    assert (audit_home / "archive").is_dir()
+    plain = decoded(audit_home)
+    for what, needle in pieces.items():
+        assert holding(audit_home, needle) or [r for r, b in plain.items() if needle in b], what
+    for what, needle in pieces.items():  # embeddings and codes are stored uncompressed: found raw as well
+        if what.endswith(("embedding", "code")):
+            assert any(r.startswith("archive/") for r in holding(audit_home, needle)), what
+
+    run("remove", PID)
+
+    plain = decoded(audit_home)
+    leftovers = {what: holding(audit_home, needle) + [r for r, b in plain.items() if needle in b]
+                 for what, needle in pieces.items()}
+    assert leftovers == {what: [] for what in pieces}, {k: v for k, v in leftovers.items() if v}
+    archive = Archive(audit_home)
+    rows = [archive.read(p, ["people"]).column("people").to_pylist() for p in archive.partitions("face")]
+    after = [p or [] for part in rows for p in part]
+    assert not any(PID in p for p in after)
+    assert sum("other" in p for p in after) == before["other"]  # erasure removes only the person
+    assert "ok" in run("verify").stdout
 
 
 def test_verify_reports_files_the_inventory_does_not_know(photos, audit_home):

@@ -10,6 +10,7 @@ from datetime import datetime
 from ..findings import Finding
 from ..store import Store
 from ..store.archive import Archive, PartWriter, quality_json, retention_days
+from ..store.erasure import ERASURES
 from .analyze import AnalyzedFile
 
 
@@ -27,10 +28,11 @@ class ScanArchive:
         self.scan = scan or new_scan_id(started)
         self.started = started
         self.faces = PartWriter(self.archive, "face", face_model, self.scan, started, face_index)
-        self.faces.keep = self._known
+        self.faces.keep = self._known_face
         self.voice_model = voice_model
         self.voices: PartWriter | None = None
         self.store = store
+        self.erasures = store.registry.meta(ERASURES)  # removals so far: one during this scan moves it
         self.on = retention_days() > 0  # 0 days: the archive is off
         self.pruned = self.archive.prune() if self.on else []
 
@@ -61,6 +63,12 @@ class ScanArchive:
         """Whether a row may be written: a row attributed to someone removed while this scan ran is dropped (the
         removal's erasure of the archive came before this write, so it cannot reach it)."""
         return not people or set(people) <= set(self.store.names())
+
+    def _known_face(self, people: list[str]) -> bool:
+        """As _known, and no face row at all once someone was removed while this scan ran: the scan may have
+        stopped naming them (unattributed rows), and their templates, which erasure matches faces against, are
+        gone, so nothing could tell their faces from the others' afterwards."""
+        return self._known(people) and self.store.registry.meta(ERASURES) == self.erasures
 
     def close(self) -> list[str]:
         """Write what is pending; returns every partition this scan wrote."""
