@@ -17,6 +17,12 @@ The rule, with the default constants measured by benchmarks/composite.py:
 - generic: four or more contributors, or weight spread so that the contributors carry less than `focus` of it.
   Such a face looks mildly like many people; it is not flagged as a composite (a match stays a match).
 
+A face that matches someone is that person's match first (adds_evidence): a composite is reported beside the match
+only when the second contributor adds evidence beyond what one identity explains: its own best sample reaches the
+match threshold too, and the two main contributors' mix fits the face better than the best single centroid by at
+least `gain` (cosine). A classical face swap carries some of the target's face (its outline, skin, light), which
+the rule above alone names as a second contributor in two swaps of three (benchmarks/face_swap.py).
+
 Everything here is pure numpy.
 """
 
@@ -38,6 +44,9 @@ THIRD_PART = 0.2  # a third person is named only with this much; two-person morp
 # onto a second person, lopsidedly; 50/50 morphs keep both parts large and close (benchmarks/face_robustness.py).
 LOW_PART = 0.2
 LOW_RATIO = 0.4
+# A matched face names a second contributor only with this much better fit (cosine) from the mix than from the best
+# centroid alone; real matched faces reached 0.024 at most (benchmarks/composite_real.py).
+GAIN = 0.03
 # False-composite rate stated for the defaults: 0 of 144 real faces flagged in benchmarks/composite.py, so the
 # 95 % upper bound 3/144.
 DEFAULT_RATE = 2.1e-2
@@ -55,6 +64,7 @@ class CompositeRule:
     third_part: float = THIRD_PART  # smallest coefficient of a third named contributor
     low_part: float = LOW_PART  # low-quality faces: smallest coefficient of the second contributor
     low_ratio: float = LOW_RATIO  # low-quality faces: smallest second / first coefficient
+    gain: float = GAIN  # a matched face: smallest gain in fit from naming the second contributor
 
 
 @dataclass
@@ -85,6 +95,7 @@ class Verdict:
     explained: float = 0.0  # summed coefficients of the two main contributors
     focus: float = 0.0  # their share of the fitted weight
     fit: float = 0.0  # cosine between the probe and the fitted mix
+    gain: float = 0.0  # cosine fit of the two main contributors' mix minus that of the best single centroid
 
 
 def nnls(a: np.ndarray, b: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> np.ndarray:
@@ -155,6 +166,7 @@ def judge(probe: np.ndarray, candidates: list[Candidate], rule: CompositeRule | 
     named = chosen[:2] + [i for i in chosen[2:] if coef[i] >= rule.third_part]
     people = [Contributor(cands[i].person, float(cands[i].similarity), float(weights[i]), float(coef[i]))
               for i in named]
+    gain = _gain(probe, cents, chosen[:2]) if len(chosen) >= 2 else 0.0
     if len(chosen) < 2:
         kind = "single"
     elif len(chosen) > MAX_CONTRIBUTORS or focus < rule.focus:
@@ -166,7 +178,28 @@ def judge(probe: np.ndarray, candidates: list[Candidate], rule: CompositeRule | 
             kind = "low_quality"  # would be a composite on a good face; too poor to say so on this one
     else:
         kind = "single"  # two weak parts: an unrelated face that resembles no one much
-    return Verdict(kind, people, explained, focus, fit)
+    return Verdict(kind, people, explained, focus, fit, gain)
+
+
+def _gain(probe: np.ndarray, cents: np.ndarray, pair: list[int]) -> float:
+    """How much better (cosine) the best non-negative mix of two centroids fits the probe than the best centroid."""
+    single = float(np.max(cents @ probe))
+    two = cents[pair]
+    mix = two.T @ nnls(two.T, probe)
+    norm = float(np.linalg.norm(mix))
+    return (float(mix @ probe) / norm if norm > 0 else 0.0) - single
+
+
+def adds_evidence(verdict: Verdict, threshold: float, rule: CompositeRule | None = None) -> bool:
+    """For a face whose best match reaches `threshold`: is the composite worth reporting beside the match?
+
+    Only when the two main contributors' best samples both reach the match threshold and their mix fits the face
+    better than one centroid by at least rule.gain; otherwise the face is just its best match.
+    """
+    rule = rule or CompositeRule()
+    main = verdict.contributors[:2]
+    return (verdict.kind == "composite" and len(main) == 2 and min(c.similarity for c in main) >= threshold
+            and verdict.gain >= rule.gain)
 
 
 def centroid(vectors: np.ndarray) -> np.ndarray:

@@ -94,7 +94,7 @@ def enrol_random(home: Path, modality: str, model: str, dim: int) -> None:
 def voice_model_id() -> str:
     from audit.models.voice import voice_encoder
 
-    return voice_encoder().model_id
+    return voice_encoder("ge2e").model_id  # a fused scan (the default) scores GE2E-only people with GE2E
 
 
 def scan_rows(home: Path, *args) -> tuple[int, list[dict], str]:

@@ -44,7 +44,7 @@ def test_enroll_half_scan_rest_and_cohort(speakers, tmp_path):
 def test_too_little_speech_is_refused(speakers):
     one = min((f for files in speakers.values() for f in files), key=lambda f: f.stat().st_size)
     result = run("enroll", "voice", "x", str(one), code=2)
-    assert "of voiced speech" in result.output and "need at least 10" in result.output
+    assert "of voiced speech" in result.output and "need at least 6" in result.output
 
 
 def test_bad_audio_files_are_error_rows(speakers, tmp_path):

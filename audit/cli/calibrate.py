@@ -13,8 +13,8 @@ from .base import Context, Fail, cli, guarded
 
 @cli.command()
 @click.option("--modality", type=click.Choice(["face", "voice"]), default="face", show_default=True)
-@click.option("--voice-model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
-              help="With --modality voice: the voice encoder whose gallery to calibrate.")
+@click.option("--voice-model", type=click.Choice(["ge2e", "campplus", "fused"]), default="fused", show_default=True,
+              help="With --modality voice: the voice encoder whose gallery to calibrate (fused: each of its two).")
 @click.option("--cohort", "cohort", multiple=True, type=click.Path(exists=True),
               help="Photos (or with --modality voice, recordings) of people who are NOT enrolled (folder or files; "
                    "repeatable): more impostor scores.")
@@ -79,9 +79,28 @@ def calibrate(obj: Context, modality: str, voice_model: str, cohort: tuple[str, 
 
 def _calibrate_voice(obj: Context, voice_model: str, cohort: tuple[str, ...], target_fpir: float,
                      as_json: bool) -> None:
-    """Voice calibration on AS-normalised scores (audit/calibrate_voice.py)."""
+    """Voice calibration on AS-normalised scores (audit/calibrate_voice.py); fused: each part, in turn (the fused
+    threshold itself is the documented default, measured by benchmarks/voice_clones.py); --json then prints one
+    object, part -> calibration."""
     from ..calibrate_voice import calibrate_voice_store
     from ..models.voice import voice_encoder
+
+    if voice_model == "fused":
+        from ..models.fused import PARTS
+
+        if not as_json:
+            for part in PARTS:
+                _calibrate_voice(obj, part, cohort, target_fpir, False)
+            return
+        out = {}
+        for part in PARTS:
+            cal, problems = calibrate_voice_store(obj.store(), voice_encoder(part, threads=obj.threads), cohort,
+                                                  target_fpir)
+            for p in problems:
+                click.echo(f"cohort: skipped {p}", err=True)
+            out[part] = asdict(cal)
+        click.echo(json.dumps(out, indent=1, default=float))
+        return
 
     cal, problems = calibrate_voice_store(obj.store(), voice_encoder(voice_model, threads=obj.threads), cohort,
                                           target_fpir)

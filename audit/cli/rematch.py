@@ -31,7 +31,7 @@ def _day(ctx, param, value: str | None) -> date | None:
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Search in this process, or as a Ray Data job over the archive's partitions.")
 @click.option("--address", help="Ray cluster address for --engine ray (else $RAY_ADDRESS, else a local Ray).")
-@click.option("--voice-model", type=click.Choice(["ge2e", "campplus"]), default="ge2e", show_default=True,
+@click.option("--voice-model", type=click.Choice(["ge2e", "campplus", "fused"]), default="fused", show_default=True,
               help="Voice encoder whose archived segments are searched (as scan --voice-model).")
 @click.option("--notify", is_flag=True, help="Queue the findings for the webhooks (docs/continuous.md).")
 @click.pass_obj

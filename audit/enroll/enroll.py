@@ -22,7 +22,10 @@ MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
 VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video
 MAX_VIDEO_SAMPLES = 600  # sampled frames read from one enrolment video at most
 NEAR_COPY = 0.95  # embeddings this similar are the same shot twice
-MIN_VOICED_TOTAL_S = 10.0  # GE2E centroids from less speech were unstable
+# Voiced seconds (webrtcvad, mode 3) a person needs: 10 s of clean read speech gave 6.6-8.0 s voiced (LibriSpeech
+# recordings of 10-11 s), and enrolling from 10 s of audio flagged 81 % of clones against 87 % from 30 s with the
+# fused encoder (benchmarks/voice_clones.py), so anyone with 10 s of clean speech enrols.
+MIN_VOICED_TOTAL_S = 6.0
 MIN_VOICED_FILE_S = 1.0
 # Raw cosine between whole recordings (embed_utterance) at which another enrolled speaker counts as a match when the
 # person has no other recording yet: chosen with benchmarks/voice_enrol_agreement.py (figures in
@@ -321,9 +324,9 @@ def _group_by_identity(faces: list[Face], same: float = 0.5) -> list[list[int]]:
 
 
 def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str | Path, name: str | None = None,
-                  force: bool = False, model="ge2e") -> EnrollResult:
-    """Enroll one vector per recording with voice encoder `model` (ge2e, campplus, or an encoder); EnrollError
-    below ~10 s of speech.
+                  force: bool = False, model="fused") -> EnrollResult:
+    """Enroll one vector per recording with voice encoder `model` (fused: both ge2e and campplus; ge2e, campplus,
+    or an encoder); EnrollError below MIN_VOICED_TOTAL_S of voiced speech (what 10 s of clean read speech gives).
 
     Unless force, recordings more like another enrolled speaker, or below the encoder's VOICE_FLOOR against the
     person's others (check_agreement, on raw cosines), are refused, with the scores.
@@ -331,6 +334,8 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
     from ..media import audio
     from ..models.voice import voice_encoder
 
+    if model == "fused":
+        return _enroll_fused(store, person, paths, name, force)
     paths = _paths(paths)
     encoder = store.voice_encoder if model == "ge2e" else model  # the store keeps the default encoder loaded
     if isinstance(encoder, str):
@@ -374,6 +379,29 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
     samples = [s for s, _, _ in picked]
     store.add_samples(person, name, samples, None)
     result.added = len(samples)
+    return result
+
+
+def _enroll_fused(store: Store, person: str, paths, name: str | None, force: bool) -> EnrollResult:
+    """Enroll with each part of the fused encoder (its own index and hygiene); EnrollError only when both refuse.
+
+    The result counts recordings (those the more accepting part added: each recording is one sample per part);
+    what either part skipped is listed once per part that skipped it.
+    """
+    from ..models.fused import PARTS
+
+    paths = _paths(paths)
+    done, errors = [], []
+    for part in PARTS:
+        try:
+            done.append(enroll_voices(store, person, paths, name=name, force=force, model=part))
+        except EnrollError as exc:
+            errors.append(exc)
+    if not done:
+        raise errors[0]
+    result = EnrollResult(person, added=max(r.added for r in done), already=min(r.already for r in done))
+    result.accepted = done[0].accepted
+    result.skipped = [s for r in done for s in r.skipped]
     return result
 
 

@@ -210,8 +210,10 @@ class VoiceEncoder(OnnxVoiceModel):
 # ---------------------------------------------------------------------------------------------------------------
 # Choosing an encoder
 
-VOICE_MODELS = ("ge2e", "campplus")  # ge2e: resemblyzer's GE2E (default); campplus: 3D-Speaker's CAM++
-DEFAULT_VOICE_MODEL = "ge2e"
+VOICE_MODELS = ("ge2e", "campplus", "fused")  # ge2e: resemblyzer's GE2E; campplus: 3D-Speaker's CAM++;
+# fused (default): both on the same segments, their AS-normalised scores averaged (models/fused.py). It won the
+# held-out clone protocol of benchmarks/voice_clones.py (docs/accuracy-generated.md).
+DEFAULT_VOICE_MODEL = "fused"
 
 
 def voice_encoder(name: str = DEFAULT_VOICE_MODEL, threads: int = 1):
@@ -222,4 +224,9 @@ def voice_encoder(name: str = DEFAULT_VOICE_MODEL, threads: int = 1):
         from .campplus import CamPlusEncoder
 
         return CamPlusEncoder(threads=threads)
+    if name == "fused":
+        from .campplus import CamPlusEncoder
+        from .fused import FusedEncoder
+
+        return FusedEncoder((VoiceEncoder(threads=threads), CamPlusEncoder(threads=threads)))
     raise ModelError(f"unknown voice model '{name}'; choose one of: {', '.join(VOICE_MODELS)}")

@@ -74,9 +74,12 @@ class FaceMatcher:
         return self._appearances(result) if result.kind == "video" else self._image_faces(result)
 
     def judge(self, faces: list[DetectedFace]) -> list[list[tuple[str, float, object]]]:
-        """Per face, [(key, score, composite verdict or None)]: one composite, or the matches among the top-k.
+        """Per face, [(key, score, composite verdict or None)]: the matches among the top-k, and a composite.
 
-        The key is the person, or for a composite its contributors joined by '+': video appearances merge on it.
+        A face that matches someone is that person's match; a composite of registered people is reported beside it
+        only where the second contributor adds evidence (composite.adds_evidence), and alone for a face that
+        matches nobody. The key is the person, or for a composite its contributors joined by '+': video appearances
+        merge on it.
         """
         rule = self.settings.composite
         vecs = np.stack([h.embedding for h in faces])
@@ -84,20 +87,23 @@ class FaceMatcher:
         out = []
         for face, cands in zip(faces, found):
             verdict = self._composite(face, cands)
+            kept = [c for c in cands[: self.options.top_k] if c.similarity >= self.threshold]
+            items = []
             if _is_composite(verdict):
-                out.append([("+".join(sorted(c.person for c in verdict.contributors)), verdict.explained, verdict)])
-            else:
-                # A low-quality face that looked like a composite is still a match where it reaches the threshold;
-                # its findings say the composite question was left open (verdict kept for that).
-                self.undecided += verdict is not None
-                kept = [c for c in cands[: self.options.top_k] if c.similarity >= self.threshold]
-                # The enrolled sample that matched goes into the finding (evidence names it, not just the person).
-                self._matched.update({(id(face), c.person): c.vector_id for c in kept})
-                out.append([(c.person, c.similarity, verdict) for c in kept])
+                if not kept or composite.adds_evidence(verdict, self.threshold, rule):
+                    items.append(("+".join(sorted(c.person for c in verdict.contributors)), verdict.explained,
+                                  verdict))
+                verdict = None  # the matches below are plain matches
+            # A low-quality face that looked like a composite is still a match where it reaches the threshold;
+            # its findings say the composite question was left open (verdict kept for that).
+            self.undecided += verdict is not None
+            # The enrolled sample that matched goes into the finding (evidence names it, not just the person).
+            self._matched.update({(id(face), c.person): c.vector_id for c in kept})
+            out.append(items + [(c.person, c.similarity, verdict) for c in kept])
         return out
 
     def _image_faces(self, result: AnalyzedFile) -> list[Finding]:
-        """Matches, or one composite finding for a face that is a blend of registered people (not both)."""
+        """Per face: its matches, and a composite finding where the face is a blend of registered people."""
         out = []
         for face, items in zip(result.faces, self.judge(result.faces)):
             for key, score, verdict in items:

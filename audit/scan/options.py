@@ -37,8 +37,8 @@ class ScanOptions:
     voice_threshold: float | None = option(
         None, "Voice threshold on AS-normalised scores (default: calibrated, else documented).",
         words="voice threshold {}")
-    voice_model: str = option("ge2e", "Voice encoder (people must be enrolled with the same one).",
-                              choices=("ge2e", "campplus"), words="voice encoder {}")
+    voice_model: str = option("fused", "Voice encoder (people must be enrolled with the same one).",
+                              choices=("ge2e", "campplus", "fused"), words="voice encoder {}")
     top_k: int = option(1, "Candidates per face.", range=(1, 100), words="{} candidates per face")
     fps: float = option(1.0, "Video frames sampled per second.", range=(0.01, 60), words="video sampled at {} frames/s")
     keyframes: bool = option(False, "Sample only video keyframes (much faster, coarser).",

@@ -58,7 +58,7 @@ def templates(store: Store, people: list[str], model: str) -> np.ndarray:
 
 def rematch(store: Store, people: Iterable[str] | None = None, since: date | None = None, *,
             engine: str = "local", address: str | None = None, threshold: float | None = None,
-            voice_model: str = "ge2e") -> tuple[Evidence, RematchSummary]:
+            voice_model: str = "fused") -> tuple[Evidence, RematchSummary]:
     """Search people's templates (default: everyone enrolled) against the archive; returns the evidence record of
     what was found (pictures from the archive) and a summary.
 

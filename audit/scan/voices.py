@@ -74,60 +74,173 @@ class VoiceMatcher:
             return []
         scorer = self.scorer
         raw, norm = scorer.score(np.stack([v.embedding for v in voices]))
-        times = np.array([[v.start, v.end] for v in voices], np.float64)
-        owner = assign(norm, self.threshold)
-        out = []
-        for j in np.unique(owner[owner >= 0]):
-            person = scorer.people[j]
-            # Spans of this person's segments only: a segment another person won (or nobody did) breaks the run.
-            mine = np.where(owner == j, norm[:, j], -np.inf)
-            for a, b in spans(mine, times, self.threshold):
-                out.append(Finding(
-                    path=path, sha256=sha256, modality="voice", kind="match", person=person,
-                    name=self.names.get(person), similarity=round(float(norm[a:b, j].mean()), 4),
-                    threshold=self.threshold, fmr=self.fmr, threshold_source=self.source,
-                    start=float(times[a, 0]), end=float(times[b - 1, 1]), frames=b - a,
-                    consent=self.consent(person), model=f"{self.encoder}:{self.model[:8]}",
-                    index=self.store.index_version("voice", self.model),
-                    extra={"score": "as-norm", "cohort": scorer.cohort.name,
-                           "raw_similarity": round(float(raw[a:b, j].mean()), 4),
-                           "best_similarity": round(float(norm[a:b, j].max()), 4),
-                           "best_raw_similarity": round(float(raw[a:b, j].max()), 4),
-                           "segments": len(voices)},
-                ))
-        # Nobody is named before their samples pass their seals and their centroid is theirs (checked once each).
-        fresh = {f.person for f in out} - self._checked
+        out = report(self, path, sha256, voices, scorer.people, norm, {"raw": raw},
+                     {"score": "as-norm", "cohort": scorer.cohort.name})
+        self.check({f.person for f in out})
+        return out
+
+    def check(self, people: set[str]) -> None:
+        """Nobody is named before their samples pass their seals and their centroid is theirs (checked once each)."""
+        fresh = set(people) - self._checked
+        scorer = self.scorer
+        fresh = {p for p in fresh if p in scorer.people}
         if fresh:
             self.store.check_centroids("voice", self.model, {p: scorer.centroids[scorer.people.index(p)]
                                                              for p in fresh})
             self._checked |= fresh
-        return sorted(out, key=lambda f: (f.start, -f.similarity))
+
+    @property
+    def label(self) -> str:
+        """The model as findings name it."""
+        return f"{self.encoder}:{self.model[:8]}"
+
+    @property
+    def index(self) -> str | None:
+        return self.store.index_version("voice", self.model)
+
+
+def report(m, path: str, sha256: str | None, voices: list, people: list[str], norm: np.ndarray,
+           extras: dict[str, np.ndarray], fixed: dict) -> list[Finding]:
+    """One finding per span of one person's assigned segments (m: the matcher, for threshold, names, consent).
+
+    :param extras: name -> [segments, people] scores also reported per span (mean; and best for "raw")
+    """
+    times = np.array([[v.start, v.end] for v in voices], np.float64)
+    owner = assign(norm, m.threshold)
+    out = []
+    for j in np.unique(owner[owner >= 0]):
+        person = people[j]
+        # Spans of this person's segments only: a segment another person won (or nobody did) breaks the run.
+        mine = np.where(owner == j, norm[:, j], -np.inf)
+        for a, b in spans(mine, times, m.threshold):
+            extra = dict(fixed)
+            for name, sc in extras.items():
+                if not np.isnan(sc[a:b, j]).any():  # fused: a part that does not score this person says nothing
+                    extra["raw_similarity" if name == "raw" else f"{name}_score"] = round(float(sc[a:b, j].mean()), 4)
+            extra["best_similarity"] = round(float(norm[a:b, j].max()), 4)
+            if "raw" in extras:
+                extra["best_raw_similarity"] = round(float(extras["raw"][a:b, j].max()), 4)
+            extra["segments"] = len(voices)
+            out.append(Finding(
+                path=path, sha256=sha256, modality="voice", kind="match", person=person,
+                name=m.names.get(person), similarity=round(float(norm[a:b, j].mean()), 4),
+                threshold=m.threshold, fmr=m.fmr, threshold_source=m.source,
+                start=float(times[a, 0]), end=float(times[b - 1, 1]), frames=b - a,
+                consent=m.consent(person), model=m.label, index=m.index, extra=extra,
+            ))
+    return sorted(out, key=lambda f: (f.start, -f.similarity))
+
+
+class FusedVoiceMatcher:
+    """GE2E and CAM++ on the same segments: per person, the mean of the two AS-normalised scores.
+
+    A person enrolled with one encoder only is scored by that encoder alone, its score moved by the difference
+    between the fused threshold and that encoder's own, so a store enrolled before fusion keeps working.
+    """
+
+    encoder = "fused"
+
+    def __init__(self, parts: list[VoiceMatcher], threshold: float, fmr: float | None, source: str,
+                 consent: Callable[[str], str | None], names: dict[str, str], fused_id: str = ""):
+        self.parts, self.threshold, self.fmr, self.source = parts, threshold, fmr, source
+        self.fused_id = fused_id
+        self.consent, self.names = consent, names
+
+    @property
+    def enrolled(self) -> bool:
+        """True when someone is enrolled with either encoder."""
+        return any(p.enrolled for p in self.parts)
+
+    @property
+    def model(self) -> str | None:
+        """The fused encoder's model id (models/fused.py) when either part has someone enrolled, else None: the
+        embedding archive keeps fused segment vectors (both parts end to end) under it."""
+        return self.fused_id if self.enrolled else None
+
+    @property
+    def label(self) -> str:
+        return "fused:" + "+".join(p.label for p in self.parts if p.enrolled)
+
+    @property
+    def index(self) -> str | None:
+        return "+".join(str(p.index) for p in self.parts if p.enrolled)
+
+    def findings(self, path: str, sha256: str | None, voices: list) -> list[Finding]:
+        """Findings for segments whose embeddings are the fused encoder's (both parts end to end)."""
+        if not self.enrolled or not voices:
+            return []
+        vecs = np.stack([v.embedding for v in voices])
+        dims = [0, *np.cumsum([voice_defaults_dim(p.encoder) for p in self.parts])]
+        people: list[str] = sorted({q for p in self.parts if p.enrolled for q in p.scorer.people})
+        total = np.zeros((len(voices), len(people)))
+        count, shift = np.zeros(len(people)), np.zeros(len(people))
+        each = {}
+        for p, a, b in zip(self.parts, dims[:-1], dims[1:]):
+            if not p.enrolled:
+                continue
+            _raw, norm = p.scorer.score(vecs[:, a:b])
+            cols = [people.index(q) for q in p.scorer.people]
+            total[:, cols] += norm
+            count[cols] += 1
+            shift[cols] += p.threshold
+            each[p.encoder] = np.full((len(voices), len(people)), np.nan)
+            each[p.encoder][:, cols] = norm
+        # Both encoders: the mean of their scores. One only: its score moved onto the fused scale (threshold to
+        # threshold), so a person enrolled before fusion is judged at that encoder's own threshold.
+        fused = np.where(count == 2, total / 2, total - shift + self.threshold)
+        out = report(self, path, sha256, voices, people, fused, each, {"score": "as-norm, fused"})
+        for p in self.parts:
+            if p.enrolled:
+                p.check({f.person for f in out})
+        return out
+
+
+def voice_defaults_dim(encoder: str) -> int:
+    """Embedding size of a shipped encoder (fused segment vectors are cut by these)."""
+    return {"ge2e": 256, "campplus": 192}[encoder]
 
 
 def voice_matcher(store, options: ScanOptions, consent: Callable[[str], str | None], names: dict[str, str],
-                  warnings: list[str]) -> VoiceMatcher:
+                  warnings: list[str]):
     """The voice matcher for the chosen encoder, with its threshold on AS-normalised scores.
 
     Same precedence as faces: the user's threshold, else a stored calibration, else the documented default; a
-    calibration counts only if it was made on scores normalised with the cohort in use now.
+    calibration counts only if it was made on scores normalised with the cohort in use now. "fused" combines the
+    two encoders' matchers (each with its own threshold in force) at the fused threshold.
     """
+    if options.voice_model != "fused":
+        return _single(store, options.voice_model, options.voice_threshold, consent, names, warnings)
+    from ..models.fused import PARTS
+
+    parts = [_single(store, name, None, consent, names, warnings) for name in PARTS]
+    threshold, fmr = voice_defaults("fused")
+    source = "default"
+    if options.voice_threshold is not None:
+        threshold, fmr, source = options.voice_threshold, None, "user"
     from ..models.voice import voice_encoder
 
-    model = voice_encoder(options.voice_model).model_id
+    return FusedVoiceMatcher(parts, threshold, fmr, source, consent, names, voice_encoder("fused").model_id)
+
+
+def _single(store, encoder: str, user_threshold: float | None, consent, names: dict[str, str],
+            warnings: list[str]) -> VoiceMatcher:
+    """The matcher of one shipped encoder."""
+    from ..models.voice import voice_encoder
+
+    model = voice_encoder(encoder).model_id
     if ("voice", model) not in store.models():
-        return VoiceMatcher(store, options.voice_model, None, None, consent, names)
+        return VoiceMatcher(store, encoder, None, None, consent, names)
     cal = store.calibration("voice", model)
     score = load_cohort(model).name
     if cal is not None and cal.details.get("score") != score:
         warnings.append(f"the voice calibration of {cal.date} was made on other scores than {score}; using the "
                         "default voice threshold (run `likeness-audit calibrate --modality voice` again)")
         cal = None
-    threshold, fmr = voice_defaults(options.voice_model)
-    settings = in_force(cal, options.voice_threshold, store.gallery_size("voice", model), threshold, fmr,
-                        modality="voice")
+    threshold, fmr = voice_defaults(encoder)
+    settings = in_force(cal, user_threshold, store.gallery_size("voice", model), threshold, fmr, modality="voice")
     warnings += [w for w in settings.warnings if w not in warnings]
     if settings.fpir is not None and settings.gallery_size:  # 1:N false alarms grow with N, as for faces
         warnings.append(f"voice gallery of {settings.gallery_size} people: at threshold {settings.threshold} "
                         f"(false-match rate {settings.fmr:.1e} per file and person) a recording of someone not "
                         f"enrolled matches somebody with probability about {settings.fpir:.1e} (FPIR)")
-    return VoiceMatcher(store, options.voice_model, model, settings, consent, names)
+    return VoiceMatcher(store, encoder, model, settings, consent, names)

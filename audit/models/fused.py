@@ -1,0 +1,64 @@
+"""The fused voice encoder: GE2E and CAM++ run on the same 3 s segments, each scored and AS-normalised on its own;
+a scan averages the two normalised scores (audit/scan/voices.py). Neither encoder alone flagged enough clones
+across channels in benchmarks/voice_clones.py; their errors differ, so the mean of their scores separates better.
+
+Enrolment with "fused" enrols each recording with both encoders (each under its own model id and hygiene), so a
+store keeps one index per encoder and a scan with either encoder alone still works on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from ..config import SAMPLE_RATE
+from .voice_base import Segment
+
+PARTS = ("ge2e", "campplus")  # the order of the parts in a fused segment vector
+
+
+class FusedEncoder:
+    """Both shipped encoders on one segment grid; a segment's vector is their two unit vectors end to end."""
+
+    name = "fused"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, parts: tuple):
+        """:param parts: the GE2E and CAM++ encoders, in PARTS order (voice.voice_encoder("fused") makes them)."""
+        if tuple(p.name for p in parts) != PARTS:
+            raise ValueError(f"the fused encoder's parts are {PARTS}")
+        self.parts = tuple(parts)
+        self.dim = sum(p.dim for p in self.parts)
+
+    @property
+    def model_id(self) -> str:
+        """A digest of both parts' model ids (cache keys; each part's vectors are stored under its own id)."""
+        return hashlib.sha256("|".join(p.model_id for p in self.parts).encode()).hexdigest()
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """The parts' model ids, in PARTS order."""
+        return tuple(p.model_id for p in self.parts)
+
+    def split(self, vectors: np.ndarray) -> list[np.ndarray]:
+        """[n, dim] fused vectors -> one [n, part dim] array per part."""
+        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+        cut = np.cumsum([p.dim for p in self.parts])[:-1]
+        return np.split(vectors, cut, axis=1)
+
+    def voiced_seconds(self, wav: np.ndarray) -> float:
+        """Seconds of speech the voice activity detector finds (both parts share it)."""
+        return self.parts[0].voiced_seconds(wav)
+
+    def embed_utterance(self, wav: np.ndarray) -> np.ndarray:
+        """Both parts' utterance vectors end to end."""
+        return np.concatenate([p.embed_utterance(wav) for p in self.parts]).astype(np.float32)
+
+    def embed_segments(self, wav: np.ndarray, segment_s: float = 3.0, hop_s: float = 1.5,
+                       min_voiced_s: float = 1.0) -> list[Segment]:
+        """Segments of both parts (the same voice activity and grid), their vectors end to end."""
+        a, b = (p.embed_segments(wav, segment_s, hop_s, min_voiced_s) for p in self.parts)
+        if [(s.start, s.end) for s in a] != [(s.start, s.end) for s in b]:
+            raise RuntimeError("the voice encoders cut different segments")  # they share vad_masks and the grid
+        return [Segment(x.start, x.end, np.concatenate([x.vector, y.vector]), x.voiced_s) for x, y in zip(a, b)]
