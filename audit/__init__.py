@@ -14,16 +14,22 @@ Nothing heavy happens at import: models load on first use.
 from .enroll import EnrollResult, Skipped, enroll_faces, enroll_manifest, enroll_voices
 from .errors import AuditError, EnrollError, MediaError, ModelError, StoreError, UnknownPerson
 from .evidence import Evidence
-from .findings import Finding
+from .findings import Finding, finding_id
 from .report import findings_frame, read_findings, read_record, write_findings, write_record
 from .scan import ScanOptions, ScanRun, ScanSummary, scan
 from .store import Store, VerifyReport, inventory, open_store
+from .store.review import Decision, PersonSummary, with_reviews
+from .store.review import answer as answer_finding
+from .store.review import decisions as review_decisions
+from .store.review import review as review_finding
+from .store.review import summary as review_summary
 
 __all__ = [
-    "AuditError", "EnrollError", "EnrollResult", "Evidence", "Finding", "MediaError", "ModelError", "ScanOptions",
-    "ScanRun", "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson", "VerifyReport", "enroll_faces",
-    "enroll_manifest", "enroll_voices", "findings_frame", "open_store", "read_findings", "read_record", "scan",
-    "write_findings", "write_record",
+    "AuditError", "Decision", "EnrollError", "EnrollResult", "Evidence", "Finding", "MediaError", "ModelError",
+    "PersonSummary", "ScanOptions", "ScanRun", "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson",
+    "VerifyReport", "answer_finding", "enroll_faces", "enroll_manifest", "enroll_voices", "finding_id",
+    "findings_frame", "open_store", "read_findings", "read_record", "review_decisions", "review_finding",
+    "review_summary", "scan", "with_reviews", "write_findings", "write_record",
 ]
 
 

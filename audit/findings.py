@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -59,3 +61,17 @@ class Finding:
 
 
 COLUMNS = tuple(f.name for f in fields(Finding))  # a findings table's columns
+
+
+def finding_key(row: dict[str, Any]) -> str:
+    """What identifies a finding whatever file or format it travels in: the scanned file's content, what was found,
+    who, where and when (SHA-256 hex). Evidence pictures and review decisions are found again by it."""
+    who = [c.get("person") for c in row.get("contributors") or [] if isinstance(c, dict)]
+    parts = [row.get(k) for k in ("sha256", "modality", "kind", "person", "bbox", "start", "end")] + [who]
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def finding_id(row: dict[str, Any] | Finding) -> str:
+    """A finding's stable id (16 hex digits of finding_key): the same finding of the same file has the same id in
+    every scan, output format and shard; `review --finding ID` takes it."""
+    return finding_key(row.to_dict() if isinstance(row, Finding) else row)[:16]

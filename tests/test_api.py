@@ -166,14 +166,17 @@ def test_no_import_circle_at_module_level():
             visit(name, [name])
 
 
-def test_readme_layout_matches_the_tree():
-    readme = (AUDIT.parent / "README.md").read_text()
-    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
-    listed = {line.split()[0] for line in block.splitlines() if line.startswith("audit/")}
+def test_layout_page_matches_the_tree():
+    """docs/development.md's Layout block names every module under audit/, one a line, and nothing else."""
+    page = (AUDIT.parent / "docs" / "development.md").read_text()
+    block = page.split("\n## Layout\n", 1)[1].split("```", 2)[1]
+    listed = [line.split()[0] for line in block.splitlines() if line.startswith("audit/")]
+    assert len(listed) == len(set(listed)), "docs/development.md Layout names a module twice"
+    listed = set(listed)
     present = {str(p.relative_to(AUDIT.parent)) for p in AUDIT.rglob("*.py")
                if p.name not in ("__init__.py", "__main__.py") or p.parent == AUDIT and p.name == "__init__.py"}
-    assert sorted(listed - present) == [], "README Layout names modules that do not exist"
-    assert sorted(present - listed) == [], "modules missing from README Layout"
+    assert sorted(listed - present) == [], "docs/development.md Layout names modules that do not exist"
+    assert sorted(present - listed) == [], "modules missing from docs/development.md Layout"
 
 
 def test_every_command_has_help_with_an_example():

@@ -42,6 +42,13 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
     # A scan that includes the enrolment photo: the scan cache holds the person's exact vector.
     run("scan", photos["yaoming"], photos["players"], "--out", tmp_path / "before.json")
     pieces = pieces_of(audit_home, PID)
+    # Review decisions about a finding naming them, and their own answer: notes with their name, in the log too.
+    row = next(r for r in audit.read_findings(tmp_path / "before.json") if r.get("person") == PID)
+    pieces["finding id"] = audit.finding_id(row).encode()
+    run("review", tmp_path / "before.json", "--finding", audit.finding_id(row), "--state", "confirmed",
+        "--note", f"clearly {NAME}", "--reviewer", "kim")
+    with audit.open_store(audit_home) as store:
+        audit.answer_finding(store, row, PID, "not-me", "web:x", note=f"not me, says {NAME}")
     assert holding(audit_home, pieces["vector"]) and "scan-cache.sqlite" in holding(audit_home, pieces["vector"])
 
     # A scan that is running when the person is removed, and finishes (writes its cache and log entry) after.
@@ -59,6 +66,8 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
     for what, needle in pieces.items():
         assert holding(audit_home, needle) == [], what
     assert "ok" in run("verify").stdout
+    with audit.open_store(audit_home) as store:
+        assert audit.review_decisions(store) == []
 
 
 def test_verify_reports_files_the_inventory_does_not_know(photos, audit_home):

@@ -119,10 +119,13 @@ def signer():
     chain = cert("Test Generator Signer", key.public_key(), False,
                  [x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]),
                   x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())])
-    chain += cert("Likeness Test CA", ca_key.public_key(), True)
+    root = cert("Likeness Test CA", ca_key.public_key(), True)
+    chain += root
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    return c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, pem, None))
+    found = c2pa.Signer.from_info(c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, chain, pem, None))
+    found.test_root = root  # the CA certificate (PEM), for the trust-list test
+    return found
 
 
 def sign(signer, source: bytes, mime: str = "image/jpeg") -> bytes:
@@ -216,3 +219,31 @@ def test_a_signed_video(signer, photos, tmp_path):
     (row,) = json.loads((tmp_path / "f.json").read_text())
     p = row["extra"]["provenance"]
     assert row["kind"] == "match" and p["valid"] and p["generator"] == "FaceForge 2.1" and p["ai_declared"]
+
+
+def test_a_trust_list_makes_the_test_signer_trusted(signer, photos, tmp_path, monkeypatch):
+    """--c2pa-trust (or $AUDIT_C2PA_TRUST) names a PEM file of trusted roots: the test CA's signature then reads as
+    trusted instead of "signer not on a trust list"; another root leaves it valid but untrusted."""
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "signed.jpg").write_bytes(sign(signer, photos["yaoming"].read_bytes()))
+    roots = tmp_path / "roots.pem"
+    roots.write_bytes(signer.test_root)
+    assert read_provenance(media / "signed.jpg", trust=signer.test_root.decode()).state == "trusted"
+    run("enroll", "face", "yao", photos["yaoming"])
+    run("scan", media, "--out", tmp_path / "f.json", "--quiet", "--c2pa-trust", roots)
+    (row,) = json.loads((tmp_path / "f.json").read_text())
+    p = row["extra"]["provenance"]
+    assert (p["state"], p["valid"], p["problems"]) == ("trusted", True, [])
+    run("report", tmp_path / "f.json", "--out", tmp_path / "page.html")
+    page = (tmp_path / "page.html").read_text()
+    assert "manifest valid, signer trusted" in page and "not on a trust list" not in page
+    # The environment variable does the same; a missing file is a usage error, not a silent "untrusted".
+    monkeypatch.setenv("AUDIT_C2PA_TRUST", str(roots))
+    run("scan", media, "--out", tmp_path / "g.json", "--quiet", "--no-cache")
+    assert json.loads((tmp_path / "g.json").read_text())[0]["extra"]["provenance"]["state"] == "trusted"
+    monkeypatch.delenv("AUDIT_C2PA_TRUST")
+    out = run("scan", media, "--c2pa-trust", tmp_path / "nope.pem", code=2).output
+    assert "nope.pem" in out
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    assert "no PEM certificate" in run("scan", media, "--c2pa-trust", tmp_path / "junk.pem", code=2).output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def _free_port() -> int:
 
 def test_ray_engine_on_two_nodes(gallery, tmp_path, monkeypatch):
     # A cluster of two nodes on this machine, reached on localhost: no token authentication (a real cluster
-    # keeps Ray's default token auth; see README).
+    # keeps Ray's default token auth; see docs/archives.md).
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     ray_cli = str(Path(sys.executable).parent / "ray")
     port = _free_port()
@@ -93,3 +94,42 @@ def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
             return
         time.sleep(1)
     raise AssertionError(f"the Ray cluster at {address} did not reach {count} nodes")
+
+
+def test_ray_notices_stay_off_the_progress_bar(deepface, tmp_path):
+    """A Ray scan on a terminal: stderr holds only the progress bar and the scan's own lines, no Ray notice
+    (such as its token-authentication warning at ray.init) printed over the bar."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    folder, people = deepface
+    person = sorted(people)[0]
+    run("enroll", "face", person, folder / sorted(people[person])[0], "--pick", "largest")
+    media = sorted(folder.glob("*.jpg"))[:6]
+    parent, child = pty.openpty()  # stderr a terminal of 120 columns, so the bar is drawn
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # Ray's defaults, as a user has them
+    proc = subprocess.Popen([sys.executable, "-m", "audit", "scan", *media, "--no-cache", "--engine", "ray"],
+                            stdout=subprocess.PIPE, stderr=child, env=env)
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(parent, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.communicate(timeout=600)
+    os.close(parent)
+    assert proc.returncode == 0
+    err = b"".join(chunks).decode(errors="replace")
+    pieces = [p.strip() for p in re.split(r"[\r\n]+", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err)) if p.strip()]
+    bar = [p for p in pieces if re.fullmatch(r"scanning: [^\]]*\]", p)]  # a whole bar, nothing written into it
+    ours = [p for p in pieces if p.startswith(("warning: face gallery", "scanned 6 files"))]
+    assert bar and len(bar) + len(ours) == len(pieces), err
+    assert "token" not in err.lower() and "ray" not in err.lower(), err

@@ -93,6 +93,24 @@ def pictures(photos) -> tuple[list[Path], Path, str]:
     return [photos["yaoming"]], photos["yaoming"], "yaoming"
 
 
+def review_in_the_browser(actor, auditor, shots) -> None:
+    """Review (docs/review.md): the actor answers their finding "not me" and sees the answer saved; the auditor,
+    on the scan's page, sees it and dismisses the finding with a note."""
+    from selenium.webdriver.common.by import By
+
+    submit(actor, "article.finding form.answer button[value=not-me]")
+    assert actor.find_element(By.CSS_SELECTOR, "article.finding dd.answer").text == "not me"
+    actor.save_screenshot(str(shots / "6-actor-not-me.png"))
+    go(auditor, auditor.current_url.split("#")[0])
+    row = auditor.find_element(By.CSS_SELECTOR, "tr.match")
+    assert "says: not me" in row.text
+    row.find_element(By.CSS_SELECTOR, "select[name=state] option[value=dismissed]").click()
+    row.find_element(By.NAME, "note").send_keys("the actor says it is not them")
+    submit(auditor, "tr.match form.review button")
+    row = auditor.find_element(By.CSS_SELECTOR, "tr.match")
+    assert "dismissed by studio" in row.text and "the actor says it is not them" in row.text
+
+
 def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
     from selenium.webdriver.common.by import By
 
@@ -182,6 +200,7 @@ def test_actor_and_auditor_in_a_real_browser(tmp_path, photos, shots):
         img = cards[0].find_element(By.TAG_NAME, "img")
         assert actor.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 0
         actor.save_screenshot(str(shots / "5-actor-found.png"))
+        review_in_the_browser(actor, auditor, shots)
         # The auditor cannot open the actor's pages.
         go(auditor, server.url + "/me/found")
         assert "these pages are for actor accounts" in auditor.page_source

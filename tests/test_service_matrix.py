@@ -82,6 +82,14 @@ API = [
     ("GET", "/api/v1/scans/{scan}/report", "scan", 200, {}),
     ("GET", "/api/v1/scans/{scan}/findings/{n}/picture", "scan", 200, {}),
     ("POST", "/api/v1/invites", "roles:admin", 201, {"json": {"role": "auditor"}}),
+    ("GET", "/api/v1/scans/{scan}/reviews", "scan", 200, {}),
+    ("PUT", "/api/v1/scans/{scan}/findings/{n}/review", "scan", 200, {"json": {"state": "open", "note": "matrix"}}),
+    ("PUT", "/api/v1/me/found/{scan}/{n}", "found", 200, {"json": {"answer": "me"}}),
+    ("GET", "/api/v1/reviews/summary", "roles:admin,auditor", 200, {}),
+    # operations (audit/service/ops.py): liveness and readiness for anyone; metrics for admins (serve --metrics)
+    ("GET", "/healthz", "public", 200, {}),
+    ("GET", "/readyz", "public", 200, {}),
+    ("GET", "/metrics", "roles:admin", 200, {}),
 ]
 PAGES = [
     ("GET", "/login", "public", 200, {}),
@@ -108,6 +116,9 @@ PAGES = [
     ("POST", "/admin/users/{account}/password", "roles:admin", 200, {}),
     ("POST", "/admin/users/{account}/token", "roles:admin", 200, {}),
     ("POST", "/admin/users/{account}/delete", "roles:admin", 200, {}),
+    ("POST", "/scans/{scan}/findings/{n}/review", "scan", 303, {"data": {"state": "open"}}),
+    ("POST", "/me/found/{scan}/{n}/answer", "found", 303, {"data": {"answer": "me"}}),
+    ("GET", "/reviews", "roles:admin,auditor", 200, {}),
 ]
 # Routes tested elsewhere in this file or in the browser test (state-changing or anonymous by design).
 ELSEWHERE = {"POST /logout", "GET /register/{code}", "POST /register/{code}", "POST /login", "POST /scans",
@@ -150,6 +161,10 @@ def fill(path: str, world: dict, own: bool) -> str:
 @pytest.mark.parametrize("method,path,kind,ok,kwargs,role,own", list(cases(API)))
 def test_api_matrix(world, method, path, kind, ok, kwargs, role, own):
     headers = {} if role == "anon" else bearer(world["tokens"][SUBJECT[role]])
+    if kind == "found":  # a finding that names alice: the actor bob asks about it as the "other" case
+        path = path.format(scan=world["scans"]["aud1"], n=0)
+        if role == "actor" and not own:
+            headers = bearer(world["tokens"]["bob"])
     r = httpx.request(method, world["server"].url + fill(path, world, own), headers=headers, timeout=60, **kwargs)
     assert r.status_code == expected(kind, role, own, ok), r.text[:300]
     if r.status_code < 300 and r.headers["content-type"].startswith("application/json"):
@@ -187,13 +202,13 @@ def _login(client: httpx.Client, uid: str, password: str) -> str:
 
 
 def test_every_route_is_in_the_matrix():
-    from audit.service import api, pages
+    from audit.service import api, ops, pages
 
     def shape(route: str) -> str:
         return re.sub(r"{[^}]+}", "{}", route)
 
     covered = {shape(f"{m} {p}") for m, p, *_ in API + PAGES} | {shape(e) for e in ELSEWHERE}
-    routes = [f"{m} {r.path}" for router in (api.router, pages.router) for r in router.routes for m in r.methods]
+    routes = [f"{m} {r.path}" for router in (api.router, pages.router, ops.router) for r in router.routes for m in r.methods]
     assert routes and not [r for r in routes if shape(r) not in covered]
 
 

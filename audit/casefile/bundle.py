@@ -32,6 +32,7 @@ def make_bundle(evidence: Evidence, out: str | Path, key: Ed25519PrivateKey | st
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "tool": f"likeness-audit {version('likeness-audit')}",
         "findings": len(evidence.findings), "status": evidence.status(),
+        "reviews": len(evidence.reviews) if evidence.reviews is not None else None,
         "signing_key": fingerprint(key.public_key()) if key is not None else None,
         "members": [{"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                      "compression": "deflate" if deflate else "stored"} for name, data, deflate in members]}
@@ -46,9 +47,10 @@ def make_bundle(evidence: Evidence, out: str | Path, key: Ed25519PrivateKey | st
 def _members(evidence: Evidence) -> list[tuple[str, bytes, bool]]:
     """(name, bytes, compress) of every member but the manifest, in archive order."""
     from ..report.html import render_record
+    from ..report.reviews import with_columns
 
     rows, pictures = [], []
-    for n, (row, pic) in enumerate(zip(evidence.findings, evidence.pictures), 1):
+    for n, (row, pic) in enumerate(zip(with_columns(evidence.findings, evidence.reviews), evidence.pictures), 1):
         files = {}
         for kind in ("crop", "waveform"):
             data = getattr(pic, kind, None) if pic else None
@@ -71,6 +73,7 @@ def _members(evidence: Evidence) -> list[tuple[str, bytes, bool]]:
             (L.FILES, _json([{"path": p, "sha256": h} for p, h in hashes]), True),
             (L.REFERENCES, _json(refs), True),
             (L.PAGE, render_record(evidence).encode("utf-8", "replace"), True),
+            *([(L.REVIEWS, _json(evidence.reviews), True)] if evidence.reviews is not None else []),
             *pictures, *ref_files]
 
 

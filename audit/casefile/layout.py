@@ -9,6 +9,7 @@ VERSION = 1
 MANIFEST, SIGNATURE = "manifest.json", "manifest.sig"
 FINDINGS, RUN, VERSIONS, FILES, REFERENCES, PAGE = (
     "findings.json", "run.json", "versions.json", "files.json", "references.json", "report.html")
+REVIEWS = "reviews.json"  # review decisions (finding id -> state, reviewer, note, time, answers), when attached
 COMMENT_PREFIX = "likeness-audit case file; manifest sha256 "
 # Zip timestamps are fixed so the same record always packs to the same bytes; the manifest says when it was made.
 DATE_TIME = (1980, 1, 1, 0, 0, 0)

@@ -39,6 +39,12 @@ class Context:
                                      threads=self.threads, create=create)
         return self._store
 
+    def close(self) -> None:
+        """Close the store if this command opened it."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
 
 # The CLI's advice for each hint of a library error (the web words the same hints for its own readers).
 ADVICE = {"pick-largest": "; use --pick largest to take the largest", "force": " (--force to enroll it anyway)"}

@@ -17,13 +17,15 @@ from .base import Context, cli, guarded
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The case file to write (.zip).")
 @click.option("--sign", "sign", type=click.Path(exists=True, dir_okay=False),
               help="Sign the manifest with this Ed25519 private key (from `keygen --signing`).")
+@click.option("--reviews", is_flag=True, help="Add the review decisions kept in the store (then the store is read).")
 @click.pass_obj
 @guarded
-def bundle(obj: Context, findings: tuple[str, ...], out: str, sign: str | None) -> None:
+def bundle(obj: Context, findings: tuple[str, ...], out: str, sign: str | None, reviews: bool) -> None:
     """Pack saved findings as a case file: findings, evidence pictures, run metadata, file hashes, versions,
     the HTML page, and a manifest of every member's SHA-256, signed with --sign.
 
-    Made from what the scan saved (as `report` is): the media and the store are not read.
+    Made from what the scan saved (as `report` is): the media are not read, nor the store unless --reviews asks
+    for its review decisions (a reviewed export, `review FINDINGS --out FILE`, carries its own).
 
     \b
     Example:
@@ -37,10 +39,15 @@ def bundle(obj: Context, findings: tuple[str, ...], out: str, sign: str | None) 
 
     key = load_key(obj.key_file)
     evidence = read_records([Path(name) for name in findings], Cipher(key) if key is not None else None)
+    if reviews:
+        from ..store.review import with_reviews
+
+        with_reviews(evidence, obj.store(create=False))
     manifest = make_bundle(evidence, out, key=sign)
     signed = f"signed by {manifest['signing_key']}" if manifest["signing_key"] else "not signed"
-    click.echo(f"wrote {out}: {len(evidence.findings)} findings, {len(manifest['members'])} members, {signed} "
-               f"({evidence.status()})")
+    decided = f", {manifest['reviews']} review decisions" if manifest.get("reviews") is not None else ""
+    click.echo(f"wrote {out}: {len(evidence.findings)} findings{decided}, {len(manifest['members'])} members, "
+               f"{signed} ({evidence.status()})")
     for part in evidence.missing:
         click.echo(f"warning: the record has no {part}; the case file lacks it too", err=True)
 

@@ -183,9 +183,10 @@ def scan(obj: Context, paths, out, as_json, fail_on, quiet, from_file, **values)
 @click.argument("findings", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), multiple=True,
               callback=lambda c, p, v: _one_out(v), help="Output file: .html, .csv, .json, .jsonl or .parquet.")
+@click.option("--reviews", is_flag=True, help="Add the review decisions kept in the store (then the store is read).")
 @click.pass_obj
 @guarded
-def report_cmd(obj: Context, findings: tuple[str, ...], out: str) -> None:
+def report_cmd(obj: Context, findings: tuple[str, ...], out: str, reviews: bool) -> None:
     """Render saved findings (.json, .jsonl, .csv, .parquet) as an HTML evidence page or another format.
 
     The page is made from what the scan saved (its findings, pictures and run metadata): the media and the store
@@ -204,5 +205,9 @@ def report_cmd(obj: Context, findings: tuple[str, ...], out: str) -> None:
     key = load_key(obj.key_file)
     cipher = Cipher(key) if key is not None else None  # sealed pictures are opened, and sealed again in tables
     evidence = read_records([Path(name) for name in findings], cipher)
+    if reviews:
+        from ..store.review import with_reviews
+
+        with_reviews(evidence, obj.store(create=False))
     write_record(evidence, out, cipher)
     click.echo(f"wrote {out}: {len(evidence.findings)} findings ({evidence.status()})")

@@ -6,6 +6,7 @@ import click
 
 from .. import config
 from ..service.accounts import Accounts  # plain SQLite: no need of the serve extra
+from . import serveconfig
 from .base import Context, Fail, cli, guarded
 
 NEEDS_EXTRA = 'the web service needs its extra: pip install "likeness-audit[serve]"'
@@ -48,7 +49,7 @@ def users_add(obj: Context, account: str, role: str, person: str | None, name: s
             store.add_samples(person, name, [], None)  # registered, nothing enrolled yet
     accounts = Accounts(store.home)
     try:
-        _, password, token = auth.add_account(accounts, account, role, person)
+        _, password, token = auth.add_account(accounts, account, role, person, by="cli")
     finally:
         accounts.close()
     click.echo(f"password: {password}")
@@ -92,7 +93,7 @@ def users_delete(obj: Context, account: str) -> None:
     Example:
       likeness-audit users delete alice
     """
-    _with_accounts(obj, lambda auth, accounts: auth.delete_account(accounts, account))
+    _with_accounts(obj, lambda auth, accounts: auth.delete_account(accounts, account, by="cli"))
     click.echo(f"deleted account {account}")
 
 
@@ -107,7 +108,7 @@ def users_reset_password(obj: Context, account: str) -> None:
     Example:
       likeness-audit users reset-password alice
     """
-    password = _with_accounts(obj, lambda auth, accounts: auth.reset_password(accounts, account))
+    password = _with_accounts(obj, lambda auth, accounts: auth.reset_password(accounts, account, by="cli"))
     click.echo(f"password: {password}")
 
 
@@ -122,11 +123,15 @@ def users_rotate_token(obj: Context, account: str) -> None:
     Example:
       likeness-audit users rotate-token alice
     """
-    token = _with_accounts(obj, lambda auth, accounts: auth.rotate_token(accounts, account))
+    token = _with_accounts(obj, lambda auth, accounts: auth.rotate_token(accounts, account, by="cli"))
     click.echo(f"token: {token}")
 
 
 @cli.command()
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), is_eager=True,
+              expose_value=False, callback=serveconfig.load,
+              help="A TOML file of these options (keys: the option names, e.g. port = 8750, plus home, models, "
+                   "threads, key-file); options given here override it.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8750, show_default=True, help="TCP port.")
 @click.option("--scan-root", "scan_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
@@ -145,35 +150,90 @@ def users_rotate_token(obj: Context, account: str) -> None:
               help="A reverse proxy's address (or network, e.g. 10.0.0.0/8) whose X-Forwarded-For and "
                    "X-Forwarded-Proto are believed; repeatable. Default: none, so a client cannot choose the address "
                    "the login limits count.")
+@click.option("--init-admin", metavar="ACCOUNT",
+              help="On a service with no admin account yet, create ACCOUNT as admin and print its one-time password "
+                   "and API token (as `users add` does); once an admin exists, nothing (safe on every start).")
+@click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True,
+              help="Service log of requests and events: one JSON object per line, or plain text.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True, help="Least severe log line written (info: every request).")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Append the log to this file (outside the store); "
+              "default: stderr (journald under systemd).")
+@click.option("--metrics", "metrics_access", type=click.Choice(["admin", "loopback", "off"]), default="admin",
+              show_default=True, help="Who may read /metrics: an admin's Bearer token; also any client on this "
+                                      "machine (loopback); or nobody.")
 @click.pass_obj
 @guarded
-def serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
-          secure_cookies, trust_proxy) -> None:
+def serve(obj: Context, log_format: str, log_file: str | None, **options) -> None:
     """Run the actor portal and auditor API over the store (FastAPI on uvicorn).
 
     \b
     Example:
-      likeness-audit users add root --role admin && likeness-audit serve --port 8750
+      likeness-audit serve --init-admin root --port 8750
+      likeness-audit serve --config /etc/likeness-audit/likeness-audit.toml
     """
+    import os
     from pathlib import Path
 
-    _, state = _service_modules()
-    import os
+    _service_modules()
+    from ..service import logs
 
-    import uvicorn
-
-    from ..service.app import create_app
-
+    serveconfig.apply_globals(click.get_current_context(), obj)
+    if log_file and Path(log_file).resolve().is_relative_to(Path(obj.home).resolve()):
+        raise Fail(f"--log-file {log_file} is inside the store; write the log outside it (the store's erasure "
+                   "does not rewrite logs)")
     if obj.key_file:  # scan workers are separate processes and take the key from the environment
         os.environ["AUDIT_KEY_FILE"] = str(Path(obj.key_file).resolve())
         os.environ.pop("AUDIT_KEY", None)
+    handler = logs.configure(log_format, options["log_level"], Path(log_file) if log_file else None)
+    try:
+        _serve(obj, **options)
+    finally:
+        logs.unconfigure(handler)
+
+
+def _serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
+           secure_cookies, trust_proxy, init_admin, log_level, metrics_access) -> None:
+    """Create the first admin if asked, then run the app on uvicorn until stopped."""
+    from pathlib import Path
+
+    import uvicorn
+
+    from ..service import logs
+    from ..service.app import create_app
+
+    _, state = _service_modules()
+    if init_admin:
+        _init_admin(obj, init_admin)
     cfg = state.ServiceConfig(home=obj.home, models=obj.models, threads=obj.threads,
                               scan_roots=[Path(r).resolve() for r in scan_roots],
                               max_upload=int(max_upload_mb * 2**20), max_file=int(max_file_mb * 2**20),
                               max_files=max_files, session_hours=session_hours, secure_cookies=secure_cookies,
-                              scan_workers=scan_workers)
+                              scan_workers=scan_workers, metrics=metrics_access)
     app = create_app(cfg)
-    click.echo(f"likeness-audit serving {cfg.home} on http://{host}:{port}/ (API docs at /docs)", err=True)
-    # uvicorn believes proxy headers from 127.0.0.1 unless told otherwise: only the configured proxies here.
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False,
-                proxy_headers=bool(trust_proxy), forwarded_allow_ips=list(trust_proxy) or None)
+    logs.event("server.started", url=f"http://{host}:{port}/", store=str(cfg.home), scan_workers=scan_workers,
+               metrics=metrics_access)
+    # uvicorn believes proxy headers from 127.0.0.1 unless told otherwise: only the configured proxies here. Its own
+    # access log is off (it prints client addresses and query strings); the service logs each request itself.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=None, access_log=False,
+                server_header=False, proxy_headers=bool(trust_proxy), forwarded_allow_ips=list(trust_proxy) or None)
+
+
+def _init_admin(obj: Context, account: str) -> None:
+    """Create the first admin account when the service has none; print its secrets only then."""
+    auth, _ = _service_modules()
+    home = obj.store().home  # created when new, as the server would
+    obj.close()  # the server opens its own
+    accounts = Accounts(home)
+    try:
+        if any(u.role == "admin" for u in accounts.users()):
+            return
+        existing = accounts.user(account)
+        if existing is not None:
+            raise Fail(f"--init-admin {account}: the service has no admin, and '{account}' is an existing "
+                       f"{existing.role} account; name another account (or make one with users add --role admin)")
+        _, password, token = auth.add_account(accounts, account, "admin", None, by="serve --init-admin")
+    finally:
+        accounts.close()
+    click.echo(f"password: {password}")
+    click.echo(f"token: {token}")

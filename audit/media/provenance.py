@@ -54,9 +54,10 @@ class Provenance:
         return {**asdict(self), "ai_declared": self.ai_declared}
 
 
-def read_provenance(path: str | os.PathLike, fmt: str | None = None) -> Provenance | None:
+def read_provenance(path: str | os.PathLike, fmt: str | None = None, trust: str | None = None) -> Provenance | None:
     """The file's content credentials, or None when it carries none. fmt: its format as media.files.sniff names
-    it (looked up when not given). Never raises: what cannot be read is recorded in `problems`."""
+    it (looked up when not given). trust: PEM text of trusted signer roots (config.c2pa_trust): a manifest signed
+    under one is "trusted", else "valid" at best. Never raises: what cannot be read is recorded in `problems`."""
     try:
         head, tail = _windows(Path(path))
     except OSError:
@@ -68,7 +69,7 @@ def read_provenance(path: str | os.PathLike, fmt: str | None = None) -> Provenan
     found = Provenance()
     found.xmp_source_type = _xmp_source_type(head) or _xmp_source_type(tail)
     if b"c2pa" in head or b"c2pa" in tail:  # JUMBF boxes name their store "c2pa": no marker, no manifest to read
-        _read_c2pa(Path(path), _MIME.get(fmt or ""), found)
+        _read_c2pa(Path(path), _MIME.get(fmt or ""), found, trust)
     return found if found.manifest or found.xmp_source_type or found.problems else None
 
 
@@ -120,7 +121,7 @@ def _packets(data: bytes) -> list[str]:
     return out
 
 
-def _read_c2pa(path: Path, mime: str | None, found: Provenance) -> None:
+def _read_c2pa(path: Path, mime: str | None, found: Provenance, trust: str | None = None) -> None:
     """Fill found from the file's C2PA manifest store, in a thread given C2PA_SECONDS (a hostile manifest that
     hangs the reader costs that, once)."""
     found.manifest = True  # the marker is there; the reader says whether it is a manifest
@@ -133,7 +134,7 @@ def _read_c2pa(path: Path, mime: str | None, found: Provenance) -> None:
         found.state = "not checked: c2pa cannot read this format"
         return
     out: dict[str, Any] = {}
-    worker = threading.Thread(target=_reader, args=(path, mime, out), daemon=True, name="c2pa-reader")
+    worker = threading.Thread(target=_reader, args=(path, mime, out, trust), daemon=True, name="c2pa-reader")
     worker.start()
     worker.join(C2PA_SECONDS)
     if worker.is_alive():
@@ -150,12 +151,17 @@ def _read_c2pa(path: Path, mime: str | None, found: Provenance) -> None:
     _fill(found, out["manifest"], out.get("state"), out.get("results"))
 
 
-def _reader(path: Path, mime: str, out: dict[str, Any]) -> None:
-    """Read the manifest store with c2pa-python (no remote manifests, no OCSP: nothing touches the network)."""
+def _reader(path: Path, mime: str, out: dict[str, Any], trust: str | None = None) -> None:
+    """Read the manifest store with c2pa-python (no remote manifests, no OCSP: nothing touches the network);
+    with trust, signers are checked against those roots."""
     try:
         import c2pa
 
-        context = c2pa.Context.from_dict({"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}})
+        settings: dict[str, Any] = {"verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+        if trust:
+            settings["verify"]["verify_trust"] = True
+            settings["trust"] = {"trust_anchors": trust}
+        context = c2pa.Context.from_dict(settings)
         with open(path, "rb") as f:
             reader = c2pa.Reader.try_create(mime, f, None, context)
             if reader is None:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 # A face is low quality when any of these holds. Chosen with benchmarks/face_robustness.py on split A of the shared
-# people (w600k_mbf); see README "Composites".
+# people (w600k_mbf); see docs/composites.md ("Face quality").
 # Raw embedding norm; clean shared faces: 5th percentile 21.6, heavy blur median 18.9. Measured for w600k_mbf: another
 # recognizer (--models) has its own scale, and this test then only means what it says once measured for it.
 LOW_NORM = 21.0

@@ -10,11 +10,14 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from ..evidence import PICTURES, RUN, Evidence
+from ..findings import finding_id
 from .filters import FILTERS, finalize, fmr_words, text, to_float
 from .grouping import CARDS_PER_PERSON, Section, sections
 from .pictures import References, picture
 from .provenance import words as provenance_words
 from .quality import words as quality_words
+from .reviews import reviewable
+from .reviews import words as review_words
 
 __all__ = ["CSP", "render_html", "render_record"]
 
@@ -45,7 +48,7 @@ _META_FIELDS = [
 _META_SUMMARY = {"files_scanned", "errors", "threshold_notes", "notes", "title"}
 _DEFAULT_NOTE = (
     "Some thresholds are the documented defaults, not calibrated on this gallery: the stated false-match rates "
-    "were measured on the project's reference data (README, Thresholds), not on this gallery."
+    "were measured on the project's reference data (docs/thresholds.md), not on this gallery."
 )
 
 
@@ -174,6 +177,7 @@ def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable
         if isinstance(f.get("extra"), dict) else f.get("extra"),
         "provenance": provenance_words(f["extra"].get("provenance")) if isinstance(f.get("extra"), dict) else None,
         "quality": quality_words(f["extra"].get("quality")) if isinstance(f.get("extra"), dict) else None,
+        "review": review_words(f.get("review")),
     }
 
 
@@ -338,7 +342,9 @@ def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable
         rows = [{"path": e.paths[0], "copies": len(e.paths) - 1, "sim": to_float(e.finding.get("similarity")),
                  "margin": _margin(e.finding), "start": to_float(e.finding.get("start")),
                  "end": to_float(e.finding.get("end")), "consent": e.finding.get("consent"),
-                 "kind": text(e.finding.get("kind") or "")} for e in g.entries[CARDS_PER_PERSON:]]
+                 "kind": text(e.finding.get("kind") or ""),
+                 "review": (e.finding.get("review") or {}).get("state", "open") if "review" in e.finding else None}
+                for e in g.entries[CARDS_PER_PERSON:]]
         people = g.key.split(":", 1)[1].split("+") if g.pid is None else []
         title = g.name or g.pid or f"Composite of {' + '.join(names.get(p, p) for p in people if p) or 'unknown people'}"
         out.append({"id": f"s{i}", "pid": g.pid, "title": title, "findings": g.findings, "files": g.files,
@@ -348,9 +354,12 @@ def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable
 
 def render_record(evidence: Evidence) -> str:
     """The page for an evidence record, from the record alone: its pictures, its references, its run."""
-    pics = {id(row): p for row, p in zip(evidence.findings, evidence.pictures) if p}
+    rows = evidence.findings
+    if evidence.reviews is not None:  # each card says what was decided (reviews.words); "open" when nothing yet
+        rows = [{**r, "review": evidence.reviews.get(finding_id(r), {})} if reviewable(r) else r for r in rows]
+    pics = {id(row): p for row, p in zip(rows, evidence.pictures) if p}
     refs = evidence.references
-    owner = {int(v): r.get("person") for r in evidence.findings
+    owner = {int(v): r.get("person") for r in rows
              if isinstance(v := (r.get("extra") or {}).get("sample"), int) and not isinstance(v, bool)}
 
     def sample(vid: int) -> dict | None:
@@ -362,7 +371,7 @@ def render_record(evidence: Evidence) -> str:
         status = (f"Incomplete: {evidence.counts()}. The scan was stopped before its last file; the files not "
                   "scanned were not checked.")
     return render_html(
-        evidence.findings,
+        rows,
         crops=lambda f: getattr(pics.get(id(f)), "crop", None),
         waveforms=lambda f: getattr(pics.get(id(f)), "waveform", None),
         references=lambda person: refs[person].crop if person in refs else None,

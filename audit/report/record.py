@@ -7,7 +7,6 @@ with the store's key when the store is encrypted."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -15,8 +14,9 @@ from typing import Any
 
 from ..errors import AuditError, InputError
 from ..evidence import NO_RUN, PICTURES, RUN, Evidence, merge
-from ..findings import Pictures, Reference
+from ..findings import Pictures, Reference, finding_key
 from ..store.files import atomic_write
+from . import reviews
 from .tables import FORMATS, INCOMPLETE, read_findings, read_meta, write_table
 
 SIDECAR = ".evidence"
@@ -58,7 +58,8 @@ def write_record(evidence: Evidence, path: str | Path, cipher=None) -> None:
     if evidence.run and not evidence.complete:
         rows.append(status_row(evidence))
     run = {**evidence.run, "evidence": sidecar(path).name} if evidence.run else None
-    write_table(rows, path, run)
+    extra = reviews.COLUMNS if evidence.reviews is not None else ()
+    write_table(reviews.with_columns(rows, evidence.reviews), path, run, extra)
     data = _pictures_bytes(evidence)
     atomic_write(sidecar(path), cipher.seal(data, AAD) if cipher is not None else data)
 
@@ -68,6 +69,7 @@ def read_record(path: str | Path, cipher=None) -> Evidence:
     can be opened (else `missing` says which part is not there, and why)."""
     path = Path(path)
     rows = read_findings(path)
+    decided = reviews.lift(rows)
     run, missing = read_meta(path), {}
     if not run.get("started"):  # written before evidence records: its metadata is the report's guess, not the run's
         missing[RUN] = NO_RUN
@@ -78,7 +80,7 @@ def read_record(path: str | Path, cipher=None) -> Evidence:
         pics = [kept.get(picture_key(r)) for r in rows]
     except AuditError as exc:
         missing[PICTURES] = str(exc)
-    return Evidence(rows, pics, run, refs, missing)
+    return Evidence(rows, pics, run, refs, missing, decided)
 
 
 def read_records(paths: list[str | Path], cipher=None) -> Evidence:
@@ -88,9 +90,7 @@ def read_records(paths: list[str | Path], cipher=None) -> Evidence:
 
 def picture_key(row: dict[str, Any]) -> str:
     """What identifies a finding's pictures: the file's content, what was found, who, where and when."""
-    who = [c.get("person") for c in row.get("contributors") or [] if isinstance(c, dict)]
-    parts = [row.get(k) for k in ("sha256", "modality", "kind", "person", "bbox", "start", "end")] + [who]
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+    return finding_key(row)
 
 
 def _pictures_bytes(evidence: Evidence) -> bytes:

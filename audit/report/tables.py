@@ -86,7 +86,7 @@ def findings_frame(findings: Iterable[Finding | dict]) -> pd.DataFrame:
     return df
 
 
-def _parquet_schema():
+def _parquet_schema(extra: tuple[str, ...] = ()):
     import pyarrow as pa
 
     kinds = {"string": pa.string(), "float64": pa.float64()}
@@ -102,10 +102,10 @@ def _parquet_schema():
             fields.append(pa.field(col, pa.int64()))
         else:  # strings; extra (free-form) as JSON text
             fields.append(pa.field(col, pa.string()))
-    return pa.schema(fields)
+    return pa.schema(fields + [pa.field(col, pa.string()) for col in extra])  # extra: review columns, as text
 
 
-def _parquet_bytes(findings: list[dict], meta: dict | None) -> bytes:
+def _parquet_bytes(findings: list[dict], meta: dict | None, extra: tuple[str, ...] = ()) -> bytes:
     """One fixed schema for every scan, so many scans' files read as one dataset; run metadata in the footer."""
     import io
 
@@ -119,7 +119,7 @@ def _parquet_bytes(findings: list[dict], meta: dict | None) -> bytes:
         if r.get("contributors"):
             r["contributors"] = [{n: c.get(n) for n, _ in CONTRIBUTOR} for c in r["contributors"]]
         rows.append(r)
-    schema = _parquet_schema()
+    schema = _parquet_schema(extra)
     if meta:
         schema = schema.with_metadata({"likeness-audit": json.dumps(meta, default=str)})
     table = pa.Table.from_pylist(rows, schema=schema)
@@ -133,8 +133,10 @@ def json_line(finding: Finding | dict) -> str:
     return json.dumps(records([finding])[0], ensure_ascii=False)
 
 
-def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | None = None) -> None:
-    """Write findings by the file's extension (.csv, .json, .jsonl, .parquet), atomically."""
+def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | None = None,
+                extra: tuple[str, ...] = ()) -> None:
+    """Write findings by the file's extension (.csv, .json, .jsonl, .parquet), atomically; extra: text columns
+    after the findings' own (a reviewed export's decisions)."""
     rows = records(findings)
     ext = path.suffix.lower()
     if ext == ".json":
@@ -149,9 +151,9 @@ def write_table(findings: Iterable[Finding | dict], path: Path, meta: dict | Non
                 row[key] = json.dumps(row[key]) if row.get(key) not in (None, {}) else None
             for key, value in row.items():
                 row[key] = csv_cell(value)
-        data = pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(index=False).encode()
+        data = pd.DataFrame(rows, columns=list(COLUMNS) + list(extra)).to_csv(index=False).encode()
     elif ext == ".parquet":
-        data = _parquet_bytes(rows, meta)
+        data = _parquet_bytes(rows, meta, extra)
     else:
         raise AuditError(f"unknown output format '{ext}'; use one of {', '.join(FORMATS)}")
     atomic_write(path, data)

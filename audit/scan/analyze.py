@@ -87,7 +87,7 @@ class Analyzer:
         try:
             source = open_source(path, sha256)
             result.kind, result.sha256 = source.kind, source.sha256
-            result.provenance = _provenance(path)  # before decoding: a file that fails to decode still says it
+            result.provenance = _provenance(path, self.options.c2pa_roots)  # before decoding: a file that fails to decode still says it
             if source.kind == "image":
                 image, scale = media.decode_image_scaled(source.data)  # large JPEGs decode reduced
                 self._faces(image, None, scale, result)
@@ -171,9 +171,9 @@ def worker_count(options: ScanOptions, files: int) -> int:
     return options.workers or min(os.cpu_count() or 1, 2 if files >= 8 else 1)
 
 
-def _provenance(path: Path) -> dict | None:
-    """The file's content credentials as plain data (never raises; bounded work)."""
-    found = read_provenance(path)
+def _provenance(path: Path, trust: str | None = None) -> dict | None:
+    """The file's content credentials as plain data (never raises; bounded work); trust: PEM roots to trust."""
+    found = read_provenance(path, trust=trust)
     return found.to_dict() if found is not None else None
 
 

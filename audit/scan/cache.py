@@ -22,6 +22,8 @@ def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions,
     parts = {"format": FORMAT, "sha256": sha256, "face": face_model, "detector": detector, "fps": options.fps,
              "keyframes": options.keyframes, "voice": voice, "voice_model": options.voice_model,
              "max_side": config.MAX_VIDEO_SIDE}
+    if options.c2pa_roots:  # provenance is cached with the analysis: "trusted" holds only for the same roots
+        parts["c2pa_roots"] = hashlib.sha256(options.c2pa_roots.encode()).hexdigest()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,9 @@ def _connect(address: str | None):
         raise AuditError("--engine ray needs Ray: pip install 'likeness-audit[ray]'") from exc
     if ray.is_initialized():
         return ray, False
-    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # Ray's own notices (token auth, "connecting to...") would print over the scan's progress bar: its driver
+    # logger is set to errors only, and the actors' output stays in Ray's session logs (log_to_driver=False).
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level=logging.ERROR)
     try:
         if address or os.environ.get("RAY_ADDRESS"):
             ray.init(address=address or None, **kwargs)

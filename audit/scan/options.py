@@ -66,6 +66,10 @@ class ScanOptions:
                                   "(pip install 'likeness-audit[ray]').", choices=("local", "ray"),
                          words="engine {}")
     address: str | None = option(None, "Ray cluster address for --engine ray (else $RAY_ADDRESS, else a local Ray).")
+    c2pa_trust: str | None = option(
+        None, "PEM file of C2PA signer roots to trust (else $AUDIT_C2PA_TRUST): manifests signed under one read as "
+        "trusted, not 'signer not on a trust list'.", metavar="PEM", words="C2PA signers trusted from {}")
+    c2pa_roots: str | None = option(None, "The trust list's PEM text (read from c2pa_trust by the scan).", cli=False)
     models: str | None = option(None, "Face model pack folder (from the store).", cli=False)
     threads: int = option(1, "onnxruntime threads per process (from the store).", range=(1, None), cli=False)
 

@@ -76,6 +76,7 @@ class ScanRun:
     def __init__(self, store: Store, paths: Iterable[str | os.PathLike], options: ScanOptions,
                  model: FaceModel | None = None, shown: dict[str, str] | None = None, keep: bool = True):
         options.check()
+        options.c2pa_roots = config.c2pa_trust(options.c2pa_trust)  # read once: workers and Ray actors get the text
         self.store, self.options = store, options
         self.paths = list(paths)
         self.shown = dict(shown or {})  # path as given -> the name evidence shows (an upload's own file name)

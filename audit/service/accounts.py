@@ -288,6 +288,10 @@ class Accounts:
             args += list(status)
         return [_job(r) for r in self._all(sql + " ORDER BY created DESC, id", tuple(args))]
 
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs have each status (queued, running, done, failed)."""
+        return dict(self._all("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
+
     def claim_job(self) -> Job | None:
         """The oldest queued job, marked running (one more attempt); None when the queue is empty."""
         with self._lock:

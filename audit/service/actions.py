@@ -11,6 +11,10 @@ import numpy as np
 
 from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
+from ..findings import finding_id
+from ..store.review import answer as answer_finding
+from ..store.review import as_dict, decisions, of_findings, summary, with_reviews
+from ..store.review import review as review_finding
 from . import forget, jobs
 from .accounts import Job
 from .state import Service
@@ -91,7 +95,12 @@ def export(svc: Service, pid: str, account: dict) -> dict:
                                     "vector": [round(float(x), 6) for x in vec]})
         crop = s.reference(pid)
         log = [_own_entry(e, pid, s.sealer.pseudonym(pid)) for e in s.log.about(person=pid)]
-        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log,
+        # decisions on findings naming them: states and times, and their own answers with their notes (not the
+        # reviewers' notes or names, nor the other people a composite names)
+        reviews = [{"scan": d.scan, "finding": d.finding, "state": d.state, "time": d.time,
+                    "answered_by_you": d.who == pid, "note": d.note if d.who == pid else None}
+                   for d in decisions(s) if d.who == pid or (not d.who and pid in d.people)]
+        return {"person": _view(s, s.person(pid)), "samples": samples, "log": log, "reviews": reviews,
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)
@@ -146,3 +155,62 @@ def report(svc: Service, jid: str) -> Path | None:
     """A finished scan's HTML evidence report."""
     path = svc.accounts.job_dir(jid) / jobs.REPORT
     return path if path.is_file() else None
+
+
+def reviewed_report(svc: Service, jid: str) -> str | None:
+    """The report rendered again with the review decisions on the scan's findings; None while there are none."""
+    from ..report import read_record
+    from ..report.html import render_record
+
+    path = svc.accounts.job_dir(jid) / jobs.FINDINGS
+
+    def render(s):
+        if not path.is_file() or not decisions(s, jid):
+            return None
+        return render_record(with_reviews(read_record(path, s.cipher), s))
+
+    return svc.gate.run(render)
+
+
+# Review decisions (store/review.py): an auditor's state on a finding of their scan, the named person's own answer.
+def review(svc: Service, jid: str, n: int, state: str, note: str | None, by: str) -> dict | None:
+    """Set finding n of a scan to a review state (open, confirmed, dismissed, escalated); None: no such finding."""
+    row = _finding(svc, jid, n)
+    if row is None:
+        return None
+    return svc.gate.run_as(by, lambda s: as_dict(review_finding(s, row, state, by, note or None, scan=jid)))
+
+
+def answer(svc: Service, jid: str, n: int, pid: str, said: str, note: str | None, by: str) -> dict | None:
+    """The named person's answer to finding n of a scan ("me" or "not-me"); None: no such finding names them."""
+    row = _finding(svc, jid, n)
+    if row is None or not forget.names(row, pid):
+        return None
+    out = svc.gate.run_as(by, lambda s: as_dict(answer_finding(s, row, pid, said, by, note or None, scan=jid)))
+    out["people"] = [pid]  # a composite's other people are not the actor's to see (forget.for_actor)
+    return out
+
+
+def reviews(svc: Service, jid: str) -> dict[int, dict]:
+    """Finding number -> what was decided on it (state, reviewer, note, time, answers) for a finished scan."""
+    rows = findings(svc, jid) or []
+    decided = svc.gate.run(lambda s: of_findings(s, rows, jid))
+    return {n: decided.get(finding_id(r)) or {"state": "open", "answers": {}}
+            for n, r in enumerate(rows) if r.get("kind") in ("match", "composite")}
+
+
+def with_review_columns(svc: Service, jid: str, rows: list[dict]) -> list[dict]:
+    """A scan's findings with their review columns (report/reviews.py), as a reviewed export carries them."""
+    from ..report.reviews import with_columns
+
+    return with_columns(rows, svc.gate.run(lambda s: of_findings(s, rows, jid)))
+
+
+def review_summary(svc: Service) -> list[dict]:
+    """Per person: findings they answered "not me" and "me", with the score ranges."""
+    return svc.gate.run(lambda s: [as_dict(p) for p in summary(s)])
+
+
+def _finding(svc: Service, jid: str, n: int) -> dict | None:
+    rows = findings(svc, jid)
+    return rows[n] if rows is not None and 0 <= n < len(rows) else None

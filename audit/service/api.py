@@ -18,6 +18,7 @@ from .limits import (
     NOTE_MAX,
     PATH_MAX,
     PATHS_MAX,
+    REVIEW_NOTE_MAX,
     SCOPES_MAX,
     WORD_MAX,
     JobId,
@@ -59,6 +60,20 @@ class InviteBody(BaseModel):
     role: Word
     person: str | None = Field(None, max_length=ID_MAX)
     hours: float = Field(72.0, gt=0, le=24 * 30)
+
+
+class ReviewBody(BaseModel):
+    """A reviewer's decision on a finding: open, confirmed, dismissed or escalated, and why."""
+
+    state: str = Field(max_length=WORD_MAX)
+    note: str | None = Field(None, max_length=REVIEW_NOTE_MAX)
+
+
+class AnswerBody(BaseModel):
+    """The named person's answer to a finding: "me" (this is me) or "not-me"."""
+
+    answer: str = Field(max_length=WORD_MAX)
+    note: str | None = Field(None, max_length=REVIEW_NOTE_MAX)
 
 
 class PathsBody(BaseModel):
@@ -109,13 +124,14 @@ def get_scan(request: Request, jid: JobId, user: Caller) -> dict:
 
 
 @router.get("/scans/{jid}/findings", tags=["scans"])
-def get_findings(request: Request, jid: JobId, user: Caller) -> list[dict]:
-    """The findings of a finished scan, in the CLI's JSON format."""
+def get_findings(request: Request, jid: JobId, user: Caller, reviews: bool = False) -> list[dict]:
+    """The findings of a finished scan, in the CLI's JSON format; ?reviews=true adds the review columns (finding_id,
+    review_state, reviewer, review_note, reviewed, person_answers), as `review --out` writes them."""
     job = job_for(request, user, jid)
     rows = actions.findings(service(request), job.id)
     if rows is None:
         raise HTTPException(409, f"scan is {job.status}; findings come when it is done")
-    return rows
+    return actions.with_review_columns(service(request), job.id, rows) if reviews else rows
 
 
 @router.get("/scans/{jid}/report", tags=["scans"], response_class=FileResponse)
@@ -128,6 +144,44 @@ def get_report(request: Request, jid: JobId, user: Caller):
 def get_picture(request: Request, jid: JobId, n: int, user: Caller):
     """The face crop (or waveform) of finding n, cut from the scanned file."""
     return picture_file(request, job_for(request, user, jid).id, n)
+
+
+@router.get("/scans/{jid}/reviews", tags=["reviews"])
+def get_reviews(request: Request, jid: JobId, user: Caller) -> dict[int, dict]:
+    """Finding number -> its review: state, reviewer, note, time, and the named people's answers."""
+    return actions.reviews(service(request), job_for(request, user, jid).id)
+
+
+@router.put("/scans/{jid}/findings/{n}/review", tags=["reviews"])
+def put_review(request: Request, jid: JobId, n: int, body: ReviewBody, user: Caller) -> dict:
+    """Set finding n's review state (open, confirmed, dismissed, escalated) with a note: the scan's auditor or an
+    admin. Logged."""
+    job = job_for(request, user, jid)
+    require(user, "scan.review", owner=job.owner)
+    decision = actions.review(service(request), job.id, n, body.state, body.note, user.id)
+    if decision is None:
+        raise HTTPException(404, "no such finding")
+    return decision
+
+
+@router.put("/me/found/{jid}/{n}", tags=["reviews"])
+def put_answer(request: Request, jid: JobId, n: int, body: AnswerBody, user: Caller) -> dict:
+    """An actor's own answer to a finding that names them: "me" (this is me) or "not-me"; logged."""
+    if user.role != "actor":
+        raise HTTPException(403, "only the person a finding names can answer it")
+    pid = user.person
+    named = jid.isalnum() and service(request).accounts.names_person(jid, n, pid)
+    decision = actions.answer(service(request), jid, n, pid, body.answer, body.note, user.id) if named else None
+    if decision is None:
+        raise HTTPException(404, "not found")
+    return decision
+
+
+@router.get("/reviews/summary", tags=["reviews"])
+def get_review_summary(request: Request, user: Caller) -> list[dict]:
+    """Per person: findings they answered "not me" against "me", with the score ranges (auditors, admins)."""
+    require(user, "reviews.summary", hide=False)
+    return actions.review_summary(service(request))
 
 
 @router.get("/people", tags=["people"])

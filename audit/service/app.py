@@ -12,7 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import AuditError
-from . import api, auth, pages
+from . import api, auth, ops, pages
+from .observe import Observe
 from .state import Service, ServiceConfig
 from .uploads import BodyLimit, NoFiles, TooLarge
 from .web import STATIC, PageAuth, error_words, render, service, status_of
@@ -80,9 +81,11 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
     app.state.service = svc
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(ops.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=cfg.max_upload)
     app.add_middleware(SecurityHeaders, secure=cfg.secure_cookies)
+    app.add_middleware(Observe, metrics=svc.metrics)  # outermost: times and counts every answer, 500s included
 
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request):
@@ -95,7 +98,7 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
-        if request.url.path.startswith("/api/"):
+        if request.url.path.startswith("/api/") or request.url.path in ops.PATHS:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         if exc.status_code == 401:
             return pages.login_form(request, 401, "Please log in.")

@@ -19,6 +19,7 @@ from ..store.naming import (
     ID_RE,  # one id rule: what the CLI enrols, the service accepts
 )
 from .accounts import ROLES, Accounts, User
+from .logs import event
 
 SESSION_COOKIE = "la_session"
 SECRET_KEY = "cookie_secret"
@@ -50,8 +51,10 @@ def new_token() -> str:
     return "la_" + secrets.token_urlsafe(32)
 
 
-def add_account(accounts: Accounts, uid: str, role: str, person: str | None) -> tuple[User, str, str]:
-    """Create an account with a random one-time password and API token; returns (user, password, token)."""
+def add_account(accounts: Accounts, uid: str, role: str, person: str | None,
+                by: str | None = None) -> tuple[User, str, str]:
+    """Create an account with a random one-time password and API token; returns (user, password, token).
+    by: who asked (an account id, or "cli"), for the service log."""
     check_id(uid, "account id")
     if role not in ROLES:
         raise AuthError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
@@ -61,6 +64,7 @@ def add_account(accounts: Accounts, uid: str, role: str, person: str | None) -> 
         check_id(person, "person id")
     password, token = secrets.token_urlsafe(12), new_token()
     user = accounts.add_user(uid, role, person, _hasher.hash(password), digest(token))
+    event("account.created", account=uid, role=role, by=by)
     return user, password, token
 
 
@@ -71,29 +75,32 @@ def _existing(accounts: Accounts, uid: str) -> User:
     return user
 
 
-def reset_password(accounts: Accounts, uid: str) -> str:
+def reset_password(accounts: Accounts, uid: str, by: str | None = None) -> str:
     """A new random one-time password for an account (returned; only its hash is kept); its sessions end."""
     _existing(accounts, uid)
     password = secrets.token_urlsafe(12)
     accounts.set_password(uid, _hasher.hash(password))
     accounts.end_sessions(uid)
+    event("account.password_reset", account=uid, by=by)
     return password
 
 
-def rotate_token(accounts: Accounts, uid: str) -> str:
+def rotate_token(accounts: Accounts, uid: str, by: str | None = None) -> str:
     """A new API token for an account (returned; only its hash is kept): the old one is refused at once."""
     _existing(accounts, uid)
     token = new_token()
     accounts.set_token(uid, digest(token))
+    event("account.token_rotated", account=uid, by=by)
     return token
 
 
-def delete_account(accounts: Accounts, uid: str) -> User:
+def delete_account(accounts: Accounts, uid: str, by: str | None = None) -> User:
     """Delete an account and end its sessions at once; the last admin account is kept (nobody could invite)."""
     user = _existing(accounts, uid)
     if user.role == "admin" and sum(u.role == "admin" for u in accounts.users()) == 1:
         raise AuthError(f"'{uid}' is the last admin account; add another admin first", code="last-admin")
     accounts.delete_user(uid)
+    event("account.deleted", account=uid, role=user.role, by=by)
     return user
 
 
@@ -130,6 +137,7 @@ def new_invite(accounts: Accounts, by: User, role: str, person: str | None, hour
         check_id(person, "person id")
     code = secrets.token_urlsafe(24)
     accounts.add_invite(digest(code), role, person, by.id, time.time() + hours * 3600)
+    event("invite.created", role=role, by=by.id)
     return code
 
 
@@ -139,7 +147,9 @@ def redeem(accounts: Accounts, code: str, uid: str, password: str) -> tuple[User
     if len(password) < MIN_PASSWORD:
         raise AuthError(f"choose a password of at least {MIN_PASSWORD} characters")
     token = new_token()
-    return accounts.redeem_invite(digest(code), uid, _hasher.hash(password), digest(token)), token
+    user = accounts.redeem_invite(digest(code), uid, _hasher.hash(password), digest(token))
+    event("account.created", account=uid, role=user.role, by="invitation")
+    return user, token
 
 
 @dataclass
@@ -219,9 +229,9 @@ def allowed(user: User | None, action: str, *, owner: str | None = None, person:
         return False
     if user.role == "admin":
         return True
-    if action in ("scan.create", "people.list"):
+    if action in ("scan.create", "people.list", "reviews.summary"):
         return user.role == "auditor"
-    if action == "scan.read":
+    if action in ("scan.read", "scan.review"):  # an auditor reviews the findings of their own scans
         return user.role == "auditor" and owner == user.id
     if action in ("person.read", "person.enroll", "person.consent", "person.remove"):
         return user.role == "actor" and person is not None and person == user.person

@@ -7,6 +7,7 @@ puts it back in the queue once (then marks it failed), so an interrupted scan is
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from ..store import faults
 from . import forget, roots
 from .accounts import CROPS, FINDINGS, INPUT, REPORT, Accounts
+from .logs import event
 
 MAX_ATTEMPTS = 2
 
@@ -26,9 +28,11 @@ MAX_ATTEMPTS = 2
 class JobRunner:
     """Claims queued jobs and runs each in a worker process (`python -m audit.service.jobs`)."""
 
-    def __init__(self, accounts, home: Path, models: str | None, threads: int, workers: int = 1):
+    def __init__(self, accounts, home: Path, models: str | None, threads: int, workers: int = 1,
+                 on_finish=None):
         self.accounts, self.home, self.models, self.threads = accounts, Path(home), models, threads
         self.workers = max(1, workers)
+        self.on_finish = on_finish  # called with each job that ended (done or failed) while this server ran
         self._wake = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -40,9 +44,12 @@ class JobRunner:
         for job in self.accounts.jobs(status=("running",)):
             if job.attempts < MAX_ATTEMPTS:
                 self.accounts.requeue_job(job.id, f"interrupted by a server restart (attempt {job.attempts}); resumed")
+                event("scan.queued", job=job.id, account=job.owner, resumed=True)
             else:
                 self.accounts.fail_job(job.id, f"interrupted by a server restart {job.attempts} times; not retried")
                 _drop_inputs(self.accounts.job_dir(job.id))
+                event("scan.finished", level=logging.WARNING, job=job.id, account=job.owner, status="failed",
+                      reason="interrupted by server restarts")
             seen.append(job.id)
         return seen
 
@@ -68,6 +75,10 @@ class JobRunner:
         for t in self._threads:
             t.join(timeout=10)
 
+    def ready(self) -> bool:
+        """Whether every worker thread is running and taking jobs."""
+        return bool(self._threads) and not self._stopping and all(t.is_alive() for t in self._threads)
+
     def _loop(self) -> None:
         while not self._stopping:
             job = self.accounts.claim_job()
@@ -82,6 +93,8 @@ class JobRunner:
         if self.models:
             cmd += ["--models", str(self.models)]
         job = self.accounts.job(jid)
+        if job is not None:
+            event("scan.started", job=jid, account=job.owner, attempt=job.attempts)
         # The scan's audit-log entries name the web account that submitted it (how state.web_actor words it).
         env = {**os.environ, "AUDIT_ACTOR": f"web:{job.owner}" if job else "web"}
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -95,6 +108,15 @@ class JobRunner:
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
             self.accounts.fail_job(jid, f"scan worker stopped (exit code {proc.returncode}) {tail[0]}".strip())
             _drop_inputs(self.accounts.job_dir(jid))
+        job = self.accounts.job(jid)
+        if job is not None and job.status in ("done", "failed"):
+            summary = job.summary or {}
+            event("scan.finished", level=logging.INFO if job.status == "done" else logging.WARNING, job=jid,
+                  account=job.owner, status=job.status, files=summary.get("files"),
+                  findings=summary.get("findings"), errors=summary.get("errors"),
+                  ms=round((job.finished - job.started) * 1000) if job.finished and job.started else None)
+            if self.on_finish:
+                self.on_finish(job)
 
 
 def _drop_inputs(folder: Path) -> None:

@@ -19,6 +19,7 @@ PASSWORD_MAX = 1024  # argon2 takes any length; a megabyte of password is only a
 WORD_MAX = 64  # a scope, a use, a role, a decision
 SCOPES_TEXT_MAX = SCOPES_MAX * (WORD_MAX + 1)  # a form's space- or comma-separated scopes
 DATE_MAX = 32
+REVIEW_NOTE_MAX = 2000  # a review decision's note (store/review.py NOTE_MAX)
 PATH_MAX = 4096  # one path of a path-mode scan
 PATHS_MAX = 1000  # paths in one path-mode scan
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ..errors import AuditError
 from . import actions, auth, limits
+from .logs import event
 from .web import (
     check_csrf,
     enroll_upload,
@@ -73,13 +75,21 @@ def login(request: Request, user: Annotated[str, limits.form(limits.ID_MAX)],
         return login_form(request, 403, "The form expired; please try again.")
     keys = (user.lower()[:64], request.client.host if request.client else "?")
     if any(limit.blocked(key) for limit, key in zip(svc.logins, keys)):
+        event("login.blocked", level=logging.WARNING, account=_known(svc, user))
         return login_form(request, 429, "Too many failed attempts; wait a few minutes.")
     account = auth.login(svc.accounts, user, password)
     if account is None:
         for limit, key in zip(svc.logins, keys):
             limit.fail(key)
+        event("login.failed", level=logging.WARNING, account=_known(svc, user))
         return login_form(request, 401, "Wrong account or password.")
+    event("login.ok", account=account.id, role=account.role)
     return _signed_in(request, account, RedirectResponse(HOME[account.role], status_code=303))
+
+
+def _known(svc, uid: str) -> str | None:
+    """The account id a failed login named, only if it exists: what is typed there may be a password."""
+    return uid if auth.ID_RE.fullmatch(uid or "") and svc.accounts.user(uid) else None
 
 
 @router.post("/logout")
@@ -168,7 +178,25 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
 @router.get("/me/found")
 def me_found(request: Request, session: Sess):
     pid = _actor(session)
-    return render(request, "found.html", session, pid=pid, found=actions.found(service(request), pid))
+    found, decided = actions.found(service(request), pid), {}
+    for jid in {j for j, _ in found}:  # the actor sees their own answers, never the auditor's notes
+        decided[jid] = actions.reviews(service(request), jid)
+    answers = {(j, f["n"]): decided[j].get(f["n"], {}).get("answers", {}).get(pid) for j, f in found}
+    return render(request, "found.html", session, pid=pid, found=found, answers=answers)
+
+
+@router.post("/me/found/{jid}/{n}/answer")
+def me_found_answer(request: Request, session: Sess, jid: limits.JobId, n: int,
+                    answer: Annotated[str, limits.form(limits.WORD_MAX)],
+                    csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                    note: Annotated[str, limits.form(limits.REVIEW_NOTE_MAX)] = ""):
+    pid = _actor(session)
+    if not (jid.isalnum() and service(request).accounts.names_person(jid, n, pid)):
+        raise HTTPException(404, "not found")
+    check_csrf(request, session, csrf)
+    if actions.answer(service(request), jid, n, pid, answer, note, session.user.id) is None:
+        raise HTTPException(404, "not found")
+    return RedirectResponse(f"/me/found#f-{jid}-{n}", status_code=303)
 
 
 @router.get("/me/found/{jid}/{n}")
@@ -234,7 +262,27 @@ def scan_page(request: Request, session: Sess, jid: limits.JobId):
     job = job_for(request, session.user, jid)
     rows = actions.findings(service(request), job.id) if job.status == "done" else None
     names = {i["path"]: i["name"] for i in job.inputs}
-    return render(request, "scan.html", session, job=job, rows=rows, names=names)
+    decided = actions.reviews(service(request), job.id) if rows else {}
+    return render(request, "scan.html", session, job=job, rows=rows, names=names, reviews=decided)
+
+
+@router.post("/scans/{jid}/findings/{n}/review")
+def scan_review(request: Request, session: Sess, jid: limits.JobId, n: int,
+                state: Annotated[str, limits.form(limits.WORD_MAX)],
+                csrf: Annotated[str, limits.form(limits.CODE_MAX)] = "",
+                note: Annotated[str, limits.form(limits.REVIEW_NOTE_MAX)] = ""):
+    job = job_for(request, session.user, jid)
+    require(session.user, "scan.review", owner=job.owner)
+    check_csrf(request, session, csrf)
+    if actions.review(service(request), job.id, n, state, note, session.user.id) is None:
+        raise HTTPException(404, "no such finding")
+    return RedirectResponse(f"/scans/{job.id}#f{n}", status_code=303)
+
+
+@router.get("/reviews")
+def reviews_page(request: Request, session: Sess):
+    require(session.user, "reviews.summary", hide=False)
+    return render(request, "reviews.html", session, people=actions.review_summary(service(request)))
 
 
 @router.get("/scans/{jid}/report")
@@ -287,7 +335,7 @@ def admin_delete_user(request: Request, session: Sess, uid: limits.AccountId,
                       csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        auth.delete_account(service(request).accounts, uid)
+        auth.delete_account(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     if uid == session.user.id:  # the admin deleted their own account: the session went with it
@@ -300,7 +348,7 @@ def admin_reset_password(request: Request, session: Sess, uid: limits.AccountId,
                          csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        password = auth.reset_password(service(request).accounts, uid)
+        password = auth.reset_password(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     if uid == session.user.id:
@@ -314,7 +362,7 @@ def admin_rotate_token(request: Request, session: Sess, uid: limits.AccountId,
                        csrf: Annotated[str, limits.form(limits.CODE_MAX)] = ""):
     _admin_post(request, session, csrf)
     try:
-        token = auth.rotate_token(service(request).accounts, uid)
+        token = auth.rotate_token(service(request).accounts, uid, by=session.user.id)
     except AuditError as exc:
         return _accounts_page(request, session, 400, error=str(exc))
     return _accounts_page(request, session, done=f"New API token for {uid} (shown only now; the old one is "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,8 @@ from ..store.crypto import FROM_ENV
 from . import auth, roots, uploads
 from .accounts import JOBS_DIR, Accounts
 from .jobs import JobRunner
+from .logs import event
+from .metrics import Metrics
 
 ACTOR_ENV = "AUDIT_ACTOR"  # who the store's audit log names (store/auditlog.py)
 UPLOAD_PREFIX = "upload-"  # enrolment uploads, in the store's tmp/ while they are enrolled
@@ -38,6 +42,8 @@ class ServiceConfig:
     invite_hours: float = 72.0
     secure_cookies: bool = False  # set behind HTTPS
     scan_workers: int = 1
+    metrics: str = "admin"  # who may read /metrics: admin, loopback (and admins) or off (metrics.ACCESS)
+    warm_models: bool = True  # load the models at start, so /readyz says when enrolment is ready
 
 
 class StoreGate:
@@ -59,13 +65,22 @@ class StoreGate:
         """fn(store, *args, **kwargs) on the store's thread; its exceptions are raised here."""
         return self.run_as(None, fn, *args, **kwargs)
 
+    def check(self, timeout: float) -> None:
+        """Open the store (if not yet) and read it; raises if it cannot within timeout seconds."""
+        self._pool.submit(lambda: self._opened().names()).result(timeout=timeout)
+
+    def _opened(self):
+        """The store, opened on first use (on the store's thread only)."""
+        if self._store is None:
+            self._store = self._open()
+        return self._store
+
     def run_as(self, account: str | None, fn, *args, **kwargs):
         """run(), with the store's audit log naming the web account that asked (not the server's OS user)."""
         def call():
-            if self._store is None:
-                self._store = self._open()
+            store = self._opened()
             if account is None:
-                return fn(self._store, *args, **kwargs)
+                return fn(store, *args, **kwargs)
             # The audit log takes its actor from $AUDIT_ACTOR; only this thread writes the log, one call at a time.
             before = os.environ.get(ACTOR_ENV)
             os.environ[ACTOR_ENV] = web_actor(account)
@@ -97,12 +112,38 @@ class Service:
         self.sessions = auth.Sessions(self.accounts, cfg.session_hours)
         # Failed logins: 5 per account and 30 per client address in 5 minutes, then 429 until the window passes.
         self.logins = (auth.RateLimit(5), auth.RateLimit(30))
-        self.runner = JobRunner(self.accounts, cfg.home, cfg.models, cfg.threads, cfg.scan_workers)
+        self.metrics = Metrics(self.accounts)
+        self.runner = JobRunner(self.accounts, cfg.home, cfg.models, cfg.threads, cfg.scan_workers,
+                                on_finish=lambda job: self.metrics.scan_finished(job.status, job.summary))
+        self.models_state = "loading" if cfg.warm_models else "loaded on first use"
 
     def start(self) -> None:
-        """Clear what a killed server left behind, resume interrupted scans and start the workers."""
+        """Clear what a killed server left behind, resume interrupted scans, start the workers, load the models."""
         self.clear_stale()
         self.runner.start()
+        if self.cfg.warm_models:
+            threading.Thread(target=self._warm, name="warm-models", daemon=True).start()
+
+    def _warm(self) -> None:
+        """Load the face and voice models on the store's thread (where enrolment uses them)."""
+        try:
+            self.gate.run(lambda s: (s.face_model.dim, s.voice_encoder.model_id))
+            self.models_state = "ok"
+        except Exception as exc:  # a missing or corrupt model pack: not ready, and the log says why
+            self.models_state = "failed"
+            event("models.failed", level=logging.ERROR, error=type(exc).__name__)
+
+    def readiness(self) -> dict[str, str]:
+        """Each check of /readyz: 'ok', or why not (no server path in the words)."""
+        try:
+            self.gate.check(timeout=5)
+            store = "ok"
+        except TimeoutError:
+            store = "busy"
+        except Exception as exc:  # any failure to open or read it
+            store = f"cannot open: {type(exc).__name__}"
+        models = "ok" if self.models_state in ("ok", "loaded on first use") else self.models_state
+        return {"store": store, "models": models, "scan workers": "ok" if self.runner.ready() else "stopped"}
 
     def clear_stale(self) -> list[str]:
         """Upload temp folders, and job folders no job owns (an upload cut off before its job was queued): a
@@ -147,7 +188,7 @@ class Service:
             raise
         inputs = [{"path": s.path.name, "name": s.name} for s in saved]
         self.accounts.add_job(jid, owner, use, inputs)
-        self.runner.wake()
+        self._queued(jid, owner)
         return jid
 
     def submit_paths(self, owner: str, paths: list[str], use: str | None) -> str:
@@ -164,8 +205,13 @@ class Service:
             raise AuditError("no paths given")
         jid = secrets.token_hex(8)
         self.accounts.add_job(jid, owner, use, resolved)
-        self.runner.wake()
+        self._queued(jid, owner)
         return jid
+
+    def _queued(self, jid: str, owner: str) -> None:
+        self.metrics.scans_queued.inc()
+        event("scan.queued", job=jid, account=owner)
+        self.runner.wake()
 
 
 def web_actor(account: str) -> str:

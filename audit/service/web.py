@@ -11,13 +11,14 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import AuditError, StoreError, UnknownPerson
 from . import actions, auth, limits, uploads
 from .accounts import Job, User
+from .observe import remember
 from .state import Service
 from .uploads import NoFiles, TooLarge
 from .words import web_words
@@ -50,6 +51,7 @@ def api_user(request: Request) -> User:
     if user is None:
         raise HTTPException(401, "authentication required: Authorization: Bearer TOKEN",
                             headers={"WWW-Authenticate": "Bearer"})
+    remember(request.scope, user.id, user.role)
     return user
 
 
@@ -58,6 +60,7 @@ def page_session(request: Request) -> auth.Session:
     session = service(request).sessions.read(request.cookies.get(auth.SESSION_COOKIE))
     if session is None:
         raise PageAuth()
+    remember(request.scope, session.user.id, session.user.role)
     return session
 
 
@@ -137,6 +140,9 @@ def report_file(request: Request, job: Job) -> FileResponse:
     path = actions.report(service(request), job.id)
     if path is None:
         raise HTTPException(409, f"scan is {job.status}; the report comes when it is done")
+    page = actions.reviewed_report(service(request), job.id)  # each card then says its review
+    if page is not None:
+        return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP})
     return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import faults, inventory, scancache, upkeep
+from . import faults, inventory, review, scancache, upkeep
 from ..errors import ErasureIncomplete, UnknownPerson
 from .log.auditlog import details_hash
 from .log.redaction import apply, plan
@@ -27,10 +27,11 @@ def delete(home: Path, registry: Registry, log: AuditLog, pid: str) -> list[int]
     with registry.transaction():
         purged = registry.vectors_of_person(pid)  # an IVF base checks its list centroids against them
         removed = registry.delete_person(pid)  # (table, modality, model) -> ids, samples and centroids
+        decisions = review.erase(registry, pid)  # review decisions naming them, and their own answers
         ids = [i for (table, _, _), got in removed.items() if table == "samples" for i in got]
         seq = (log.head() or {"seq": 0})["seq"] + 1
         redacted = plan(log, pid, pseudonym, seq)
-        log.stage("remove", {"person": pseudonym, "vectors": len(ids),
+        log.stage("remove", {"person": pseudonym, "vectors": len(ids), "decisions": decisions,
                                   "erased": {str(k): details_hash(v) for k, v in redacted.items()}})
         registry.set_meta(UNFINISHED, "remove")
         registry.set_meta(ERASURES, str(int(registry.meta(ERASURES) or 0) + 1))

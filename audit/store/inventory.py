@@ -27,10 +27,11 @@ class Place:
 
 PLACES = (
     Place("registry", ("registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm"),
-          "people, display names, enrolled vectors, source file hashes, consent and notes, reference crops",
-          "rows deleted with secure_delete, the file vacuumed, the WAL emptied (erasure.py)",
-          "the person's samples (no vectors), consent and reference crop",
-          "row seals (MACs), centroids against samples, the log head"),
+          "people, display names, enrolled vectors, source file hashes, consent and notes, reference crops, "
+          "review decisions on findings naming them and their own answers, with notes (review.py)",
+          "rows deleted with secure_delete (decisions naming the person too), the file vacuumed, the WAL emptied "
+          "(erasure.py)", "the person's samples (no vectors), consent and reference crop",
+          "row seals (MACs) of samples and review decisions, centroids against samples, the log head"),
     Place("indexes", ("face-*.json", "face-*.faiss", "voice-*.json", "voice-*.faiss", "face-*.tmp", "voice-*.tmp"),
           "vectors (and PQ codes) of every enrolled sample and centroid",
           "segments rewritten without the person's vectors; superseded files deleted (upkeep.apply_changes, purge)",

@@ -1,10 +1,6 @@
-"""The store: registry + one FAISS index per modality and model, kept in step under a writer lock.
-
-It is the only door to persistence: everything outside audit/store/ reads and writes through a Store. The Store is
-a facade over its wings: the registry and vectors (registry.py, vectors.py), the indexes (index/), the audit log
-(log/), the keys (crypto.py); it holds the writer lock and hands each operation (upkeep, erasure, verify, transfer)
-the parts it needs. Readers use store.log for the audit log.
-"""
+"""The store: registry + one FAISS index per modality and model, kept in step under a writer lock. The only door to
+persistence: a facade over its wings (registry.py, vectors.py, index/, log/, crypto.py, review.py); it holds the
+writer lock and hands each operation (upkeep, erasure, verify, transfer) the parts it needs."""
 
 from __future__ import annotations
 
@@ -360,12 +356,15 @@ class Store:
                 })
             self.log.flush()
 
-    def log_event(self, event: str, details: dict) -> dict:
-        """Append an event that changes nothing else (a scan) to the audit log; returns the entry."""
+    def log_event(self, event: str, details: dict, change=None) -> dict:
+        """Append an event (a scan) to the audit log; returns the entry. change(registry): a write that the entry
+        records (a review decision, review.py), made in the same transaction: both happen or neither."""
         try:
             with self._writing():  # under the lock: a removal cannot come between the check and the write
                 details = redaction.removed_people(details, self.registry, self.sealer)
                 with self.registry.transaction():
+                    if change is not None:
+                        change(self.registry)
                     entry = self.log.stage(event, details)
                 self.log.flush()
         except (sqlite3.Error, OSError) as exc:  # a read-only store, say

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
-from . import crypto, faults, scancache
+from . import crypto, faults, review, scancache
 from .log import redaction, seals
 from .index.segments import Segments
 from .vectors import id_state
@@ -266,6 +266,7 @@ def encrypt(home: Path, registry: Registry, log: AuditLog, cipher: crypto.Cipher
             registry.set_meta(crypto.META_KEY, cipher.marker())
             rekey(cipher)  # rows and the log head are MAC'd with the key from now on
             seals.seal_rows(registry)
+            review.reseal(registry)
             log.stage("encrypt", {"vectors": n, "algorithm": crypto.ALGORITHM})
             registry.set_meta(UNFINISHED, "encrypt")
     except BaseException:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
-from . import inventory
+from . import inventory, review
 from .index import contents
 from .log import seals
 from .upkeep import TABLES, UNFINISHED, load_checked, segments, source, temp_files
@@ -78,6 +78,7 @@ def problems(home: Path, registry: Registry, log: AuditLog) -> list[str]:
     elif registry.meta(UNFINISHED):
         found.append(f"an interrupted {registry.meta(UNFINISHED)} was not finished; the next write, or "
                      "`likeness-audit verify --repair`, finishes it")
+    found += review.problems(registry)
     found += log.check().problems()
     found += [f"leftover temp file {p.name} from an interrupted write" for p in temp_files(home)]
     found += [f"{name} is in the store folder but not in its inventory of personal data (audit/store/inventory.py): "

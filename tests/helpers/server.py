@@ -51,6 +51,11 @@ class Server:
         path = self.home.parent / f"server-{self.port}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
+    def log_text(self) -> str:
+        """The server's whole output so far (stdout and stderr)."""
+        path = self.home.parent / f"server-{self.port}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def stop(self) -> None:
         """Ctrl-C, as an operator would."""
         if self.proc and self.proc.poll() is None:

@@ -35,7 +35,7 @@ from .seals import HEAD_KEY, HEAD_MAC, same
 LOG_FILE = "audit.log"
 GENESIS = "0" * 64
 # Every event the store writes (`log --event` offers exactly these; tests/test_cli_misc.py checks the code agrees).
-EVENTS = ("enroll", "remove", "consent", "calibrate", "scan", "export", "encrypt")
+EVENTS = ("enroll", "remove", "consent", "calibrate", "scan", "export", "encrypt", "review", "answer")
 
 
 def _digest(value) -> str:

@@ -1,6 +1,6 @@
 """Redaction: after `remove`, the audit log keeps no personal data about the person, only a keyed pseudonym.
 
-Retention rule (README "Privacy after withdrawal"): the removal entry and the fact that earlier events happened stay
+Retention rule (docs/privacy.md, "Privacy after withdrawal"): the removal entry and the fact that earlier events happened stay
 (a regulator may ask when a template was held and deleted); what identifies the person goes. In every earlier entry
 about them the id becomes the pseudonym (seals.Sealer.pseudonym), and consent notes and enrolment file hashes are
 dropped; in scan entries their id becomes the pseudonym and the hash of the file they were found in is dropped.
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from .auditlog import AuditLog
     from .seals import Sealer
 
-DROPPED = ("note", "sources_sha256")  # free text and enrolment file hashes: personal data, not needed after removal
+# Free text, enrolment file hashes and a reviewed finding's id (a hash of the file and the person): personal data,
+# not needed after removal.
+DROPPED = ("note", "sources_sha256", "finding")
 
 
 def redact(details: dict, pid: str, pseudonym: str, by: int) -> dict | None:
@@ -39,7 +41,8 @@ def redact(details: dict, pid: str, pseudonym: str, by: int) -> dict | None:
         changed = True
     elif isinstance(people, list) and pid in people:  # a bulk enrolment's batch (store.add_people)
         out["people"] = [pseudonym if p == pid else p for p in people]
-        out.pop("sources_sha256", None)
+        for key in DROPPED:  # a review decision on a finding naming several people: its note may be about them
+            out.pop(key, None)
         changed = True
     matched = out.get("matched")
     if isinstance(matched, list) and any(isinstance(m, list) and len(m) > 1 and m[1] == pid for m in matched):

@@ -54,6 +54,10 @@ class Sealer:
         """The MAC binding one sample's vector to its row."""
         return self._mac(b"sample", str(vid), person, modality, model, source_sha256, vector)
 
+    def mac(self, kind: bytes, *parts: bytes | str) -> str:
+        """The MAC of another kind of row (kind names it: a review decision's b"review"), by the same key."""
+        return self._mac(kind, *parts)
+
     def head(self, head_json: str) -> str:
         """The MAC of the log head the registry keeps."""
         return self._mac(b"head", head_json)
