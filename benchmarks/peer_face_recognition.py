@@ -213,9 +213,11 @@ def speed(title: str, py: Path, known: dict[str, Path], unknown: list[Path], tmp
         print(f"  {cores} core{'s' if cores > 1 else ' '}  {n / t_fr:10.2f} {n / t_scan:10.2f} {t_fr / t_scan:6.2f}"
               f" {n / t_la:11.2f} {t_fr / t_la:6.2f}   (peer {t_fr:.1f} s; ours scan {t_scan:.1f} s, "
               f"enroll {t_enroll:.1f} s in {len(known)} commands; {load()})", flush=True)
-        # On a loaded machine wall time measures the queue; CPU seconds are the work each tool asked for.
-        print(f"  {'':8s} CPU seconds: peer {c_fr:.1f}, scan {c_scan:.1f} (ratio {c_fr / c_scan:.2f}), enroll "
-              f"{c_enroll:.1f} (enroll+scan ratio {c_fr / (c_enroll + c_scan):.2f})", flush=True)
+        # On a loaded machine wall time measures the queue; CPU seconds are the work each tool asked for. One core
+        # only: the peer's worker processes (--cpus 2) are not waited for, so their CPU time is not counted.
+        if cores == 1:
+            print(f"  {'':8s} CPU seconds: peer {c_fr:.1f}, scan {c_scan:.1f} (ratio {c_fr / c_scan:.2f}), enroll "
+                  f"{c_enroll:.1f} (enroll+scan ratio {c_fr / (c_enroll + c_scan):.2f})", flush=True)
 
 
 def one_file(photo: Path, tmp: Path, env: dict, repeat: int) -> None:
