@@ -183,7 +183,8 @@ def known_people(data: Path, ident: dict[str, str], count: int) -> dict[str, Pat
     return chosen
 
 
-def speed(title: str, py: Path, known: dict[str, Path], unknown: list[Path], tmp: Path, env: dict) -> None:
+def speed(title: str, py: Path, known: dict[str, Path], unknown: list[Path], tmp: Path, env: dict,
+          core_counts: list[int]) -> None:
     """Peer (`face_recognition KNOWN UNKNOWN`) against our scan and enrol commands + scan, 1 core and all."""
     kdir, udir = tmp / f"known-{title}", tmp / f"unknown-{title}"
     kdir.mkdir()
@@ -197,7 +198,7 @@ def speed(title: str, py: Path, known: dict[str, Path], unknown: list[Path], tmp
     fr = py.with_name("face_recognition")
     print(f"\nspeed, {title}: {len(known)} known photos, {n} unknown photos, whole commands (model loading included)")
     print(f"  {'':8s} {'peer img/s':>10s} {'ours: scan':>10s} {'ratio':>6s} {'enroll+scan':>11s} {'ratio':>6s}")
-    for cores in (1, os.cpu_count() or 1):
+    for cores in core_counts:
         # One core: the commands are pinned to CPU 0 (the peer's --cpus 1 and our --workers 1 also use one).
         pin = ["taskset", "-c", "0"] if cores == 1 and shutil.which("taskset") else []
         e = dict(env, AUDIT_HOME=str(tmp / f"store-{title}-{cores}"))
@@ -250,6 +251,8 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", choices=["shared", "small"], default=["shared", "small"])
     ap.add_argument("--repeat", type=int, default=5, help="one-file commands timed this many times each")
     ap.add_argument("--no-accuracy", action="store_true", help="speed only")
+    ap.add_argument("--cores", nargs="+", type=int, default=[1, os.cpu_count() or 1], help="core counts to time")
+    ap.add_argument("--no-one-file", action="store_true", help="skip the one-file command timings")
     args = ap.parse_args()
     if not (args.data / "pairs.csv").exists():
         raise SystemExit(f"shared data not found at {args.data}")
@@ -283,17 +286,18 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(media.__file__).parents[1])],
                        check=True, capture_output=True)
-        one_file(args.data / sorted(ident)[0], tmp, env, args.repeat)
+        if not args.no_one_file:
+            one_file(args.data / sorted(ident)[0], tmp, env, args.repeat)
         if "shared" in args.sets:
             first = {}
             for f in sorted(ident):
                 first.setdefault(ident[f], args.data / f)
             speed("shared", py, first, [args.data / f for f in sorted(ident) if args.data / f not in first.values()],
-                  tmp, env)
+                  tmp, env, args.cores)
         if "small" in args.sets:
             (tmp / "small").mkdir()
             speed("small", py, known_people(args.data, ident, 37), small_set(args.data, ident, tmp / "small"), tmp,
-                  env)
+                  env, args.cores)
 
 
 if __name__ == "__main__":
