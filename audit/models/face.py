@@ -141,6 +141,14 @@ class FaceModel:
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._det.detect(image, DET_SIZE)
 
+    def _detect_sized(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One pass on a canvas sized to the image (never enlarged); for a picture smaller than the detector's
+        input that finds nothing, the enlarged pass the detector was trained at (DET_SIZE) follows."""
+        boxes, kps = self._det.detect_within(image, DET_SIZE[0])
+        if not len(boxes) and max(image.shape[:2]) < DET_SIZE[0]:
+            boxes, kps = self._detect(image)
+        return boxes, kps
+
     def detect(self, image: np.ndarray, retry: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (N x 5: x1, y1, x2, y2, score) and landmarks (N x 5 x 2); see detect_found."""
         boxes, kps, _ = self.detect_found(image, retry)
@@ -152,7 +160,7 @@ class FaceModel:
         import cv2
 
         self._load()
-        boxes, kps = self._detect(image)
+        boxes, kps = self._detect_sized(image)
         if len(boxes) or not retry:
             return boxes, kps, "direct"
         h, w = image.shape[:2]

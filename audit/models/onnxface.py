@@ -82,15 +82,32 @@ class Detector:
         As insightface's SCRFD.detect with one input size: the image is scaled to fit the canvas (up or down),
         placed top-left on black, and the candidates above the threshold go through NMS.
         """
-        import cv2
-
-        im_ratio = img.shape[0] / img.shape[1]
-        if im_ratio > size[1] / size[0]:
+        if img.shape[0] / img.shape[1] > size[1] / size[0]:
             new_h = size[1]
-            new_w = int(new_h / im_ratio)
+            new_w = int(new_h / (img.shape[0] / img.shape[1]))
         else:
             new_w = size[0]
-            new_h = int(new_w * im_ratio)
+            new_h = int(new_w * img.shape[0] / img.shape[1])
+        return self._run(img, (new_w, new_h), size)
+
+    def detect_within(self, img: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """As detect, on a canvas sized to the image: shrunk (never enlarged) to fit `side`, and rounded up to the
+        detector's largest stride. A 200 px photo is one 224 x 224 pass instead of an upscaled 640 x 640 one."""
+        h, w = img.shape[:2]
+        if max(h, w) <= side:
+            new_w, new_h = w, h
+        elif h > w:  # the sizes insightface's fit-to-square gives, so a large photo gives the same boxes
+            new_h, new_w = side, int(side / (h / w))
+        else:
+            new_w, new_h = side, int(side * h / w)
+        top = self.strides[-1]
+        return self._run(img, (new_w, new_h), (-(-new_w // top) * top, -(-new_h // top) * top))
+
+    def _run(self, img: np.ndarray, new: tuple[int, int], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Resize the image to `new` (width, height), place it top-left on a black `size` canvas, detect."""
+        import cv2
+
+        new_w, new_h = new
         scale = new_h / img.shape[0]
         canvas = np.zeros((size[1], size[0], 3), np.uint8)
         canvas[:new_h, :new_w] = img if (new_w, new_h) == (img.shape[1], img.shape[0]) \
