@@ -41,4 +41,12 @@ def _forget_in_service(home, pid: str, cipher) -> None:
     forget_person(home, pid, cipher)
 
 
+def _forget_in_notifications(home, pid: str, cipher) -> None:
+    """Every removal also deletes the webhook deliveries naming the person (store/inventory.py names the file)."""
+    from .notify import erase
+
+    erase(home, pid, cipher)
+
+
 inventory.ERASERS.append(_forget_in_service)
+inventory.ERASERS.append(_forget_in_notifications)

@@ -14,9 +14,10 @@ class Pictures:
 
     crop: bytes | None = None  # the found face, cut from the image or frame the scan decoded (JPEG)
     waveform: bytes | None = None  # a voice finding: the recording's waveform with the span shaded (PNG)
+    scene: bytes | None = None  # the whole image or frame, reduced (media/pictures.SCENE_SIDE), the face boxed (JPEG)
 
     def __bool__(self) -> bool:
-        return bool(self.crop or self.waveform)
+        return bool(self.crop or self.waveform or self.scene)
 
 
 @dataclass

@@ -70,6 +70,7 @@ def test_round_trip_through_the_cli(case, photos):
         rows = json.loads(zf.read("findings.json"))
         assert [r["person"] for r in rows] == [r["person"] for r in saved.findings] == ["yao"]
         assert zf.read(rows[0]["evidence_files"]["crop"]) == saved.pictures[0].crop
+        assert zf.read(rows[0]["evidence_files"]["scene"]) == saved.pictures[0].scene  # the whole picture, boxed
         refs = json.loads(zf.read("references.json"))
         assert zf.read(refs["yao"]["file"]) == saved.references["yao"].crop
         files = json.loads(zf.read("files.json"))

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import audit
+from audit import notify
 from audit.store import Store, inventory
 from tests.helpers.cli import run
 
@@ -49,7 +50,18 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
         "--note", f"clearly {NAME}", "--reviewer", "kim")
     with audit.open_store(audit_home) as store:
         audit.answer_finding(store, row, PID, "not-me", "web:x", note=f"not me, says {NAME}")
-    assert holding(audit_home, pieces["vector"]) and "scan-cache.sqlite" in holding(audit_home, pieces["vector"])
+    assert holding(audit_home, pieces["vector"])
+    # SQLite may split a cached blob over pages, the vector with it: its head and tail are each whole somewhere
+    assert all("scan-cache.sqlite" in holding(audit_home, pieces[k]) for k in ("vector head", "vector tail"))
+    # Webhooks: an auditor's log of deliveries naming the person (and the speaker), and the person's own hook.
+    hooks = notify.Hooks(audit_home)
+    hooks.register("aud", "auditor", "http://127.0.0.1:9/down")
+    hooks.register("actor-account", "actor", "http://127.0.0.1:9/mine", person=PID)
+    hooks.close()
+    found = audit.read_findings(tmp_path / "before.json")
+    found.append({"kind": "match", "person": "speaker", "path": "other.jpg", "similarity": 0.5})
+    assert notify.findings_found(audit_home, found, source="scan", owner="aud", deliver=False) >= 3
+    assert "notify.sqlite" in holding(audit_home, PID.encode())
 
     # A scan that is running when the person is removed, and finishes (writes its cache and log entry) after.
     media = tmp_path / "media"
@@ -65,6 +77,10 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
 
     for what, needle in pieces.items():
         assert holding(audit_home, needle) == [], what
+    hooks = notify.Hooks(audit_home)
+    assert {d.payload["person"] for d in hooks.log("aud")} == {"speaker"}  # the others' rows stay
+    assert hooks.hook("actor-account") is None
+    hooks.close()
     assert "ok" in run("verify").stdout
     with audit.open_store(audit_home) as store:
         assert audit.review_decisions(store) == []

@@ -38,7 +38,8 @@ def test_enrolment_refusals_carry_fields_not_flags(photos, audit_home):
 def test_web_words_hide_server_paths_and_flags():
     damaged = MediaError("no decodable frames in /srv/store/tmp/upload-1/001.mp4: bad data", path="/x")
     assert web_words(damaged, hide=("/srv/store/tmp/upload-1",)) == "this file could not be read as media"
-    assert web_words(MediaError("unsupported file type '.bin'")) == "unsupported file type '.bin'"
+    assert web_words(MediaError("unsupported file type '.csv'")) == ("not a photo, video or sound recording this tool "
+                                                                     "reads (a '.csv' file)")
     people = EnrollError("2 people appear in the video; enroll from a video of one person", code="several-people",
                          scores={"people": 2}, hint="pick-largest")
     assert said(people).endswith("of one person or use --pick largest")

@@ -55,6 +55,11 @@ def test_report_renders_from_the_saved_record_alone(photos, tmp_path, audit_home
     faces = [(r, p) for r, p in zip(saved.findings, saved.pictures) if r["modality"] == "face"]
     assert {Path(r["path"]).name for r, _ in faces} == {"team.jpg", "yao clip.mp4"}
     assert all(p is not None and p.crop[:3] == b"\xff\xd8\xff" for _, p in faces)
+    import cv2
+
+    for _, p in faces:  # the whole picture or frame with the face boxed, cut at scan time, bounded in size
+        scene = cv2.imdecode(np.frombuffer(p.scene, np.uint8), cv2.IMREAD_COLOR)
+        assert scene is not None and max(scene.shape[:2]) <= 480 and len(p.scene) < 64 * 1024
     assert saved.references["yao"].crop and saved.complete and saved.run["files_total"] == 3
 
     # Another folder, no media, no store: the report is made from the record alone.
@@ -68,7 +73,8 @@ def test_report_renders_from_the_saved_record_alone(photos, tmp_path, audit_home
     result = run("report", "findings.parquet", "--out", "page.html")
     assert "complete: 3 of 3 files scanned" in result.stdout
     page = (elsewhere / "page.html").read_text()
-    assert jpegs(page) == {p.crop for _, p in faces} | {saved.references["yao"].crop}
+    assert jpegs(page) == {p.crop for _, p in faces} | {p.scene for _, p in faces} | {saved.references["yao"].crop}
+    assert "the whole picture, face boxed" in page and re.search(r"the frame at 0:00:0\d\.\d, face boxed", page)
     assert "no picture" not in page
     assert saved.run["started"] in page and saved.run["finished"] in page and "3 of 3 files scanned" in page
     assert not audit_home.exists()
@@ -180,3 +186,15 @@ def test_a_voice_finding_keeps_its_waveform_from_the_scan(tmp_path):
     page = tmp_path / "voice.html"
     run("report", out, "--out", page)
     assert page.read_text().count("data:image/png;base64,") == len(voice)
+
+
+def test_the_scan_cache_keeps_each_face_crop_and_whole_picture():
+    from audit.scan import cache as caching
+    from audit.scan.analyze import AnalyzedFile, DetectedFace
+
+    vec = np.ones(4, np.float32)
+    faces = [DetectedFace([1, 2, 30, 40], 0.9, vec, None, None, b"\xff\xd8\xffcrop1", b"\xff\xd8\xffwhole1"),
+             DetectedFace([5, 6, 50, 60], 0.8, vec, None, None, None, b"\xff\xd8\xffwhole2"),
+             DetectedFace([7, 8, 70, 80], 0.7, vec, None, None, b"\xff\xd8\xffcrop3", None)]
+    back = caching.load(caching.dump(AnalyzedFile("a.jpg", "0" * 64, "image", faces=faces)), "a.jpg", "0" * 64)
+    assert [(f.crop, f.scene) for f in back.faces] == [(f.crop, f.scene) for f in faces]

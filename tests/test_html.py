@@ -153,7 +153,7 @@ def assert_safe(page: str) -> Tags:
         for name, value in attrs.items():
             assert not name.startswith("on"), (tag, name)
             assert name in {"class", "id", "src", "alt", "href", "style", "lang", "charset", "http-equiv",
-                            "content", "name", "open"}, (tag, name)
+                            "content", "name", "open", "role", "aria-label", "title", "tabindex"}, (tag, name)
             if name == "src":
                 assert tag == "img" and value.startswith(("data:image/jpeg;base64,", "data:image/png;base64,"))
             if name == "href":
@@ -417,3 +417,42 @@ def test_face_quality_is_said_in_words_not_as_raw_measures():
            "threshold": 0.35, "bbox": [1, 2, 50, 60], "extra": {"quality": good}}
     page = render_html([row])
     assert "Face quality</dt><dd>sharp, frontal, 380 px face<" in page and "sharpness" not in page
+
+
+def test_whole_picture_with_the_box_beside_the_crop(pictures):
+    from audit.media.pictures import SCENE_SIDE, Scene
+
+    gdp = load("gdp")
+    scene = Scene(gdp).jpeg(BOXES["gdp_duncan"])
+    small = cv2.imdecode(np.frombuffer(scene, np.uint8), cv2.IMREAD_COLOR)
+    assert max(small.shape[:2]) == min(SCENE_SIDE, max(gdp.shape[:2]))  # the whole picture, bounded
+    f = Scene(gdp).factor
+    x1, y1, x2, y2 = (round(v * f) for v in BOXES["gdp_duncan"])
+    b, g, r = small[(y1 + y2) // 2, x1].astype(int)  # the box's left edge, half way down, is red
+    assert r > 150 and g < 100 and b < 100
+    row = base(path="/gen/team.jpg", person="duncan", name="Tim Duncan", similarity=0.61, bbox=BOXES["gdp_duncan"])
+    video = base(path="/gen/clip.mp4", person="duncan", similarity=0.6, bbox=BOXES["gdp_duncan"], start=6.0,
+                 end=8.0, frames=3, extra={"best_time": 7.5})
+    page = render_html([row, video], crops=lambda _: pictures["gdp_duncan"], scenes=lambda _: scene)
+    assert_safe(page)
+    figs = re.findall(r'<figure( class="scene")?><img src="data:image/jpeg;base64,[^"]+" alt="([^"]+)">', page)
+    assert ("", "the face found") in figs and (' class="scene"', "the whole picture, face boxed") in figs
+    assert (' class="scene"', "the frame at 0:00:07.5, face boxed") in figs
+    card = re.search(r'<div class="pics">(.*?)</div>\n<div class="facts">', page, re.S)[1]
+    assert card.index("the face found") < card.index("face boxed")  # side by side, crop first
+    assert "face boxed" not in render_html([row], crops=lambda _: pictures["gdp_duncan"])  # none kept: no figure
+
+
+def test_one_number_format_for_scores(page):
+    """Similarities, thresholds, margins and weights: two decimals everywhere on the page (not 0.79 beside 0.777)."""
+    findings = [base(path="/gen/a.jpg", person="p", similarity=0.7771, threshold=0.3),
+                base(path="/gen/b.jpg", kind="composite", similarity=0.5, threshold=0.31,
+                     contributors=[{"person": "p", "similarity": 0.41234, "weight": 0.5}])]
+    for text in (page, render_html(findings)):
+        shown = re.findall(r'<b>([^<]+)</b> vs threshold <b>([^<]+)</b> — margin <span class="[a-z]+">([^<]+)<',
+                           text)
+        cells = re.findall(r'<td class="num">([^<]+)</td>', text)
+        numbers = [x for row in shown for x in row] + [c for c in cells if "." in c]
+        assert shown and numbers
+        assert all(re.fullmatch(r"[+−]?\d+\.\d\d", x) for x in numbers), numbers
+    assert "0.78" in render_html(findings) and "0.777" not in render_html(findings)

@@ -17,9 +17,9 @@ AUDIT = Path(__file__).resolve().parents[1] / "audit"
 LAYERS = [
     {"errors", "config", "findings", "evidence", "consent"},
     {"media", "models"},
-    {"store"},
+    {"store", "notify"},  # notify: webhooks, a place in the store folder; any layer above may queue findings
     {"enroll", "bulk", "calibrate", "calibrate_voice", "rules", "composite", "scan"},
-    {"report", "casefile"},  # a case file packs an evidence record with its HTML page
+    {"report", "casefile", "watch"},  # a case file packs an evidence record with its HTML page
     {"cli", "service", "demo", "__main__", "__init__"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

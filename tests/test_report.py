@@ -27,7 +27,7 @@ def test_scan_to_html_has_both_crops(photos, tmp_path):
     run("scan", str(photos["players"]), str(photos["gdp"]), "--out", str(out), "--use", "advertising")
     page = out.read_text()
     assert_self_contained(page)
-    assert page.count("data:image/jpeg;base64,") == 2  # the face in players.jpg and yao's reference crop
+    assert page.count("data:image/jpeg;base64,") == 3  # the face in players.jpg, the whole picture, yao's reference
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "files scanned</dt><dd>2<" in page and "not calibrated" in page
 
@@ -48,7 +48,7 @@ def test_report_command_renders_saved_findings_with_hostile_path(photos, tmp_pat
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4
     assert "onerror=alert(2)" in page and '"onerror' not in page
     # The real finding keeps its two pictures; the one whose file and person are unknown shows placeholders.
-    assert page.count("data:image/jpeg;base64,") == 2 and page.count("no picture") == 2
+    assert page.count("data:image/jpeg;base64,") == 3 and page.count("no picture") == 2  # crop, whole, reference
 
 
 def test_empty_report_says_nothing_found(tmp_path):

@@ -67,8 +67,9 @@ def test_evidence_names_the_matched_sample_and_which_sample_the_crop_shows(deepf
         assert f"Enrolled sample</dt><dd class=\"sample\">#{sid}, enrolled 20" in card
         assert rows[name]["sha256"] in card.split("Enrolled sample", 1)[1]
     captions = [re.search(r"<figcaption>(enrolled reference[^<]*)</figcaption>", x)[1] for x in cards]
-    assert sum(x.startswith("enrolled reference: the matched sample #") for x in captions) == 1  # cut from one
-    assert sum(", not the matched sample #" in x for x in captions) == 1
+    assert captions.count("enrolled reference, cut from the sample that matched") == 1  # the crop is cut from one
+    assert sum(x.startswith("enrolled reference, cut from another of their samples (#") for x in captions) == 1
+    assert not [x for x in captions if "not the matched" in x]
 
     # A later enrolment replaces the person's one crop in the store, but a saved scan's evidence is what the scan
     # recorded: its report shows the crop and captions of scan time, not the store of today.
@@ -78,22 +79,27 @@ def test_evidence_names_the_matched_sample_and_which_sample_the_crop_shows(deepf
     assert [re.search(r"<figcaption>(enrolled reference[^<]*)</figcaption>", x)[1] for x in later] == captions
 
 
-def _bar(page: str) -> tuple[float, float]:
-    """(fill %, threshold mark %) of the one score bar on a page."""
+def _bar(page: str) -> tuple[float, str]:
+    """(fill %, the scale written under it) of the one score bar on a page."""
     fill = float(re.search(r'class="fill[^"]*" style="width:([\d.]+)%"', page)[1])
-    mark = float(re.search(r'class="thr" style="left:calc\(([\d.]+)% - 1px\)"', page)[1])
-    return fill, mark
+    scale = re.search(r'<div class="scale"><span>([^<]*)</span><span>([^<]*)</span></div>', page)
+    assert '<div class="thr"></div>' in page  # the threshold marked at the bar's left end
+    return fill, f"{scale[1]} .. {scale[2]}"
 
 
-def test_score_bar_is_scaled_by_the_threshold():
+def test_score_bar_runs_from_the_threshold_to_a_perfect_match():
     def page(**kw) -> str:
         return render_html([Finding(path="/gen/x", sha256="ab" * 32, kind="match", person="p", **kw).to_dict()])
 
-    voice = _bar(page(modality="voice", similarity=5.01, threshold=3.34))  # AS-normalised scores run to 10
-    assert voice == (75.0, 50.0)  # not clipped to a full bar with the mark at its end
-    assert _bar(page(modality="voice", similarity=2.0, threshold=3.34))[0] == pytest.approx(29.9, abs=0.1)
-    assert _bar(page(modality="voice", similarity=12.0, threshold=3.34)) == (100.0, 50.0)  # capped
-    assert _bar(page(modality="face", similarity=0.35, threshold=0.35)) == (50.0, 50.0)
+    assert _bar(page(modality="face", similarity=0.36, threshold=0.35)) == (1.5, "0.35 threshold .. 1.00")  # just
+    assert _bar(page(modality="face", similarity=0.675, threshold=0.35)) == (50.0, "0.35 threshold .. 1.00")
+    assert _bar(page(modality="face", similarity=1.0, threshold=0.35))[0] == 100.0
+    assert _bar(page(modality="face", similarity=0.2, threshold=0.35))[0] == 0.0  # below: empty, never negative
+    # AS-normalised voice scores have no ceiling: the bar runs to twice the threshold
+    assert _bar(page(modality="voice", similarity=5.01, threshold=3.34)) == (50.0, "3.34 threshold .. 6.68")
+    assert _bar(page(modality="voice", similarity=12.0, threshold=3.34))[0] == 100.0  # capped
+    assert "from the threshold 0.35 (left mark) to 1.00 (a perfect match)" in page(
+        modality="face", similarity=0.5, threshold=0.35)
 
 
 def test_store_made_before_crops_named_their_sample(photos, audit_home):
@@ -114,7 +120,7 @@ def test_store_made_before_crops_named_their_sample(photos, audit_home):
         assert info.person == "yao" and info.reference_sample is None
     run("scan", photos["players"], "--out", audit_home.parent / "p.html")
     text = (audit_home.parent / "p.html").read_text()
-    assert f"which sample it shows is not recorded; the match was sample #{info.id}" in text
+    assert "enrolled reference (which sample it was cut from is not recorded)" in text
     run("enroll", "face", "yao", photos["gdp"], "--pick", "largest", "--force")  # a new crop names its sample
     with open_store() as store:
         assert store.sample_info([info.id])[info.id].reference_sample > info.id

@@ -33,7 +33,8 @@ def world(tmp_path_factory, photos):
                               ("alice", "actor", "alice"), ("bob", "actor", "bob"), ("carol", "actor", "carol"),
                               ("dave", "auditor", None), ("eve", "auditor", None)]:
         passwords[uid], tokens[uid] = add_account(home, uid, role, person)
-    server = Server(home, "--max-upload-mb", "3", "--max-file-mb", "1", "--max-files", "4").start()
+    server = Server(home, "--max-upload-mb", "3", "--max-file-mb", "1", "--max-files", "4",
+                    "--webhook-allow-private").start()
     scans = {}
     for uid in ("aud1", "aud2"):
         with open(photos["yaoming"], "rb") as f:
@@ -90,6 +91,10 @@ API = [
     ("GET", "/healthz", "public", 200, {}),
     ("GET", "/readyz", "public", 200, {}),
     ("GET", "/metrics", "roles:admin", 200, {}),
+    ("GET", "/api/v1/webhook", "roles:admin,auditor,actor", 200, {}),
+    ("PUT", "/api/v1/webhook", "roles:admin,auditor,actor", 200, {"json": {"url": "http://127.0.0.1:9/hook"}}),
+    ("GET", "/api/v1/watches", "roles:admin", 200, {}),
+    ("POST", "/api/v1/watches", "roles:admin", 400, {"json": {"path": "x"}}),  # 400: this server has no scan root
 ]
 PAGES = [
     ("GET", "/login", "public", 200, {}),
@@ -109,6 +114,7 @@ PAGES = [
     ("GET", "/scans", "roles:admin,auditor", 200, {}),
     ("GET", "/scans/{scan}", "scan", 200, {}),
     ("GET", "/scans/{scan}/report", "scan", 200, {}),
+    ("GET", "/scans/{scan}/findings.json", "scan", 200, {}),
     ("GET", "/scans/{scan}/picture/{n}", "scan", 200, {}),
     ("GET", "/people", "roles:admin,auditor", 200, {}),
     ("GET", "/admin", "roles:admin", 200, {}),
@@ -119,10 +125,17 @@ PAGES = [
     ("POST", "/scans/{scan}/findings/{n}/review", "scan", 303, {"data": {"state": "open"}}),
     ("POST", "/me/found/{scan}/{n}/answer", "found", 303, {"data": {"answer": "me"}}),
     ("GET", "/reviews", "roles:admin,auditor", 200, {}),
+    ("GET", "/account/webhook", "roles:admin,auditor,actor", 200, {}),
+    ("POST", "/account/webhook", "roles:admin,auditor,actor", 200, {"data": {"url": "http://127.0.0.1:9/hook"}}),
+    ("GET", "/admin/watches", "roles:admin", 200, {}),
+    ("POST", "/admin/watches", "roles:admin", 400, {"data": {"path": "x"}}),
 ]
 # Routes tested elsewhere in this file or in the browser test (state-changing or anonymous by design).
 ELSEWHERE = {"POST /logout", "GET /register/{code}", "POST /register/{code}", "POST /login", "POST /scans",
-             "GET /me/withdraw", "POST /me/withdraw", "DELETE /api/v1/people/{pid}"}
+             "GET /me/withdraw", "POST /me/withdraw", "DELETE /api/v1/people/{pid}",
+             # tests/test_service_continuous.py: deleting a webhook, a watched folder (admin only, others 403)
+             "DELETE /api/v1/webhook", "POST /account/webhook/delete", "DELETE /api/v1/watches/{wid}",
+             "POST /admin/watches/{wid}/delete"}
 
 
 def expected(kind: str, role: str, own: bool, ok: int) -> int:
@@ -202,13 +215,14 @@ def _login(client: httpx.Client, uid: str, password: str) -> str:
 
 
 def test_every_route_is_in_the_matrix():
-    from audit.service import api, ops, pages
+    from audit.service import api, continuous, ops, pages
 
     def shape(route: str) -> str:
         return re.sub(r"{[^}]+}", "{}", route)
 
     covered = {shape(f"{m} {p}") for m, p, *_ in API + PAGES} | {shape(e) for e in ELSEWHERE}
-    routes = [f"{m} {r.path}" for router in (api.router, pages.router, ops.router) for r in router.routes for m in r.methods]
+    routers = (api.router, pages.router, ops.router, continuous.router)
+    routes = [f"{m} {r.path}" for router in routers for r in router.routes for m in r.methods]
     assert routes and not [r for r in routes if shape(r) not in covered]
 
 
@@ -262,7 +276,7 @@ def test_delete_person(world, photos):
     url, tokens = world["server"].url, world["tokens"]
     with open(photos["gdp"], "rb") as f:
         r = httpx.post(f"{url}/api/v1/people/carol/faces", headers=bearer(tokens["carol"]),
-                       files=[("files", ("me.jpg", f, "image/jpeg"))])
+                       files=[("files", ("me.jpg", f, "image/jpeg"))], timeout=60)  # the server loads its model
     assert r.status_code == 200 and r.json()["files"][0]["status"] == "refused"  # 5 faces: refused
     assert "only you in it" in r.json()["files"][0]["reason"]
     # Carol's own face: another face of the gdp photo (yaoming.jpg is alice's, and a photo enrolled for one person
@@ -371,7 +385,7 @@ def test_uploads_typed_by_content_never_by_client_name(world, photos):
     assert r.status_code == 202
     jid = r.json()["id"]
     status = wait_scan(url, token, jid)
-    assert [i["file"] for i in status["inputs"]] == ["001.png", "002.gif", "003.bin"]
+    assert [i["file"] for i in status["inputs"]] == ["001.png", "002.gif", "003.xyz"]
     assert [i["name"] for i in status["inputs"]] == ["escape.txt", "fake.jpg", "notes.xyz"]
     rows = httpx.get(f"{url}/api/v1/scans/{jid}/findings", headers=bearer(token)).json()
     by_file = {}
@@ -380,7 +394,7 @@ def test_uploads_typed_by_content_never_by_client_name(world, photos):
     # evidence names each file as uploaded (cleaned of its path), not by the server's name for it
     assert by_file["escape.txt"][0]["person"] == "alice"
     assert by_file["fake.jpg"][0]["kind"] == "error" and by_file["notes.xyz"][0]["kind"] == "error"
-    assert "unsupported file type '.bin'" in by_file["notes.xyz"][0]["error"]
+    assert "unsupported file type '.xyz'" in by_file["notes.xyz"][0]["error"]  # its own type, not a made-up one
     assert not (world["home"] / "jobs" / jid / "input").exists()  # uploads deleted once scanned
     import stat
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -90,5 +91,7 @@ def test_video_html_report(clip, tmp_path):
     run("scan", str(clip), "--out", str(out))
     page = out.read_text()
     assert page.count('class="card') == 3
-    assert page.count("data:image/jpeg;base64,") == 6  # a frame crop and a reference crop per appearance
+    # per appearance: the face cut from its best frame, that whole frame with the face boxed, the reference crop
+    assert page.count("data:image/jpeg;base64,") == 9 and page.count(", face boxed</figcaption>") == 3
+    assert re.search(r"the frame at 0:00:0\d\.\d, face boxed", page)
     assert "0:00:06.0 – 0:00:08.0" in page and "<script" not in page

@@ -52,7 +52,7 @@ def _members(evidence: Evidence) -> list[tuple[str, bytes, bool]]:
     rows, pictures = [], []
     for n, (row, pic) in enumerate(zip(with_columns(evidence.findings, evidence.reviews), evidence.pictures), 1):
         files = {}
-        for kind in ("crop", "waveform"):
+        for kind in ("crop", "scene", "waveform"):
             data = getattr(pic, kind, None) if pic else None
             if data:
                 files[kind] = L.picture_name(kind, n, data)

@@ -53,11 +53,13 @@ def _listed(source: str) -> list[str]:
     return [line.rstrip("\r") for line in text.splitlines() if line.strip()]
 
 
-def scan_options(fn):
-    """The click options of every ScanOptions field the CLI offers, derived from the field's declaration."""
+def scan_options(fn=None, *, skip: tuple[str, ...] = ()):
+    """The click options of every ScanOptions field the CLI offers (less `skip`), derived from its declaration."""
+    if fn is None:
+        return lambda f: scan_options(f, skip=skip)
     for f in reversed(fields(ScanOptions)):
         meta = f.metadata
-        if not meta["cli"]:
+        if not meta["cli"] or f.name in skip:
             continue
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         low, high = meta["range"] or (None, None)
@@ -83,7 +85,7 @@ def options_from(values: dict) -> ScanOptions:
     """ScanOptions from the CLI's values: a flag that turns a default-on option off gives False."""
     kwargs = {}
     for f in fields(ScanOptions):
-        if not f.metadata["cli"]:
+        if not f.metadata["cli"] or f.name not in values:  # not offered by this command: the default
             continue
         value = values.pop(f.name)
         if isinstance(f.default, bool) and f.default:

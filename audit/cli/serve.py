@@ -162,6 +162,9 @@ def users_rotate_token(obj: Context, account: str) -> None:
 @click.option("--metrics", "metrics_access", type=click.Choice(["admin", "loopback", "off"]), default="admin",
               show_default=True, help="Who may read /metrics: an admin's Bearer token; also any client on this "
                                       "machine (loopback); or nobody.")
+@click.option("--webhook-allow-private", is_flag=True,
+              help="Let accounts' webhooks point at loopback, private, link-local or reserved addresses (refused by "
+                   "default: an account must not make the server probe its own network).")
 @click.pass_obj
 @guarded
 def serve(obj: Context, log_format: str, log_file: str | None, **options) -> None:
@@ -193,7 +196,7 @@ def serve(obj: Context, log_format: str, log_file: str | None, **options) -> Non
 
 
 def _serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max_files, scan_workers, session_hours,
-           secure_cookies, trust_proxy, init_admin, log_level, metrics_access) -> None:
+           secure_cookies, trust_proxy, init_admin, log_level, metrics_access, webhook_allow_private) -> None:
     """Create the first admin if asked, then run the app on uvicorn until stopped."""
     from pathlib import Path
 
@@ -209,7 +212,8 @@ def _serve(obj: Context, host, port, scan_roots, max_upload_mb, max_file_mb, max
                               scan_roots=[Path(r).resolve() for r in scan_roots],
                               max_upload=int(max_upload_mb * 2**20), max_file=int(max_file_mb * 2**20),
                               max_files=max_files, session_hours=session_hours, secure_cookies=secure_cookies,
-                              scan_workers=scan_workers, metrics=metrics_access)
+                              scan_workers=scan_workers, metrics=metrics_access,
+                              webhook_allow_private=webhook_allow_private)
     app = create_app(cfg)
     logs.event("server.started", url=f"http://{host}:{port}/", store=str(cfg.home), scan_workers=scan_workers,
                metrics=metrics_access)

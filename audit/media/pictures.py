@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 ENVELOPE_COLUMNS = 720  # min/max pairs kept per recording: twice the waveform picture's width
+SCENE_SIDE = 480  # the whole picture beside a crop: enough to see where the face is, a few tens of KiB a finding
 
 
 def crop_jpeg(image_bgr: np.ndarray, bbox: Iterable[float], margin: float = 0.25, size: int = 160) -> bytes:
@@ -43,6 +44,53 @@ def crop_jpeg(image_bgr: np.ndarray, bbox: Iterable[float], margin: float = 0.25
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes()
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    """A uint8 BGR image from grey, BGRA or BGR; ValueError for anything else."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {img.dtype}")
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.ndim == 3 and img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if img.ndim != 3 or img.shape[2] != 3 or 0 in img.shape[:2]:
+        raise ValueError(f"expected a BGR image, got shape {img.shape}")
+    return img
+
+
+class Scene:
+    """The whole image or frame, reduced once to at most SCENE_SIDE px, from which each face's picture with its box
+    drawn is cut: one reduction per image however many faces it holds."""
+
+    def __init__(self, image_bgr: np.ndarray, side: int = SCENE_SIDE) -> None:
+        img = _bgr(image_bgr)
+        h, w = img.shape[:2]
+        self.factor = min(1.0, side / max(h, w))
+        if self.factor < 1.0:
+            size = (max(1, round(w * self.factor)), max(1, round(h * self.factor)))
+            if self.factor < 0.5:  # area averaging from a large image is slow; from twice the size it is cheap
+                img = cv2.resize(img, (2 * size[0], 2 * size[1]), interpolation=cv2.INTER_LINEAR)
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        self.image = img
+
+    def jpeg(self, bbox: Iterable[float]) -> bytes:
+        """The reduced picture with bbox [x1,y1,x2,y2] (in the full image's pixels) boxed in red, as JPEG."""
+        x1, y1, x2, y2 = (float(v) * self.factor for v in bbox)
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+            raise ValueError(f"invalid bbox {list(bbox)}")
+        img = self.image.copy()
+        h, w = img.shape[:2]
+        thick = max(2, round(max(h, w) / 200))
+        p1 = (min(max(round(x1), 0), w - 1), min(max(round(y1), 0), h - 1))
+        p2 = (min(max(round(x2), 0), w - 1), min(max(round(y2), 0), h - 1))
+        cv2.rectangle(img, p1, p2, (255, 255, 255), thick + 2)  # a light edge keeps the box visible on dark red
+        cv2.rectangle(img, p1, p2, (0, 0, 220), thick)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 75])
+        if not ok:
+            raise ValueError("JPEG encoding failed")
+        return buf.tobytes()
 
 
 def waveform_png(

@@ -57,16 +57,11 @@ def to_float(value: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def num(value: Any, digits: int = 3) -> str:
-    """A number with `digits` decimals, trailing zeros trimmed down to two; an em dash when missing."""
+def num(value: Any, digits: int = 2) -> str:
+    """A score, threshold or weight as the report and the web pages print every one: two decimals; a dash when
+    missing."""
     f = to_float(value)
-    if f is None:
-        return "—"
-    s = f"{f:.{digits}f}"
-    if "." in s:
-        head, tail = s.split(".")
-        s = f"{head}.{tail.rstrip('0').ljust(2, '0')}"
-    return s
+    return "—" if f is None else f"{f:.{digits}f}"
 
 
 def signed(value: Any) -> str:
@@ -82,13 +77,19 @@ def percent(value: float) -> str:
     return f"{min(max(value, 0.0), 1.0) * 100:.1f}"
 
 
-def bar_scale(sim: float, thr: float | None) -> tuple[str, str | None]:
-    """(fill, threshold mark) of a score bar as CSS percentages: the score as a share of twice a positive threshold,
-    capped, so the mark sits in the middle whatever the scale (AS-normalised voice scores run to 10 and more);
-    a 0..1 scale without one."""
-    if thr is None or thr <= 0:
-        return percent(sim), None if thr is None else percent(thr)
-    return percent(sim / (2 * thr)), percent(0.5)
+def bar_top(thr: float | None) -> float:
+    """The right end of a score bar: 1 (a perfect cosine match), or twice a threshold of 1 and over (AS-normalised
+    voice scores have no ceiling)."""
+    return 2 * thr if thr is not None and thr >= 1 else 1.0
+
+
+def bar_scale(sim: float, thr: float | None) -> str:
+    """How full a score bar is, as a CSS percentage: the way from the threshold (left end, marked) to bar_top, so a
+    finding just at its threshold shows an almost empty bar; without a threshold, the share of 0..1."""
+    if thr is None:
+        return percent(sim)
+    top = bar_top(thr)
+    return percent((sim - thr) / (top - thr)) if top > thr else percent(1.0 if sim >= thr else 0.0)
 
 
 def timecode(value: Any) -> str:
@@ -151,6 +152,7 @@ FILTERS = {
     "signed": signed,
     "percent": percent,
     "bar_scale": bar_scale,
+    "bar_top": bar_top,
     "timecode": timecode,
     "fmr_words": fmr_words,
     "consent_colour": consent_colour,

@@ -13,7 +13,7 @@ from ..evidence import PICTURES, RUN, Evidence
 from ..findings import finding_id
 from .filters import FILTERS, finalize, fmr_words, text, to_float
 from .grouping import CARDS_PER_PERSON, Section, sections
-from .pictures import References, picture
+from .pictures import References, figure, picture, reference_caption, scene_caption
 from .provenance import words as provenance_words
 from .quality import words as quality_words
 from .reviews import reviewable
@@ -77,11 +77,6 @@ def _sort_key(f: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _figure(uri: str | None, caption: str, reason: str | None, problem: str | None, wave: bool = False) -> dict:
-    """A picture, or the reason there is none."""
-    return {"uri": uri, "caption": caption, "why": "; ".join(x for x in (reason, problem) if x), "wave": wave}
-
-
 def _matched(frames: Any, voice: bool) -> str | None:
     """'12 sampled frames' / '1 voiced segment'; a damaged count is shown as it came."""
     if frames is None:
@@ -115,20 +110,8 @@ def _sample(f: dict[str, Any], samples: Callable | None) -> dict[str, Any] | Non
             "reference": info.get("reference_sample"), "known": bool(info)}
 
 
-def _reference_caption(sample: dict[str, Any] | None) -> str:
-    """Say whether the reference crop shown is the sample that matched: the store keeps one crop per person."""
-    if sample is None:
-        return "enrolled reference"
-    if sample["reference"] == sample["id"]:
-        return f"enrolled reference: the matched sample #{sample['id']}"
-    if sample["reference"] is not None:
-        return (f"enrolled reference: sample #{sample['reference']}, not the matched sample #{sample['id']} "
-                "(one crop is kept per person)")
-    return f"enrolled reference: which sample it shows is not recorded; the match was sample #{sample['id']}"
-
-
 def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable | None, refs: References,
-          names: dict[str, str], samples: Callable | None = None) -> dict[str, Any]:
+          names: dict[str, str], samples: Callable | None = None, scenes: Callable | None = None) -> dict[str, Any]:
     """What one finding card shows, ready for card.html.j2."""
     kind, modality = text(f.get("kind") or ""), text(f.get("modality") or "")
     pid, name = f.get("person"), f.get("name")
@@ -137,15 +120,18 @@ def _card(n: int, f: dict[str, Any], crops: Callable | None, waveforms: Callable
 
     if voice:
         uri, problem = picture(waveforms, f)
-        pics = [_figure(uri, "flagged span (shaded)", None, problem, wave=True)]
+        pics = [figure(uri, "flagged span (shaded)", None, problem, wave=True)]
     else:
         uri, problem = picture(crops, f)
-        pics = [_figure(uri, "found in the scanned file", None, problem)]
+        pics = [figure(uri, "the face found", None, problem)]
+        suri, sproblem = picture(scenes, f)
+        if suri or sproblem:
+            pics.append(figure(suri, scene_caption(f), None, sproblem, scene=True))
     sample = _sample(f, samples)
     if pid or kind != "composite":
         ruri, rproblem = refs.get(_key(pid))
-        pics.append(_figure(ruri, _reference_caption(sample) if ruri else "enrolled reference", "no reference kept",
-                            rproblem))
+        pics.append(figure(ruri, reference_caption(sample, voice) if ruri else "enrolled reference",
+                            "no reference kept", rproblem))
 
     contributors = f.get("contributors")
     people = None
@@ -288,6 +274,7 @@ def render_html(
     crops: Callable[[dict], bytes | None] | None = None,
     references: Callable[[str], bytes | None] | None = None,
     waveforms: Callable[[dict], bytes | None] | None = None,
+    scenes: Callable[[dict], bytes | None] | None = None,
     meta: dict | None = None,
     samples: Callable[[int], dict | None] | None = None,
     banner: str | None = None,
@@ -295,6 +282,8 @@ def render_html(
     """One self-contained HTML page (no script, no external fetch) reporting findings, most severe first.
 
     banner: a warning shown above everything else (an interrupted scan says so there).
+
+    scenes: finding -> the whole image or frame, reduced, with the face boxed (JPEG), shown beside the crop.
 
     samples: enrolled sample id -> its provenance (Store.sample_info as a dict), to say which crop is which.
     """
@@ -309,7 +298,7 @@ def render_html(
             names[pid] = name
     people = _people(hits, names)
     refs = References(references)
-    groups = _sections(sections(hits), crops, waveforms, refs, names, samples)
+    groups = _sections(sections(hits), crops, waveforms, refs, names, samples, scenes)
     where = {g["pid"]: g["id"] for g in groups if g["pid"] is not None}
     for p in people:
         p["section"] = where.get(p["pid"])
@@ -328,7 +317,8 @@ def render_html(
 
 
 def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable | None, refs: References,
-              names: dict[str, str], samples: Callable | None = None) -> list[dict[str, Any]]:
+              names: dict[str, str], samples: Callable | None = None,
+              scenes: Callable | None = None) -> list[dict[str, Any]]:
     """Sections for the page: the first entries of each as cards with pictures, the rest as table rows, so a
     report of many thousand findings decodes and embeds only a bounded number of pictures."""
     out, n = [], 0
@@ -336,7 +326,7 @@ def _sections(groups: list[Section], crops: Callable | None, waveforms: Callable
         cards = []
         for e in g.entries[:CARDS_PER_PERSON]:
             n += 1
-            card = _card(n, e.finding, crops, waveforms, refs, names, samples)
+            card = _card(n, e.finding, crops, waveforms, refs, names, samples, scenes)
             card["copies"] = e.paths[1:]
             cards.append(card)
         rows = [{"path": e.paths[0], "copies": len(e.paths) - 1, "sim": to_float(e.finding.get("similarity")),
@@ -374,6 +364,7 @@ def render_record(evidence: Evidence) -> str:
         rows,
         crops=lambda f: getattr(pics.get(id(f)), "crop", None),
         waveforms=lambda f: getattr(pics.get(id(f)), "waveform", None),
+        scenes=lambda f: getattr(pics.get(id(f)), "scene", None),
         references=lambda person: refs[person].crop if person in refs else None,
         samples=sample, meta=run_header(evidence), banner=status)
 

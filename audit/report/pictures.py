@@ -1,4 +1,5 @@
-"""Pictures on the evidence page: the data: URIs that embed them (they are cut at scan time, audit/media/pictures.py)."""
+"""Pictures on the evidence page: the data: URIs that embed them (they are cut at scan time, audit/media/pictures.py),
+and their captions."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["References", "data_uri", "picture"]
+from .filters import timecode, to_float
+
+__all__ = ["References", "data_uri", "figure", "picture", "reference_caption", "scene_caption"]
 
 
 def data_uri(data: Any) -> str | None:
@@ -52,3 +55,29 @@ class References:
         if key not in self.cache:
             self.cache[key] = picture(self.fn, key)
         return self.cache[key]
+
+
+def figure(uri: str | None, caption: str, reason: str | None, problem: str | None, wave: bool = False,
+            scene: bool = False) -> dict:
+    """A picture, or the reason there is none."""
+    return {"uri": uri, "caption": caption, "why": "; ".join(x for x in (reason, problem) if x), "wave": wave,
+            "scene": scene}
+
+
+def reference_caption(sample: dict[str, Any] | None, voice: bool = False) -> str:
+    """Say which enrolled sample the reference crop was cut from: the store keeps one crop per person."""
+    if voice or sample is None:
+        return "enrolled reference photo" if voice else "enrolled reference"
+    if sample["reference"] == sample["id"]:
+        return "enrolled reference, cut from the sample that matched"
+    if sample["reference"] is not None:
+        return f"enrolled reference, cut from another of their samples (#{sample['reference']})"
+    return "enrolled reference (which sample it was cut from is not recorded)"
+
+
+def scene_caption(f: dict[str, Any]) -> str:
+    """'the whole picture, face boxed' / 'the frame at 0:01:02.0, face boxed'."""
+    extra = f.get("extra") if isinstance(f.get("extra"), dict) else {}
+    at = to_float(extra.get("best_time"))
+    at = at if at is not None else to_float(f.get("start"))
+    return f"the frame at {timecode(at)}, face boxed" if at is not None else "the whole picture, face boxed"

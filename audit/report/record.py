@@ -94,14 +94,15 @@ def picture_key(row: dict[str, Any]) -> str:
 
 
 def _pictures_bytes(evidence: Evidence) -> bytes:
-    """The sidecar: a Parquet table (key, crop, waveform), and the reference crops in its footer."""
+    """The sidecar: a Parquet table (key, crop, waveform, scene), and the reference crops in its footer."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     kept = {picture_key(r): p for r, p in zip(evidence.findings, evidence.pictures) if p}
     table = pa.table({"key": pa.array(list(kept), pa.string()),
                       "crop": pa.array([p.crop for p in kept.values()], pa.binary()),
-                      "waveform": pa.array([p.waveform for p in kept.values()], pa.binary())})
+                      "waveform": pa.array([p.waveform for p in kept.values()], pa.binary()),
+                      "scene": pa.array([p.scene for p in kept.values()], pa.binary())})
     refs = {person: {"crop": base64.b64encode(r.crop).decode(), "sample": r.sample}
             for person, r in evidence.references.items()}
     table = table.replace_schema_metadata({"references": json.dumps(refs)})
@@ -132,6 +133,7 @@ def _read_pictures(path: Path, cipher) -> tuple[dict[str, Pictures], dict[str, R
         refs = json.loads(meta.get("references", "{}"))
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise AuditError(f"{side.name} cannot be read: {exc}") from exc
-    pics = {key: Pictures(crop, wave)
-            for key, crop, wave in zip(*(table.column(c).to_pylist() for c in ("key", "crop", "waveform")))}
+    columns = [table.column(c).to_pylist() for c in ("key", "crop", "waveform")]
+    columns.append(table.column("scene").to_pylist() if "scene" in table.column_names else [None] * table.num_rows)
+    pics = {key: Pictures(crop, wave, scene) for key, crop, wave, scene in zip(*columns)}  # older sidecars: no scene
     return pics, {p: Reference(base64.b64decode(r["crop"]), r.get("sample")) for p, r in refs.items()}

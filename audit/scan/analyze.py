@@ -31,6 +31,7 @@ class DetectedFace:
     time: float | None = None
     quality: face_quality.Quality | None = None  # audit/models/quality.py
     crop: bytes | None = None  # JPEG cut from the decoded image or frame: the evidence picture of this face
+    scene: bytes | None = None  # the whole image or frame, reduced, with this face boxed (JPEG)
 
 
 @dataclass
@@ -103,10 +104,13 @@ class Analyzer:
         return result
 
     def _faces(self, image: np.ndarray, time: float | None, scale: float, result: AnalyzedFile) -> None:
+        scene = None
         for face in self.face.analyze(image):
             box = [int(round(v / scale)) for v in face.bbox]
+            if scene is None:
+                scene = _scene(image)
             result.faces.append(DetectedFace(box, face.score, face.embedding, time, face_quality.measure(face),
-                                             _crop(image, face.bbox)))
+                                             _crop(image, face.bbox), _boxed(scene, face.bbox)))
 
     def _video(self, path: Path, result: AnalyzedFile) -> None:
         from ..media import video
@@ -147,6 +151,22 @@ def _crop(image: np.ndarray, bbox) -> bytes | None:
     """The face's evidence crop from the image as decoded (a picture that cannot be cut costs no finding)."""
     try:
         return pictures.crop_jpeg(image, bbox)
+    except ValueError:
+        return None
+
+
+def _scene(image: np.ndarray) -> pictures.Scene | bool:
+    """The image reduced once for every face's whole-picture evidence; False when it cannot be."""
+    try:
+        return pictures.Scene(image)
+    except ValueError:
+        return False
+
+
+def _boxed(scene: pictures.Scene | bool, bbox) -> bytes | None:
+    """The whole picture with this face boxed (a picture that cannot be made costs no finding)."""
+    try:
+        return scene.jpeg(bbox) if scene else None
     except ValueError:
         return None
 

@@ -14,7 +14,7 @@ from ..models import quality as face_quality
 from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
 from .options import ScanOptions
 
-FORMAT = 4  # bump when what an analysis holds changes: older entries are then simply missed
+FORMAT = 5  # bump when what an analysis holds changes: older entries are then simply missed
 
 
 def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions, voice: bool) -> str:
@@ -36,8 +36,8 @@ def run_key(paths: list[str], options: ScanOptions, face_model: str, extra: dict
 
 
 def dump(result: AnalyzedFile) -> bytes:
-    """An analysed file as bytes: a JSON header, the face and voice embeddings as float32, the face crops (JPEG),
-    then the audio envelope as float32: a cached file gives the same evidence as a decoded one."""
+    """An analysed file as bytes: a JSON header, the face and voice embeddings as float32, the face crops and
+    whole pictures (JPEG), then the audio envelope as float32: a cached file gives the same evidence as a decoded one."""
     faces = np.stack([f.embedding for f in result.faces]).astype("<f4") if result.faces else np.zeros((0, 0), "<f4")
     voices = np.stack([v.embedding for v in result.voices]).astype("<f4") if result.voices else np.zeros((0, 0), "<f4")
     env = np.zeros(0, "<f4") if result.envelope is None else np.asarray(result.envelope, "<f4")
@@ -45,12 +45,12 @@ def dump(result: AnalyzedFile) -> bytes:
         "kind": result.kind, "error": result.error,
         "faces": [[[int(v) for v in f.bbox], float(f.score), _num(f.time),
                    None if f.quality is None else {k: float(v) for k, v in asdict(f.quality).items()},
-                   len(f.crop or b"")]
+                   len(f.crop or b""), len(f.scene or b"")]
                   for f in result.faces], "face_dim": int(faces.shape[1]),
         "voices": [[float(v.start), float(v.end)] for v in result.voices], "voice_dim": int(voices.shape[1]),
         "envelope": int(env.size), "duration": _num(result.duration), "provenance": result.provenance,
     }).encode()
-    crops = b"".join(f.crop or b"" for f in result.faces)
+    crops = b"".join((f.crop or b"") + (f.scene or b"") for f in result.faces)
     return struct.pack("<I", len(head)) + head + faces.tobytes() + voices.tobytes() + crops + env.tobytes()
 
 
@@ -66,7 +66,7 @@ def load(blob: bytes, path: str, sha256: str) -> AnalyzedFile:
     result = AnalyzedFile(path, sha256, head["kind"], error=head["error"], duration=head["duration"],
                           provenance=head.get("provenance"))
     dim = head["face_dim"]
-    for bbox, score, time, quality, _ in head["faces"]:
+    for bbox, score, time, quality, *_ in head["faces"]:
         emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)
         at += 4 * dim
         result.faces.append(DetectedFace(list(bbox), score, emb, time,
@@ -76,9 +76,10 @@ def load(blob: bytes, path: str, sha256: str) -> AnalyzedFile:
         emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)
         at += 4 * dim
         result.voices.append(VoiceSegment(start, end, emb))
-    for face, (*_, size) in zip(result.faces, head["faces"]):
+    for face, (*_, size, scene) in zip(result.faces, head["faces"]):
         face.crop = blob[at:at + size] or None
-        at += size
+        face.scene = blob[at + size:at + size + scene] or None
+        at += size + scene
     if head["envelope"]:
         result.envelope = np.frombuffer(blob, "<f4", head["envelope"], at).astype(np.float32)
         at += 4 * head["envelope"]

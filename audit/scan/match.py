@@ -133,7 +133,7 @@ class FaceMatcher:
             extra={"fit": round(verdict.fit, 4), "focus": round(verdict.focus, 4),
                    "match_threshold": self.threshold, "match_source": self.source, **_quality(face)},
         )
-        f.pictures = Pictures(crop=face.crop)
+        f.pictures = Pictures(crop=face.crop, scene=face.scene)
         return f
 
     def _appearances(self, result: AnalyzedFile) -> list[Finding]:
@@ -182,7 +182,7 @@ class FaceMatcher:
             model=self.model.model_name, index=self.index_version,
             extra={**extra, **self._sample(face, person)},
         )
-        f.pictures = Pictures(crop=face.crop)
+        f.pictures = Pictures(crop=face.crop, scene=face.scene)
         return f
 
     def _sample(self, face: DetectedFace, person: str) -> dict:

@@ -70,6 +70,16 @@ CREATE TABLE IF NOT EXISTS found (  -- findings that name a person (match or com
     PRIMARY KEY (job, n, person)
 );
 CREATE INDEX IF NOT EXISTS found_person ON found(person);
+CREATE TABLE IF NOT EXISTS watches (  -- folders the server watches (admin-configured, inside a scan root)
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    root TEXT NOT NULL,
+    owner TEXT NOT NULL,      -- the account its scans belong to
+    use TEXT,
+    created REAL NOT NULL,
+    error TEXT                -- why it cannot be watched right now (removed, unreadable)
+);
+CREATE TABLE IF NOT EXISTS visits (account TEXT PRIMARY KEY, seen REAL NOT NULL);  -- portal: "new since"
 """
 
 
@@ -199,6 +209,7 @@ class Accounts:
             if self.db.execute("DELETE FROM users WHERE id=?", (uid,)).rowcount == 0:
                 raise StoreError(f"no account '{uid}'")
             self.db.execute("DELETE FROM sessions WHERE user=?", (uid,))  # even with foreign keys off
+            self.db.execute("DELETE FROM visits WHERE account=?", (uid,))
             # The account's row (person id, password hash) is zeroed in the WAL (secure_delete); fold the WAL in so
             # the database file's old page goes too.
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -344,6 +355,35 @@ class Accounts:
     def names_person(self, jid: str, n: int, person: str) -> bool:
         """Whether finding n of a job names the person."""
         return self._one("SELECT 1 FROM found WHERE job=? AND n=? AND person=?", (jid, n, person)) is not None
+
+
+    # watched folders
+    def add_watch(self, wid: str, path: str, root: str, owner: str, use: str | None) -> None:
+        """Record a watched folder."""
+        self._run("INSERT INTO watches VALUES (?, ?, ?, ?, ?, ?, NULL)", (wid, path, root, owner, use, time.time()))
+
+    def watches(self) -> list[dict]:
+        """Every watched folder, oldest first."""
+        cols = ("id", "path", "root", "owner", "use", "created", "error")
+        return [dict(zip(cols, r)) for r in self._all(f"SELECT {', '.join(cols)} FROM watches ORDER BY created")]
+
+    def drop_watch(self, wid: str) -> bool:
+        """Stop recording a watched folder; whether there was one."""
+        return self._run("DELETE FROM watches WHERE id=?", (wid,)).rowcount > 0
+
+    def watch_error(self, wid: str, error: str | None) -> None:
+        """Why the folder cannot be watched (None: it can again)."""
+        self._run("UPDATE watches SET error=? WHERE id=?", (error, wid))
+
+    # the portal's last visit
+    def last_visit(self, uid: str) -> float | None:
+        """When the account last looked at where it was found."""
+        row = self._one("SELECT seen FROM visits WHERE account=?", (uid,))
+        return row[0] if row else None
+
+    def visited(self, uid: str, when: float) -> None:
+        """Record a visit."""
+        self._run("INSERT OR REPLACE INTO visits VALUES (?, ?)", (uid, when))
 
 
 _JOB_COLS = ("id, owner, status, use, inputs, created, started, finished, attempts, done_files, total_files, "

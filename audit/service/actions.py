@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import notify
 from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
 from ..findings import finding_id
@@ -106,6 +107,7 @@ def export(svc: Service, pid: str, account: dict) -> dict:
     data = svc.gate.run(collect)
     data["account"] = account
     data["found_in"] = [{"scan": j, "finding": f} for j, f in found(svc, pid)]
+    data["webhook_deliveries"] = notify.about(svc.cfg.home, pid, svc.gate.run(lambda s: s.cipher))
     return data
 
 
@@ -121,13 +123,35 @@ def _own_entry(entry: dict, pid: str, pseudonym: str | None) -> dict:
 
 def found(svc: Service, pid: str) -> list[tuple[str, dict]]:
     """(scan id, finding) of every finished scan finding that names the person, as that person may see it."""
-    out, cache = [], {}
+    out, cache, finished = [], {}, {}
     for jid, n in svc.accounts.found(pid):
         if jid not in cache:
             cache[jid] = findings(svc, jid) or []
+            job = svc.accounts.job(jid)
+            finished[jid] = job.finished if job else None
         if n < len(cache[jid]) and forget.names(cache[jid][n], pid):
-            out.append((jid, dict(forget.for_actor(cache[jid][n], pid), n=n)))
+            out.append((jid, dict(forget.for_actor(cache[jid][n], pid), n=n, found_at=finished[jid])))
     return out
+
+
+def found_view(svc: Service, pid: str) -> list[dict]:
+    """Where the person was found, for their page: each finding with its scan's use, date and the file's name."""
+    out = []
+    for jid, f in found(svc, pid):
+        job = svc.accounts.job(jid)
+        shown = {i["path"]: i["name"] for i in job.inputs} if job else {}
+        out.append({"scan": jid, "finding": f, "use": job.use if job else None,
+                    "when": (job.finished or job.created) if job else None,
+                    "file": shown.get(f.get("path")) or Path(str(f.get("path") or "")).name or "not recorded"})
+    return out
+
+
+def mark_new(rows: list[dict], since: float | None) -> int:
+    """Flag the findings (as found() gives them) found after `since` (the account's last visit; None: never
+    visited, all new); returns how many are new."""
+    for row in rows:
+        row["new"] = since is None or (row.get("found_at") or 0) > since
+    return sum(row["new"] for row in rows)
 
 
 def findings(svc: Service, jid: str) -> list[dict] | None:
@@ -143,7 +167,8 @@ def job_view(job: Job) -> dict:
             "progress": {"files_done": job.done_files, "files_total": job.total_files},
             "summary": job.summary, "error": job.error if job.status == "failed" else None,
             "note": job.error if job.status != "failed" else None,  # e.g. resumed after a restart
-            "inputs": [{"file": Path(i["path"]).name, "name": i["name"]} for i in job.inputs]}
+            "inputs": [{"file": Path(i["path"]).name, "name": i["name"]} for i in job.inputs],
+            "watch": next((i["watch"] for i in job.inputs if i.get("watch")), None)}  # from a watched folder
 
 
 def picture(svc: Service, jid: str, n: int) -> Path | None:

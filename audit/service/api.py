@@ -27,6 +27,7 @@ from .limits import (
 from .web import (
     api_user,
     enroll_upload,
+    findings_json,
     job_for,
     jobs_for,
     picture_file,
@@ -127,11 +128,7 @@ def get_scan(request: Request, jid: JobId, user: Caller) -> dict:
 def get_findings(request: Request, jid: JobId, user: Caller, reviews: bool = False) -> list[dict]:
     """The findings of a finished scan, in the CLI's JSON format; ?reviews=true adds the review columns (finding_id,
     review_state, reviewer, review_note, reviewed, person_answers), as `review --out` writes them."""
-    job = job_for(request, user, jid)
-    rows = actions.findings(service(request), job.id)
-    if rows is None:
-        raise HTTPException(409, f"scan is {job.status}; findings come when it is done")
-    return actions.with_review_columns(service(request), job.id, rows) if reviews else rows
+    return findings_json(request, job_for(request, user, jid), reviews)
 
 
 @router.get("/scans/{jid}/report", tags=["scans"], response_class=FileResponse)

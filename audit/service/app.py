@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from ..errors import AuditError
-from . import api, auth, ops, pages
+from . import api, auth, continuous, ops, pages
 from .observe import Observe
 from .state import Service, ServiceConfig
 from .uploads import BodyLimit, NoFiles, TooLarge
@@ -82,6 +82,7 @@ def create_app(cfg: ServiceConfig) -> FastAPI:
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(ops.router)
+    app.include_router(continuous.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, limit=cfg.max_upload)
     app.add_middleware(SecurityHeaders, secure=cfg.secure_cookies)

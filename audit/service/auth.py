@@ -101,6 +101,14 @@ def delete_account(accounts: Accounts, uid: str, by: str | None = None) -> User:
         raise AuthError(f"'{uid}' is the last admin account; add another admin first", code="last-admin")
     accounts.delete_user(uid)
     event("account.deleted", account=uid, role=user.role, by=by)
+    from .. import notify
+
+    if (accounts.home / notify.NOTIFY_FILE).exists():  # its webhook and delivery log go with it
+        hooks = notify.Hooks(accounts.home)
+        try:
+            hooks.drop(uid)
+        finally:
+            hooks.close()
     return user
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .. import notify
 from ..store import faults
 from . import forget, roots
 from .accounts import CROPS, FINDINGS, INPUT, REPORT, Accounts
@@ -178,6 +179,10 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
         audit.write_record(record, folder / REPORT)
         found = _crops(record, folder / CROPS)
         accounts.finish_job(jid, asdict(run.summary), found)
+        # Webhooks: queued here, sent by the server's dispatcher (this process ends now).
+        source = "watch" if any(i.get("watch") for i in job.inputs) else "scan"
+        notify.findings_found(home, record.findings, source=source, scan=jid, owner=job.owner, deliver=False,
+                             cipher=store.cipher)
     except Exception as exc:  # anything at all: the job says failed, with why
         accounts.fail_job(jid, f"{type(exc).__name__}: {exc}")
         raise

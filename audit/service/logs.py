@@ -16,7 +16,8 @@ from pathlib import Path
 log = logging.getLogger("audit.service.events")
 FORMATS = ("json", "text")
 LEVELS = ("debug", "info", "warning", "error")
-LOGGERS = ("audit.service", "uvicorn.error")  # the service's events and errors, and uvicorn's start/stop lines
+# The service's events and errors, webhook delivery warnings, and uvicorn's start/stop lines.
+LOGGERS = ("audit.service", "audit.notify", "uvicorn.error")
 
 
 def event(name: str, level: int = logging.INFO, **fields) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -16,6 +17,7 @@ from .logs import event
 from .web import (
     check_csrf,
     enroll_upload,
+    findings_json,
     job_for,
     jobs_for,
     page_session,
@@ -139,8 +141,10 @@ def _actor(session: auth.Session) -> str:
 @router.get("/me")
 def me(request: Request, session: Sess):
     pid = _actor(session)
-    person = actions.person_view(service(request), pid)
-    return render(request, "me.html", session, person=person, pid=pid)
+    svc = service(request)
+    new = actions.mark_new([f for _, f in actions.found(svc, pid)], svc.accounts.last_visit(session.user.id))
+    saved = request.query_params.get("saved") == "consent"
+    return render(request, "me.html", session, person=actions.person_view(svc, pid), pid=pid, saved=saved, new=new)
 
 
 @router.post("/me/faces")
@@ -172,17 +176,21 @@ def me_consent(request: Request, session: Sess, scope: Annotated[str, limits.for
     kwargs = {"allow": scopes} if decision == "allow" else {"deny": scopes} if decision == "deny" else {"forget": scopes}
     actions.consent(service(request), pid, until=until if decision == "allow" else None, note=note,
                     by=session.user.id, **kwargs)
-    return RedirectResponse("/me#consent", status_code=303)
+    return RedirectResponse("/me?saved=consent#consent", status_code=303)  # the page then says it was saved
 
 
 @router.get("/me/found")
 def me_found(request: Request, session: Sess):
     pid = _actor(session)
-    found, decided = actions.found(service(request), pid), {}
-    for jid in {j for j, _ in found}:  # the actor sees their own answers, never the auditor's notes
-        decided[jid] = actions.reviews(service(request), jid)
-    answers = {(j, f["n"]): decided[j].get(f["n"], {}).get("answers", {}).get(pid) for j, f in found}
-    return render(request, "found.html", session, pid=pid, found=found, answers=answers)
+    svc = service(request)
+    found, decided = actions.found_view(svc, pid), {}
+    for jid in {x["scan"] for x in found}:  # the actor sees their own answers, never the auditor's notes
+        decided[jid] = actions.reviews(svc, jid)
+    answers = {(x["scan"], x["finding"]["n"]): decided[x["scan"]].get(x["finding"]["n"], {}).get("answers", {})
+               .get(pid) for x in found}
+    new = actions.mark_new([x["finding"] for x in found], svc.accounts.last_visit(session.user.id))
+    svc.accounts.visited(session.user.id, time.time())  # the next visit's "new" starts from now
+    return render(request, "found.html", session, pid=pid, found=found, answers=answers, new=new)
 
 
 @router.post("/me/found/{jid}/{n}/answer")
@@ -288,6 +296,12 @@ def reviews_page(request: Request, session: Sess):
 @router.get("/scans/{jid}/report")
 def scan_report(request: Request, session: Sess, jid: limits.JobId):
     return report_file(request, job_for(request, session.user, jid))
+
+
+@router.get("/scans/{jid}/findings.json")
+def scan_findings(request: Request, session: Sess, jid: limits.JobId, reviews: bool = False):
+    """The findings as JSON for a signed-in browser (the API wants a token; this is the same answer)."""
+    return findings_json(request, job_for(request, session.user, jid), reviews)
 
 
 @router.get("/scans/{jid}/picture/{n}")

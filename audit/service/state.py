@@ -18,6 +18,7 @@ from ..errors import AuditError
 from ..store.crypto import FROM_ENV
 from . import auth, roots, uploads
 from .accounts import JOBS_DIR, Accounts
+from .folders import FolderWatches
 from .jobs import JobRunner
 from .logs import event
 from .metrics import Metrics
@@ -43,6 +44,7 @@ class ServiceConfig:
     secure_cookies: bool = False  # set behind HTTPS
     scan_workers: int = 1
     metrics: str = "admin"  # who may read /metrics: admin, loopback (and admins) or off (metrics.ACCESS)
+    webhook_allow_private: bool = False  # webhooks to loopback/private addresses (notify/guard.py)
     warm_models: bool = True  # load the models at start, so /readyz says when enrolment is ready
 
 
@@ -115,12 +117,19 @@ class Service:
         self.metrics = Metrics(self.accounts)
         self.runner = JobRunner(self.accounts, cfg.home, cfg.models, cfg.threads, cfg.scan_workers,
                                 on_finish=lambda job: self.metrics.scan_finished(job.status, job.summary))
+        self.folders = FolderWatches(self.accounts, cfg.home, cfg.scan_roots, self.submit_inputs)
         self.models_state = "loading" if cfg.warm_models else "loaded on first use"
 
     def start(self) -> None:
         """Clear what a killed server left behind, resume interrupted scans, start the workers, load the models."""
+        from .. import notify
+
         self.clear_stale()
         self.runner.start()
+        self.folders.start()
+        # Sends what scan workers queue (and what a stopped server left); an encrypted store's rows need its key.
+        notify.dispatcher(self.cfg.home, self.gate.run(lambda s: s.cipher)).allow_private = \
+            self.cfg.webhook_allow_private
         if self.cfg.warm_models:
             threading.Thread(target=self._warm, name="warm-models", daemon=True).start()
 
@@ -158,7 +167,11 @@ class Service:
 
     def stop(self) -> None:
         """Stop the workers and close the store."""
+        from .. import notify
+
+        self.folders.stop()
         self.runner.stop()
+        notify.stop_all(wait=2.0)
         self.accounts.close()
         self.gate.close()
 
@@ -203,8 +216,12 @@ class Service:
             resolved.append({"path": str(p), "name": roots.shown_name(p, root), "root": str(root)})
         if not resolved:
             raise AuditError("no paths given")
+        return self.submit_inputs(owner, use, resolved)
+
+    def submit_inputs(self, owner: str, use: str | None, inputs: list[dict]) -> str:
+        """Queue a path scan of checked inputs ({"path", "name", "root"}: a watched folder's new files too)."""
         jid = secrets.token_hex(8)
-        self.accounts.add_job(jid, owner, use, resolved)
+        self.accounts.add_job(jid, owner, use, inputs)
         self._queued(jid, owner)
         return jid
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .. import config
-from ..media import kind_of
 
 CHUNK = 1 << 20
+_PLAIN_EXT = re.compile(r"\.[a-z0-9]{1,10}")  # a client's extension kept as it is: nothing else
 
 # (offset, magic bytes, extension); the scanner and enrolment pick decoders by extension, so the content decides it.
 _MAGIC = [
@@ -69,9 +70,9 @@ def files_of(form) -> list:
 def save(uploads: list, folder: Path, max_file: int, max_files: int) -> list[Saved]:
     """Stream uploads (Starlette UploadFile) into folder as 001.jpg, 002.flac, ...: mode 600, named by the server.
 
-    The extension comes from the content; unknown content keeps the client's extension only when it is a media
-    extension (the decoder then reports the mismatch as the CLI would), else '.bin', which scanning reports as an
-    unsupported file type.
+    The extension comes from the content; unknown content keeps the client's extension when it is plain (letters
+    and digits, so a media extension lets the decoder report the mismatch as the CLI would, and anything else is
+    reported as the unsupported type it is: '.csv', not a made-up name), else none.
     """
     if len(uploads) > max_files:
         raise TooLarge(f"too many files ({len(uploads)}; limit {max_files})")
@@ -93,7 +94,7 @@ def save(uploads: list, folder: Path, max_file: int, max_files: int) -> list[Sav
                     head += chunk[:64]
                 f.write(chunk)
         client_ext = os.path.splitext(name)[1].lower()
-        ext = sniff(head) or (client_ext if kind_of(client_ext) and client_ext.isascii() else ".bin")
+        ext = sniff(head) or (client_ext if _PLAIN_EXT.fullmatch(client_ext) else "")
         path = tmp.rename(folder / f"{i:03d}{ext}")
         out.append(Saved(path, name))
     return out

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,7 +21,8 @@ from .accounts import Job, User
 from .observe import remember
 from .state import Service
 from .uploads import NoFiles, TooLarge
-from .words import web_words
+from ..report.filters import num
+from .words import file_error, use_words, web_words
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))  # autoescape on for .html
 STATIC = Path(__file__).parent / "static"
@@ -33,7 +34,7 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else ""
 
 
-TEMPLATES.env.filters["when"] = _when
+TEMPLATES.env.filters.update(when=_when, num=num, file_error=file_error, use_words=use_words)  # num: as the report
 
 
 class PageAuth(Exception):
@@ -144,6 +145,15 @@ def report_file(request: Request, job: Job) -> FileResponse:
     if page is not None:
         return HTMLResponse(page, headers={"Content-Security-Policy": REPORT_CSP})
     return FileResponse(path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP})
+
+
+def findings_json(request: Request, job: Job, reviews: bool = False) -> JSONResponse:
+    """A finished scan's findings in the CLI's JSON format (both doors), with the review columns when asked; 409
+    while the scan is not done."""
+    rows = actions.findings(service(request), job.id)
+    if rows is None:
+        raise HTTPException(409, f"scan is {job.status}; findings come when it is done")
+    return JSONResponse(actions.with_review_columns(service(request), job.id, rows) if reviews else rows)
 
 
 def picture_file(request: Request, jid: str, n: int) -> FileResponse:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ..errors import AuditError, MediaError
 
 # Per code: how a refused file (or a whole request) reads on the web. {what} is "photo" or "recording"; the scores
@@ -41,4 +43,30 @@ def web_words(exc: AuditError, modality: str = "face", hide: tuple[str, ...] = (
     text = exc.worded(lambda p: web_words(p, modality, hide))
     if any(h and h in text for h in hide):
         return UNREADABLE if isinstance(exc, MediaError) else UNSAID
+    return file_error(text) if isinstance(exc, MediaError) else text
+
+
+_UNSUPPORTED = re.compile(r"unsupported file type '([^']*)'")
+
+
+def file_error(text: str | None) -> str:
+    """Why a scanned file could not be read, for the person who uploaded it (the library's words otherwise)."""
+    if not text:
+        return "it could not be read (no reason was recorded)"
+    m = _UNSUPPORTED.search(text)
+    if m:
+        kind = "a file without an extension" if m.group(1) in ("", "(none)") else f"a '{m.group(1)}' file"
+        return f"not a photo, video or sound recording this tool reads ({kind})"
     return text
+
+
+# What the person's own decision on a scan's use was, in the second person (a finding's consent field).
+_DECIDED = {"allowed": "you allowed this use", "denied": "you denied this use",
+            "expired": "your permission for this use had expired", "unknown": "you have not decided on this use"}
+
+
+def use_words(use: str | None, consent: str | None) -> str:
+    """'advertising (you denied this use)': the use a scan was made for, and what the person decided on it."""
+    what = use or "no use stated by the auditor"
+    decided = _DECIDED.get(consent or "", None if consent is None else f"consent: {consent}")
+    return f"{what} ({decided})" if decided else what

@@ -52,6 +52,18 @@ PLACES = (
           "a scan job's uploads (until scanned), findings, evidence sidecar, report and crops",
           "the service's erasure hook (ERASERS) redacts findings and deletes crops naming the person",
           "the findings naming the person", "nothing yet"),
+    Place("notifications", ("notify.sqlite", "notify.sqlite-wal", "notify.sqlite-shm"),
+          "webhooks (URL, signing secret; an actor's names their person) and the delivery log: each finding's "
+          "summary (person ids, scan, file name, score) with status, attempts and last error; secrets and summaries "
+          "sealed with the store's key in an encrypted store",
+          "the notifications eraser (ERASERS) deletes every delivery naming the person and an actor's hook for "
+          "them, pages zeroed and the file vacuumed (store/webhooks.py)",
+          "the deliveries naming the person (their summaries, status and times; never the hook's URL or secret)",
+          "opens, has its tables, integrity_check (verify.side_file_problems)"),
+    Place("watch state", ("watch.sqlite", "watch.sqlite-wal", "watch.sqlite-shm"),
+          "paths, sizes, times and SHA-256 of the files watched folders had scanned (no person ids)",
+          "nothing to erase: it names files, not people; the findings are in the scans' outputs",
+          "nothing", "opens, has its table, integrity_check (verify.side_file_problems)"),
     Place("upload temp", ("tmp", "tmp/*"), "uploaded media while an enrolment or a scan upload is handled",
           "deleted when the request ends, and stale folders at the server's start", "nothing", "nothing"),
     Place("lock", (".lock",), "nothing (an empty file the writer lock is taken on)", "-", "-", "-"),

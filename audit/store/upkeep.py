@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import StoreError
-from . import crypto, faults, review, scancache
+from . import crypto, faults, review, scancache, webhooks
 from .log import redaction, seals
 from .index.segments import Segments
 from .vectors import id_state
@@ -274,4 +274,5 @@ def encrypt(home: Path, registry: Registry, log: AuditLog, cipher: crypto.Cipher
         raise
     log.flush()
     finish(home, registry, log)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
+    webhooks.seal_file(home, cipher)  # webhook secrets and delivery payloads too
     return n

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError
-from . import inventory, review
+from . import inventory, review, watchstate, webhooks
 from .index import contents
 from .log import seals
 from .upkeep import TABLES, UNFINISHED, load_checked, segments, source, temp_files
@@ -34,6 +35,36 @@ class VerifyReport:
         return not self.problems
 
 
+# SQLite files beside the registry that other parts keep, and the tables each must have.
+SIDE_FILES = {webhooks.NOTIFY_FILE: ("hooks", "deliveries"), watchstate.WATCH_FILE: ("files",)}
+
+
+def side_file_problems(home: Path) -> list[str]:
+    """The notification and watch databases: each that exists opens, has its tables and passes integrity_check.
+    Opened read-only: verify changes nothing."""
+    found = []
+    for name, tables in SIDE_FILES.items():
+        path = home / name
+        if not path.exists():
+            continue
+        try:
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10)
+            try:
+                check = [r[0] for r in db.execute("PRAGMA integrity_check").fetchall()]
+                have = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            found.append(f"{name} is damaged or not a SQLite database ({exc}); move it aside (its webhooks or "
+                         "watch records are lost) and register them again")
+            continue
+        if check != ["ok"]:
+            found.append(f"{name} is damaged (integrity_check: {'; '.join(check[:3])}); move it aside and "
+                         "register its webhooks or watches again")
+        missing = [t for t in tables if t not in have]
+        if missing:
+            found.append(f"{name} lacks its table(s) {', '.join(missing)}: not a likeness-audit {name}")
+    return found
 
 
 def problems(home: Path, registry: Registry, log: AuditLog) -> list[str]:
@@ -80,6 +111,7 @@ def problems(home: Path, registry: Registry, log: AuditLog) -> list[str]:
                      "`likeness-audit verify --repair`, finishes it")
     found += review.problems(registry)
     found += log.check().problems()
+    found += side_file_problems(home)
     found += [f"leftover temp file {p.name} from an interrupted write" for p in temp_files(home)]
     found += [f"{name} is in the store folder but not in its inventory of personal data (audit/store/inventory.py): "
               "erasure would not reach it; move it out, or delete it" for name in inventory.unknown(home)]
