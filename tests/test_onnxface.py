@@ -39,3 +39,9 @@ def test_wrong_model_files_are_a_clear_error(tmp_path, audit_home, deepface):
     photo = sorted(folder.glob("*.jpg"))[0]
     res = run("--models", models, "enroll", "face", "x", photo, code=2)
     assert "does not hold an SCRFD detector" in res.output
+
+
+def test_strips_and_single_pixels_detect_nothing_without_error(face_model):
+    """A picture whose shrunk side would round to no pixels still gets a canvas (and finds no face)."""
+    for shape in ((5, 10000, 3), (10000, 5, 3), (1, 1, 3), (700, 3, 3)):
+        assert face_model.analyze(np.zeros(shape, np.uint8)) == []

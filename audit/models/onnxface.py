@@ -84,10 +84,10 @@ class Detector:
         """
         if img.shape[0] / img.shape[1] > size[1] / size[0]:
             new_h = size[1]
-            new_w = int(new_h / (img.shape[0] / img.shape[1]))
+            new_w = max(1, int(new_h / (img.shape[0] / img.shape[1])))
         else:
             new_w = size[0]
-            new_h = int(new_w * img.shape[0] / img.shape[1])
+            new_h = max(1, int(new_w * img.shape[0] / img.shape[1]))
         return self._run(img, (new_w, new_h), size)
 
     def detect_within(self, img: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +97,9 @@ class Detector:
         if max(h, w) <= side:
             new_w, new_h = w, h
         elif h > w:  # the sizes insightface's fit-to-square gives, so a large photo gives the same boxes
-            new_h, new_w = side, int(side / (h / w))
-        else:
-            new_w, new_h = side, int(side * h / w)
+            new_h, new_w = side, max(1, int(side / (h / w)))
+        else:  # (at least a pixel: a 5 x 10,000 strip would round to none)
+            new_w, new_h = side, max(1, int(side * h / w))
         top = self.strides[-1]
         return self._run(img, (new_w, new_h), (-(-new_w // top) * top, -(-new_h // top) * top))
 
