@@ -17,6 +17,7 @@ from .evidence import Evidence
 from .findings import Finding, finding_id
 from .report import findings_frame, read_findings, read_record, write_findings, write_record
 from .scan import ScanOptions, ScanRun, ScanSummary, scan
+from .scan.rematch import RematchSummary, rematch
 from .store import Store, VerifyReport, inventory, open_store
 from .store.review import Decision, PersonSummary, with_reviews
 from .store.review import answer as answer_finding
@@ -26,9 +27,10 @@ from .store.review import summary as review_summary
 
 __all__ = [
     "AuditError", "Decision", "EnrollError", "EnrollResult", "Evidence", "Finding", "MediaError", "ModelError",
-    "PersonSummary", "ScanOptions", "ScanRun", "ScanSummary", "Skipped", "Store", "StoreError", "UnknownPerson",
-    "VerifyReport", "answer_finding", "enroll_faces", "enroll_manifest", "enroll_voices", "finding_id",
-    "findings_frame", "open_store", "read_findings", "read_record", "review_decisions", "review_finding",
+    "PersonSummary", "RematchSummary", "ScanOptions", "ScanRun", "ScanSummary", "Skipped", "Store", "StoreError",
+    "UnknownPerson", "VerifyReport", "answer_finding", "enroll_faces", "enroll_manifest", "enroll_voices",
+    "finding_id", "findings_frame", "open_store", "read_findings", "read_record", "rematch", "review_decisions",
+    "review_finding",
     "review_summary", "scan", "with_reviews", "write_findings", "write_record",
 ]
 

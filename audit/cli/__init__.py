@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from . import admin, calibrate, casefile, enroll, gallery, people, review, scan, serve, watch  # noqa: F401  each module registers its commands
+from . import admin, calibrate, casefile, enroll, gallery, people, rematch, review, scan, serve, watch  # noqa: F401  each module registers its commands
 from .base import cli
 
 __all__ = ["cli", "main"]

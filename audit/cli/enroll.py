@@ -55,6 +55,7 @@ def enroll_face(obj: Context, person: str | None, paths: tuple[str, ...], name: 
         click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(_reason(s))}", err=True)
     click.echo(f"{person}: {result.added} face samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")
+    _found_before(obj, person, result.added)
 
 
 def _enroll_manifest(obj: Context, manifest: str, pick: str | None, reference: bool, quiet: bool,
@@ -103,8 +104,25 @@ def enroll_voice(obj: Context, person: str, paths: tuple[str, ...], name: str | 
         click.echo(f"skipped {tsv_field(s.path)}: {tsv_field(_reason(s))}", err=True)
     click.echo(f"{person}: {result.added} voice samples added, {result.already} already enrolled, "
                f"{len(result.skipped)} skipped")
+    _found_before(obj, person, result.added)
 
 
 def _reason(skipped) -> str:
     """Why a file was skipped, with the CLI's advice (e.g. --force)."""
     return said(skipped.error) if skipped.error is not None else skipped.reason
+
+
+def _found_before(obj: Context, person: str, added: int) -> None:
+    """The new templates searched against the embedding archive of earlier scans: what was found is listed."""
+    from ..scan.rematch import BEFORE, announce, found_before
+
+    record = found_before(obj.store(), person) if added else None
+    if record is None or not record.findings:
+        return
+    announce(obj.store().home, record)  # queued for the webhooks (sent by the server's or a watcher's dispatcher)
+    for row in record.findings:
+        when = (row.get("extra") or {}).get("found")
+        click.echo(f"found {tsv_field(when or BEFORE)}: {tsv_field(row['path'])}\t{row['similarity']}")
+    click.echo(f"{len(record.findings)} finding(s) in earlier scans; `likeness-audit rematch --person {person} "
+               "--out FILE` writes their evidence")
+

@@ -29,7 +29,7 @@ def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions,
 
 def run_key(paths: list[str], options: ScanOptions, face_model: str, extra: dict) -> str:
     """The identity of a scan for --resume: the same paths (as given) and the same options."""
-    how = ("workers", "resume", "cache", "engine", "address")  # where and how fast, not what is scanned
+    how = ("workers", "resume", "cache", "archive", "engine", "address")  # where and how fast, not what is scanned
     parts = {"paths": paths, "options": {k: v for k, v in vars(options).items() if k not in how},
              "face": face_model, **extra}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -59,6 +59,9 @@ class ScanOptions:
                           words="resumed from a stopped scan")
     cache: bool = option(True, "Neither use nor fill the store's scan cache of embeddings.", flag="--no-cache",
                          words="scan cache not used")
+    archive: bool = option(True, "Do not keep this scan's faces and voices in the store's embedding archive "
+                                 "(retro-match of people who enrol later; docs/continuous.md).", flag="--no-archive",
+                           words="embeddings not archived")
     shard: tuple[int, int] | None = option(
         None, "Scan only part I of N (split by path hash), for job arrays; merge with `report`.", metavar="I/N",
         words="shard {0[0]} of {0[1]}")

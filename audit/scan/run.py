@@ -20,6 +20,7 @@ from ..models.face import FaceModel
 from ..store import Store
 from ..store.log.auditlog import ScanRecord
 from . import cache as caching
+from .archiving import ScanArchive
 from .analyze import AnalyzedFile, Analyzer
 from .engine import analyze
 from .match import Matcher
@@ -89,6 +90,8 @@ class ScanRun:
         self.started: datetime | None = None
         self.finished: datetime | None = None
         self.progress: Callable[[ScanSummary], None] | None = None
+        self.scan_id: str | None = None  # this scan's id in the embedding archive (None: not archived)
+        self.archived: list[str] = []  # the archive partitions it wrote
         if options.threshold is not None and options.threshold < LOW_FACE_THRESHOLD:
             self.summary.warnings.append(f"face threshold {options.threshold} is below {LOW_FACE_THRESHOLD}: expect "
                                          "many false matches (the default is "
@@ -118,7 +121,8 @@ class ScanRun:
                 "options": self.options.described(), "warnings": list(s.warnings),
                 "models": {m: mo for m, mo in store.models()},
                 "indexes": {f"{m}:{mo[:8]}": store.index_version(m, mo) for m, mo in store.models()},
-                "gallery": {f"{m}:{mo[:8]}": store.gallery_size(m, mo) for m, mo in store.models()}}
+                "gallery": {f"{m}:{mo[:8]}": store.gallery_size(m, mo) for m, mo in store.models()},
+                "archive": self.scan_id}  # this scan's id in the embedding archive (None: not archived)
 
     def _shown(self, path: str | os.PathLike) -> str:
         """The name a file goes by in evidence: the one the caller gave it (or its folder, for a file found under
@@ -171,6 +175,9 @@ class ScanRun:
         key = lambda sha: caching.cache_key(sha, self.model.model_id, self.model.detector_path.name, o,  # noqa: E731
                                             analyzer.voice_enrolled)
         unheard = 0
+        keep = ScanArchive(self.store, self.started, self.model.model_id, matcher.faces.index_version,
+                           matcher.voices.model) if o.archive else None
+        self.scan_id = keep.scan if keep else None
 
         def emit(result: AnalyzedFile, paths: list[tuple[Path, os.stat_result | None]]) -> Iterator[Finding]:
             nonlocal unheard
@@ -188,6 +195,8 @@ class ScanRun:
                 summary.unconsented += sum(r.kind != "error" and r.consent != "allowed" for r in rows)
                 summary.elapsed = round(time.monotonic() - started, 3)
                 record.add(one.sha256, rows)
+                if keep is not None and i == 0 and one.sha256:
+                    keep.add(one, rows)  # every face and voice, matched or not: people who enrol later
                 unheard += one.kind == "audio" and not analyzer.voice_enrolled
                 if store_cache is not None and st is not None:
                     store_cache.mark_done(run, os.fsencode(path), st.st_size, st.st_mtime_ns, one.sha256)
@@ -227,6 +236,8 @@ class ScanRun:
                                         "(or voice=False)")
             summary.elapsed = round(time.monotonic() - started, 3)
             self.finished = datetime.now(timezone.utc)
+            if keep is not None:
+                self.archived = keep.close()
             if store_cache is not None:
                 if summary.complete:
                     store_cache.finish_run(run)

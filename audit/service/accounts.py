@@ -335,6 +335,14 @@ class Accounts:
                 self.db.execute("ROLLBACK")
                 raise
 
+    def add_finished_job(self, jid: str, owner: str, summary: dict, found: list[tuple[int, str]],
+                         note: str) -> None:
+        """Record a job that ran elsewhere (a retro-match at enrolment) as done, with the people it names."""
+        with self._lock:
+            self.db.execute("INSERT INTO jobs (id, owner, status, inputs, created, started, error) VALUES "
+                            "(?, ?, 'running', '[]', ?, ?, ?)", (jid, owner, time.time(), time.time(), note))
+        self.finish_job(jid, summary, found)
+
     def fail_job(self, jid: str, error: str) -> None:
         """Mark a job failed, with the reason."""
         self._run("UPDATE jobs SET status='failed', finished=?, error=? WHERE id=?", (time.time(), error, jid))

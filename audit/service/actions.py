@@ -13,6 +13,7 @@ from .. import notify
 from ..enroll import enroll_faces, enroll_voices
 from ..errors import AuditError, UnknownPerson
 from ..findings import finding_id
+from ..store.archive import Archive
 from ..store.review import answer as answer_finding
 from ..store.review import as_dict, decisions, of_findings, summary, with_reviews
 from ..store.review import review as review_finding
@@ -64,7 +65,46 @@ def enroll(svc: Service, pid: str, modality: str, files: list, name: str | None 
                   for s in result.skipped})
     rows = [{"name": n, "status": notes.get(p, ("refused", "not read"))[0], "reason": notes.get(p, ("", ""))[1]}
             for p, n in shown.items()]
-    return {"person": pid, "added": result.added, "already": result.already, "files": rows}
+    out = {"person": pid, "added": result.added, "already": result.already, "files": rows}
+    if result.added:
+        out["found_before"] = retro_match(svc, pid, by)
+    return out
+
+
+def _where(f: dict) -> tuple:
+    """Where a finding is: the file's content, modality, box and time (the same face found twice is one)."""
+    return f.get("sha256"), f.get("modality"), tuple(f.get("bbox") or ()), f.get("start")
+
+
+def retro_match(svc: Service, pid: str, by: str | None) -> dict | None:
+    """The new templates searched against the embedding archive of earlier scans; what is found is kept as a
+    finished job naming the person, so their "Where I was found" shows it at once. None: nothing found."""
+    import secrets
+
+    from ..report.record import write_record
+    from ..scan.rematch import announce, found_before
+
+    record = svc.gate.run(lambda s: found_before(s, pid))
+    if record is not None:  # what the portal already shows (an earlier scan or retro-match) is not repeated
+        shown = {_where(f) for _, f in found(svc, pid)}
+        kept = [i for i, f in enumerate(record.findings) if _where(f) not in shown]
+        record.findings = [record.findings[i] for i in kept]
+        record.pictures = [record.pictures[i] for i in kept]
+    if record is None or not record.findings:
+        return None
+    jid = secrets.token_hex(8)
+    folder = svc.accounts.job_dir(jid)
+    record.run.update(scan=jid, submitted_by=by)
+    cipher = svc.gate.run(lambda s: s.cipher)
+    write_record(record, folder / jobs.FINDINGS, cipher)
+    record.references = {}  # as a scan's report: faces from the audited media only
+    write_record(record, folder / jobs.REPORT)
+    named = jobs.save_crops(record, folder / jobs.CROPS)
+    summary = {"files": record.run["files_scanned"], "findings": len(record.findings), "rematch": True}
+    svc.accounts.add_finished_job(jid, by or "system", summary, named,
+                                  f"retro-match of {pid} against the embedding archive at enrolment")
+    announce(svc.cfg.home, record, scan=jid, owner=by, deliver=True)
+    return {"scan": jid, "findings": len(record.findings)}
 
 
 def consent(svc: Service, pid: str, allow=(), deny=(), until=None, note=None, forget=(), by: str | None = None) -> dict:
@@ -101,7 +141,9 @@ def export(svc: Service, pid: str, account: dict) -> dict:
         reviews = [{"scan": d.scan, "finding": d.finding, "state": d.state, "time": d.time,
                     "answered_by_you": d.who == pid, "note": d.note if d.who == pid else None}
                    for d in decisions(s) if d.who == pid or (not d.who and pid in d.people)]
+        archived = Archive(s.home, s.cipher).about(pid)  # archive rows the scans attributed to them
         return {"person": _view(s, s.person(pid)), "samples": samples, "log": log, "reviews": reviews,
+                "archive": archived,
                 "reference_jpeg_base64": base64.b64encode(crop).decode() if crop else None}
 
     data = svc.gate.run(collect)

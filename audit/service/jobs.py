@@ -177,7 +177,7 @@ def work(home: Path, jid: str, models: str | None, threads: int) -> int:
             record.run["paths"] = [i["name"] for i in job.inputs]
         audit.write_record(record, folder / FINDINGS, store.cipher)
         audit.write_record(record, folder / REPORT)
-        found = _crops(record, folder / CROPS)
+        found = save_crops(record, folder / CROPS)
         accounts.finish_job(jid, asdict(run.summary), found)
         # Webhooks: queued here, sent by the server's dispatcher (this process ends now).
         source = "watch" if any(i.get("watch") for i in job.inputs) else "scan"
@@ -223,7 +223,7 @@ def _progress(accounts, jid: str, run, done: threading.Event) -> None:
             accounts.job_progress(jid, last)
 
 
-def _crops(record, folder: Path) -> list[tuple[int, str]]:
+def save_crops(record, folder: Path) -> list[tuple[int, str]]:
     """Save each finding's evidence picture (cut by the scan) and list who each finding names."""
     folder.mkdir(mode=0o700, exist_ok=True)
     found = []

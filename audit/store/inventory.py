@@ -44,6 +44,13 @@ PLACES = (
           "face and voice embeddings of every scanned file (enrolment photos scanned too); the resume journal",
           "the analyses emptied at every removal, pages zeroed (scancache.erase); a running scan drops its own",
           "nothing (a cache)", "sealed blobs are opened only with the store's key"),
+    Place("embedding archive", ("archive", "archive/*"),
+          "every face (embedding, box, evidence crop) and voice segment (embedding) of every scanned file, "
+          "attributed or not, with the file's hash and name and the people the scan named (docs/continuous.md)",
+          "rows the scans attributed to the person and faces matching their templates are cut out, each partition "
+          "rewritten (archive.erase); the rest is pruned after $AUDIT_ARCHIVE_DAYS days",
+          "the rows attributed to the person (where, when, which scan; no embeddings)",
+          "every partition read whole: page checksums, or the seal of an encrypted store"),
     Place("service database", ("service.sqlite", "service.sqlite-wal", "service.sqlite-shm"),
           "web accounts, sessions, invitations, scan jobs and who was found in which",
           "the service's erasure hook (ERASERS) forgets who was found", "the findings naming the person",

@@ -275,4 +275,7 @@ def encrypt(home: Path, registry: Registry, log: AuditLog, cipher: crypto.Cipher
     log.flush()
     finish(home, registry, log)  # indexes rewritten encrypted; plaintext pages vacuumed and the WAL emptied
     webhooks.seal_file(home, cipher)  # webhook secrets and delivery payloads too
+    from .archive import Archive
+
+    Archive(home, cipher).seal_plain()  # the embedding archive's partitions, sealed like the rest
     return n

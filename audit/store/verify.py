@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from . import inventory, review, watchstate, webhooks
+from .archive import Archive
 from .index import contents
 from .log import seals
 from .upkeep import TABLES, UNFINISHED, load_checked, segments, source, temp_files
@@ -112,6 +113,7 @@ def problems(home: Path, registry: Registry, log: AuditLog) -> list[str]:
     found += review.problems(registry)
     found += log.check().problems()
     found += side_file_problems(home)
+    found += Archive(home, registry.cipher).problems()
     found += [f"leftover temp file {p.name} from an interrupted write" for p in temp_files(home)]
     found += [f"{name} is in the store folder but not in its inventory of personal data (audit/store/inventory.py): "
               "erasure would not reach it; move it out, or delete it" for name in inventory.unknown(home)]
