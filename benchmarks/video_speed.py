@@ -137,7 +137,7 @@ def timed(fn: Callable[[Path, int], int], path: Path, threads: int) -> tuple[flo
     return time.perf_counter() - t0, time.process_time() - c0, n
 
 
-def scan_end_to_end(path: Path, seconds: float, copies: int = 4) -> dict[tuple[int, bool], float]:
+def scan_end_to_end(path: Path, seconds: float, photos: Path = PHOTOS, copies: int = 4) -> dict[tuple[int, bool], float]:
     """x real time of likeness-audit's own scan (decode + detect + embed + search) over copies of one clip."""
     import audit
 
@@ -150,7 +150,7 @@ def scan_end_to_end(path: Path, seconds: float, copies: int = 4) -> dict[tuple[i
             files[-1].write_bytes(path.read_bytes() + (8 + i).to_bytes(4, "big") + b"free" + bytes(i))
         store = audit.open_store(Path(tmp) / "store")
         # A scan refuses an empty gallery (it could only pass by accident); one enrolled person is enough here.
-        audit.enroll_faces(store, "someone", [sorted(PHOTOS.glob("*.jpg"))[0]], pick="largest")
+        audit.enroll_faces(store, "someone", [sorted(photos.glob("*.jpg"))[0]], pick="largest")
         for workers, keyframes in ((1, False), (2, False), (2, True)):
             t0 = time.perf_counter()
             for _ in audit.scan(store, files, workers=workers, keyframes=keyframes, voice=False, cache=False):
@@ -205,7 +205,7 @@ def main() -> None:
                     f"({wall:6.2f} s wall, {cpu:6.2f} s CPU, {n} frames)"
                 )
             if args.scan:
-                scans = scan_end_to_end(path, info.duration)
+                scans = scan_end_to_end(path, info.duration, args.photos)
                 print(f"  whole scan (2 processes) / decode-only: 1 frame/s {scans[2, False] / decode['nonref-1fps']:.2f}, "
                       f"keyframes {scans[2, True] / decode['keyframes']:.2f}  (goal >= 0.8)")
     finally:

@@ -43,17 +43,26 @@ def _copy(degrade, face_model, path: Path, condition: str, out: Path, seed: int 
     return out
 
 
-def test_tight_and_aligned_crops_need_the_padded_retry(deepface, face_model, degrade, tmp_path):
-    """A face that fills the frame is found on a padded canvas, in the crop's own coordinates."""
+def test_tight_crops_are_found_and_frame_filling_ones_need_the_padded_retry(deepface, face_model, degrade, tmp_path):
+    """A small tight crop is found by the first pass (on a canvas of its own size); the same crop enlarged to fill
+    the detector's 640 px input is larger than SCRFD's anchors and is found on a padded canvas, in its own
+    coordinates."""
+    import cv2
+
     from audit import media
 
     folder, people = deepface
     tight = media.load_image(_copy(degrade, face_model, folder / people["person01"][0], "tight", tmp_path / "t.png"))
-    assert face_model.analyze(tight, retry=False) == []
-    faces = face_model.analyze(tight)
-    assert len(faces) == 1 and faces[0].found == "padded"
+    faces = face_model.analyze(tight, retry=False)
+    assert len(faces) == 1 and faces[0].found == "direct"
     x1, y1, x2, y2 = faces[0].box()
     assert 0 <= x1 < x2 <= 150 and 0 <= y1 < y2 <= 150 and faces[0].size > 60
+    large = cv2.resize(tight, (700, 700), interpolation=cv2.INTER_CUBIC)
+    assert face_model.analyze(large, retry=False) == []
+    faces = face_model.analyze(large)
+    assert len(faces) == 1 and faces[0].found == "padded"
+    x1, y1, x2, y2 = faces[0].box()
+    assert 0 <= x1 < x2 <= 700 and 0 <= y1 < y2 <= 700 and faces[0].size > 300
     q = face_quality.measure(faces[0])
     assert q.norm > 10 and q.colour > 1 and 0 < q.pose <= 1 and q.score >= face_model.det_thresh
 

@@ -1,4 +1,4 @@
-"""Face detection (SCRFD), 5-point alignment and ArcFace embedding through insightface on onnxruntime."""
+"""Face detection (SCRFD), 5-point alignment and ArcFace embedding on onnxruntime (see onnxface.py)."""
 
 from __future__ import annotations
 
@@ -92,27 +92,6 @@ def find_pack_files(folder: Path) -> tuple[Path, Path]:
     return det, rec
 
 
-def _model_zoo():
-    """insightface.model_zoo without running insightface/__init__.py.
-
-    That file imports the package's app, add-ons and data helpers (scipy among them: ~0.8 s, a third of a
-    one-image scan) that detection and recognition never use. The package object is made from its spec, unrun;
-    its subpackages import as usual. Done only when nothing has imported insightface yet.
-    """
-    import importlib
-    import importlib.util
-    import os
-    import sys
-
-    if "insightface" not in sys.modules:
-        spec = importlib.util.find_spec("insightface")
-        if spec is None:
-            raise ModelError("insightface is not installed")
-        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # what the skipped __init__ sets before onnxruntime
-        sys.modules["insightface"] = importlib.util.module_from_spec(spec)
-    return importlib.import_module("insightface.model_zoo")
-
-
 class FaceModel:
     """Detector + embedder, loaded on first use; never downloads anything."""
 
@@ -148,32 +127,26 @@ class FaceModel:
     def _load(self) -> None:
         if self._rec is not None:
             return
-        import onnxruntime as ort
+        from .onnxface import Detector, Recognizer
 
-        get_model = _model_zoo().get_model
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        # Spin-waiting made two threads slower than one on 2-core machines.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.log_severity_level = 3
-        kw = dict(providers=["CPUExecutionProvider"], sess_options=opts)
         try:
-            det = get_model(str(self.detector_path), **kw)
-            rec = get_model(str(self.recognizer_path), **kw)
+            det = Detector(self.detector_path, self.threads, self.det_thresh)
+            rec = Recognizer(self.recognizer_path, self.threads)
+        except ValueError as exc:
+            raise ModelError(f"{self.folder} does not hold an SCRFD detector and an ArcFace recognizer") from exc
         except Exception as exc:  # onnxruntime raises several unrelated types
             raise ModelError(f"cannot load face models from {self.folder}: {exc}") from exc
-        if det is None or det.taskname != "detection" or rec is None or rec.taskname != "recognition":
-            raise ModelError(f"{self.folder} does not hold an SCRFD detector and an ArcFace recognizer")
-        det.prepare(ctx_id=-1, input_size=DET_SIZE, det_thresh=self.det_thresh)
-        rec.prepare(ctx_id=-1)
         self._det, self._rec = det, rec
 
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, kps = self._det.detect(image, max_num=0, metric="default")
-        if kps is None:
-            kps = np.zeros((len(boxes), 5, 2), np.float32)
+        return self._det.detect(image, DET_SIZE)
+
+    def _detect_sized(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One pass on a canvas sized to the image (never enlarged); for a picture smaller than the detector's
+        input that finds nothing, the enlarged pass the detector was trained at (DET_SIZE) follows."""
+        boxes, kps = self._det.detect_within(image, DET_SIZE[0])
+        if not len(boxes) and max(image.shape[:2]) < DET_SIZE[0]:
+            boxes, kps = self._detect(image)
         return boxes, kps
 
     def detect(self, image: np.ndarray, retry: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +160,7 @@ class FaceModel:
         import cv2
 
         self._load()
-        boxes, kps = self._detect(image)
+        boxes, kps = self._detect_sized(image)
         if len(boxes) or not retry:
             return boxes, kps, "direct"
         h, w = image.shape[:2]
