@@ -95,7 +95,7 @@ def test_consent_save_is_confirmed(site):
 def test_where_i_was_found_says_use_date_scan_and_file(site):
     client, _ = _login(site["url"], "alice", site["passwords"]["alice"])
     page = client.get("/me/found").text
-    card = re.search(r'<article class="card finding"[^>]*>(.*?)</article>', page, re.S).group(1)
+    card = re.search(r'<article class="card finding[^"]*"[^>]*>(.*?)</article>', page, re.S).group(1)
     assert "advertising (you denied this use)" in card
     assert "Use declared" not in card and "<dd>denied</dd>" not in card
     assert re.search(r"<dt>Date</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</dd>", card)
