@@ -130,7 +130,7 @@ def candidates(archive: Archive, parts: list[Partition], q: np.ndarray,
     rows = 0
     for i in range(0, len(parts), BATCH):
         batch = parts[i:i + BATCH]
-        tables = [archive.read(p, ["code", "clipped"]) for p in batch]
+        tables = [archive.read(p, ["sign", "code", "clipped"]) for p in batch]
         rows += sum(t.num_rows for t in tables)
         loaded: dict[int, object] = {}
 

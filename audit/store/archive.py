@@ -3,8 +3,8 @@ append-only Parquet partitions so that people who enrol later can be searched ag
 (retro-match, audit/scan/rematch.py) without reading any media again.
 
 Layout: ``archive/<modality>-<model>/<yyyy-mm-dd>/part-<scan>-<n>.parquet``, one file per scan, modality and up to
-PART_ROWS rows. Each row is one face (box, detector score, quality, frame time, evidence crop JPEG, 8-bit search
-code, float16 embedding) or one voice segment (start, end, float16 embedding; the file's waveform envelope on its
+PART_ROWS rows. Each row is one face (box, detector score, quality, frame time, evidence crop JPEG, sign code and
+8-bit search code (archive_sign.py, archive_search.py), float16 embedding) or one voice segment (start, end, float16 embedding; the file's waveform envelope on its
 first segment), with the file's SHA-256 and display name and the people the scan attributed it to. A partition of
 an encrypted store is sealed whole (AES-256-GCM, associated data naming the partition); a plaintext one carries
 CRC32 page checksums that every read checks. A partition that fails either check is damaged: ArchiveDamaged names
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StoreError
+from . import archive_sign
 from .crypto import MAGIC, Cipher, sealed
 from .files import atomic_write, open_fd, read_bytes
 
@@ -107,7 +108,8 @@ class Archive:
         return out
 
     def read(self, part: Partition | str, columns: list[str] | None = None):
-        """A partition as a pyarrow Table (checksums or seal checked), or ArchiveDamaged naming it."""
+        """A partition as a pyarrow Table (checksums or seal checked), or ArchiveDamaged naming it; of `columns`,
+        those the partition has (one written before a column existed reads without it)."""
         rel = part.rel if isinstance(part, Partition) else part
         try:
             if self.cipher is None:  # memory-mapped: only the columns asked for are read, without a copy
@@ -259,6 +261,9 @@ def _parquet(f, rel: str, columns: list[str] | None):
     import pyarrow.parquet as pq
 
     try:
+        if columns is not None:
+            have = set(pq.read_schema(f).names)
+            columns = [c for c in columns if c in have]
         f.seek(0)
         # No reader threads: they would call back into Python for a file object, and a thread pool left running
         # at interpreter exit has aborted the process (std::terminate) after its work was done.
@@ -292,9 +297,9 @@ def schema(dim: int, meta: dict[str, str]):
         ("time", pa.float64()), ("start", pa.float64()), ("end", pa.float64()),
         ("box", pa.list_(pa.int32())), ("score", pa.float32()), ("quality", pa.string()),
         ("people", pa.list_(pa.string())), ("clipped", pa.bool_()),
-        ("code", pa.binary(dim)), ("embedding", pa.binary(2 * dim)), ("crop", pa.binary()),
+        ("code", pa.binary(dim)), ("sign", pa.binary(archive_sign.width(dim))), ("embedding", pa.binary(2 * dim)), ("crop", pa.binary()),
         ("envelope", pa.binary()), ("duration", pa.float64()), ("provenance", pa.string()),
-    ], metadata={**meta, "dim": str(dim), "format": FORMAT})
+    ], metadata={**meta, "dim": str(dim), "format": FORMAT, "sign": archive_sign.VERSION})
 
 
 class PartWriter:
@@ -329,13 +334,17 @@ class PartWriter:
         vecs = np.stack(self.vectors)
         code, clipped = encode(vecs)
         n, dim = vecs.shape
-        cols = {k: [r.get(k) for r in self.rows] for k in schema(dim, {}).names if k not in ("code", "embedding")}
+        cols = {k: [r.get(k) for r in self.rows] for k in schema(dim, {}).names
+                if k not in ("code", "sign", "embedding")}
         cols.update(scan=[self.scan] * n, scanned=[self.scanned] * n, index=[self.index] * n,
                     clipped=clipped.tolist())
         if self.modality != "face":
-            cols["code"] = [None] * n
+            cols["code"] = cols["sign"] = [None] * n
         else:
             cols["code"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(dim), n, [None, pa.py_buffer(code)])
+            sign = archive_sign.encode(vecs)
+            cols["sign"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(sign.shape[1]), n,
+                                                                [None, pa.py_buffer(sign)])
         cols["embedding"] = pa.FixedSizeBinaryArray.from_buffers(
             pa.binary(2 * dim), n, [None, pa.py_buffer(vecs.astype("<f2").tobytes())])
         meta = {"modality": self.modality, "model": self.model, "scan": self.scan, "scanned": self.scanned}

@@ -1,0 +1,104 @@
+"""The archive's compact first-stage code: 1024 sign bits per face (128 bytes, a quarter of the 8-bit code), from
+two fixed pseudo-random rotations of the embedding (three rounds of Hadamard transform and random signs each, the
+signs drawn from SHA-256 so every version and machine derives the same rotation).
+
+Two unit vectors at angle a differ in each sign bit with probability a/pi (random-hyperplane hashing), so the
+Hamming distance estimates the angle: a search keeps the rows whose distance is within SIGMAS standard deviations
+of what a row exactly at the threshold would show, and only those go on to the 8-bit codes' bound and the exact
+score. This stage is measured, not guaranteed: benchmarks/rematch.py and tests/test_archive_search.py count the
+rows just above the threshold it lets through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from functools import lru_cache
+
+import numpy as np
+
+VERSION = "hd3x2"  # the partition metadata's "sign" value: partitions without it are searched on their 8-bit codes
+ROTATIONS = 2  # bits = ROTATIONS * the embedding size rounded up to a power of two
+SIGMAS = 4.0  # a row at the threshold passes unless its distance is this far above its expected value
+
+
+def _signs(size: int, tag: str) -> np.ndarray:
+    """size pseudo-random +-1 values, the same everywhere (SHA-256 in counter mode)."""
+    out = b""
+    counter = 0
+    while len(out) * 8 < size:
+        out += hashlib.sha256(f"likeness-audit sign {tag} {counter}".encode()).digest()
+        counter += 1
+    bits = np.unpackbits(np.frombuffer(out, np.uint8))[:size]
+    return np.where(bits == 1, 1.0, -1.0).astype(np.float32)
+
+
+def _hadamard(n: int) -> np.ndarray:
+    h = np.ones((1, 1), np.float32)
+    while len(h) < n:
+        h = np.block([[h, h], [h, -h]])
+    return h / np.sqrt(n, dtype=np.float32)
+
+
+@lru_cache(maxsize=4)
+def rotation(dim: int) -> np.ndarray:
+    """The [bits, size] matrix whose output signs are the code (size: dim rounded up to a power of two)."""
+    size = 1 << max(0, (dim - 1).bit_length())
+    h = _hadamard(size)
+    blocks = []
+    for r in range(ROTATIONS):
+        m = np.eye(size, dtype=np.float32)
+        for k in range(3):
+            m = h @ (_signs(size, f"{size} {r} {k}")[:, None] * m)
+        blocks.append(m)
+    return np.concatenate(blocks)
+
+
+def width(dim: int) -> int:
+    """Bytes of sign code per row for embeddings of this size."""
+    return ROTATIONS * (1 << max(0, (dim - 1).bit_length())) // 8
+
+
+def encode(vectors: np.ndarray) -> np.ndarray:
+    """uint8 [n, bits/8]: the sign codes of unit vectors."""
+    x = np.asarray(vectors, np.float32)
+    m = rotation(x.shape[1])
+    if m.shape[1] > x.shape[1]:
+        x = np.pad(x, ((0, 0), (0, m.shape[1] - x.shape[1])))
+    return np.packbits(x @ m.T > 0, axis=1)
+
+
+def radius(threshold: float, bits: int) -> int:
+    """The largest Hamming distance a row at the threshold is allowed (its expected distance + SIGMAS sd)."""
+    p = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
+    return int(math.ceil(bits * p + SIGMAS * math.sqrt(bits * p * (1 - p))))
+
+
+def usable(table) -> bool:
+    """Whether a partition carries sign codes of this version (older partitions: the 8-bit scan only)."""
+    meta = table.schema.metadata or {}
+    return meta.get(b"sign") == VERSION.encode() and "sign" in table.column_names
+
+
+def sign_codes(table) -> np.ndarray:
+    """The rows' sign codes as uint8 [n, bytes] (a view on the table's buffer)."""
+    col = table.column("sign").combine_chunks()
+    width = col.type.byte_width
+    return np.frombuffer(col.buffers()[1], np.uint8, len(col) * width, col.offset * width).reshape(len(col), width)
+
+
+def prefilter(code: np.ndarray, templates: np.ndarray, threshold: float) -> np.ndarray:
+    """Row numbers whose sign code is within the radius of some template's (all templates in one FAISS call)."""
+    import faiss
+
+    if not len(code) or not len(templates):
+        return np.zeros(0, np.int64)
+    q = np.ascontiguousarray(encode(templates))
+    code = np.ascontiguousarray(code)
+    res = faiss.RangeSearchResult(len(q))
+    # faiss keeps distances strictly below the radius it is given
+    faiss.hamming_range_search(faiss.swig_ptr(q), faiss.swig_ptr(code), len(q), len(code),
+                               radius(threshold, code.shape[1] * 8) + 1, code.shape[1], res)
+    lims = faiss.rev_swig_ptr(res.lims, len(q) + 1).copy()
+    rows = faiss.rev_swig_ptr(res.labels, int(lims[-1])).copy() if lims[-1] else np.zeros(0, np.int64)
+    return np.unique(rows.astype(np.int64))
