@@ -165,6 +165,7 @@ def main() -> None:
                         help="Archive sizes (0: the real faces only, for the recall check).")
     parser.add_argument("--ray", action="store_true", help="Also time the Ray Data job (a local Ray).")
     parser.add_argument("--folder", default="/tmp/rematch-bench")
+    parser.add_argument("--keep", action="store_true", help="Keep the 10^7 archive (15 GB) for another run.")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -214,7 +215,7 @@ def main() -> None:
                           "recall_low95": round(wilson_low(k, len(want)), 4),
                           "top1_found": f"{len(top1 & got)}/{len(top1)}", "false_hits": len(got - want)}))
         print(json.dumps({"size": size, **planted(root, queries)}))
-        if size >= 10_000_000:
+        if size >= 10_000_000 and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)  # 15 GB: not kept
     print(json.dumps({"uptime": os.getloadavg()}))
 
