@@ -130,7 +130,7 @@ def candidates(archive: Archive, parts: list[Partition], q: np.ndarray,
     rows = 0
     for i in range(0, len(parts), BATCH):
         batch = parts[i:i + BATCH]
-        tables = [archive.read(p, ["sign", "code", "clipped"]) for p in batch]
+        tables = [_searchable(archive, p) for p in batch]
         rows += sum(t.num_rows for t in tables)
         loaded: dict[int, object] = {}
 
@@ -143,6 +143,12 @@ def candidates(archive: Archive, parts: list[Partition], q: np.ndarray,
             sha = load(hit.table).column("sha256")[hit.row].as_py()
             out.setdefault(batch[hit.table].rel, set()).add(sha)
     return out, rows
+
+
+def _searchable(archive: Archive, part: Partition):
+    """What the search reads of a partition first: its sign codes, or (written before them) its 8-bit codes."""
+    table = archive.read(part, ["sign", "clipped"])
+    return table if "sign" in table.column_names else archive.read(part, ["code", "clipped"])
 
 
 def rebuild(table, part: Partition, shas: set[str] | None):

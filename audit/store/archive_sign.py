@@ -2,11 +2,14 @@
 two fixed pseudo-random rotations of the embedding (three rounds of Hadamard transform and random signs each, the
 signs drawn from SHA-256 so every version and machine derives the same rotation).
 
-Two unit vectors at angle a differ in each sign bit with probability a/pi (random-hyperplane hashing), so the
-Hamming distance estimates the angle: a search keeps the rows whose distance is within SIGMAS standard deviations
-of what a row exactly at the threshold would show, and only those go on to the 8-bit codes' bound and the exact
-score. This stage is measured, not guaranteed: benchmarks/rematch.py and tests/test_archive_search.py count the
-rows just above the threshold it lets through.
+Two steps, both on these bits only. Two unit vectors at angle a differ in each sign bit with probability a/pi
+(random-hyperplane hashing), so the Hamming distance estimates the angle: FAISS keeps the rows whose distance is
+within SIGMAS binomial standard deviations of what a row exactly at the threshold shows. Those rows are then
+scored asymmetrically (the rotated template's components summed with the row's signs, through a table per code
+byte), which separates far better, and kept when that score is above what a row at the threshold would score
+less SIGMAS standard deviations (its mean and spread follow from the rotated template). Only what is left is
+read further and scored exactly. Neither step is a bound: benchmarks/rematch.py and tests/test_archive_search.py
+count the rows planted just above the threshold that get through.
 """
 
 from __future__ import annotations
@@ -85,6 +88,39 @@ def sign_codes(table) -> np.ndarray:
     col = table.column("sign").combine_chunks()
     width = col.type.byte_width
     return np.frombuffer(col.buffers()[1], np.uint8, len(col) * width, col.offset * width).reshape(len(col), width)
+
+
+def _table(u: np.ndarray) -> np.ndarray:
+    """[bytes, 256]: what each value of each code byte adds to the asymmetric score of rotated template u."""
+    signs = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(np.float32) * 2 - 1
+    return u.reshape(-1, 8) @ signs.T
+
+
+def _floor(u: np.ndarray, threshold: float, dim: int) -> float:
+    """The asymmetric score a row exactly at the threshold reaches on average, less SIGMAS standard deviations
+    (each rotated component of such a row: threshold * u_i plus noise of variance (1 - threshold^2)(1 - u_i^2) /
+    (dim - 1); the bits taken as independent, which overstates the spread of orthogonal ones)."""
+    t = max(-0.999999, min(0.999999, threshold))
+    spread = np.sqrt((1 - t * t) * np.clip(1 - u * u, 1e-12, None) / (dim - 1))
+    p = np.vectorize(math.erf)(t * u / (spread * math.sqrt(2)))  # E[sign] = 2 Phi(a) - 1 = erf(a / sqrt 2)
+    return float((u * p).sum() - SIGMAS * math.sqrt(float((u * u * (1 - p * p)).sum())))
+
+
+def sift(code: np.ndarray, templates: np.ndarray, threshold: float) -> np.ndarray:
+    """Row numbers that pass both steps for some template (the Hamming radius, then the asymmetric score)."""
+    q = np.asarray(templates, np.float32)
+    rows = prefilter(code, q, threshold)
+    if not len(rows):
+        return rows
+    m = rotation(q.shape[1])
+    picked = code[rows]
+    keep = np.zeros(len(rows), bool)
+    for t in q:
+        u = m[:, :len(t)] @ t
+        table = _table(u)
+        score = table[np.arange(table.shape[0]), picked].sum(axis=1)
+        keep |= score >= _floor(u, threshold, len(t))
+    return rows[keep]
 
 
 def prefilter(code: np.ndarray, templates: np.ndarray, threshold: float) -> np.ndarray:
