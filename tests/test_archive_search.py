@@ -75,6 +75,8 @@ def _near(rng, q, low, high, n):
 def test_rows_planted_just_above_the_threshold_pass_the_sign_prefilter(audit_home):
     """The sign codes' Hamming prefilter is measured, not guaranteed: rows planted just above the threshold for
     each of a person's templates are all found (one search for all templates), while most noise is sifted out."""
+    from audit.scan.rematch import candidates
+
     audit.open_store(audit_home).close()
     archive = Archive(audit_home)
     rng = np.random.default_rng(11)
@@ -92,6 +94,8 @@ def test_rows_planted_just_above_the_threshold_pass_the_sign_prefilter(audit_hom
     want = set(np.flatnonzero(exact >= 0.35).tolist())
     assert len(want) >= 2990
     assert {h.row for h in search([table], q, 0.35)} == want
+    hits, _ = candidates(archive, [part], q, 0.35)  # rematch's reader: sign codes, then the rows' row groups
+    assert hits[part.rel] == {f"{i:064x}" for i in want}
     survivors = archive_sign.prefilter(archive_sign.sign_codes(table)[:20_000], q, 0.35)
     assert len(survivors) < 0.02 * 20_000  # the prefilter does sift: most noise never reaches the 8-bit codes
 

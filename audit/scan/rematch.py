@@ -132,16 +132,15 @@ def candidates(archive: Archive, parts: list[Partition], q: np.ndarray,
         batch = parts[i:i + BATCH]
         tables = [_searchable(archive, p) for p in batch]
         rows += sum(t.num_rows for t in tables)
-        loaded: dict[int, object] = {}
+        loaded: dict[int, dict[int, str]] = {}
 
-        def load(i: int, batch=batch, loaded=loaded):  # the rest of a partition, only for a shortlisted row
-            if i not in loaded:
-                loaded[i] = archive.read(batch[i], ["sha256", "embedding"])
-            return loaded[i]
+        def load(i: int, local, batch=batch, loaded=loaded):  # shortlisted rows only, read from their row groups
+            table = archive.read_rows(batch[i], ["sha256", "embedding"], local)
+            loaded[i] = dict(zip(local.tolist(), table.column("sha256").to_pylist()))
+            return table
 
         for hit in search(tables, q, threshold, load) if len(q) else []:
-            sha = load(hit.table).column("sha256")[hit.row].as_py()
-            out.setdefault(batch[hit.table].rel, set()).add(sha)
+            out.setdefault(batch[hit.table].rel, set()).add(loaded[hit.table][hit.row])
     return out, rows
 
 

@@ -32,6 +32,7 @@ from .files import atomic_write, open_fd, read_bytes
 ARCHIVE_DIR = "archive"
 FORMAT = "1"
 PART_ROWS = 50_000  # rows per partition file: a search holds one partition (or one batch) in memory at a time
+GROUP_ROWS = 2_048  # rows per Parquet row group: the unit a search reads to re-score a few rows (read_rows)
 RETENTION_ENV = "AUDIT_ARCHIVE_DAYS"
 DEFAULT_RETENTION_DAYS = 365  # partitions older than this are pruned; 0 turns the archive off
 AAD = b"likeness-audit archive "
@@ -111,13 +112,38 @@ class Archive:
         """A partition as a pyarrow Table (checksums or seal checked), or ArchiveDamaged naming it; of `columns`,
         those the partition has (one written before a column existed reads without it)."""
         rel = part.rel if isinstance(part, Partition) else part
+        return _parquet(self._open(rel), rel, columns)
+
+    def read_rows(self, part: Partition | str, columns: list[str], rows: np.ndarray):
+        """Only these rows (ascending) of a partition: the row groups holding them are read and checked, not the
+        whole columns (a search re-scores a few rows of each partition)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rel = part.rel if isinstance(part, Partition) else part
+        f = self._open(rel)
+        try:
+            pf = pq.ParquetFile(f, page_checksum_verification=True)
+            ends = np.cumsum([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+            groups = np.unique(np.searchsorted(ends, rows, side="right"))
+            table = pf.read_row_groups(groups.tolist(), columns=columns, use_threads=False)
+        except Exception as exc:  # as _parquet: a truncated file, a bad footer, a failed page checksum
+            raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
+        starts = np.concatenate([[0], ends])[groups]
+        sizes = ends[groups] - starts
+        at = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        which = np.searchsorted(starts, rows, side="right") - 1
+        return table.take(pa.array(at[which] + rows - starts[which]))
+
+    def _open(self, rel: str):
+        """A partition's Parquet bytes as a file object (memory-mapped, or opened from its seal)."""
         try:
             if self.cipher is None:  # memory-mapped: only the columns asked for are read, without a copy
                 data = _mapped(self.home / rel)
                 if data[:4].to_pybytes() != MAGIC:
                     import pyarrow as pa
 
-                    return _parquet(pa.BufferReader(data), rel, columns)
+                    return pa.BufferReader(data)
             else:
                 data = read_bytes(self.home / rel)
         except OSError as exc:
@@ -129,7 +155,7 @@ class Archive:
                 raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
         elif sealed(data):
             raise ArchiveDamaged(f"archive partition {rel} is sealed with a key this store does not have", path=rel)
-        return _parquet(io.BytesIO(data), rel, columns)
+        return io.BytesIO(data)
 
     def write(self, table, modality: str, model: str, day: str, name: str) -> str:
         """Write one partition atomically (sealed when the store is encrypted); returns its relative path."""
@@ -139,7 +165,7 @@ class Archive:
         buf = io.BytesIO()
         # Codes and embeddings uncompressed (they hardly compress, and a memory-mapped read then copies nothing).
         codec = {c: "none" if c in ("code", "embedding") else "zstd" for c in table.column_names}
-        pq.write_table(table, buf, compression=codec, write_page_checksum=True, row_group_size=PART_ROWS)
+        pq.write_table(table, buf, compression=codec, write_page_checksum=True, row_group_size=GROUP_ROWS)
         data = buf.getvalue()
         if self.cipher is not None:
             data = self.cipher.seal(data, AAD + rel.encode())

@@ -62,7 +62,7 @@ def shortlist(code: np.ndarray | list[np.ndarray], templates: np.ndarray, thresh
 
 def search(tables: list, templates: np.ndarray, threshold: float, load=None) -> list[Hit]:
     """Rows of a batch of face partitions (pyarrow Tables with sign, or code and clipped for partitions written
-    before sign codes; embedding, or load(i) giving it) at or above threshold for any template. Partitions with
+    before sign codes; embedding, or load(i, rows) giving those rows of it) at or above threshold for any template. Partitions with
     sign codes: their two sifting steps (archive_sign.py, measured recall), then the exact score; older ones:
     FAISS scans of their 8-bit codes (the guaranteed bound), then the exact score. Exact scores come from the
     float16 embeddings."""
@@ -84,8 +84,9 @@ def search(tables: list, templates: np.ndarray, threshold: float, load=None) -> 
         local = rows.get(i, np.zeros(0, np.int64))
         if not len(local):
             continue
-        exact = t if "embedding" in t.column_names else load(i)  # load(i): table i's embedding column
-        scores = (embeddings(exact.take(local)) @ q.T).max(axis=1)
+        # load(i, rows): those rows of table i with their embeddings, when the table was read without them
+        exact = t.take(local) if "embedding" in t.column_names else load(i, local)
+        scores = (embeddings(exact) @ q.T).max(axis=1)
         hits += [Hit(i, int(r), float(s)) for r, s in zip(local, scores) if s >= threshold]
     return hits
 
