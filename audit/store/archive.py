@@ -287,13 +287,13 @@ def _parquet(f, rel: str, columns: list[str] | None):
     import pyarrow.parquet as pq
 
     try:
-        if columns is not None:
-            have = set(pq.read_schema(f).names)
-            columns = [c for c in columns if c in have]
         f.seek(0)
+        pf = pq.ParquetFile(f, page_checksum_verification=True)  # lighter than read_table's dataset layer
+        if columns is not None:
+            columns = [c for c in columns if c in pf.schema_arrow.names]
         # No reader threads: they would call back into Python for a file object, and a thread pool left running
         # at interpreter exit has aborted the process (std::terminate) after its work was done.
-        return pq.read_table(f, columns=columns, page_checksum_verification=True, use_threads=False)
+        return pf.read(columns=columns, use_threads=False)
     except Exception as exc:  # pyarrow's errors for a truncated file, a bad footer, a failed page checksum
         raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
 

@@ -76,7 +76,8 @@ def search(tables: list, templates: np.ndarray, threshold: float, load=None) -> 
     # Two threads (FAISS and numpy release the GIL; one new person is a handful of templates, so a single call
     # would keep one core busy): the sign-coded partitions one per task, the older ones in two FAISS scans.
     with ThreadPoolExecutor(2) as pool:
-        for i, found in zip(fast, pool.map(lambda i: _sifted(tables[i], q, threshold), fast)):
+        sifter = _sifter(q, threshold) if fast else None
+        for i, found in zip(fast, pool.map(lambda i: _sifted(tables[i], sifter), fast)):
             rows[i] = found
         rows.update(_scanned([tables[i] for i in old], old, q, threshold, pool))
     hits = []
@@ -91,14 +92,26 @@ def search(tables: list, templates: np.ndarray, threshold: float, load=None) -> 
     return hits
 
 
-def _sifted(table, q: np.ndarray, threshold: float) -> np.ndarray:
+_PREPARED: dict = {}
+
+
+def _sifter(q: np.ndarray, threshold: float):
+    """The Sifter of these templates, prepared once for all of a search's batches (the last one kept)."""
+    key = (q.tobytes(), q.shape, threshold)
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = archive_sign.Sifter(q, threshold)
+    return _PREPARED[key]
+
+
+def _sifted(table, sifter) -> np.ndarray:
     """A sign-coded partition's rows that pass the sign codes' two steps (archive_sign.sift); run on a worker
     thread of search(), which it sets to one OpenMP thread (a per-thread setting): FAISS's parallel region per
     call otherwise costs more than the scan of one partition's codes (0.9 against 0.02 CPU s per 10^6 rows)."""
     import faiss
 
     faiss.omp_set_num_threads(1)
-    return archive_sign.sift(archive_sign.sign_codes(table), q, threshold)
+    return sifter.sift(archive_sign.sign_codes(table))
 
 
 def _scanned(tables: list, which: list[int], q: np.ndarray, threshold: float, pool) -> dict[int, np.ndarray]:

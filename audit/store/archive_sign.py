@@ -106,35 +106,52 @@ def _floor(u: np.ndarray, threshold: float, dim: int) -> float:
     return float((u * p).sum() - SIGMAS * math.sqrt(float((u * u * (1 - p * p)).sum())))
 
 
+class Sifter:
+    """The sign codes' two steps for a person's templates at a threshold, prepared once per search: the templates'
+    codes, their rotated vectors, score tables and floors."""
+
+    def __init__(self, templates: np.ndarray, threshold: float):
+        q = np.asarray(templates, np.float32)
+        self.dim = q.shape[1]
+        self.codes = np.ascontiguousarray(encode(q))
+        rotated = q @ np.ascontiguousarray(rotation(self.dim)[:, :self.dim].T)
+        self.tables = [_table(u) for u in rotated]
+        self.floors = [_floor(u, threshold, self.dim) for u in rotated]
+        self.radius = radius(threshold, self.codes.shape[1] * 8)
+
+    def prefilter(self, code: np.ndarray) -> np.ndarray:
+        """Row numbers whose sign code is within the radius of some template's (all templates in one FAISS
+        call)."""
+        import faiss
+
+        if not len(code):
+            return np.zeros(0, np.int64)
+        code, q = np.ascontiguousarray(code), self.codes
+        res = faiss.RangeSearchResult(len(q))
+        # faiss keeps distances strictly below the radius it is given
+        faiss.hamming_range_search(faiss.swig_ptr(q), faiss.swig_ptr(code), len(q), len(code), self.radius + 1,
+                                   code.shape[1], res)
+        lims = faiss.rev_swig_ptr(res.lims, len(q) + 1).copy()
+        rows = faiss.rev_swig_ptr(res.labels, int(lims[-1])).copy() if lims[-1] else np.zeros(0, np.int64)
+        return np.unique(rows.astype(np.int64))
+
+    def sift(self, code: np.ndarray) -> np.ndarray:
+        """Row numbers that pass both steps for some template (the Hamming radius, then the asymmetric score)."""
+        rows = self.prefilter(code)
+        if not len(rows):
+            return rows
+        picked = code[rows]
+        keep = np.zeros(len(rows), bool)
+        for table, floor in zip(self.tables, self.floors):
+            keep |= table[np.arange(table.shape[0]), picked].sum(axis=1) >= floor
+        return rows[keep]
+
+
 def sift(code: np.ndarray, templates: np.ndarray, threshold: float) -> np.ndarray:
-    """Row numbers that pass both steps for some template (the Hamming radius, then the asymmetric score)."""
-    q = np.asarray(templates, np.float32)
-    rows = prefilter(code, q, threshold)
-    if not len(rows):
-        return rows
-    m = rotation(q.shape[1])
-    picked = code[rows]
-    keep = np.zeros(len(rows), bool)
-    for t in q:
-        u = m[:, :len(t)] @ t
-        table = _table(u)
-        score = table[np.arange(table.shape[0]), picked].sum(axis=1)
-        keep |= score >= _floor(u, threshold, len(t))
-    return rows[keep]
+    """Row numbers that pass both steps for some template (one-off; a search prepares a Sifter once)."""
+    return Sifter(templates, threshold).sift(code)
 
 
 def prefilter(code: np.ndarray, templates: np.ndarray, threshold: float) -> np.ndarray:
-    """Row numbers whose sign code is within the radius of some template's (all templates in one FAISS call)."""
-    import faiss
-
-    if not len(code) or not len(templates):
-        return np.zeros(0, np.int64)
-    q = np.ascontiguousarray(encode(templates))
-    code = np.ascontiguousarray(code)
-    res = faiss.RangeSearchResult(len(q))
-    # faiss keeps distances strictly below the radius it is given
-    faiss.hamming_range_search(faiss.swig_ptr(q), faiss.swig_ptr(code), len(q), len(code),
-                               radius(threshold, code.shape[1] * 8) + 1, code.shape[1], res)
-    lims = faiss.rev_swig_ptr(res.lims, len(q) + 1).copy()
-    rows = faiss.rev_swig_ptr(res.labels, int(lims[-1])).copy() if lims[-1] else np.zeros(0, np.int64)
-    return np.unique(rows.astype(np.int64))
+    """Row numbers whose sign code is within the Hamming radius of some template's (one-off)."""
+    return Sifter(templates, threshold).prefilter(code) if len(templates) else np.zeros(0, np.int64)
