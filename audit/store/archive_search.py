@@ -98,10 +98,12 @@ _PREPARED: dict = {}
 def _sifter(q: np.ndarray, threshold: float):
     """The Sifter of these templates, prepared once for all of a search's batches (the last one kept)."""
     key = (q.tobytes(), q.shape, threshold)
-    if key not in _PREPARED:
+    sifter = _PREPARED.get(key)
+    if sifter is None:  # kept in a local: another thread's search may replace the cached one meanwhile
+        sifter = archive_sign.Sifter(q, threshold)
         _PREPARED.clear()
-        _PREPARED[key] = archive_sign.Sifter(q, threshold)
-    return _PREPARED[key]
+        _PREPARED[key] = sifter
+    return sifter
 
 
 def _sifted(table, sifter) -> np.ndarray:
