@@ -217,8 +217,9 @@ class Registry(VectorRows):
         if row is None:
             raise UnknownPerson(f"no person '{pid}' is registered")
         p = Person(*row)
-        for modality, n in self.db.execute(
-            "SELECT modality, COUNT(*) FROM samples WHERE person=? GROUP BY modality", (pid,)
+        for modality, n in self.db.execute(  # a recording enrolled with both voice encoders counts once
+            "SELECT modality, MAX(n) FROM (SELECT modality, COUNT(*) AS n FROM samples WHERE person=? "
+            "GROUP BY modality, model) GROUP BY modality", (pid,)
         ):
             p.samples[modality] = n
         for scope, allowed, until, note, updated in self.db.execute(
