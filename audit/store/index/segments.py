@@ -208,7 +208,7 @@ class Segments:
         """Approximate top-k (similarities, ids) per query over base and delta; missing slots have id -1.
 
         One query runs on one OpenMP thread (the count is restored after): on work this size more threads only
-        spin, and on a busy machine wait for each other (benchmarks/README.md, Gallery scale)."""
+        spin, and on a busy machine wait for each other (docs/performance.md, search at 1M)."""
         import faiss
 
         if len(queries) != 1:
