@@ -120,7 +120,7 @@ def search(codes, rerank, ids: np.ndarray, removed: np.ndarray, queries: np.ndar
         return sims, out
     codes.implem = KERNEL
     queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    _, pos = _scan(codes, queries, min(n, max(FASTSCAN_CANDIDATES, k)))
+    _, pos = codes.search(queries, min(n, max(FASTSCAN_CANDIDATES, k)))
     sq, stored = codes_index(rerank), rerank_codes(rerank)
     for row, (q, p) in enumerate(zip(queries, pos)):
         p = p[p >= 0]
@@ -134,18 +134,3 @@ def search(codes, rerank, ids: np.ndarray, removed: np.ndarray, queries: np.ndar
         top = np.argsort(-s, kind="stable")[:k]
         sims[row, :len(top)], out[row, :len(top)] = s[top], cand[top]
     return sims, out
-
-
-def _scan(codes, queries: np.ndarray, k: int):
-    """The fast-scan search; one query runs on one OpenMP thread (a second only spins: it took more CPU for the
-    same wall time), the thread count is restored after."""
-    import faiss
-
-    if len(queries) > 1:
-        return codes.search(queries, k)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        return codes.search(queries, k)
-    finally:
-        faiss.omp_set_num_threads(threads)
