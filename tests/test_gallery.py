@@ -134,6 +134,40 @@ def test_incremental_centroids_equal_recomputed_ones(tmp_path, small):
     assert store.verify().ok
 
 
+def test_pq_search_names_the_people_of_exact_search(tmp_path, monkeypatch):
+    """A fast-scan PQ base re-ranked exactly names the top_k people of brute force, with their exact best scores,
+    one probe or several at once, whatever the people looked up per step; a one-probe search leaves faiss's
+    OpenMP thread count as it found it."""
+    import faiss
+
+    monkeypatch.setattr(segments, "FLAT_MAX", 64)
+    monkeypatch.setattr(segments, "DELTA_MAX", 16)
+    monkeypatch.setattr(pqbase, "FASTSCAN_CANDIDATES", 440)  # every vector: the shortlist, not the scan, is tested
+    rng = np.random.default_rng(21)
+    store = Store(tmp_path / "s", key=None)
+    many = unit(rng, 1)[0] + 0.05 * unit(rng, 40)  # one person's 40 close samples fill the first steps' ids
+    many /= np.linalg.norm(many, axis=1, keepdims=True)
+    store.add_people(people_of(rng, 100, per=4) + [("many", None, [
+        Sample("face", "m1", f"many-{j}".ljust(64, "0"), v) for j, v in enumerate(many)], None)])
+    assert store.index("face", "m1")[1].kind == "pqfs"
+    ids, vecs, people = store.vectors("face", "m1")
+    owners = np.array(people)
+    probes = np.concatenate([unit(rng, 12), many.mean(0, keepdims=True) / np.linalg.norm(many.mean(0))])
+    exact = vecs @ probes.T
+    faiss.omp_set_num_threads(2)
+    for top_k in (1, 3, 8):
+        for got in (store.search("face", "m1", probes, top_k),
+                    [store.search("face", "m1", q[None], top_k)[0] for q in probes]):
+            for j, cands in enumerate(got):
+                best = {}
+                for i in np.argsort(-exact[:, j], kind="stable"):
+                    best.setdefault(owners[i], float(exact[i, j]))
+                want = list(best.items())[:top_k]
+                assert [c.person for c in cands] == [p for p, _ in want]
+                assert [c.similarity for c in cands] == pytest.approx([s for _, s in want], abs=1e-5)
+    assert faiss.omp_get_max_threads() == 2
+
+
 def test_segments_mask_then_compact_and_leave_no_stale_files(tmp_path, small):
     rng = np.random.default_rng(5)
     store = Store(tmp_path / "s", key=None)

@@ -205,7 +205,22 @@ class Segments:
         return np.concatenate([base, delta])
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Approximate top-k (similarities, ids) per query over base and delta; missing slots have id -1."""
+        """Approximate top-k (similarities, ids) per query over base and delta; missing slots have id -1.
+
+        One query runs on one OpenMP thread (the count is restored after): on work this size more threads only
+        spin, and on a busy machine wait for each other (docs/performance.md, search at 1M)."""
+        import faiss
+
+        if len(queries) != 1:
+            return self._search(queries, k)
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._search(queries, k)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
