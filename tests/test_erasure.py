@@ -53,7 +53,7 @@ def decoded(home: Path) -> dict[str, bytes]:
 
 def archived_rows(home: Path, pid: str, others: tuple[str, ...]) -> tuple[dict[str, bytes], dict[str, int]]:
     """Needles from the archive itself, read through its own reader: for each row attributed to pid or matching
-    pid's templates at the erasure's threshold, its float16 embedding, 8-bit code and crop JPEG (whole, and a
+    pid's templates at the erasure's threshold, its float16 embedding, 8-bit code, sign code and crop JPEG (whole, and a
     slice from its middle, which a raw zstd block may keep verbatim); and how many rows each of `others` has."""
     store = Store(home)
     templates = {mo: store.person_vectors(pid, "face", mo) for m, mo in store.models() if m == "face"}
@@ -66,6 +66,7 @@ def archived_rows(home: Path, pid: str, others: tuple[str, ...]) -> tuple[dict[s
         scores = (embeddings(table) @ np.asarray(templates[part.model], np.float32).T).max(axis=1)
         emb = table.column("embedding").to_pylist()
         crops = table.column("crop").to_pylist()
+        signs = table.column("sign").to_pylist()
         for i, code in enumerate(codes(table)):
             for other in others:
                 counts[other] += other in people[i]
@@ -73,7 +74,8 @@ def archived_rows(home: Path, pid: str, others: tuple[str, ...]) -> tuple[dict[s
                 continue
             key = f"{part.rel}#{i}{' (attributed)' if pid in people[i] else ' (matching)'}"
             crop = crops[i]
-            pieces |= {f"{key} embedding": emb[i], f"{key} code": code.tobytes(), f"{key} crop": crop,
+            pieces |= {f"{key} embedding": emb[i], f"{key} code": code.tobytes(), f"{key} sign": signs[i],
+                       f"{key} crop": crop,
                        f"{key} crop middle": crop[len(crop) // 2: len(crop) // 2 + 64]}
     return pieces, counts
 
@@ -140,7 +142,7 @@ def test_removal_reaches_every_copy_even_with_a_scan_racing_it(photos, audit_hom
 
 
 def test_removal_erases_every_archived_face_of_the_person(deepface, audit_home, tmp_path):
-    """The embedding archive keeps each scanned face's float16 embedding, 8-bit code and crop: after `remove`, no
+    """The embedding archive keeps each scanned face's float16 embedding, 8-bit and sign codes and crop: after `remove`, no
     file under the store holds any of them for a row attributed to the person or matching their templates, raw
     or with the Parquet pages decompressed; the other person's rows stay."""
     folder, people = deepface
@@ -159,7 +161,7 @@ def test_removal_erases_every_archived_face_of_the_person(deepface, audit_home, 
     for what, needle in pieces.items():
         assert holding(audit_home, needle) or [r for r, b in plain.items() if needle in b], what
     for what, needle in pieces.items():  # embeddings and codes are stored uncompressed: found raw as well
-        if what.endswith(("embedding", "code")):
+        if what.endswith(("embedding", "code", "sign")):
             assert any(r.startswith("archive/") for r in holding(audit_home, needle)), what
 
     run("remove", PID)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -128,21 +129,27 @@ def candidates(archive: Archive, parts: list[Partition], q: np.ndarray,
     """partition -> the file hashes in it within reach of the threshold, and the rows searched (this process)."""
     out: dict[str, set[str] | None] = {}
     rows = 0
-    for i in range(0, len(parts), BATCH):
-        batch = parts[i:i + BATCH]
-        tables = [archive.read(p, ["code", "clipped"]) for p in batch]
-        rows += sum(t.num_rows for t in tables)
-        loaded: dict[int, object] = {}
+    with ThreadPoolExecutor(2) as pool:  # partitions read two at a time (pyarrow releases the GIL)
+        for i in range(0, len(parts), BATCH):
+            batch = parts[i:i + BATCH]
+            tables = list(pool.map(lambda p: _searchable(archive, p), batch))
+            rows += sum(t.num_rows for t in tables)
+            loaded: dict[int, dict[int, str]] = {}
 
-        def load(i: int, batch=batch, loaded=loaded):  # the rest of a partition, only for a shortlisted row
-            if i not in loaded:
-                loaded[i] = archive.read(batch[i], ["sha256", "embedding"])
-            return loaded[i]
+            def load(i: int, local, batch=batch, loaded=loaded):  # shortlisted rows only, read from their row groups
+                table = archive.read_rows(batch[i], ["sha256", "embedding"], local)
+                loaded[i] = dict(zip(local.tolist(), table.column("sha256").to_pylist()))
+                return table
 
-        for hit in search(tables, q, threshold, load) if len(q) else []:
-            sha = load(hit.table).column("sha256")[hit.row].as_py()
-            out.setdefault(batch[hit.table].rel, set()).add(sha)
+            for hit in search(tables, q, threshold, load) if len(q) else []:
+                out.setdefault(batch[hit.table].rel, set()).add(loaded[hit.table][hit.row])
     return out, rows
+
+
+def _searchable(archive: Archive, part: Partition):
+    """What the search reads of a partition first: its sign codes, or (written before them) its 8-bit codes."""
+    table = archive.read(part, ["sign", "clipped"])
+    return table if "sign" in table.column_names else archive.read(part, ["code", "clipped"])
 
 
 def rebuild(table, part: Partition, shas: set[str] | None):

@@ -20,7 +20,7 @@ from ..store.crypto import Cipher, load_key
 from .engine import _connect
 
 BATCH = 8  # partitions per actor call: one FAISS scan over their codes
-COLUMNS = ["sha256", "code", "clipped", "embedding"]
+COLUMNS = ["sha256", "sign", "code", "clipped", "embedding"]
 
 
 class PartitionSearcher:

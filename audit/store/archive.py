@@ -3,8 +3,8 @@ append-only Parquet partitions so that people who enrol later can be searched ag
 (retro-match, audit/scan/rematch.py) without reading any media again.
 
 Layout: ``archive/<modality>-<model>/<yyyy-mm-dd>/part-<scan>-<n>.parquet``, one file per scan, modality and up to
-PART_ROWS rows. Each row is one face (box, detector score, quality, frame time, evidence crop JPEG, 8-bit search
-code, float16 embedding) or one voice segment (start, end, float16 embedding; the file's waveform envelope on its
+PART_ROWS rows. Each row is one face (box, detector score, quality, frame time, evidence crop JPEG, sign code and
+8-bit search code (archive_sign.py, archive_search.py), float16 embedding) or one voice segment (start, end, float16 embedding; the file's waveform envelope on its
 first segment), with the file's SHA-256 and display name and the people the scan attributed it to. A partition of
 an encrypted store is sealed whole (AES-256-GCM, associated data naming the partition); a plaintext one carries
 CRC32 page checksums that every read checks. A partition that fails either check is damaged: ArchiveDamaged names
@@ -25,12 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StoreError
+from . import archive_sign
 from .crypto import MAGIC, Cipher, sealed
 from .files import atomic_write, open_fd, read_bytes
 
 ARCHIVE_DIR = "archive"
 FORMAT = "1"
 PART_ROWS = 50_000  # rows per partition file: a search holds one partition (or one batch) in memory at a time
+GROUP_ROWS = 2_048  # rows per Parquet row group: the unit a search reads to re-score a few rows (read_rows)
 RETENTION_ENV = "AUDIT_ARCHIVE_DAYS"
 DEFAULT_RETENTION_DAYS = 365  # partitions older than this are pruned; 0 turns the archive off
 AAD = b"likeness-audit archive "
@@ -107,15 +109,41 @@ class Archive:
         return out
 
     def read(self, part: Partition | str, columns: list[str] | None = None):
-        """A partition as a pyarrow Table (checksums or seal checked), or ArchiveDamaged naming it."""
+        """A partition as a pyarrow Table (checksums or seal checked), or ArchiveDamaged naming it; of `columns`,
+        those the partition has (one written before a column existed reads without it)."""
         rel = part.rel if isinstance(part, Partition) else part
+        return _parquet(self._open(rel), rel, columns)
+
+    def read_rows(self, part: Partition | str, columns: list[str], rows: np.ndarray):
+        """Only these rows (ascending) of a partition: the row groups holding them are read and checked, not the
+        whole columns (a search re-scores a few rows of each partition)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rel = part.rel if isinstance(part, Partition) else part
+        f = self._open(rel)
+        try:
+            pf = pq.ParquetFile(f, page_checksum_verification=True)
+            ends = np.cumsum([pf.metadata.row_group(g).num_rows for g in range(pf.num_row_groups)])
+            groups = np.unique(np.searchsorted(ends, rows, side="right"))
+            table = pf.read_row_groups(groups.tolist(), columns=columns, use_threads=False)
+        except Exception as exc:  # as _parquet: a truncated file, a bad footer, a failed page checksum
+            raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
+        starts = np.concatenate([[0], ends])[groups]
+        sizes = ends[groups] - starts
+        at = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        which = np.searchsorted(starts, rows, side="right") - 1
+        return table.take(pa.array(at[which] + rows - starts[which]))
+
+    def _open(self, rel: str):
+        """A partition's Parquet bytes as a file object (memory-mapped, or opened from its seal)."""
         try:
             if self.cipher is None:  # memory-mapped: only the columns asked for are read, without a copy
                 data = _mapped(self.home / rel)
                 if data[:4].to_pybytes() != MAGIC:
                     import pyarrow as pa
 
-                    return _parquet(pa.BufferReader(data), rel, columns)
+                    return pa.BufferReader(data)
             else:
                 data = read_bytes(self.home / rel)
         except OSError as exc:
@@ -127,7 +155,7 @@ class Archive:
                 raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
         elif sealed(data):
             raise ArchiveDamaged(f"archive partition {rel} is sealed with a key this store does not have", path=rel)
-        return _parquet(io.BytesIO(data), rel, columns)
+        return io.BytesIO(data)
 
     def write(self, table, modality: str, model: str, day: str, name: str) -> str:
         """Write one partition atomically (sealed when the store is encrypted); returns its relative path."""
@@ -137,7 +165,7 @@ class Archive:
         buf = io.BytesIO()
         # Codes and embeddings uncompressed (they hardly compress, and a memory-mapped read then copies nothing).
         codec = {c: "none" if c in ("code", "embedding") else "zstd" for c in table.column_names}
-        pq.write_table(table, buf, compression=codec, write_page_checksum=True, row_group_size=PART_ROWS)
+        pq.write_table(table, buf, compression=codec, write_page_checksum=True, row_group_size=GROUP_ROWS)
         data = buf.getvalue()
         if self.cipher is not None:
             data = self.cipher.seal(data, AAD + rel.encode())
@@ -260,9 +288,12 @@ def _parquet(f, rel: str, columns: list[str] | None):
 
     try:
         f.seek(0)
+        pf = pq.ParquetFile(f, page_checksum_verification=True)  # lighter than read_table's dataset layer
+        if columns is not None:
+            columns = [c for c in columns if c in pf.schema_arrow.names]
         # No reader threads: they would call back into Python for a file object, and a thread pool left running
         # at interpreter exit has aborted the process (std::terminate) after its work was done.
-        return pq.read_table(f, columns=columns, page_checksum_verification=True, use_threads=False)
+        return pf.read(columns=columns, use_threads=False)
     except Exception as exc:  # pyarrow's errors for a truncated file, a bad footer, a failed page checksum
         raise ArchiveDamaged(f"archive partition {rel} is damaged: {exc}", path=rel) from exc
 
@@ -292,9 +323,9 @@ def schema(dim: int, meta: dict[str, str]):
         ("time", pa.float64()), ("start", pa.float64()), ("end", pa.float64()),
         ("box", pa.list_(pa.int32())), ("score", pa.float32()), ("quality", pa.string()),
         ("people", pa.list_(pa.string())), ("clipped", pa.bool_()),
-        ("code", pa.binary(dim)), ("embedding", pa.binary(2 * dim)), ("crop", pa.binary()),
+        ("code", pa.binary(dim)), ("sign", pa.binary(archive_sign.width(dim))), ("embedding", pa.binary(2 * dim)), ("crop", pa.binary()),
         ("envelope", pa.binary()), ("duration", pa.float64()), ("provenance", pa.string()),
-    ], metadata={**meta, "dim": str(dim), "format": FORMAT})
+    ], metadata={**meta, "dim": str(dim), "format": FORMAT, "sign": archive_sign.VERSION})
 
 
 class PartWriter:
@@ -329,13 +360,17 @@ class PartWriter:
         vecs = np.stack(self.vectors)
         code, clipped = encode(vecs)
         n, dim = vecs.shape
-        cols = {k: [r.get(k) for r in self.rows] for k in schema(dim, {}).names if k not in ("code", "embedding")}
+        cols = {k: [r.get(k) for r in self.rows] for k in schema(dim, {}).names
+                if k not in ("code", "sign", "embedding")}
         cols.update(scan=[self.scan] * n, scanned=[self.scanned] * n, index=[self.index] * n,
                     clipped=clipped.tolist())
         if self.modality != "face":
-            cols["code"] = [None] * n
+            cols["code"] = cols["sign"] = [None] * n
         else:
             cols["code"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(dim), n, [None, pa.py_buffer(code)])
+            sign = archive_sign.encode(vecs)
+            cols["sign"] = pa.FixedSizeBinaryArray.from_buffers(pa.binary(sign.shape[1]), n,
+                                                                [None, pa.py_buffer(sign)])
         cols["embedding"] = pa.FixedSizeBinaryArray.from_buffers(
             pa.binary(2 * dim), n, [None, pa.py_buffer(vecs.astype("<f2").tobytes())])
         meta = {"modality": self.modality, "model": self.model, "scan": self.scan, "scanned": self.scanned}
