@@ -8,7 +8,7 @@ Runs, one after the other (each prints its own figures and goals):
            2 cores, 12x on 1 core, 3x), wall and CPU seconds;
   video    benchmarks/video_speed.py --scan: keyframe and 1 frame/s scans against decoding alone (goals 0.8x, 1.0x);
   gallery  benchmarks/gallery_scale.py --sizes 1000000: search at 1M templates (goal <= 5 ms, recall@1 >= 0.995);
-  voice    benchmarks/voice_speed.py: GE2E and CAM++ x real time per core (goal >= 100x).
+  voice    benchmarks/voice_speed.py: GE2E, CAM++ and fused x real time per core (goal >= 100x).
 The lead re-runs this when the machine is quiet; on a loaded machine read the CPU-second figures.
 --quick shortens each part (30 s videos, 100k gallery, 40 voice files) for a smoke run.
 """
@@ -43,7 +43,7 @@ def main() -> None:
         "peer": ["peer_face_recognition.py", "--no-accuracy"],
         "video": ["video_speed.py", "--scan", "--seconds", "30" if args.quick else "60"],
         "gallery": ["gallery_scale.py", "--sizes", "100000" if args.quick else "1000000", "--probes", "600"],
-        "voice": ["voice_speed.py", "--pipeline", "segments", "--model", "ge2e", "campplus"]
+        "voice": ["voice_speed.py", "--pipeline", "segments", "--model", "ge2e", "campplus", "fused"]
                  + (["--limit", "40"] if args.quick else []),
     }
     print(f"{os.cpu_count()} cores; {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")

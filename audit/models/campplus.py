@@ -10,14 +10,14 @@ encoders cut a file into the same segments.
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..config import SAMPLE_RATE
-from .voice_base import VAD_WINDOW, OnnxVoiceModel, Segment, _as_float32, _unit, normalize_volume, trim_long_silences, vad_masks
+from .voice_base import (VAD_WINDOW, Grid, OnnxVoiceModel, Segment, _as_float32, _unit, normalize_volume, segment_grid,
+                         trim_long_silences, vad_masks)
 
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "campplus_sv_zh_en.onnx"
@@ -107,20 +107,9 @@ class CamPlusEncoder(OnnxVoiceModel):
     def embed_segments(self, wav: np.ndarray, segment_s: float = 3.0, hop_s: float = 1.5,
                        min_voiced_s: float = 1.0) -> list[Segment]:
         """Embed overlapping windows that hold at least `min_voiced_s` of speech (the GE2E encoder's grid)."""
-        wav = _as_float32(wav)
-        voiced, keep = vad_masks(normalize_volume(wav))
-        n_win = len(voiced)
-        seg_w = max(1, round(segment_s * SAMPLE_RATE / VAD_WINDOW))
-        hop_w = max(1, round(hop_s * SAMPLE_RATE / VAD_WINDOW))
-        n_segments = max(1, math.ceil((n_win - seg_w) / hop_w) + 1) if n_win else 0
-        window_s = VAD_WINDOW / SAMPLE_RATE
-        out = []
-        for k in range(n_segments):
-            a, b = k * hop_w, min(k * hop_w + seg_w, n_win)
-            voiced_s = round(float(voiced[a:b].sum()) * window_s, 3)
-            if voiced_s < min_voiced_s:
-                continue
-            clip = wav[a * VAD_WINDOW : b * VAD_WINDOW][np.repeat(keep[a:b], VAD_WINDOW)]
-            out.append(Segment(round(a * window_s, 3), round(b * window_s, 3),
-                               self._embed_features(features(clip)), voiced_s))
-        return out
+        return self.embed_grid(segment_grid(wav, segment_s, hop_s, min_voiced_s))
+
+    def embed_grid(self, grid: Grid) -> list[Segment]:
+        """Embed the segments of a grid (voice_base.segment_grid): each one's kept samples, not re-normalised."""
+        return [grid.segment(k, self._embed_features(features(grid.clip(a, b)[grid.kept(a, b)])))
+                for k, (a, b, _voiced_s) in enumerate(grid.cuts)]

@@ -13,7 +13,7 @@ import hashlib
 import numpy as np
 
 from ..config import SAMPLE_RATE
-from .voice_base import Segment
+from .voice_base import Segment, segment_grid
 
 PARTS = ("ge2e", "campplus")  # the order of the parts in a fused segment vector
 
@@ -57,8 +57,7 @@ class FusedEncoder:
 
     def embed_segments(self, wav: np.ndarray, segment_s: float = 3.0, hop_s: float = 1.5,
                        min_voiced_s: float = 1.0) -> list[Segment]:
-        """Segments of both parts (the same voice activity and grid), their vectors end to end."""
-        a, b = (p.embed_segments(wav, segment_s, hop_s, min_voiced_s) for p in self.parts)
-        if [(s.start, s.end) for s in a] != [(s.start, s.end) for s in b]:
-            raise RuntimeError("the voice encoders cut different segments")  # they share vad_masks and the grid
+        """Segments of both parts on one grid (voice activity found once), their vectors end to end."""
+        grid = segment_grid(wav, segment_s, hop_s, min_voiced_s)
+        a, b = (p.embed_grid(grid) for p in self.parts)
         return [Segment(x.start, x.end, np.concatenate([x.vector, y.vector]), x.voiced_s) for x, y in zip(a, b)]

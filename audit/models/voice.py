@@ -15,8 +15,8 @@ import numpy as np
 
 from ..config import SAMPLE_RATE
 from ..errors import ModelError
-from .voice_base import (VAD_WINDOW, OnnxVoiceModel, Segment, _as_float32, _unit, normalize_volume,
-                         trim_long_silences, vad_masks)
+from .voice_base import (VAD_WINDOW, Grid, OnnxVoiceModel, Segment, _as_float32, _unit, normalize_volume,
+                         segment_grid, trim_long_silences, vad_masks)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "voice_encoder.onnx"
 
@@ -173,34 +173,26 @@ class VoiceEncoder(OnnxVoiceModel):
         trimmed as in preprocess_wav), is volume-normalised on its own like a separate utterance, and is
         embedded like one. Window times are aligned to the 30 ms VAD grid.
         """
-        wav = _as_float32(wav)
-        voiced, keep = vad_masks(normalize_volume(wav))
-        n_win = len(voiced)
-        seg_w = max(1, round(segment_s * SAMPLE_RATE / VAD_WINDOW))
-        hop_w = max(1, round(hop_s * SAMPLE_RATE / VAD_WINDOW))
-        n_segments = max(1, math.ceil((n_win - seg_w) / hop_w) + 1) if n_win else 0
-        window_s = VAD_WINDOW / SAMPLE_RATE
+        return self.embed_grid(segment_grid(wav, segment_s, hop_s, min_voiced_s))
+
+    def embed_grid(self, grid: Grid) -> list[Segment]:
+        """Embed the segments of a grid (voice_base.segment_grid), in groups of partials."""
         segments: list[Segment] = []
-        pending: list[tuple[int, int, float, np.ndarray]] = []  # (first window, end window, voiced s, mels)
+        pending: list[tuple[int, np.ndarray]] = []  # (cut index, partial mels)
 
         def flush() -> None:
-            partials = self._embed_partials(np.concatenate([m for *_, m in pending]))
+            partials = self._embed_partials(np.concatenate([m for _, m in pending]))
             i = 0
-            for a, b, voiced_s, mels in pending:
-                vector = _unit(partials[i : i + len(mels)].mean(axis=0))
-                segments.append(Segment(round(a * window_s, 3), round(b * window_s, 3), vector, voiced_s))
+            for k, mels in pending:
+                segments.append(grid.segment(k, _unit(partials[i : i + len(mels)].mean(axis=0))))
                 i += len(mels)
             pending.clear()
 
-        for k in range(n_segments):
-            a, b = k * hop_w, min(k * hop_w + seg_w, n_win)
-            voiced_s = round(float(voiced[a:b].sum()) * window_s, 3)
-            if voiced_s < min_voiced_s:
-                continue
-            clip = normalize_volume(wav[a * VAD_WINDOW : b * VAD_WINDOW])
-            pending.append((a, b, voiced_s, _partial_mels(clip[np.repeat(keep[a:b], VAD_WINDOW)])))
+        for k, (a, b, _voiced_s) in enumerate(grid.cuts):
+            clip = normalize_volume(grid.clip(a, b))
+            pending.append((k, _partial_mels(clip[grid.kept(a, b)])))
             # Embed in groups: enough partials for full batches, few enough to bound memory on long files.
-            if sum(len(m) for *_, m in pending) >= SEGMENT_GROUP:
+            if sum(len(m) for _, m in pending) >= SEGMENT_GROUP:
                 flush()
         if pending:
             flush()

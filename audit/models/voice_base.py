@@ -81,6 +81,54 @@ def trim_long_silences(wav: np.ndarray) -> np.ndarray:
     return wav[: len(keep) * VAD_WINDOW][np.repeat(keep, VAD_WINDOW)]
 
 
+@dataclass
+class Grid:
+    """The 3 s segment grid of a file: voice activity found once, shared by every encoder (fused runs both on it).
+
+    `cuts` holds (first 30 ms window, end window, voiced seconds) of each segment with enough speech; `keep` is the
+    per-window mask of samples kept (speech plus short pauses).
+    """
+
+    wav: np.ndarray
+    keep: np.ndarray
+    cuts: list[tuple[int, int, float]]
+
+    def clip(self, a: int, b: int) -> np.ndarray:
+        """The raw samples of windows a..b (before trimming)."""
+        return self.wav[a * VAD_WINDOW : b * VAD_WINDOW]
+
+    def kept(self, a: int, b: int) -> np.ndarray:
+        """The sample mask that trims long silences from clip(a, b)."""
+        return np.repeat(self.keep[a:b], VAD_WINDOW)
+
+    def segment(self, k: int, vector: np.ndarray) -> Segment:
+        """The Segment record of cut k with its vector."""
+        a, b, voiced_s = self.cuts[k]
+        window_s = VAD_WINDOW / SAMPLE_RATE
+        return Segment(round(a * window_s, 3), round(b * window_s, 3), vector, voiced_s)
+
+
+def segment_grid(wav: np.ndarray, segment_s: float = 3.0, hop_s: float = 1.5, min_voiced_s: float = 1.0) -> Grid:
+    """Overlapping windows of 16 kHz mono audio that hold at least `min_voiced_s` of speech, aligned to the 30 ms
+    VAD grid; voice activity is found once over the whole (volume-normalised) audio."""
+    wav = _as_float32(wav)
+    voiced, keep = vad_masks(normalize_volume(wav))
+    n_win = len(voiced)
+    seg_w = max(1, round(segment_s * SAMPLE_RATE / VAD_WINDOW))
+    hop_w = max(1, round(hop_s * SAMPLE_RATE / VAD_WINDOW))
+    n_segments = max(1, math.ceil((n_win - seg_w) / hop_w) + 1) if n_win else 0
+    window_s = VAD_WINDOW / SAMPLE_RATE
+    # One cumulative sum instead of a sum per segment: long files have thousands of segments.
+    counts = np.concatenate(([0], np.cumsum(voiced, dtype=np.int64)))
+    cuts = []
+    for k in range(n_segments):
+        a, b = k * hop_w, min(k * hop_w + seg_w, n_win)
+        voiced_s = round(float(counts[b] - counts[a]) * window_s, 3)
+        if voiced_s >= min_voiced_s:
+            cuts.append((a, b, voiced_s))
+    return Grid(wav, keep, cuts)
+
+
 def _as_float32(wav: np.ndarray) -> np.ndarray:
     """Check the shape and return a float32 view or copy."""
     wav = np.asarray(wav)
