@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 from tests.helpers.cli import run
+from tests.helpers.ray import two_nodes
 
 pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -47,53 +44,12 @@ def test_ray_engine_equals_local_on_the_shared_photos(gallery):
     assert "--engine ray" in run("scan", gallery, "--address", "x:1", code=2).output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_ray_engine_on_two_nodes(gallery, tmp_path, monkeypatch):
-    # A cluster of two nodes on this machine, reached on localhost: no token authentication (a real cluster
-    # keeps Ray's default token auth; see docs/archives.md).
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
-    common = ["--num-cpus", "1", "--object-store-memory", str(100 * 2**20), "--block", "--disable-usage-stats"]
-    nodes = [subprocess.Popen([ray_cli, "start", "--head", "--port", str(port), "--temp-dir", temp,
-                               "--include-dashboard", "false", *common],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        _wait_for_nodes(address, 1)
-        nodes.append(subprocess.Popen([ray_cli, "start", "--address", address, *common], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 2)
+def test_ray_engine_on_two_nodes(gallery, monkeypatch):
+    with two_nodes(monkeypatch) as address:
         sample = sorted(gallery.glob("*.jpg"))[:24]
         local = run("scan", *sample, "--json", "--no-cache", "--workers", "2")
         ray = cli("scan", *sample, "--json", "--no-cache", "--engine", "ray", "--address", address)
         assert rows(ray) == rows(local) and rows(local)
-    finally:
-        for node in reversed(nodes):  # `ray start --block` stops its node's processes when terminated
-            node.terminate()
-        for node in nodes:
-            try:
-                node.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                node.kill()
-
-
-def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:
-    """Wait until the cluster at address has count alive nodes (asked from a child: ray.init is per process)."""
-    probe = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False); "
-             "print(sum(n['Alive'] for n in ray.nodes()))")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, timeout=120)
-        if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
-            return
-        time.sleep(1)
-    raise AssertionError(f"the Ray cluster at {address} did not reach {count} nodes")
 
 
 def test_ray_notices_stay_off_the_progress_bar(deepface, tmp_path):

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from tests.helpers.cli import run
-from tests.test_ray import _free_port, _wait_for_nodes
+from tests.helpers.ray import two_nodes
 
 pytest.importorskip("ray")
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -57,29 +55,8 @@ def test_ray_rematch_equals_local_on_a_local_ray(archived, deepface, audit_home)
 
 
 def test_ray_rematch_on_two_nodes(archived, monkeypatch):
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # two nodes on localhost, as tests/test_ray.py
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    common = ["--num-cpus", "1", "--object-store-memory", str(100 * 2**20), "--block", "--disable-usage-stats"]
-    nodes = [subprocess.Popen([ray_cli, "start", "--head", "--port", str(port), "--temp-dir", temp,
-                               "--include-dashboard", "false", *common],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        _wait_for_nodes(address, 1)
-        nodes.append(subprocess.Popen([ray_cli, "start", "--address", address, *common],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        _wait_for_nodes(address, 2)
+    with two_nodes(monkeypatch) as address:
         local = run("rematch", "--json", "--person", archived[2], "--person", archived[3])
         ray = cli("rematch", "--json", "--person", archived[2], "--person", archived[3], "--engine", "ray",
                   "--address", address)
         assert found(ray) == found(local) and found(local)
-    finally:
-        for node in reversed(nodes):
-            node.terminate()
-        for node in nodes:
-            try:
-                node.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                node.kill()
