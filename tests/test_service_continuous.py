@@ -13,7 +13,7 @@ import pytest
 import audit
 from audit import notify
 from tests.helpers.receiver import Receiver
-from tests.helpers.server import Server, add_account, bearer, wait_scan
+from tests.helpers.server import Server, add_account, bearer, wait_scan, login
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 PID = "yao-ming-7"
@@ -29,12 +29,6 @@ def until(test, what: str, server: Server):
     return got
 
 
-def login(url: str, uid: str, password: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=url, timeout=60)
-    nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    r = client.post("/login", data={"user": uid, "password": password, "login_csrf": nonce})
-    assert r.status_code == 303, r.text
-    return client, re.search(r'name="csrf" value="([^"]+)"', client.get(r.headers["location"]).text).group(1)
 
 
 def test_watched_folders_webhooks_and_the_new_badge(photos, tmp_path):

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from tests.helpers.server import Server, add_account, bearer, wait_scan
+from tests.helpers.server import Server, add_account, bearer, wait_scan, login
 
 pytestmark = pytest.mark.service
 
@@ -40,16 +40,10 @@ def site(tmp_path_factory, photos):
     server.stop()
 
 
-def _login(url: str, uid: str, password: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=url)
-    nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    r = client.post("/login", data={"user": uid, "password": password, "login_csrf": nonce})
-    assert r.status_code == 303, r.text
-    return client, re.search(r'name="csrf" value="([^"]+)"', client.get(r.headers["location"]).text).group(1)
 
 
 def test_scan_page_words_errors_and_scores_for_its_reader(site):
-    client, _ = _login(site["url"], "aud", site["passwords"]["aud"])
+    client, _ = login(site["url"], "aud", site["passwords"]["aud"])
     page = client.get(f"/scans/{site['scan']}").text
     assert "error (None)" not in page and "None" not in page
     assert "could not be read" in page
@@ -60,7 +54,7 @@ def test_scan_page_words_errors_and_scores_for_its_reader(site):
 
 
 def test_findings_json_link_works_signed_in(site):
-    client, _ = _login(site["url"], "aud", site["passwords"]["aud"])
+    client, _ = login(site["url"], "aud", site["passwords"]["aud"])
     page = client.get(f"/scans/{site['scan']}").text
     link = re.search(r'href="([^"]+)">Findings as JSON<', page).group(1)
     r = client.get(link)
@@ -71,7 +65,7 @@ def test_findings_json_link_works_signed_in(site):
 
 
 def test_only_a_running_scan_refreshes_itself(site):
-    client, _ = _login(site["url"], "aud", site["passwords"]["aud"])
+    client, _ = login(site["url"], "aud", site["passwords"]["aud"])
     assert 'http-equiv="refresh"' not in client.get(f"/scans/{site['scan']}").text  # done: nothing to wait for
 
     from audit.service.web import TEMPLATES
@@ -84,7 +78,7 @@ def test_only_a_running_scan_refreshes_itself(site):
 
 
 def test_consent_save_is_confirmed(site):
-    client, csrf = _login(site["url"], "alice", site["passwords"]["alice"])
+    client, csrf = login(site["url"], "alice", site["passwords"]["alice"])
     assert 'id="consent-saved"' not in client.get("/me").text
     r = client.post("/me/consent", data={"csrf": csrf, "scope": "research", "decision": "allow"},
                     follow_redirects=True)
@@ -93,7 +87,7 @@ def test_consent_save_is_confirmed(site):
 
 
 def test_where_i_was_found_says_use_date_scan_and_file(site):
-    client, _ = _login(site["url"], "alice", site["passwords"]["alice"])
+    client, _ = login(site["url"], "alice", site["passwords"]["alice"])
     page = client.get("/me/found").text
     card = re.search(r'<article class="card finding[^"]*"[^>]*>(.*?)</article>', page, re.S).group(1)
     assert "advertising (you denied this use)" in card
@@ -117,7 +111,7 @@ def test_use_words():
 
 
 def test_a_file_of_another_kind_is_refused_in_words(site):
-    client, csrf = _login(site["url"], "alice", site["passwords"]["alice"])
+    client, csrf = login(site["url"], "alice", site["passwords"]["alice"])
     page = client.post("/me/faces", data={"csrf": csrf}, files=[("files", ("cast-list.csv", b"a,b\n", "text/csv"))])
     row = re.search(r"<tr[^>]*>\s*<td>cast-list\.csv</td>(.*?)</tr>", page.text, re.S)
     assert row, page.text[-2000:]

@@ -9,17 +9,11 @@ import httpx
 import pytest
 
 import audit
-from tests.helpers.server import Server, add_account, bearer, wait_scan
+from tests.helpers.server import Server, add_account, bearer, wait_scan, login
 
 pytestmark = pytest.mark.service
 
 
-def _login(url: str, uid: str, password: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=url, timeout=60)
-    nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    r = client.post("/login", data={"user": uid, "password": password, "login_csrf": nonce})
-    assert r.status_code == 303, r.text
-    return client, re.search(r'name="csrf" value="([^"]+)"', client.get(r.headers["location"]).text).group(1)
 
 
 def test_review_and_answers_through_the_service(tmp_path, photos):
@@ -62,7 +56,7 @@ def test_review_and_answers_through_the_service(tmp_path, photos):
         assert "sandbox" in page.headers["content-security-policy"]
 
         # ... and through its pages, with the CSRF token.
-        aud, csrf = _login(url, "aud1", pw["aud1"])
+        aud, csrf = login(url, "aud1", pw["aud1"])
         form = f"/scans/{jid}/findings/0/review"
         assert aud.post(form, data={"state": "escalated"}).status_code == 403
         r = aud.post(form, data={"state": "escalated", "note": "legal", "csrf": csrf})
@@ -77,7 +71,7 @@ def test_review_and_answers_through_the_service(tmp_path, photos):
         assert httpx.put(me, headers=bearer(tok["bob"]), json={"answer": "not-me"}).status_code == 404
         assert httpx.put(me, headers=bearer(tok["aud1"]), json={"answer": "not-me"}).status_code == 403
         assert httpx.put(me, headers=bearer(tok["alice"]), json={"answer": "maybe"}).status_code == 400
-        actor, acsrf = _login(url, "alice", pw["alice"])
+        actor, acsrf = login(url, "alice", pw["alice"])
         r = actor.post(f"/me/found/{jid}/0/answer", data={"answer": "not-me", "csrf": acsrf})
         assert r.status_code == 303
         found = actor.get("/me/found").text

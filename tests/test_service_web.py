@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 
 import httpx
 import pytest
-from tests.helpers.server import Server, add_account, bearer
+from tests.helpers.server import Server, add_account, bearer, login
 
 pytestmark = pytest.mark.service
 
@@ -29,12 +28,6 @@ def door(tmp_path_factory, photos):
     server.stop()
 
 
-def _login(url: str, uid: str, password: str) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=url)
-    nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
-    r = client.post("/login", data={"user": uid, "password": password, "login_csrf": nonce})
-    assert r.status_code == 303, r.text
-    return client, re.search(r'name="csrf" value="([^"]+)"', client.get(r.headers["location"]).text).group(1)
 
 
 def test_id_enrolled_from_the_cli_is_accepted_by_the_api(door, photos):
@@ -70,7 +63,7 @@ def test_both_doors_refuse_the_same_files(door):
         r = httpx.post(url + path, **request)
         assert r.status_code == 422 and "no files" in r.json()["detail"], r.text
     for uid, path in {"al": "/me/faces", "aud": "/scans"}.items():
-        client, csrf = _login(url, uid, passwords[uid])
+        client, csrf = login(url, uid, passwords[uid])
         r = client.post(path, **_nameless(csrf))
         assert r.status_code == 422 and "Choose one or more files" in r.text, r.text[:300]
         # The CSRF check comes before anything is read from the files.
@@ -84,7 +77,7 @@ def test_errors_carry_fields_in_json_and_no_flags_on_pages(door, photos):
     assert r.status_code == 400 and r.json()["code"] == "bad-person-id" and r.json()["error"] == "AuthError"
     r = httpx.put(f"{url}/api/v1/people/_alice/consent", headers=bearer(tokens["al"]), json={"allow": ["ads; x"]})
     assert r.status_code == 400 and "is not a scope" in r.json()["detail"] and r.json()["error"] == "AuditError"
-    client, csrf = _login(url, "al", passwords["al"])
+    client, csrf = login(url, "al", passwords["al"])
     with open(photos["gdp"], "rb") as f:
         page = client.post("/me/faces", data={"csrf": csrf}, files=[("files", ("group.jpg", f, "image/jpeg"))])
     assert page.status_code == 200 and "only you in it" in page.text and "--pick" not in page.text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -11,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.helpers.server import free_port
+
 
 @contextmanager
 def two_nodes(monkeypatch) -> Iterator[str]:
@@ -18,7 +19,7 @@ def two_nodes(monkeypatch) -> Iterator[str]:
     # Reached on localhost: no token authentication (a real cluster keeps Ray's default token auth; docs/archives.md).
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     ray_cli = str(Path(sys.executable).parent / "ray")
-    port = _free_port()
+    port = free_port()
     address = f"127.0.0.1:{port}"
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # Ray's socket paths must stay short
     common = ["--num-cpus", "1", "--object-store-memory", str(100 * 2**20), "--block", "--disable-usage-stats"]
@@ -38,12 +39,6 @@ def two_nodes(monkeypatch) -> Iterator[str]:
                 node.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 node.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_for_nodes(address: str, count: int, timeout: float = 120) -> None:

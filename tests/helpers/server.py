@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import re
+
 import httpx
 
 
@@ -100,3 +102,12 @@ def wait_scan(url: str, token: str, jid: str, timeout: float = 120, until=("done
             return r.json()
         time.sleep(0.25)
     raise TimeoutError(f"scan {jid} still {r.json()['status']}")
+
+
+def login(url: str, uid: str, password: str) -> tuple[httpx.Client, str]:
+    """Log in through the page as a browser does; returns the session's client and its CSRF token."""
+    client = httpx.Client(base_url=url, timeout=60)
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    r = client.post("/login", data={"user": uid, "password": password, "login_csrf": nonce})
+    assert r.status_code == 303, r.text
+    return client, re.search(r'name="csrf" value="([^"]+)"', client.get(r.headers["location"]).text).group(1)
