@@ -36,11 +36,13 @@ from audit.models.face import FaceModel
 
 try:
     from composite import Gallery, largest
+    from rates import wilson
 except ImportError:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from composite import Gallery, largest
+    from rates import wilson
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "deepface"
 VARIANTS = ("photo", "small", "jpeg", "blur", "crop", "mirror")
@@ -63,15 +65,6 @@ def variant(image: np.ndarray, face, kind: str) -> np.ndarray:
         return cv2.flip(image, 1)
     return image
 
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, c - h), min(1.0, c + h)
 
 
 def named(v: composite.Verdict, cands: list[composite.Candidate], threshold: float, rule,

@@ -23,13 +23,20 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+try:
+    from rates import wilson
+except ImportError:  # imported from outside benchmarks/
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rates import wilson
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "deepface"
 
@@ -70,15 +77,6 @@ def swap_face(model, source: np.ndarray, target: np.ndarray) -> np.ndarray:
     x, y, bw, bh = cv2.boundingRect(mask)
     return cv2.seamlessClone(warped, target, mask, (x + bw // 2, y + bh // 2), cv2.NORMAL_CLONE)
 
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of k successes in n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def named(finding) -> set[str]:

@@ -46,11 +46,13 @@ from audit.scan.spans import assign, spans
 
 try:
     import voice_degrade as vd
+    from rates import wilson
 except ImportError:  # run from the repository root
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import voice_degrade as vd
+    from rates import wilson
 
 SR = 16000
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
@@ -128,15 +130,6 @@ CONDITIONS = {
     "griffin-lim": vd.griffin_lim,
 }
 
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of k in n."""
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, c - h), min(1.0, c + h)
 
 
 def rate(k: int, n: int) -> str:
