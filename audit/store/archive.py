@@ -218,9 +218,11 @@ class Archive:
         self._drop_empty()
         return gone
 
-    def erase(self, pid: str, faces: dict[str, np.ndarray], threshold: float) -> int:
-        """Remove the rows the scans attributed to pid, and the face rows that match pid's templates (a model id
-        -> unit vectors) at or above threshold; each partition touched is rewritten. Returns the rows removed."""
+    def erase(self, pid: str, faces: dict[str, np.ndarray], threshold: float,
+              voices: Callable[[str, np.ndarray], np.ndarray] | None = None) -> int:
+        """Remove the rows the scans attributed to pid, the face rows that match pid's templates (a model id
+        -> unit vectors) at or above threshold, and the voice rows voices(model, vectors) says are pid's
+        (archive_voice.py); each partition touched is rewritten. Returns the rows removed."""
         removed = 0
         for part in self.partitions():
             table = self.read(part)
@@ -229,6 +231,8 @@ class Archive:
             if templates is not None and len(templates) and table.num_rows:
                 emb = embeddings(table)
                 drop |= (emb @ np.asarray(templates, np.float32).T).max(axis=1) >= threshold
+            if part.modality == "voice" and voices is not None and table.num_rows:
+                drop |= voices(part.model, embeddings(table))
             if not drop.any():
                 continue
             removed += int(drop.sum())
