@@ -128,3 +128,13 @@ def test_partitions_written_before_sign_codes_are_searched_on_their_8bit_codes(a
     assert {h[3:] for h in hits[old.rel]} == want
     new = next(p for p in archive.partitions() if "-new-" in p.rel)
     assert {h[3:] for h in hits[new.rel]} == want
+
+
+def test_sign_codes_of_few_rows_equal_the_rotation_matrixs():
+    """A one-photo scan's rows are coded by fast Walsh-Hadamard transforms, a large batch by the matrix: the
+    same codes (random unit vectors; a sign could only differ within float rounding of zero)."""
+    rng = np.random.default_rng(11)
+    x = _unit(rng.standard_normal((archive_sign.FWHT_ROWS + 5, 512)))
+    few = np.concatenate([archive_sign.encode(x[i:i + 5]) for i in range(0, len(x), 5)])
+    assert np.array_equal(few, archive_sign.encode(x))
+    assert np.array_equal(few, np.packbits(x @ archive_sign.rotation(512).T > 0, axis=1))

@@ -178,6 +178,40 @@ def test_removal_erases_every_archived_face_of_the_person(deepface, audit_home, 
     assert "ok" in run("verify").stdout
 
 
+def test_removal_erases_every_archived_voice_segment_of_the_person(speakers, audit_home, tmp_path):
+    """A scan before the person enrolled archived their speech unattributed: after `remove`, no file under the
+    store holds any of those segments' embeddings (raw or decompressed); the other speaker's rows stay."""
+    mine, theirs = sorted(speakers)[:2]
+    run("enroll", "voice", "other", *speakers[theirs][:5])
+    media = tmp_path / "audio"
+    media.mkdir()
+    for f in speakers[mine][5:7] + speakers[theirs][5:6]:
+        shutil.copy(f, media / f.name)
+    run("scan", media, "--workers", "1")
+    run("enroll", "voice", PID, *speakers[mine][:5], "--name", NAME)
+    archive = Archive(audit_home)
+    needles, others = {}, 0
+    for part in archive.partitions("voice"):
+        table = archive.read(part)
+        for i, (path, people, emb) in enumerate(zip(*(table.column(c).to_pylist()
+                                                      for c in ("path", "people", "embedding")))):
+            assert PID not in (people or [])  # scanned before they enrolled: nothing attributed to them
+            if Path(path).name.startswith(mine):
+                needles[f"{part.rel}#{i}"] = emb
+            else:
+                others += 1
+    assert len(needles) >= 4 and others >= 2
+
+    run("remove", PID)
+
+    plain = decoded(audit_home)
+    left = {k: holding(audit_home, v) + [r for r, b in plain.items() if v in b] for k, v in needles.items()}
+    assert left == {k: [] for k in needles}, {k: v for k, v in left.items() if v}
+    paths = [p for part in archive.partitions("voice") for p in archive.read(part, ["path"]).column("path").to_pylist()]
+    assert len(paths) == others and not any(Path(p).name.startswith(mine) for p in paths)
+    assert "ok" in run("verify").stdout
+
+
 def test_verify_reports_files_the_inventory_does_not_know(photos, audit_home):
     run("enroll", "face", "yao", photos["yaoming"])
     assert inventory.unknown(audit_home) == []

@@ -93,7 +93,8 @@ def test_an_encrypted_store_seals_its_partitions(deepface, tmp_path, monkeypatch
     found = [json.loads(r) for r in run("rematch", "--person", "person02", "--json").stdout.splitlines()]
     assert [r["extra"]["found"] for r in found] == ["before enrolment"]
     tomorrow = (date.today() + timedelta(days=1)).isoformat()
-    assert run("rematch", "--person", "person02", "--json", "--since", tomorrow).stdout == ""
+    later = run("rematch", "--person", "person02", "--json", "--since", tomorrow, code=2)
+    assert later.stdout == "" and f"on or after {tomorrow}" in later.output  # an empty search is not "not found"
     assert "no such person" in run("rematch", "--person", "nobody", code=2).output
     monkeypatch.delenv("AUDIT_KEY")
     assert "encrypted" in run("rematch", code=2).output
@@ -142,6 +143,8 @@ def test_no_archive_and_retention_zero_archive_nothing(photos, audit_home, monke
     monkeypatch.setenv("AUDIT_ARCHIVE_DAYS", "0")
     run("scan", photos["players"])
     assert not (audit_home / "archive").exists()
+    # Nothing archived: a search over nothing is an error, never "0 findings".
+    assert "nothing was searched" in run("rematch", code=2).output
     monkeypatch.setenv("AUDIT_ARCHIVE_DAYS", "soon")
     assert "whole number" in run("scan", photos["gdp"], code=2).output
 

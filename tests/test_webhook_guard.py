@@ -69,6 +69,35 @@ def test_delivery_time_check_refuses_a_host_that_turned_private(tmp_path):
         cli.close()
 
 
+def test_a_delivery_connects_to_the_address_it_checked(tmp_path, monkeypatch):
+    """DNS rebinding: the name answers a checked address at the check and another one a moment later. The attempt
+    connects to the address checked (here the loopback receiver, the check made to pass), never resolving again."""
+    receiver = Receiver()
+    port = receiver.server.server_port
+    real = guard.socket.getaddrinfo
+    answers = []
+
+    def rebinding(host, *args, **kwargs):
+        if host != "hooks.example":
+            return real(host, *args, **kwargs)
+        answers.append(host)  # first answer: the receiver; any later one: an address nothing listens on
+        ip = "127.0.0.1" if len(answers) == 1 else "127.0.0.2"
+        return [(guard.socket.AF_INET, guard.socket.SOCK_STREAM, 6, "", (ip, port))]
+
+    monkeypatch.setattr(guard.socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(guard, "refused", lambda ip: None)  # as if 127.0.0.1 were the public address checked
+    try:
+        hooks = notify.Hooks(tmp_path)
+        hooks.register("aud", "auditor", f"http://hooks.example:{port}/hook")
+        hooks.close()
+        notify.findings_found(tmp_path, [MATCH], source="scan", owner="aud")
+        ((headers, body),) = receiver.wait(1)
+        assert headers["host"] == f"hooks.example:{port}" and b'"alice"' in body
+        assert answers == ["hooks.example"]  # resolved once, for the check
+    finally:
+        receiver.close()
+
+
 @pytest.mark.service
 def test_the_service_refuses_private_webhooks_unless_allowed(tmp_path):
     home = tmp_path / "store"

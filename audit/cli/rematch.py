@@ -57,6 +57,10 @@ def rematch(obj, people: tuple[str, ...], since: date | None, out: str | None, a
     store = obj.store(create=False)
     record, summary = run(store, people or None, since, engine=engine, address=address, threshold=threshold,
                           voice_model=voice_model)
+    if not summary.partitions:  # nothing was searched: never a clean answer (docs/continuous.md)
+        when = f" archived on or after {since.isoformat()}" if since else ""
+        raise Fail(f"the archive holds no scans{when} to search: nothing was searched "
+                   "(scans made since archiving began are archived; see docs/continuous.md)")
     if out:
         write_record(record, out, store.cipher)
     if notify:

@@ -34,7 +34,7 @@ class FusedEncoder:
     @property
     def model_id(self) -> str:
         """A digest of both parts' model ids (cache keys; each part's vectors are stored under its own id)."""
-        return hashlib.sha256("|".join(p.model_id for p in self.parts).encode()).hexdigest()
+        return fused_id(*self.model_ids)
 
     @property
     def model_ids(self) -> tuple[str, ...]:
@@ -61,3 +61,8 @@ class FusedEncoder:
         grid = segment_grid(wav, segment_s, hop_s, min_voiced_s)
         a, b = (p.embed_grid(grid) for p in self.parts)
         return [Segment(x.start, x.end, np.concatenate([x.vector, y.vector]), x.voiced_s) for x, y in zip(a, b)]
+
+
+def fused_id(*part_ids: str) -> str:
+    """The fused encoder's model id from its parts' model ids, in PARTS order."""
+    return hashlib.sha256("|".join(part_ids).encode()).hexdigest()

@@ -23,6 +23,7 @@ VAD_WINDOW = 480  # 30 ms
 VAD_AVERAGE_WIDTH = 8
 VAD_MAX_SILENCE = 6
 VAD_MODE = 3
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # model file (path, size, mtime) -> SHA-256, for this process
 
 
 @dataclass
@@ -168,7 +169,11 @@ class OnnxVoiceModel:
         """SHA-256 of the ONNX file, so stored vectors can be tied to the model that made them."""
         if self._model_id is None:
             try:
-                self._model_id = sha256_file(self.model_path)
+                st = self.model_path.stat()
+                key = (str(self.model_path.resolve()), st.st_size, st.st_mtime_ns)
+                if key not in _DIGESTS:  # once a process: a fused scan asks each part's id twice (28 MB for CAM++)
+                    _DIGESTS[key] = sha256_file(self.model_path)
+                self._model_id = _DIGESTS[key]
             except OSError as e:
                 raise ModelError(f"cannot read voice model {self.model_path}: {e}") from e
         return self._model_id

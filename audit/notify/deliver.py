@@ -10,12 +10,15 @@ from __future__ import annotations
 import atexit
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -63,15 +66,54 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirect)
 
 
-def send(delivery: Delivery, hook: Hook) -> tuple[int | None, str | None]:
-    """POST one delivery; (HTTP status, error or None when a 2xx answer came)."""
+def pinned_opener(addresses: list[str]):
+    """An opener whose connections go to these addresses (tried in order), whatever the host's name resolves to
+    when the connection is made; TLS still checks the certificate against the host's name."""
+
+    def connect(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None, **_):
+        last: OSError = OSError("no address to connect to")
+        for ip in addresses:
+            try:
+                return socket.create_connection((ip, address[1]), timeout, source_address)
+            except OSError as exc:
+                last = exc
+        raise last
+
+    def to_checked(base):
+        def make(host, **kwargs):
+            conn = base(host, **kwargs)
+            conn._create_connection = connect  # http.client's hook for opening the socket
+            return conn
+        return make
+
+    class Http(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(to_checked(http.client.HTTPConnection), req)
+
+    class Https(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(to_checked(http.client.HTTPSConnection), req, context=self._context)
+
+    return urllib.request.build_opener(_NoRedirect, Http, Https)
+
+
+def _proxied(url: str) -> bool:
+    """Whether urllib sends this URL through a proxy from the environment (then the proxy connects to the host)."""
+    parts = urllib.parse.urlsplit(url)
+    return bool(urllib.request.getproxies().get(parts.scheme)) and not urllib.request.proxy_bypass(parts.hostname or "")
+
+
+def send(delivery: Delivery, hook: Hook, addresses: list[str] | None = None) -> tuple[int | None, str | None]:
+    """POST one delivery; (HTTP status, error or None when a 2xx answer came). addresses: connect only to these
+    (the ones guard.check_public just checked), unless a proxy from the environment carries the request."""
     now = int(time.time())
     body = json.dumps({**delivery.payload, "delivery": delivery.id, "sent_at": now}, sort_keys=True).encode()
     request = urllib.request.Request(hook.url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "likeness-audit-webhook", DELIVERY: delivery.id,
         TIMESTAMP: str(now), SIGNATURE: sign(hook.secret, body)})
     try:
-        with _opener.open(request, timeout=TIMEOUT_S) as answer:
+        opener = pinned_opener(addresses) if addresses and not _proxied(hook.url) else _opener
+        with opener.open(request, timeout=TIMEOUT_S) as answer:
             answer.read(4096)
             return answer.status, None
     except urllib.error.HTTPError as exc:
@@ -151,9 +193,10 @@ class Dispatcher:
     def _send(self, delivery: Delivery, hook: Hook) -> tuple[int | None, str | None]:
         if hook.account != CLI_ACCOUNT and not self.allow_private:
             try:
-                check_public(hook.url)  # again now: the host's DNS answer may have changed since registration
+                addresses = check_public(hook.url)  # again now: the DNS answer may have changed since registration
             except InputError as exc:
                 return None, f"refused: {exc}"[:300]
+            return send(delivery, hook, addresses)  # to the addresses checked, not to a later answer
         return send(delivery, hook)
 
     def drain(self, timeout: float) -> int:

@@ -2,8 +2,9 @@
 (loopback, private, link-local, multicast, reserved, unspecified, shared address space) unless the operator allows
 them (`serve --webhook-allow-private`): an account must not make the server probe the network it sits in.
 
-Checked when a hook is registered and again before every attempt, since a name's DNS answer can change. The hook of
-`watch --webhook` is the operator's own choice and is never checked.
+Checked when a hook is registered and again before every attempt, since a name's DNS answer can change; the attempt
+then connects to the addresses just checked, so a name that answers differently a moment later (DNS rebinding)
+cannot turn it towards a private one. The hook of `watch --webhook` is the operator's own choice and is never checked.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def refused(ip: str) -> str | None:
     return None
 
 
-def check_public(url: str) -> None:
-    """InputError unless every address the URL's host resolves to is public (or the host does not resolve)."""
+def check_public(url: str) -> list[str]:
+    """The addresses the URL's host resolves to; InputError unless every one is public (or when the host does not
+    resolve). A delivery connects to these, not to a second DNS answer (deliver.send)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
@@ -43,3 +45,4 @@ def check_public(url: str) -> None:
             raise InputError(f"the webhook host '{host}' resolves to {info[4][0]} ({why}); this server sends "
                              "only to public addresses unless its operator allows private ones "
                              "(serve --webhook-allow-private)", code="webhook-private-address")
+    return list(dict.fromkeys(info[4][0] for info in infos))

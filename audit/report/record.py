@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import AuditError, InputError
 from ..evidence import NO_RUN, PICTURES, RUN, Evidence, merge
 from ..findings import Pictures, Reference, finding_key
+from ..store.columns import column
 from ..store.files import atomic_write
 from . import reviews
 from .tables import FORMATS, INCOMPLETE, read_findings, read_meta, write_table
@@ -99,10 +100,10 @@ def _pictures_bytes(evidence: Evidence) -> bytes:
     import pyarrow.parquet as pq
 
     kept = {picture_key(r): p for r, p in zip(evidence.findings, evidence.pictures) if p}
-    table = pa.table({"key": pa.array(list(kept), pa.string()),
-                      "crop": pa.array([p.crop for p in kept.values()], pa.binary()),
-                      "waveform": pa.array([p.waveform for p in kept.values()], pa.binary()),
-                      "scene": pa.array([p.scene for p in kept.values()], pa.binary())})
+    table = pa.table({"key": column(list(kept), pa.string()),
+                      "crop": column([p.crop for p in kept.values()], pa.binary()),
+                      "waveform": column([p.waveform for p in kept.values()], pa.binary()),
+                      "scene": column([p.scene for p in kept.values()], pa.binary())})
     refs = {person: {"crop": base64.b64encode(r.crop).decode(), "sample": r.sample}
             for person, r in evidence.references.items()}
     table = table.replace_schema_metadata({"references": json.dumps(refs)})
@@ -128,7 +129,8 @@ def _read_pictures(path: Path, cipher) -> tuple[dict[str, Pictures], dict[str, R
                              "or --key-file)")
         data = cipher.open(data, AAD, side.name)
     try:
-        table = pq.read_table(io.BytesIO(data))
+        # No reader threads (as the archive's reads): a pool left running at exit has aborted the process.
+        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
         meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
         refs = json.loads(meta.get("references", "{}"))
     except (pa.ArrowException, ValueError, OSError) as exc:

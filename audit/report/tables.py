@@ -204,8 +204,12 @@ def read_findings(path: str | Path) -> list[dict[str, Any]]:
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         elif ext in (".csv", ".parquet"):
             import pandas as pd
+            import pyarrow.parquet as pq
 
-            df = pd.read_csv(path) if ext == ".csv" else pd.read_parquet(path)
+            # Parquet read by path on one thread: pandas would hand pyarrow a Python file object, and the reader
+            # threads of such a read have aborted the process at exit (std::terminate, exit 134) after its work.
+            df = (pd.read_csv(path) if ext == ".csv"
+                  else pq.read_table(str(path), use_threads=False).to_pandas(use_threads=False))
             rows = df.astype(object).where(df.notna(), None).to_dict("records")
             for row in rows:
                 if ext == ".csv":

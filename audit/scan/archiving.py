@@ -27,7 +27,7 @@ class ScanArchive:
         self.scan = scan or new_scan_id(started)
         self.started = started
         self.faces = PartWriter(self.archive, "face", face_model, self.scan, started, face_index)
-        self.faces.keep = self._known_face
+        self.faces.keep = self._nobody_removed
         self.voice_model = voice_model
         self.voices: PartWriter | None = None
         self.store = store
@@ -50,7 +50,7 @@ class ScanArchive:
         if result.voices and self.voice_model:
             if self.voices is None:
                 self.voices = PartWriter(self.archive, "voice", self.voice_model, self.scan, self.started, None)
-                self.voices.keep = self._known
+                self.voices.keep = self._nobody_removed
             for i, seg in enumerate(result.voices):
                 first = i == 0 and result.envelope is not None
                 self.voices.add({**base, "start": seg.start, "end": seg.end,
@@ -64,10 +64,10 @@ class ScanArchive:
         removal's erasure of the archive came before this write, so it cannot reach it)."""
         return not people or set(people) <= set(self.store.names())
 
-    def _known_face(self, people: list[str]) -> bool:
-        """As _known, and no face row at all once someone was removed while this scan ran: the scan may have
-        stopped naming them (unattributed rows), and their templates, which erasure matches faces against, are
-        gone, so nothing could tell their faces from the others' afterwards."""
+    def _nobody_removed(self, people: list[str]) -> bool:
+        """As _known, and no row at all once someone was removed while this scan ran: the scan may have stopped
+        naming them (unattributed rows), and their templates, which erasure matches faces and voices against, are
+        gone, so nothing could tell their rows from the others' afterwards."""
         return self._known(people) and self.store.removals() == self.erasures
 
     def close(self) -> list[str]:

@@ -219,7 +219,9 @@ def voice_matcher(store, options: ScanOptions, consent: Callable[[str], str | No
         threshold, fmr, source = options.voice_threshold, None, "user"
     from ..models.voice import voice_encoder
 
-    return FusedVoiceMatcher(parts, threshold, fmr, source, consent, names, voice_encoder("fused").model_id)
+    # The fused id names archived voice rows; with nobody's voice enrolled it is never asked for (nor hashed).
+    fused = voice_encoder("fused").model_id if any(p.enrolled for p in parts) else ""
+    return FusedVoiceMatcher(parts, threshold, fmr, source, consent, names, fused)
 
 
 def _single(store, encoder: str, user_threshold: float | None, consent, names: dict[str, str],
@@ -227,6 +229,8 @@ def _single(store, encoder: str, user_threshold: float | None, consent, names: d
     """The matcher of one shipped encoder."""
     from ..models.voice import voice_encoder
 
+    if not any(modality == "voice" for modality, _ in store.models()):  # no voice enrolled: no model file hashed
+        return VoiceMatcher(store, encoder, None, None, consent, names)
     model = voice_encoder(encoder).model_id
     if ("voice", model) not in store.models():
         return VoiceMatcher(store, encoder, None, None, consent, names)

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import StoreError
 from . import archive_sign
+from .columns import column, numbers
 from .crypto import MAGIC, Cipher, sealed
 from .files import atomic_write, open_fd, read_bytes
 
@@ -117,7 +118,6 @@ class Archive:
     def read_rows(self, part: Partition | str, columns: list[str], rows: np.ndarray):
         """Only these rows (ascending) of a partition: the row groups holding them are read and checked, not the
         whole columns (a search re-scores a few rows of each partition)."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         rel = part.rel if isinstance(part, Partition) else part
@@ -133,7 +133,7 @@ class Archive:
         sizes = ends[groups] - starts
         at = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         which = np.searchsorted(starts, rows, side="right") - 1
-        return table.take(pa.array(at[which] + rows - starts[which]))
+        return table.take(numbers(at[which] + rows - starts[which]))
 
     def _open(self, rel: str):
         """A partition's Parquet bytes as a file object (memory-mapped, or opened from its seal)."""
@@ -218,11 +218,11 @@ class Archive:
         self._drop_empty()
         return gone
 
-    def erase(self, pid: str, faces: dict[str, np.ndarray], threshold: float) -> int:
-        """Remove the rows the scans attributed to pid, and the face rows that match pid's templates (a model id
-        -> unit vectors) at or above threshold; each partition touched is rewritten. Returns the rows removed."""
-        import pyarrow as pa
-
+    def erase(self, pid: str, faces: dict[str, np.ndarray], threshold: float,
+              voices: Callable[[str, np.ndarray], np.ndarray] | None = None) -> int:
+        """Remove the rows the scans attributed to pid, the face rows that match pid's templates (a model id
+        -> unit vectors) at or above threshold, and the voice rows voices(model, vectors) says are pid's
+        (archive_voice.py); each partition touched is rewritten. Returns the rows removed."""
         removed = 0
         for part in self.partitions():
             table = self.read(part)
@@ -231,10 +231,12 @@ class Archive:
             if templates is not None and len(templates) and table.num_rows:
                 emb = embeddings(table)
                 drop |= (emb @ np.asarray(templates, np.float32).T).max(axis=1) >= threshold
+            if part.modality == "voice" and voices is not None and table.num_rows:
+                drop |= voices(part.model, embeddings(table))
             if not drop.any():
                 continue
             removed += int(drop.sum())
-            kept = table.filter(pa.array(~drop))
+            kept = table.filter(numbers(~drop))
             path = self.home / part.rel
             if kept.num_rows:
                 self.write(kept.replace_schema_metadata(table.schema.metadata), part.modality, part.model,
@@ -375,7 +377,7 @@ class PartWriter:
             pa.binary(2 * dim), n, [None, pa.py_buffer(vecs.astype("<f2").tobytes())])
         meta = {"modality": self.modality, "model": self.model, "scan": self.scan, "scanned": self.scanned}
         sch = schema(dim, meta)
-        table = pa.table({k: cols[k] if isinstance(cols[k], pa.Array) else pa.array(cols[k], sch.field(k).type)
+        table = pa.table({k: cols[k] if isinstance(cols[k], pa.Array) else column(cols[k], sch.field(k).type)
                           for k in sch.names}, schema=sch)
         self.written.append(self.archive.write(table, self.modality, self.model, self.day,
                                                f"{self.scan}-{len(self.written):04d}"))

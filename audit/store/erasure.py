@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import config
-from . import faults, inventory, review, scancache, upkeep
+from . import archive_voice, faults, inventory, review, scancache, upkeep
 from .archive import Archive, ArchiveDamaged
 from ..errors import ErasureIncomplete, UnknownPerson
 from .log.auditlog import details_hash
@@ -62,14 +62,17 @@ def remove(home: Path, registry: Registry, log: AuditLog, pid: str) -> int:
         if not log.about(person=pid, event="remove"):
             raise
         ids = []  # removed before: only the erasure may be left to finish
-        faces = {}  # their templates are gone: the archive rows attributed to them are erased
+        faces, voices, models = {}, None, {}  # their templates are gone: the archive rows attributed to them are erased
         if registry.meta(UNFINISHED) == "remove":
             upkeep.finish(home, registry, log, upkeep.ERASE_WAIT_S)
     else:
         faces = {mo: registry.person_vectors(pid, "face", mo) for m, mo in registry.models() if m == "face"}
+        voices = archive_voice.voice_judge(registry, pid)  # read before their centroids are deleted
+        models = archive_voice.voice_models(registry)
         ids = delete(home, registry, log, pid)
     inventory.erase(home, pid, registry.cipher)  # the places other layers own (the web service's findings), also on a retry
-    erase_archive(home, registry, pid, faces)  # last: a damaged partition stops it with ErasureIncomplete
+    # last: a damaged partition stops it with ErasureIncomplete
+    erase_archive(home, registry, pid, faces, voices and (lambda model, vecs: voices.matches(model, models, vecs)))
     if registry.meta(UNFINISHED) == "remove":
         raise ErasureIncomplete(
             f"the removal of {pid} is committed but not yet erased: another process holds the registry open (a "
@@ -78,13 +81,14 @@ def remove(home: Path, registry: Registry, log: AuditLog, pid: str) -> int:
     return len(ids)
 
 
-def erase_archive(home: Path, registry: Registry, pid: str, faces: dict) -> int:
-    """The embedding archive's rows about the person: those the scans attributed to them, and every archived face
-    that matches their templates at the lower of the default and the calibrated face thresholds."""
+def erase_archive(home: Path, registry: Registry, pid: str, faces: dict, voices=None) -> int:
+    """The embedding archive's rows about the person: those the scans attributed to them, every archived face
+    that matches their templates at the lower of the default and the calibrated face thresholds, and every voice
+    segment voices(model, vectors) finds theirs (archive_voice.py)."""
     thresholds = [config.DEFAULT_FACE_THRESHOLD]
     thresholds += [c.threshold for mo in faces if (c := registry.calibration("face", mo)) is not None]
     try:
-        return Archive(home, registry.cipher).erase(pid, faces, min(thresholds))
+        return Archive(home, registry.cipher).erase(pid, faces, min(thresholds), voices)
     except ArchiveDamaged as exc:
         raise ErasureIncomplete(f"the removal of {pid} is committed, but {exc}: it could not be checked for the "
                                 "person. Restore or delete that file, then run `likeness-audit remove` "

@@ -75,7 +75,7 @@ def _batches(path: Path) -> Iterator[tuple[int, dict]]:
     if missing:
         raise TemplateError(f"{path.name} lacks the column(s) {', '.join(missing)} (need {', '.join(COLUMNS)})")
     first = 1
-    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(COLUMNS)):
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(COLUMNS), use_threads=False):
         cols = batch.to_pydict()
         yield first, cols
         first += batch.num_rows

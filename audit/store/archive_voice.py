@@ -1,0 +1,107 @@
+"""Which archived voice segments are a person's, for their erasure.
+
+A scan archives every voice segment, and names a person only in the rows of segments it attributed to them; a
+person who enrolled after the scan (or whom the scan did not name) leaves unattributed rows holding their voice. The
+face rows are matched against the person's templates at the face threshold; voice rows are scored here as a scan
+scores them (each encoder's AS-norm score against the person's centroid, over the shipped cohort; a fused
+segment by the mean of both) and erased at the scan's voice threshold (for one encoder, the lower of its shipped
+and calibrated ones). Measured on benchmarks/voice_clones.py's segments (docs/continuous.md): every segment of a
+real recording of the person, and 76 % of a WORLD clone's, score at or above it; 0.04 % of other speakers' do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import config
+from ..models.fused import fused_id
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+ENCODERS = {256: "ge2e", 192: "campplus"}  # a voice model's encoder by its vector size, in the fused vector's order
+
+
+@dataclass
+class Part:
+    """The person's centroid under one voice encoder, with that encoder's cohort statistics and threshold."""
+
+    encoder: str
+    model: str
+    centroid: np.ndarray
+    threshold: float
+
+
+class VoiceJudge:
+    """Scores archived voice segments against one person's voice centroids."""
+
+    def __init__(self, parts: list[Part], fused_threshold: float):
+        from ..models.voice_cohort import load_cohort
+
+        self.parts = {p.encoder: p for p in parts}
+        self.fused_threshold = fused_threshold
+        self.cohorts = {p.encoder: load_cohort(p.model) for p in parts}
+        self.enrol = {e: self.cohorts[e].stats(p.centroid[None, :]) for e, p in self.parts.items()}
+
+    def fused_ids(self, models: dict[str, str]) -> set[str]:
+        """The fused encoder's model ids a partition of both encoders' vectors can carry (models/fused.py)."""
+        return {fused_id(models["ge2e"], models["campplus"])} if {"ge2e", "campplus"} <= set(models) else set()
+
+    def norm(self, encoder: str, vectors: np.ndarray) -> np.ndarray:
+        """AS-norm scores of segment vectors against the person's centroid under one encoder."""
+        from ..models.voice_cohort import as_norm
+
+        vectors = np.asarray(vectors, np.float32)
+        raw = vectors @ self.parts[encoder].centroid[:, None]
+        return as_norm(raw, self.enrol[encoder], self.cohorts[encoder].stats(vectors))[:, 0]
+
+    def matches(self, model: str, models: dict[str, str], vectors: np.ndarray) -> np.ndarray:
+        """Which rows of a voice partition of `model` (vectors [n, dim]) are the person's; models: encoder ->
+        model id of the store's voice models."""
+        n = len(vectors)
+        hit = np.zeros(n, bool)
+        if not n:
+            return hit
+        for encoder, part in self.parts.items():
+            if model == part.model:
+                hit |= self.norm(encoder, vectors) >= part.threshold
+        if model in self.fused_ids(models):
+            cut = np.cumsum([dim for dim, e in ENCODERS.items()])[:-1]
+            halves = dict(zip(ENCODERS.values(), np.split(np.asarray(vectors, np.float32), cut, axis=1)))
+            scores = {e: self.norm(e, halves[e]) for e in self.parts}
+            if len(scores) == 2:  # as a fused scan: the mean of both scores at the fused threshold
+                hit |= (scores["ge2e"] + scores["campplus"]) / 2 >= self.fused_threshold
+            else:  # enrolled with one encoder: its score at its own threshold
+                (e, score), = scores.items()
+                hit |= score >= self.parts[e].threshold
+        return hit
+
+
+def voice_models(registry: Registry) -> dict[str, str]:
+    """Encoder name -> model id of the store's voice models (by the size of their vectors)."""
+    out = {}
+    for modality, model in registry.models():
+        if modality == "voice":
+            for _, vecs, _ in registry.iter_rows("samples", "voice", model, chunk=1):
+                if vecs.shape[-1] in ENCODERS:
+                    out[ENCODERS[vecs.shape[-1]]] = model
+                break
+    return out
+
+
+def voice_judge(registry: Registry, pid: str) -> VoiceJudge | None:
+    """The judge of pid's archived voice segments (read before their templates are deleted), or None when they
+    have no voice enrolled."""
+    parts = []
+    for encoder, model in voice_models(registry).items():
+        cent = registry.centroids_of("voice", model, [pid]).get(pid)
+        if cent is None:
+            continue
+        threshold = config.VOICE_DEFAULTS[encoder][0]
+        cal = registry.calibration("voice", model)
+        parts.append(Part(encoder, model, np.asarray(cent, np.float32),
+                          min(threshold, cal.threshold) if cal is not None else threshold))
+    return VoiceJudge(parts, config.VOICE_DEFAULTS["fused"][0]) if parts else None
