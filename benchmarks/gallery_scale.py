@@ -2,6 +2,11 @@
 stores of 10k, 100k and 1M face templates.
 
 Usage: nice -n 10 python benchmarks/gallery_scale.py [--sizes 10000,100000,1000000] [--probes 200] [--work DIR]
+       [--keep] [--no-sweep]
+
+--keep leaves each gallery, its templates and its probes in --work and, when run again, reuses them and measures
+search alone (after one untimed pass): a 1M gallery takes ~5 minutes to build here, so before/after comparisons of
+search code run on one store with the same probes.
 
 Synthetic templates resemble face embeddings (see "Gallery scale" in benchmarks/README.md): they are drawn from a
 Gaussian fitted to real ArcFace embeddings of the shared photos, with identity centres spread like the real people
