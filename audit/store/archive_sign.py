@@ -65,22 +65,27 @@ def width(dim: int) -> int:
 
 def encode(vectors: np.ndarray) -> np.ndarray:
     """uint8 [n, bits/8]: the sign codes of unit vectors."""
+    return np.packbits(rotate(vectors) > 0, axis=1)
+
+
+def rotate(vectors: np.ndarray) -> np.ndarray:
+    """float32 [n, bits]: the vectors through both rotations (the code is the signs)."""
     x = np.asarray(vectors, np.float32)
     size = 1 << max(0, (x.shape[1] - 1).bit_length())
     if size > x.shape[1]:
         x = np.pad(x, ((0, 0), (0, size - x.shape[1])))
     if len(x) >= FWHT_ROWS:
-        return np.packbits(x @ rotation(size).T > 0, axis=1)
-    # Few rows (a one-photo scan): the rotations applied as fast Walsh-Hadamard transforms, additions only;
-    # building the rotation matrix costs ~25 ms a command, far more where BLAS threads wait on a busy machine.
-    # The same transform as rotation(): signs can differ only for components within float rounding of zero.
+        return x @ rotation(size).T
+    # Few rows (a one-photo scan, a person's templates): the rotations applied as fast Walsh-Hadamard transforms,
+    # additions only; building the rotation matrix costs ~25 ms a command, far more where BLAS threads wait on a
+    # busy machine. The same transform as rotation(), to float rounding.
     out = []
     for r in range(ROTATIONS):
         y = x
         for k in range(3):
             y = _fwht(y * _signs(size, f"{size} {r} {k}"))
         out.append(y)
-    return np.packbits(np.concatenate(out, axis=1) > 0, axis=1)
+    return np.concatenate(out, axis=1)
 
 
 def _fwht(x: np.ndarray) -> np.ndarray:
@@ -137,7 +142,7 @@ class Sifter:
         q = np.asarray(templates, np.float32)
         self.dim = q.shape[1]
         self.codes = np.ascontiguousarray(encode(q))
-        rotated = q @ np.ascontiguousarray(rotation(self.dim)[:, :self.dim].T)
+        rotated = rotate(q)
         self.tables = [_table(u) for u in rotated]
         self.floors = [_floor(u, threshold, self.dim) for u in rotated]
         self.radius = radius(threshold, self.codes.shape[1] * 8)
