@@ -2,6 +2,11 @@
 stores of 10k, 100k and 1M face templates.
 
 Usage: nice -n 10 python benchmarks/gallery_scale.py [--sizes 10000,100000,1000000] [--probes 200] [--work DIR]
+       [--keep] [--no-sweep]
+
+--keep leaves each gallery, its templates and its probes in --work and, when run again, reuses them and measures
+search alone (after one untimed pass): a 1M gallery takes ~5 minutes to build here, so before/after comparisons of
+search code run on one store with the same probes.
 
 Synthetic templates resemble face embeddings (see "Gallery scale" in benchmarks/README.md): they are drawn from a
 Gaussian fitted to real ArcFace embeddings of the shared photos, with identity centres spread like the real people
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "faces" / "deepface"
 PER = 5
 PROBES = 200
+SWEEP = True  # also sweep the shortlist / lists probed
 
 
 def real_embeddings(data: Path) -> tuple[np.ndarray, list[str], list[str]]:
@@ -220,17 +226,34 @@ def timed_child(cmd: list[str], env: dict | None = None) -> tuple[float, float, 
     return secs, user + system, rss / 1024, done.stdout.decode()
 
 
-def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: str, photo: Path) -> dict:
-    """Build one gallery and measure it."""
+def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: str, photo: Path,
+            keep: bool = False) -> dict:
+    """Build one gallery and measure it. keep: reuse the gallery (and its probes) a run with keep left in work, or
+    leave one there; only search is measured (enrolment and compaction would change it)."""
     from audit.store.registry import Sample
     from audit.store.store import Store
 
-    home = work / f"g{n_people}"
-    shutil.rmtree(home, ignore_errors=True)
-    vecs, owners, build_s = build(home, gen, n_people, real, model_id)
+    home, saved = work / f"g{n_people}", work / f"g{n_people}.npz"
     rvecs, rpeople, held = real
     names = sorted(set(rpeople))
+    if keep and saved.exists() and home.exists():
+        got = np.load(saved)
+        vecs, owners = got["vecs"], got["owners"]
+        store = Store(home, key=None)
+        kinds = {label: got[label] for label in ("genuine", "impostor", "morph", "real")}
+        for probes in kinds.values():  # just opened: one untimed pass, so that every run meets warm caches
+            for q in probes:
+                store.search("face", model_id, q[None], 10)
+        return search_row(store, model_id, n_people, names, vecs, owners, kinds,
+                          {"vectors": len(vecs), "people": n_people + len(names), "build_s": float(got["build_s"])})
+    shutil.rmtree(home, ignore_errors=True)
+    vecs, owners, build_s = build(home, gen, n_people, real, model_id)
     row = {"vectors": len(vecs), "people": n_people + len(names), "build_s": build_s}
+    if keep:
+        store = Store(home, key=None)
+        probes = _probes(gen, vecs, owners, n_people, rvecs[held])
+        np.savez(saved, vecs=vecs, owners=owners, build_s=build_s, **probes)
+        return search_row(store, model_id, n_people, names, vecs, owners, probes, row)
     # Open + ready, and a one-image scan, each in a fresh process (file pages may be cached: warm figures).
     secs, cpu, rss, out = timed_child([sys.executable, __file__, "--probe-open", str(home), model_id,
                                        str(vecs.shape[1])])
@@ -240,44 +263,7 @@ def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: st
                                       env={"AUDIT_HOME": str(home)})
     row.update(scan1_s=secs, scan1_cpu_s=cpu, scan1_rss_mb=rss)
     store = Store(home, key=None)
-    seg, man = store.index("face", model_id)
-    row.update(kind=man.kind, nlist=man.nlist, nprobe=man.nprobe)
-    # Probes: new photos of enrolled synthetic people, and people who are not enrolled; real held-out photos.
-    rng = np.random.default_rng(7)
-    who = rng.choice(n_people, PROBES, replace=False)
-    genuine = gen.samples(np.stack([_centre_of(vecs, owners, w) for w in who]), 1)
-    impostor = gen.samples(gen.centres(PROBES), 1)
-    realq = rvecs[held]
-    pair = rng.choice(n_people, (PROBES, 2), replace=False)  # morphs: the blend of two enrolled people
-    morph = gen.samples(np.stack([_centre_of(vecs, owners, a) for a, _ in pair]), 1) + \
-        gen.samples(np.stack([_centre_of(vecs, owners, b) for _, b in pair]), 1)
-    morph /= np.linalg.norm(morph, axis=1, keepdims=True)
-    above, above_hit = 0, 0
-    for label, probes in (("genuine", genuine), ("impostor", impostor), ("morph", morph), ("real", realq)):
-        exact, best = exact_people(vecs, owners, probes)
-        times, cpus, r1, r10 = [], [], 0, 0.0
-        for q, ex, b in zip(probes, exact, best):
-            t, cpu = time.perf_counter(), time.process_time()
-            got = store.search("face", model_id, q[None], 10)[0]
-            times.append(time.perf_counter() - t)
-            cpus.append(time.process_time() - cpu)
-            mine = [person_number(c.person, n_people, names) for c in got]
-            hit = bool(mine) and mine[0] == ex[0]
-            r1 += hit
-            r10 += len(set(mine) & set(ex)) / len(ex)
-            if b >= DEFAULT_FACE_THRESHOLD:  # a probe exact search would report as a match
-                above += 1
-                above_hit += hit
-        row[f"{label}_r1"] = r1 / len(probes)
-        row[f"{label}_r10"] = r10 / len(probes)
-        row[f"{label}_ms"] = 1000 * float(np.median(times))
-        row[f"{label}_cpu_ms"] = 1000 * float(np.median(cpus))
-        row[f"{label}_p95_ms"] = 1000 * float(np.quantile(times, 0.95))
-        row[f"{label}_n"] = len(probes)
-    row["match_probes"], row["match_r1"] = above, above_hit / max(above, 1)
-    if man.kind in ("ivf", "pqfs"):  # the same probes, other lists probed or shortlists: recall against time
-        row["sweep"] = sweep(store, seg, model_id, n_people, names, vecs, owners,
-                             {"genuine": genuine, "impostor": impostor, "morph": morph, "real": realq})
+    search_row(store, model_id, n_people, names, vecs, owners, _probes(gen, vecs, owners, n_people, rvecs[held]), row)
     # Enrol one more person (5 templates) a few times; the store compacts when its delta is full.
     times, cpus = [], []
     for i in range(5):
@@ -296,6 +282,55 @@ def measure(n_people: int, work: Path, gen: Generator, real: tuple, model_id: st
     store.close()
     row["disk_mb"] = sum(p.stat().st_size for p in home.iterdir() if p.is_file()) / 1e6
     row["index_mb"] = sum(p.stat().st_size for p in home.glob("*.faiss")) / 1e6
+    return row
+
+
+def _probes(gen: Generator, vecs: np.ndarray, owners: np.ndarray, n_people: int, realq: np.ndarray) -> dict:
+    """New photos of enrolled synthetic people, people who are not enrolled, morphs; real held-out photos."""
+    rng = np.random.default_rng(7)
+    who = rng.choice(n_people, PROBES, replace=False)
+    genuine = gen.samples(np.stack([_centre_of(vecs, owners, w) for w in who]), 1)
+    impostor = gen.samples(gen.centres(PROBES), 1)
+    pair = rng.choice(n_people, (PROBES, 2), replace=False)  # morphs: the blend of two enrolled people
+    morph = gen.samples(np.stack([_centre_of(vecs, owners, a) for a, _ in pair]), 1) + \
+        gen.samples(np.stack([_centre_of(vecs, owners, b) for _, b in pair]), 1)
+    morph /= np.linalg.norm(morph, axis=1, keepdims=True)
+    return {"genuine": genuine, "impostor": impostor, "morph": morph, "real": realq}
+
+
+def search_row(store, model_id: str, n_people: int, names: list[str], vecs: np.ndarray, owners: np.ndarray,
+               kinds: dict, row: dict) -> dict:
+    """Search time and recall of each probe kind (and the shortlist sweep) into row."""
+    seg, man = store.index("face", model_id)
+    row.update(kind=man.kind, nlist=man.nlist, nprobe=man.nprobe)
+    above, above_hit, every = 0, 0, []
+    for label, probes in kinds.items():
+        exact, best = exact_people(vecs, owners, probes)
+        times, cpus, r1, r10 = [], [], 0, 0.0
+        for q, ex, b in zip(probes, exact, best):
+            t, cpu = time.perf_counter(), time.process_time()
+            got = store.search("face", model_id, q[None], 10)[0]
+            times.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - cpu)
+            mine = [person_number(c.person, n_people, names) for c in got]
+            hit = bool(mine) and mine[0] == ex[0]
+            r1 += hit
+            r10 += len(set(mine) & set(ex)) / len(ex)
+            if b >= DEFAULT_FACE_THRESHOLD:  # a probe exact search would report as a match
+                above += 1
+                above_hit += hit
+        row[f"{label}_r1"] = r1 / len(probes)
+        row[f"{label}_r10"] = r10 / len(probes)
+        row[f"{label}_ms"] = 1000 * float(np.median(times))
+        row[f"{label}_cpu_ms"] = 1000 * float(np.median(cpus))
+        every += cpus
+        row[f"{label}_p95_ms"] = 1000 * float(np.quantile(times, 0.95))
+        row[f"{label}_n"] = len(probes)
+    row["match_probes"], row["match_r1"] = above, above_hit / max(above, 1)
+    row["all_cpu_ms"], row["all_n"] = 1000 * float(np.median(every)), len(every)
+    row["load"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    if SWEEP and man.kind in ("ivf", "pqfs"):  # the same probes, other lists probed or shortlists: recall against time
+        row["sweep"] = sweep(store, seg, model_id, n_people, names, vecs, owners, kinds)
     return row
 
 
@@ -437,7 +472,7 @@ def code_error(gen: Generator, n: int = 100_000, probes: int = 1000) -> str:
 
 
 def main() -> None:
-    global PROBES
+    global PROBES, SWEEP
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,1000000", help="templates per gallery, comma separated")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gallery_scale"))
@@ -447,6 +482,9 @@ def main() -> None:
     ap.add_argument("--probe-open", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--bulk", action="store_true", help="also compare manifest enrolment with scan throughput")
     ap.add_argument("--code-error", action="store_true", help="also measure the 8-bit re-scoring error")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each gallery and its probes in --work and reuse them on the next run (search only)")
+    ap.add_argument("--no-sweep", action="store_true", help="skip the recall-against-shortlist sweep")
     args = ap.parse_args()
     PROBES = args.probes
     if args.probe_open:
@@ -456,7 +494,15 @@ def main() -> None:
     from audit.models.face import FaceModel
 
     print(f"load: {os.getloadavg()}, cores: {os.cpu_count()}")
-    rvecs, rpeople, files = real_embeddings(args.data)
+    args.work.mkdir(parents=True, exist_ok=True)
+    real = args.work / "real.npz"
+    if args.keep and real.exists():
+        got = np.load(real)
+        rvecs, rpeople, files = got["vecs"], got["people"].tolist(), got["files"].tolist()
+    else:
+        rvecs, rpeople, files = real_embeddings(args.data)
+        if args.keep:
+            np.savez(real, vecs=rvecs, people=np.array(rpeople), files=np.array(files))
     real_stats = cosine_stats(rvecs, rpeople)
     gen = Generator(rvecs, rpeople)
     syn_stats = gen.fit(real_stats)
@@ -469,18 +515,27 @@ def main() -> None:
     model_id = FaceModel().model_id
     if args.code_error:
         print(code_error(gen))
-    print("crossover (Flat vs fast-scan PQ, per face):\n" + crossover())
-    args.work.mkdir(parents=True, exist_ok=True)
+    if not args.keep:
+        print("crossover (Flat vs fast-scan PQ, per face):\n" + crossover())
+    if args.no_sweep:
+        SWEEP = False
     rows = []
     for n in [int(s) for s in args.sizes.split(",") if s]:
-        row = measure(n // PER, args.work, gen, (rvecs, rpeople, held), model_id, args.data / files[held[0]])
+        row = measure(n // PER, args.work, gen, (rvecs, rpeople, held), model_id, args.data / files[held[0]],
+                      args.keep)
         rows.append(row)
         print(json.dumps(row), flush=True)
-        shutil.rmtree(args.work / f"g{n // PER}", ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(args.work / f"g{n // PER}", ignore_errors=True)
     for path in args.extra_rows:  # rows measured by an earlier run, to print one table
         rows += [json.loads(line) for line in Path(path).read_text().splitlines() if line.startswith("{")]
     rows.sort(key=lambda r: r["vectors"])
-    print(table(rows))
+    if not args.keep:
+        print(table(rows))
+    for r in rows:  # search alone, every probe: the median CPU time a face and the load it ran at
+        print(f"  {r['vectors']:,} vectors: search {r['all_cpu_ms']:.2f} ms CPU a face (median of all {r['all_n']} "
+              f"probes; impostors {r['impostor_cpu_ms']:.2f} ms CPU, {r['impostor_ms']:.2f} ms wall), "
+              f"load {r['load']}")
     for r in rows:  # recall@1 with its 95 % lower bound, per probe kind
         print(f"  {r['vectors']:,} vectors ({kind_label(r)}): " + ", ".join(
             f"{label} {round(r[label + '_r1'] * r[label + '_n'])}/{r[label + '_n']} (>= "

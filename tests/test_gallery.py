@@ -168,6 +168,60 @@ def test_pq_search_names_the_people_of_exact_search(tmp_path, monkeypatch):
     assert faiss.omp_get_max_threads() == 2
 
 
+def test_pq_rescoring_equals_the_cosines_of_the_8bit_vectors(tmp_path, monkeypatch):
+    """pqbase.search returns, in order, the k best cosines of the 8-bit decoded vectors among the fast-scan
+    candidates (here every vector), removed ids dropped: what numpy's stable sort of those cosines gives."""
+    monkeypatch.setattr(pqbase, "FASTSCAN_CANDIDATES", 10**6)
+    rng = np.random.default_rng(8)
+    vecs = unit(rng, 300, 32) * rng.uniform(0.5, 2, (300, 1)).astype(np.float32)  # not unit: cosines, not dots
+    ids = np.arange(1000, 1300, dtype=np.int64)
+    codes, rerank = pqbase.build(lambda: iter([(ids, vecs)]), len(vecs), 32)
+    assert codes.bbs == pqbase.BBS
+    dec = pqbase.decoded(rerank, 0, rerank.ntotal)
+    probes = unit(rng, 6, 32)
+    removed = ids[::7]
+    for k in (1, 10, 300):
+        sims, got = pqbase.search(codes, rerank, pqbase.rerank_ids(rerank), removed, probes, k)
+        for q, s, g in zip(probes, sims, got):
+            cos = dec @ q / np.linalg.norm(dec, axis=1)
+            cos[np.isin(ids, removed)] = -np.inf
+            want = np.argsort(-cos, kind="stable")[:min(k, 300 - len(removed))]
+            assert g[:len(want)].tolist() == ids[want].tolist() and (g[len(want):] == -1).all()
+            assert s[:len(want)] == pytest.approx(cos[want], abs=1e-6)
+
+
+def test_best_first_is_a_stable_sort_cut_to_k():
+    rng = np.random.default_rng(2)
+    for t in range(500):
+        n, k = int(rng.integers(1, 80)), int(rng.integers(1, 60))
+        s = (rng.integers(0, 9, n) if t % 2 else rng.random(n)).astype(np.float32)  # ties, or none
+        if t % 3 == 0:
+            s[rng.integers(0, n, int(rng.integers(1, n + 1)))] = np.nan
+        assert pqbase.best_first(s, k).tolist() == np.argsort(-s, kind="stable")[:k].tolist()
+
+
+def test_a_pq_base_packed_in_blocks_of_32_is_searched_verified_and_repacked(tmp_path, monkeypatch):
+    """A base whose fast-scan codes were packed 32 vectors a block (before BBS) searches and verifies as it is, and
+    its next compaction packs them BBS a block, with the same results."""
+    monkeypatch.setattr(segments, "FLAT_MAX", 64)
+    monkeypatch.setattr(segments, "DELTA_MAX", 16)
+    monkeypatch.setattr(pqbase, "BBS", 32)
+    rng = np.random.default_rng(13)
+    store = Store(tmp_path / "s", key=None)
+    store.add_people(people_of(rng, 60, per=3))
+    seg = store.index("face", "m1")[0]
+    assert seg.man.kind == "pqfs" and seg.base.bbs == 32
+    probes = unit(rng, 8)
+    before = store.search("face", "m1", probes, 5)
+    monkeypatch.setattr(pqbase, "BBS", 64)
+    again = Store(tmp_path / "s", key=None)
+    assert again.index("face", "m1")[0].base.bbs == 32 and again.verify().ok
+    assert again.search("face", "m1", probes, 5) == before
+    again.compact()
+    assert again.index("face", "m1")[0].base.bbs == 64 and again.verify().ok
+    assert again.search("face", "m1", probes, 5) == before
+
+
 def test_segments_mask_then_compact_and_leave_no_stale_files(tmp_path, small):
     rng = np.random.default_rng(5)
     store = Store(tmp_path / "s", key=None)
