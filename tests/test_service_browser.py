@@ -50,13 +50,28 @@ def browser():
 def submit(driver, css: str) -> None:
     """Click a form's button and wait for the next page to replace this one."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, css).click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(page))
+    WebDriverWait(driver, 60).until(lambda _: replaced(page))
     loaded(driver)
+
+
+def replaced(element) -> bool:
+    """Whether the page holding element has been replaced: stale, or (Chrome, asked mid-navigation) a node of a
+    document that is no longer the page's."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+        return False
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
 
 
 def go(driver, url: str) -> None:
