@@ -178,17 +178,19 @@ def test_removal_erases_every_archived_face_of_the_person(deepface, audit_home, 
     assert "ok" in run("verify").stdout
 
 
-def test_removal_erases_every_archived_voice_segment_of_the_person(speakers, audit_home, tmp_path):
+@pytest.mark.parametrize("model", ["fused", "ge2e"])
+def test_removal_erases_every_archived_voice_segment_of_the_person(speakers, audit_home, tmp_path, model):
     """A scan before the person enrolled archived their speech unattributed: after `remove`, no file under the
-    store holds any of those segments' embeddings (raw or decompressed); the other speaker's rows stay."""
+    store holds any of those segments' embeddings (raw or decompressed); the other speaker's rows stay. Also for a
+    store whose voices are enrolled with GE2E only, whose fused scans archive both encoders' halves all the same."""
     mine, theirs = sorted(speakers)[:2]
-    run("enroll", "voice", "other", *speakers[theirs][:5])
+    run("enroll", "voice", "other", *speakers[theirs][:5], "--model", model)
     media = tmp_path / "audio"
     media.mkdir()
     for f in speakers[mine][5:7] + speakers[theirs][5:6]:
         shutil.copy(f, media / f.name)
     run("scan", media, "--workers", "1")
-    run("enroll", "voice", PID, *speakers[mine][:5], "--name", NAME)
+    run("enroll", "voice", PID, *speakers[mine][:5], "--name", NAME, "--model", model)
     archive = Archive(audit_home)
     needles, others = {}, 0
     for part in archive.partitions("voice"):

@@ -38,17 +38,14 @@ class Part:
 class VoiceJudge:
     """Scores archived voice segments against one person's voice centroids."""
 
-    def __init__(self, parts: list[Part], fused_threshold: float):
+    def __init__(self, parts: list[Part], fused_threshold: float, fused_model: str | None):
+        """:param fused_model: the model id of the fused encoder's partitions (both encoders' vectors end to end)"""
         from ..models.voice_cohort import load_cohort
 
         self.parts = {p.encoder: p for p in parts}
-        self.fused_threshold = fused_threshold
+        self.fused_threshold, self.fused_model = fused_threshold, fused_model
         self.cohorts = {p.encoder: load_cohort(p.model) for p in parts}
         self.enrol = {e: self.cohorts[e].stats(p.centroid[None, :]) for e, p in self.parts.items()}
-
-    def fused_ids(self, models: dict[str, str]) -> set[str]:
-        """The fused encoder's model ids a partition of both encoders' vectors can carry (models/fused.py)."""
-        return {fused_id(models["ge2e"], models["campplus"])} if {"ge2e", "campplus"} <= set(models) else set()
 
     def norm(self, encoder: str, vectors: np.ndarray) -> np.ndarray:
         """AS-norm scores of segment vectors against the person's centroid under one encoder."""
@@ -58,9 +55,8 @@ class VoiceJudge:
         raw = vectors @ self.parts[encoder].centroid[:, None]
         return as_norm(raw, self.enrol[encoder], self.cohorts[encoder].stats(vectors))[:, 0]
 
-    def matches(self, model: str, models: dict[str, str], vectors: np.ndarray) -> np.ndarray:
-        """Which rows of a voice partition of `model` (vectors [n, dim]) are the person's; models: encoder ->
-        model id of the store's voice models."""
+    def matches(self, model: str, vectors: np.ndarray) -> np.ndarray:
+        """Which rows of a voice partition of `model` (vectors [n, dim]) are the person's."""
         n = len(vectors)
         hit = np.zeros(n, bool)
         if not n:
@@ -68,7 +64,7 @@ class VoiceJudge:
         for encoder, part in self.parts.items():
             if model == part.model:
                 hit |= self.norm(encoder, vectors) >= part.threshold
-        if model in self.fused_ids(models):
+        if model == self.fused_model:
             cut = np.cumsum([dim for dim, e in ENCODERS.items()])[:-1]
             halves = dict(zip(ENCODERS.values(), np.split(np.asarray(vectors, np.float32), cut, axis=1)))
             scores = {e: self.norm(e, halves[e]) for e in self.parts}
@@ -96,7 +92,8 @@ def voice_judge(registry: Registry, pid: str) -> VoiceJudge | None:
     """The judge of pid's archived voice segments (read before their templates are deleted), or None when they
     have no voice enrolled."""
     parts = []
-    for encoder, model in voice_models(registry).items():
+    models = voice_models(registry)
+    for encoder, model in models.items():
         cent = registry.centroids_of("voice", model, [pid]).get(pid)
         if cent is None:
             continue
@@ -104,4 +101,19 @@ def voice_judge(registry: Registry, pid: str) -> VoiceJudge | None:
         cal = registry.calibration("voice", model)
         parts.append(Part(encoder, model, np.asarray(cent, np.float32),
                           min(threshold, cal.threshold) if cal is not None else threshold))
-    return VoiceJudge(parts, config.VOICE_DEFAULTS["fused"][0]) if parts else None
+    if not parts:
+        return None
+    return VoiceJudge(parts, config.VOICE_DEFAULTS["fused"][0], _fused_model(models))
+
+
+def _fused_model(models: dict[str, str]) -> str | None:
+    """The fused id a scan gives its voice partitions: from the store's voice models, or the shipped encoder's id
+    for a part nobody is enrolled with (a scan of a store with GE2E voices only still archives both halves)."""
+    from ..errors import ModelError
+    from ..models.voice import voice_encoder
+
+    try:
+        ids = [models.get(e) or voice_encoder(e).model_id for e in ENCODERS.values()]
+    except ModelError:
+        return None
+    return fused_id(*ids)

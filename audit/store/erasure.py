@@ -62,17 +62,16 @@ def remove(home: Path, registry: Registry, log: AuditLog, pid: str) -> int:
         if not log.about(person=pid, event="remove"):
             raise
         ids = []  # removed before: only the erasure may be left to finish
-        faces, voices, models = {}, None, {}  # their templates are gone: the archive rows attributed to them are erased
+        faces, voices = {}, None  # their templates are gone: the archive rows attributed to them are erased
         if registry.meta(UNFINISHED) == "remove":
             upkeep.finish(home, registry, log, upkeep.ERASE_WAIT_S)
     else:
         faces = {mo: registry.person_vectors(pid, "face", mo) for m, mo in registry.models() if m == "face"}
         voices = archive_voice.voice_judge(registry, pid)  # read before their centroids are deleted
-        models = archive_voice.voice_models(registry)
         ids = delete(home, registry, log, pid)
     inventory.erase(home, pid, registry.cipher)  # the places other layers own (the web service's findings), also on a retry
     # last: a damaged partition stops it with ErasureIncomplete
-    erase_archive(home, registry, pid, faces, voices and (lambda model, vecs: voices.matches(model, models, vecs)))
+    erase_archive(home, registry, pid, faces, voices.matches if voices else None)
     if registry.meta(UNFINISHED) == "remove":
         raise ErasureIncomplete(
             f"the removal of {pid} is committed but not yet erased: another process holds the registry open (a "
