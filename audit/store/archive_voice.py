@@ -91,11 +91,18 @@ def voice_models(registry: Registry) -> dict[str, str]:
 def voice_judge(registry: Registry, pid: str) -> VoiceJudge | None:
     """The judge of pid's archived voice segments (read before their templates are deleted), or None when they
     have no voice enrolled."""
+    from ..errors import ModelError
+    from ..models.voice_cohort import load_cohort
+
     parts = []
     models = voice_models(registry)
     for encoder, model in models.items():
         cent = registry.centroids_of("voice", model, [pid]).get(pid)
         if cent is None:
+            continue
+        try:
+            load_cohort(model)
+        except ModelError:  # no cohort to score with (a scan could not use this model either): never block a removal
             continue
         threshold = config.VOICE_DEFAULTS[encoder][0]
         cal = registry.calibration("voice", model)
