@@ -251,3 +251,19 @@ def test_an_actors_webhook_hears_of_what_enrolment_found_before(archived, audit_
     finally:
         notify.stop_all()
         receiver.close()
+
+
+def test_a_scan_archives_no_row_after_a_removal_and_none_naming_someone_unknown(audit_home):
+    """The archive's row filter, asked once a write: rows naming someone not (or no longer) enrolled are dropped,
+    and every row once a removal happened during the scan."""
+    from audit.scan.archiving import ScanArchive
+
+    store = audit.open_store(audit_home)
+    try:
+        started = datetime.now(timezone.utc)
+        keep = ScanArchive(store, started, "m1", None, None)
+        assert keep._nobody_removed([[], ["ghost"], []]) == [True, False, True]
+        moved = ScanArchive(store, started, "m1", None, None, erasures="a removal since")
+        assert moved._nobody_removed([[], []]) == [False, False]
+    finally:
+        store.close()

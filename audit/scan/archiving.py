@@ -59,16 +59,16 @@ class ScanArchive:
                                  "duration": result.duration if first else None,
                                  "provenance": provenance if i == 0 else None}, seg.embedding)
 
-    def _known(self, people: list[str]) -> bool:
-        """Whether a row may be written: a row attributed to someone removed while this scan ran is dropped (the
-        removal's erasure of the archive came before this write, so it cannot reach it)."""
-        return not people or set(people) <= set(self.store.names())
-
-    def _nobody_removed(self, people: list[str]) -> bool:
-        """As _known, and no row at all once someone was removed while this scan ran: the scan may have stopped
-        naming them (unattributed rows), and their templates, which erasure matches faces and voices against, are
-        gone, so nothing could tell their rows from the others' afterwards."""
-        return self._known(people) and self.store.removals() == self.erasures
+    def _nobody_removed(self, rows: list[list[str]]) -> list[bool]:
+        """Which rows (their people) may be written. A row attributed to someone removed while this scan ran is
+        dropped (the removal's erasure of the archive came before this write, so it cannot reach it); and no row at
+        all once someone was removed while this scan ran: the scan may have stopped naming them (unattributed
+        rows), and their templates, which erasure matches faces and voices against, are gone, so nothing could
+        tell their rows from the others' afterwards. The store is asked once a write, not once a row."""
+        if self.store.removals() != self.erasures:
+            return [False] * len(rows)
+        known = set(self.store.names())
+        return [not people or set(people) <= known for people in rows]
 
     def close(self) -> list[str]:
         """Write what is pending; returns every partition this scan wrote."""

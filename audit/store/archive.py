@@ -341,7 +341,8 @@ class PartWriter:
         self.rows: list[dict] = []
         self.vectors: list[np.ndarray] = []
         self.written: list[str] = []
-        self.keep: Callable[[list[str]], bool] | None = None  # at each write: False drops a row (see ScanArchive)
+        # At each write: given every pending row's people, which rows to keep (see ScanArchive); one call a write.
+        self.keep: Callable[[list[list[str]]], list[bool]] | None = None
 
     def add(self, row: dict, vector: np.ndarray) -> None:
         """One face or voice segment (row: the schema's columns but code, embedding, clipped)."""
@@ -355,7 +356,7 @@ class PartWriter:
         import pyarrow as pa
 
         if self.keep is not None:
-            kept = [i for i, r in enumerate(self.rows) if self.keep(r.get("people") or [])]
+            kept = [i for i, ok in enumerate(self.keep([r.get("people") or [] for r in self.rows])) if ok]
             self.rows, self.vectors = [self.rows[i] for i in kept], [self.vectors[i] for i in kept]
         if not self.rows:
             return
