@@ -16,6 +16,7 @@ from ..config import SAMPLE_RATE
 from .voice_base import Segment, segment_grid
 
 PARTS = ("ge2e", "campplus")  # the order of the parts in a fused segment vector
+PART_DIMS = {"ge2e": 256, "campplus": 192}  # each part's vector size: a fused vector is cut by these
 
 
 class FusedEncoder:
@@ -28,6 +29,8 @@ class FusedEncoder:
         """:param parts: the GE2E and CAM++ encoders, in PARTS order (voice.voice_encoder("fused") makes them)."""
         if tuple(p.name for p in parts) != PARTS:
             raise ValueError(f"the fused encoder's parts are {PARTS}")
+        if tuple(p.dim for p in parts) != tuple(PART_DIMS[p] for p in PARTS):
+            raise ValueError(f"the fused encoder's parts have {PART_DIMS} dimensions")
         self.parts = tuple(parts)
         self.dim = sum(p.dim for p in self.parts)
 
@@ -42,10 +45,8 @@ class FusedEncoder:
         return tuple(p.model_id for p in self.parts)
 
     def split(self, vectors: np.ndarray) -> list[np.ndarray]:
-        """[n, dim] fused vectors -> one [n, part dim] array per part."""
-        vectors = np.atleast_2d(np.asarray(vectors, np.float32))
-        cut = np.cumsum([p.dim for p in self.parts])[:-1]
-        return np.split(vectors, cut, axis=1)
+        """[n, dim] fused vectors -> one [n, part dim] array per part, in PARTS order."""
+        return list(split_parts(vectors).values())
 
     def voiced_seconds(self, wav: np.ndarray) -> float:
         """Seconds of speech the voice activity detector finds (both parts share it)."""
@@ -61,6 +62,23 @@ class FusedEncoder:
         grid = segment_grid(wav, segment_s, hop_s, min_voiced_s)
         a, b = (p.embed_grid(grid) for p in self.parts)
         return [Segment(x.start, x.end, np.concatenate([x.vector, y.vector]), x.voiced_s) for x, y in zip(a, b)]
+
+
+def split_parts(vectors: np.ndarray) -> dict[str, np.ndarray]:
+    """[n, 448] fused vectors -> part name -> [n, part dim] (by PART_DIMS; no encoder needs loading)."""
+    vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+    cut = np.cumsum([PART_DIMS[p] for p in PARTS])[:-1]
+    return dict(zip(PARTS, np.split(vectors, cut, axis=1)))
+
+
+def fuse(scores: dict[str, np.ndarray], thresholds: dict[str, float], threshold: float) -> np.ndarray:
+    """The fused score from the parts' AS-norm scores (arrays of one shape; a part absent, or NaN where it does not
+    score a person): the mean of both; one part alone moved onto the fused scale, threshold to threshold, so a
+    person enrolled with one encoder is judged at that encoder's own threshold."""
+    ge2e, campplus = (np.asarray(scores.get(p, np.nan), np.float64) for p in PARTS)
+    alone = np.where(np.isnan(ge2e), campplus - thresholds.get("campplus", 0.0),
+                     ge2e - thresholds.get("ge2e", 0.0)) + threshold
+    return np.where(np.isnan(ge2e) | np.isnan(campplus), alone, (ge2e + campplus) / 2)
 
 
 def fused_id(*part_ids: str) -> str:

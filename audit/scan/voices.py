@@ -169,35 +169,23 @@ class FusedVoiceMatcher:
         """Findings for segments whose embeddings are the fused encoder's (both parts end to end)."""
         if not self.enrolled or not voices:
             return []
-        vecs = np.stack([v.embedding for v in voices])
-        dims = [0, *np.cumsum([voice_defaults_dim(p.encoder) for p in self.parts])]
+        from ..models.fused import fuse, split_parts
+
+        halves = split_parts(np.stack([v.embedding for v in voices]))
         people: list[str] = sorted({q for p in self.parts if p.enrolled for q in p.scorer.people})
-        total = np.zeros((len(voices), len(people)))
-        count, shift = np.zeros(len(people)), np.zeros(len(people))
-        each = {}
-        for p, a, b in zip(self.parts, dims[:-1], dims[1:]):
+        each = {}  # part -> [segments, people] AS-norm scores, NaN for people it does not score
+        for p in self.parts:
             if not p.enrolled:
                 continue
-            _raw, norm = p.scorer.score(vecs[:, a:b])
-            cols = [people.index(q) for q in p.scorer.people]
-            total[:, cols] += norm
-            count[cols] += 1
-            shift[cols] += p.threshold
+            _raw, norm = p.scorer.score(halves[p.encoder])
             each[p.encoder] = np.full((len(voices), len(people)), np.nan)
-            each[p.encoder][:, cols] = norm
-        # Both encoders: the mean of their scores. One only: its score moved onto the fused scale (threshold to
-        # threshold), so a person enrolled before fusion is judged at that encoder's own threshold.
-        fused = np.where(count == 2, total / 2, total - shift + self.threshold)
+            each[p.encoder][:, [people.index(q) for q in p.scorer.people]] = norm
+        fused = fuse(each, {p.encoder: p.threshold for p in self.parts if p.enrolled}, self.threshold)
         out = report(self, path, sha256, voices, people, fused, each, {"score": "as-norm, fused"})
         for p in self.parts:
             if p.enrolled:
                 p.check({f.person for f in out})
         return out
-
-
-def voice_defaults_dim(encoder: str) -> int:
-    """Embedding size of a shipped encoder (fused segment vectors are cut by these)."""
-    return {"ge2e": 256, "campplus": 192}[encoder]
 
 
 def voice_matcher(store, options: ScanOptions, consent: Callable[[str], str | None], names: dict[str, str],

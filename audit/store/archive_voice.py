@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import config
-from ..models.fused import fused_id
+from ..models.fused import PART_DIMS, PARTS, fuse, fused_id, split_parts
 
 if TYPE_CHECKING:
     from .registry import Registry
 
-ENCODERS = {256: "ge2e", 192: "campplus"}  # a voice model's encoder by its vector size, in the fused vector's order
+ENCODERS = {dim: part for part, dim in PART_DIMS.items()}  # a voice model's encoder by its vector size
 
 
 @dataclass
@@ -64,15 +64,11 @@ class VoiceJudge:
         for encoder, part in self.parts.items():
             if model == part.model:
                 hit |= self.norm(encoder, vectors) >= part.threshold
-        if model == self.fused_model:
-            cut = np.cumsum([dim for dim, e in ENCODERS.items()])[:-1]
-            halves = dict(zip(ENCODERS.values(), np.split(np.asarray(vectors, np.float32), cut, axis=1)))
+        if model == self.fused_model:  # as a fused scan scores them (models/fused.py)
+            halves = split_parts(vectors)
             scores = {e: self.norm(e, halves[e]) for e in self.parts}
-            if len(scores) == 2:  # as a fused scan: the mean of both scores at the fused threshold
-                hit |= (scores["ge2e"] + scores["campplus"]) / 2 >= self.fused_threshold
-            else:  # enrolled with one encoder: its score at its own threshold
-                (e, score), = scores.items()
-                hit |= score >= self.parts[e].threshold
+            thresholds = {e: p.threshold for e, p in self.parts.items()}
+            hit |= fuse(scores, thresholds, self.fused_threshold) >= self.fused_threshold
         return hit
 
 
@@ -120,7 +116,7 @@ def _fused_model(models: dict[str, str]) -> str | None:
     from ..models.voice import voice_encoder
 
     try:
-        ids = [models.get(e) or voice_encoder(e).model_id for e in ENCODERS.values()]
+        ids = [models.get(e) or voice_encoder(e).model_id for e in PARTS]
     except ModelError:
         return None
     return fused_id(*ids)
