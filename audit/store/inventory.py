@@ -47,8 +47,9 @@ PLACES = (
     Place("embedding archive", ("archive", "archive/*"),
           "every face (embedding, box, evidence crop) and voice segment (embedding) of every scanned file, "
           "attributed or not, with the file's hash and name and the people the scan named (docs/continuous.md)",
-          "rows the scans attributed to the person and faces matching their templates are cut out, each partition "
-          "rewritten (archive.erase); the rest is pruned after $AUDIT_ARCHIVE_DAYS days",
+          "rows the scans attributed to the person, faces matching their templates and voice segments a scan would "
+          "give them (archive_voice.py) are cut out, each partition rewritten (archive.erase); the rest is pruned "
+          "after $AUDIT_ARCHIVE_DAYS days",
           "the rows attributed to the person (where, when, which scan; no embeddings)",
           "every partition read whole: page checksums, or the seal of an encrypted store"),
     Place("service database", ("service.sqlite", "service.sqlite-wal", "service.sqlite-shm"),
