@@ -66,6 +66,8 @@ def test_a_scan_that_could_read_no_file_is_never_clean(yao, tmp_path):
         result = run("scan", media, "--out", out, *gate, code=2)
         assert "none of the 3 file(s) could be read" in result.stderr and "nothing was audited" in result.stderr
         assert [r["kind"] for r in read_findings(out)] == ["error"] * 3
+    run("report", out, "--out", tmp_path / "report.html")  # the evidence page does not read as clean either
+    assert "Nothing was audited" in (tmp_path / "report.html").read_text()
 
 
 def test_read_only_commands_never_create_a_store(tmp_path, audit_home, photos):
