@@ -34,6 +34,7 @@ import numpy as np
 from scipy import signal
 
 from audit import config
+from audit.models.channel import CUT_HZ, LIMIT_DB, high_band_db
 from audit.models.voice import voice_encoder
 from audit.models.voice_cohort import Cohort, load_cohort
 
@@ -48,7 +49,6 @@ except ImportError:  # run from the repository root
     import voice_degrade as vd
 
 SR = vc.SR
-CUT_HZ, LIMIT_DB = 4000.0, -50.0  # energy above CUT_HZ under LIMIT_DB of the band above 300 Hz: band-limited
 
 
 def bandpass(wav: np.ndarray) -> np.ndarray:
@@ -58,17 +58,6 @@ def bandpass(wav: np.ndarray) -> np.ndarray:
 
 
 CHAINS = {"phone": vd.telephone, "bandpass": bandpass}
-
-
-def high_band_db(wav: np.ndarray) -> float:
-    """Energy above CUT_HZ against the energy above 300 Hz, in dB (0 when the clip is silent)."""
-    x = np.asarray(wav, np.float64)
-    if len(x) < 2:
-        return 0.0
-    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-    freq = np.fft.rfftfreq(len(x), 1 / SR)
-    total = power[freq >= 300].sum()
-    return 0.0 if total <= 0 else float(10 * np.log10(power[freq >= CUT_HZ].sum() / total + 1e-12))
 
 
 def segment_db(wav: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from ..errors import UnknownPerson
 from ..evidence import Evidence
 from ..findings import Finding
 from ..models import quality as face_quality
+from ..models.channel import is_narrow
 from ..store import Store
 from ..store.archive import Archive, Partition, embeddings
 from ..store.archive_search import search
@@ -118,7 +119,7 @@ def rematch(store: Store, people: Iterable[str] | None = None, since: date | Non
            "files_scanned": summary.files, "files_total": summary.files, "errors": 0, "paths": [],
            "warnings": list(matcher.warnings), "people": people, "since": since.isoformat() if since else None,
            "partitions": summary.partitions, "archived_rows": summary.rows, "engine": engine,
-           "models": dict(store.models())}
+           "models": {m: mo for m, mo in store.models() if not is_narrow(mo)}}
     record = Evidence.of(found, run)
     record.references = reference_crops(store, record.findings)
     return record, summary

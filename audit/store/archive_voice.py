@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import config
+from ..models.channel import is_narrow
 from ..models.fused import PART_DIMS, PARTS, fuse, fused_id, split_parts
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def voice_models(registry: Registry) -> dict[str, str]:
     """Encoder name -> model id of the store's voice models (by the size of their vectors)."""
     out = {}
     for modality, model in registry.models():
-        if modality == "voice":
+        if modality == "voice" and not is_narrow(model):  # band-limited templates are no encoder of their own
             for _, vecs, _ in registry.iter_rows("samples", "voice", model, chunk=1):
                 if vecs.shape[-1] in ENCODERS:
                     out[ENCODERS[vecs.shape[-1]]] = model
