@@ -20,7 +20,9 @@ AS-norm scores, then voice_clones.py's file rule):
   offset     wideband centroids only; band-limited segments get +offset (a lower threshold for them), the offset
              the largest that keeps the tune half's non-enrolled clips at <= 1 % flagged at the shipped threshold
 
-Each rule is printed at the shipped fused threshold and at the threshold tuned on the tune half (voice_clones.tune).
+Each rule is printed at the shipped fused threshold and at the threshold tuned on the tune half (voice_clones.tune);
+then the segments an erasure of archived voice rows takes (audit/store/archive_voice.py), by the wideband centroids
+and by the better of wideband and phone centroids (the archive keeps no band flag). --tables: per condition too.
 """
 
 from __future__ import annotations
@@ -131,6 +133,26 @@ def summary(label: str, clips: list, scores: list, threshold: float) -> None:
           f"non-enrolled {vc.rate(k[3], k[4])}  phone {k[5]}")
 
 
+def erasure_judge(clips: list, wide: list, narrow: list, threshold: float) -> None:
+    """Segments an erasure would take (archive_voice.py: fused score at the threshold, no band flag in the archive):
+    by the wideband centroid alone, and by the better of wideband and phone centroids. All clips, both halves."""
+    print(f"\nerasure judge (segments at or above {threshold:.2f})")
+    for label, pick in (("wideband", lambda w, n: w), ("max(wideband, phone)", np.maximum)):
+        own = {}
+        imp = [0, 0]
+        for c, w, n in zip(clips, wide, narrow):
+            sc = pick(w, n)
+            if c[2] >= 0:
+                k = own.setdefault(c[0], [0, 0])
+                k[0] += int((sc[:, c[2]] >= threshold).sum())
+                k[1] += len(sc)
+            else:
+                imp[0] += int((sc >= threshold).sum())
+                imp[1] += sc.size
+        print(f"  {label:22s} own segments: " + ", ".join(f"{cond} {k[0]}/{k[1]}" for cond, k in own.items())
+              + f"; non-enrolled (segment, person) pairs {vc.rate(*imp)}")
+
+
 def main() -> None:
     """Enrol wideband and band-limited centroids, score every clip by each rule, print the report half."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -190,6 +212,7 @@ def main() -> None:
         summary(label, clips, sc, shipped)
         if tuned[label] != shipped:
             summary(label + " (tuned)", clips, sc, tuned[label])
+    erasure_judge(clips, wide, [galleries["phone"].norm(c[3])["fused"] for c in clips], shipped)
     if args.tables:
         for label, sc in rules.items():
             vc.table(clips, sc, conditions, label, shipped)

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.io import wavfile
 
 from audit.media.audio import load_audio
 from audit.models.channel import high_band_db, is_band_limited, is_narrow, narrow_id, telephone
 from audit.models.voice import voice_encoder
 from audit.store import Store
 from tests.helpers.cli import run
+from tests.helpers.phone import write_phone
 
 SR = 16000
 
@@ -40,12 +40,6 @@ def test_band_detector_tells_telephone_speech_from_real(speakers):
     fused = voice_encoder("fused")
     assert not any(s.narrow for s in fused.embed_segments(wav))
     assert all(s.narrow for s in fused.embed_segments(telephone(wav)))
-
-
-def write_phone(src: Path, out: Path) -> Path:
-    """A telephone-band copy of a recording as 16-bit WAV."""
-    wavfile.write(out, SR, (np.clip(telephone(load_audio(src)), -1, 1) * 32767).astype(np.int16))
-    return out
 
 
 def test_telephone_copy_of_an_enrolled_speaker_is_found(speakers, audit_home, tmp_path):
