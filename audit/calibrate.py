@@ -52,6 +52,13 @@ class GalleryScores:
     # real face is falsely flagged at threshold t when its value is >= t.
     flaggable_mated: np.ndarray = field(default_factory=lambda: np.zeros(0))  # real photos of enrolled people
     flaggable_nonmated: np.ndarray = field(default_factory=lambda: np.zeros(0))  # people not enrolled
+    # A scan reports a composite beside a match only with evidence (composite.adds_evidence). So that calibrate can
+    # apply that rule at the threshold it picks, per flaggable search: the best candidate's score, and the score both
+    # main contributors reach when their mix gains enough (-inf when it does not).
+    top_mated: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pair_mated: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    top_nonmated: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pair_nonmated: np.ndarray = field(default_factory=lambda: np.zeros(0))
     people: int = 0
     samples: int = 0
     cohort: int = 0
@@ -147,7 +154,8 @@ def gallery_scores(vectors: np.ndarray, people: list[str], cohort: np.ndarray | 
     sums = np.add.reduceat(vecs.astype(np.float64), starts, axis=0)
     cents = sums / np.linalg.norm(sums, axis=1, keepdims=True)
     out = GalleryScores(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), people=len(names), samples=len(vecs))
-    genuine, impostor, top, explained, fl_mated, fl_non = [], [], [], [], [], []
+    genuine, impostor, top, explained = [], [], [], []
+    fl_mated, fl_non = [], []  # (flaggable explained, best score, pair score) per search
     pair_max = np.full((len(names), len(names)), -np.inf)
 
     probes = np.arange(len(vecs))
@@ -165,7 +173,7 @@ def gallery_scores(vectors: np.ndarray, people: list[str], cohort: np.ndarray | 
         # Non-mated search: the probe's person left out of the gallery.
         v = _judge(vecs[i], others, best, cents, names, open_rule)
         explained.append(v.explained)
-        fl_non.append(v.explained if v.kind == "composite" else -np.inf)
+        fl_non.append(_flaggable(v, best[others], rule))
         if counts[p] > 1:
             genuine.append(best[p])
             # Mated search: the probe's person stays, with a centroid made without the probe.
@@ -173,7 +181,7 @@ def gallery_scores(vectors: np.ndarray, people: list[str], cohort: np.ndarray | 
             rest = sums[p] - vecs[i]
             loo[p] = rest / np.linalg.norm(rest)
             v = _judge(vecs[i], np.arange(len(names)), best, loo, names, open_rule)
-            fl_mated.append(v.explained if v.kind == "composite" else -np.inf)
+            fl_mated.append(_flaggable(v, best, rule))
     upper = np.triu_indices(len(names), 1)
     units = np.maximum(pair_max, pair_max.T)[upper]
     units = [units[np.isfinite(units)]]
@@ -186,15 +194,31 @@ def gallery_scores(vectors: np.ndarray, people: list[str], cohort: np.ndarray | 
             top.append(best.max())
             v = _judge(c, np.arange(len(names)), best, cents, names, open_rule)
             explained.append(v.explained)
-            fl_non.append(v.explained if v.kind == "composite" else -np.inf)
+            fl_non.append(_flaggable(v, best, rule))
     out.genuine = np.asarray(genuine, np.float64)
     out.impostor = np.concatenate(impostor).astype(np.float64) if impostor else np.zeros(0)
     out.impostor_units = np.concatenate(units).astype(np.float64)
     out.nonmated_top = np.asarray(top, np.float64)
     out.explained_nonmated = np.asarray(explained, np.float64)
-    out.flaggable_mated = np.asarray(fl_mated, np.float64)
-    out.flaggable_nonmated = np.asarray(fl_non, np.float64)
+    out.flaggable_mated, out.top_mated, out.pair_mated = np.asarray(fl_mated, np.float64).reshape(-1, 3).T
+    out.flaggable_nonmated, out.top_nonmated, out.pair_nonmated = np.asarray(fl_non, np.float64).reshape(-1, 3).T
     return out
+
+
+def _flaggable(v: composite.Verdict, best: np.ndarray, rule: composite.CompositeRule) -> tuple[float, float, float]:
+    """(explained when the search passes every composite test but the threshold, else -inf; the best candidate's
+    score; the lower of the two main contributors' scores when their mix gains rule.gain, else -inf)."""
+    if v.kind != "composite":
+        return -np.inf, float(best.max(initial=-1.0)), -np.inf
+    main = v.contributors[:2]
+    pair = min(c.similarity for c in main) if len(main) == 2 and v.gain >= rule.gain else -np.inf
+    return v.explained, float(best.max(initial=-1.0)), pair
+
+
+def false_composites(explained: np.ndarray, top: np.ndarray, pair: np.ndarray, comp: float, threshold: float) -> int:
+    """Real faces a scan would report as composites: at or above the composite threshold, and either matching
+    nobody, or matching with a second contributor that adds evidence (the scan's rule, scan/match.py)."""
+    return int(np.sum((explained >= comp) & ((top < threshold) | (pair >= threshold))))
 
 
 def _judge(probe, allowed, best, cents, names, rule) -> composite.Verdict:
@@ -232,8 +256,9 @@ def calibrate(scores: GalleryScores, modality: str, model: str, target_fpir: flo
     # below the documented default, which was measured against morphs (a lower one would only be fitted noise).
     rule = composite.CompositeRule()
     comp = max(threshold_for(scores.explained_nonmated, composite_rate), rule.explained)
-    false_mated = int(np.sum(scores.flaggable_mated >= comp))
-    false_non = int(np.sum(scores.flaggable_nonmated >= comp))
+    false_mated = false_composites(scores.flaggable_mated, scores.top_mated, scores.pair_mated, comp, threshold)
+    false_non = false_composites(scores.flaggable_nonmated, scores.top_nonmated, scores.pair_nonmated, comp,
+                                 threshold)
     real = len(scores.flaggable_mated) + len(scores.flaggable_nonmated)
     details = {
         "target_fmr": target_fmr, "fmr_model": fmr_model, "fmr_upper95": fmr_upper, "impostor_at_or_above": seen,

@@ -95,6 +95,25 @@ def test_stated_rate_covers_new_people(shared_embeddings):
         assert c.details["identity_pairs"] == len(group) * (len(group) - 1) // 2
 
 
+def test_false_composites_follow_the_scans_match_first_rule(shared_embeddings):
+    """A real face that matches someone counts as a false composite only where the scan would report one beside the
+    match: both main contributors at the threshold and a mix that fits better (composite.adds_evidence)."""
+    inf = np.inf
+    explained = np.array([0.9, 0.9, 0.9, 0.9, -inf])
+    top = np.array([0.2, 0.6, 0.6, 0.6, 0.2])  # matches nobody / matches, no evidence / pair short / pair at it
+    pair = np.array([-inf, -inf, 0.4, 0.5, -inf])
+    assert cal.false_composites(explained, top, pair, comp=0.8, threshold=0.45) == 2
+    assert cal.false_composites(explained, top, pair, comp=0.95, threshold=0.45) == 0
+    vecs, who = shared_embeddings
+    scores = cal.gallery_scores(vecs, list(who))
+    assert len(scores.top_mated) == len(scores.pair_mated) == len(scores.flaggable_mated) > 0
+    assert len(scores.top_nonmated) == len(scores.pair_nonmated) == len(scores.flaggable_nonmated) > 0
+    c = cal.calibrate(scores, "face", "m", target_fpir=0.06)
+    comp = c.composite_threshold
+    assert c.details["false_composites_mated"] <= int(np.sum(scores.flaggable_mated >= comp))
+    assert c.details["false_composites_nonmated"] <= int(np.sum(scores.flaggable_nonmated >= comp))
+
+
 def test_too_little_data_is_an_error():
     rng = np.random.default_rng(0)
     vecs = rng.normal(size=(3, 8))

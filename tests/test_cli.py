@@ -127,7 +127,7 @@ def test_unsupported_file_given_explicitly(tmp_path, photos):
     p = tmp_path / "doc.pdf"
     p.write_bytes(b"%PDF-1.4")
     (tmp_path / "unreadable.jpg").write_bytes(b"")
-    rows = lines(run("scan", str(p), str(tmp_path / "unreadable.jpg"), "--json"))
+    rows = lines(run("scan", str(p), str(tmp_path / "unreadable.jpg"), "--json", code=2))
     assert [r["kind"] for r in rows] == ["error", "error"]
     assert "unsupported" in rows[0]["error"] and "empty file" in rows[1]["error"]
     # Alone, a file that is no media by content or name is no scan at all (as a folder of them is): exit 2.
@@ -180,7 +180,8 @@ def test_one_file_that_is_no_media_exits_2_like_a_folder_of_them(photos, tmp_pat
     assert "no scannable media" in run("scan", notes, code=2).stderr
     broken = tmp_path / "broken.jpg"  # a damaged picture is still media: it gets its error row
     broken.write_bytes(photos["yaoming"].read_bytes()[:200])
-    assert "error" in run("scan", broken, "--json").stdout
+    alone = run("scan", broken, "--json", code=2)  # its error row, and no exit 0: nothing was audited
+    assert "error" in alone.stdout and "nothing was audited" in alone.stderr
 
 
 def test_log_for_a_person_lists_the_scans_that_named_them(photos):

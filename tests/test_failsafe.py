@@ -48,11 +48,26 @@ def test_nothing_scannable_and_nothing_enrolled_exit_2(yao, photos, tmp_path, au
 def test_fail_on_error_and_threshold_checks(yao, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 not a jpeg")
-    run("scan", yao, bad, "--quiet", code=0)
+    assert "1 of 2 files could not be read" in run("scan", yao, bad, code=0).stderr
     run("scan", yao, bad, "--fail-on", "error", "--quiet", code=1)
     assert "within [-1, 1]" in run("scan", yao, "--threshold", "1.5", code=2).stderr
     assert "below 0.2" in run("scan", yao, "--threshold", "0.1").stderr
     assert "'--threads': 0 is not in the range" in run("--threads", "0", "scan", yao, code=2).stderr
+
+
+def test_a_scan_that_could_read_no_file_is_never_clean(yao, tmp_path):
+    """Every file damaged: the error rows are written (nothing lost) and the exit is 2, whatever --fail-on says."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for name, data in (("cut.jpg", yao.read_bytes()[:3000]), ("empty.png", b""), ("half.png", b"\x89PNG\r\n\x1a\n")):
+        (media / name).write_bytes(data)
+    out = tmp_path / "findings.json"
+    for gate in ([], ["--fail-on", "match"], ["--fail-on", "error"]):
+        result = run("scan", media, "--out", out, *gate, code=2)
+        assert "none of the 3 file(s) could be read" in result.stderr and "nothing was audited" in result.stderr
+        assert [r["kind"] for r in read_findings(out)] == ["error"] * 3
+    run("report", out, "--out", tmp_path / "report.html")  # the evidence page does not read as clean either
+    assert "Nothing was audited" in (tmp_path / "report.html").read_text()
 
 
 def test_read_only_commands_never_create_a_store(tmp_path, audit_home, photos):

@@ -287,6 +287,15 @@ def test_only_errors_still_says_nothing_found():
     assert "Nothing was found" in page and "could not be read" in page and summary(page)["files with errors"] == "1"
 
 
+def test_a_scan_that_read_no_file_says_nothing_was_audited():
+    rows = [Finding(path=f"{n}.jpg", sha256=None, modality=None, kind="error", error="bad").to_dict() for n in "ab"]
+    page = render_html(rows, meta={"files_scanned": 2, "errors": 2})
+    assert_safe(page)
+    assert "Nothing was audited" in page and "None of the 2 files scanned could be read" in page
+    assert "Nothing was found" not in page
+    assert "Nothing was found" in render_html(rows[:1], meta={"files_scanned": 2, "errors": 1})  # one was read
+
+
 def test_bad_callbacks_and_damaged_records_do_not_break_the_page(pictures):
     def boom(_):
         raise RuntimeError("disk gone")

@@ -4,6 +4,7 @@ earlier files without any media being read again (the files are gone); damage, e
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -218,7 +219,9 @@ def test_voices_are_archived_and_found_after_enrolment(speakers, tmp_path):
     shutil.rmtree(media)  # nothing left to decode again
     run("enroll", "voice", second, *speakers[second][:5])
     out = tmp_path / "voices.json"
-    run("rematch", "--person", second, "--out", out)
+    said = run("rematch", "--person", second, "--out", out).stderr
+    segments = int(re.search(r"0 faces, (\d+) voice segments", said).group(1))  # counted, not left out
+    assert segments >= 6 and audit.read_record(out).run["archived_segments"] == segments
     rows = [r for r in json.loads(out.read_text()) if r["kind"] == "match"]
     assert rows and {r["person"] for r in rows} == {second} and {r["modality"] for r in rows} == {"voice"}
     assert {Path(r["path"]).name for r in rows} <= {f.name for f in speakers[second][5:7]}

@@ -101,7 +101,8 @@ def test_bundle_carries_decisions_and_still_verifies(reviewed, tmp_path):
     assert decisions[fid]["state"] == "confirmed" and decisions[fid]["reviewer"] == "kim"
     assert [r["review_state"] for r in rows if r.get("finding_id") == fid] == ["confirmed"]
     assert "confirmed</b> by kim" in page
-    assert "intact" in run("verify-bundle", case, "--key", tmp_path / "k.key.pub").output
+    said = run("verify-bundle", case, "--key", tmp_path / "k.key.pub").output
+    assert "intact" in said and f", {len(decisions)} review decision(s);" in said  # counted like the findings
     # A decision changed inside the case file is caught.
     forged = tmp_path / "forged.zip"
     with zipfile.ZipFile(case) as zin, zipfile.ZipFile(forged, "w") as zout:

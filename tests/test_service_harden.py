@@ -73,6 +73,7 @@ def test_links_leaving_the_scan_root_are_refused_while_walking(tmp_path, photos,
     assert not [r for r in rows if r["person"]], rows  # the secret photo of alice was never read
     errors = {r["path"]: r["error"] for r in rows if r["kind"] == "error"}
     assert "outside the scan root" in errors["sub/evil.jpg"] and "outside the scan root" in errors["sub/out"]
+    assert "Nothing was audited" not in text and "Nothing was found" in text  # two files were read
     assert secret_sha not in str(rows) and secret_sha not in text
     assert str(tmp_path) not in str(rows) and str(tmp_path) not in text  # names relative to the root only
 

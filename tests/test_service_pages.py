@@ -46,7 +46,7 @@ def test_scan_page_words_errors_and_scores_for_its_reader(site):
     client, _ = login(site["url"], "aud", site["passwords"]["aud"])
     page = client.get(f"/scans/{site['scan']}").text
     assert "error (None)" not in page and "None" not in page
-    assert "could not be read" in page
+    assert "could not be read" in page and "<dt>Audited</dt>" not in page  # the photo was read
     assert "not a photo, video or sound recording this tool reads (a &#39;.csv&#39; file)" in page
     assert ".bin" not in page
     sims = re.findall(r"<td>(\d+\.\d+) <span class=\"muted\">\(threshold (\d+\.\d+)\)", page)
@@ -75,6 +75,16 @@ def test_only_a_running_scan_refreshes_itself(site):
                               finished=None, error=None, summary=None)
         html = TEMPLATES.get_template("scan.html").render(job=job, rows=None, names={}, me=None, csrf="")
         assert ('<meta http-equiv="refresh"' in html) is refresh, status
+
+
+def test_a_scan_that_read_no_file_says_nothing_was_audited():
+    from audit.service.web import TEMPLATES
+
+    summary = {"files": 2, "faces": 0, "voices": 0, "findings": 0, "errors": 2}
+    job = SimpleNamespace(id="j1", status="done", done_files=2, total_files=2, use=None, created=0, owner="aud",
+                          finished=None, error=None, summary=summary)
+    html = TEMPLATES.get_template("scan.html").render(job=job, rows=[], names={}, me=None, csrf="", reviews={})
+    assert "<dt>Audited</dt><dd><strong>Nothing: none of the 2 files could be read.</strong>" in html
 
 
 def test_consent_save_is_confirmed(site):

@@ -34,6 +34,7 @@ class BundleReport:
     signing_key: str | None = None  # the fingerprint the manifest names
     members: int = 0
     findings: int | None = None
+    reviews: int | None = None  # review decisions attached (None: the bundle carries no review file)
     status: str | None = None  # the scan's own status line ("complete: 3 of 3 files scanned")
 
     @property
@@ -91,6 +92,7 @@ def _check(zf: zipfile.ZipFile, path: Path, key: Ed25519PublicKey | None, report
         return
     report.signing_key = manifest.get("signing_key") if isinstance(manifest.get("signing_key"), str) else None
     report.findings = manifest.get("findings") if isinstance(manifest.get("findings"), int) else None
+    report.reviews = manifest.get("reviews") if isinstance(manifest.get("reviews"), int) else None
     report.status = manifest.get("status") if isinstance(manifest.get("status"), str) else None
     report.members = len(entries)
     _check_signature(zf, by_name.get(L.SIGNATURE), text, key, report)

@@ -85,6 +85,7 @@ def verify_bundle_cmd(obj: Context, path: str, key: str | None, as_json: bool) -
         how = "signed, but the signature was not checked (give --key)"
     else:
         how = "not signed: anyone could have rebuilt it (only the member hashes were checked)"
-    click.echo(f"{path}: intact, {report.members} members, {report.findings} findings; {how}")
+    reviews = f", {report.reviews} review decision(s)" if report.reviews is not None else ""
+    click.echo(f"{path}: intact, {report.members} members, {report.findings} findings{reviews}; {how}")
     if report.status:
         click.echo(f"scan: {report.status}")

@@ -75,7 +75,8 @@ def rematch(obj, people: tuple[str, ...], since: date | None, out: str | None, a
             when = (row.get("extra") or {}).get("found")
             click.echo("\t".join(tsv_field(str(v)) for v in (row["path"], row["person"], row["similarity"], when)))
     click.echo(f"{summary.findings} finding(s), {summary.before_enrolment} before enrolment, in {summary.files} "
-               f"archived file(s) ({summary.rows} faces and voice segments in {summary.partitions} partition(s))",
+               f"archived file(s) ({summary.rows} faces, {summary.segments} voice segments, in {summary.partitions} "
+               "partition(s))",
                err=True)
 
 

@@ -115,7 +115,8 @@ def scan(obj: Context, paths, out, as_json, fail_on, quiet, from_file, **values)
     """Scan images, videos and audio (files or folders, recursively) for registered faces and voices.
 
     Exit codes: 0 clean, 1 what --fail-on names was found, 2 a usage or input error (a missing path, no media
-    found, no one enrolled, a missing store), 130 interrupted.
+    found, no file readable, no one enrolled, a missing store), 130 interrupted. Files that cannot be read get an
+    error row each; with none readable the scan exits 2, with some, 0 unless --fail-on error.
 
     \b
     Example:
@@ -175,6 +176,11 @@ def scan(obj: Context, paths, out, as_json, fail_on, quiet, from_file, **values)
         click.echo(f"interrupted after {summary.files} of {summary.total or '?'} files{where}; "
                    "continue with --resume", err=True)
         sys.exit(INTERRUPTED)
+    if summary.nothing_read:  # an audit of nothing must not read as clean
+        raise Fail(f"none of the {summary.files} file(s) could be read (each has its error row): nothing was audited")
+    if summary.errors and not quiet and fail_on != "error":
+        click.echo(f"warning: {summary.errors} of {summary.files} files could not be read and were not audited "
+                   "(--fail-on error makes that exit 1)", err=True)
     if summary.fails(fail_on):
         sys.exit(1)
     if fail_on == "error" and summary.errors:

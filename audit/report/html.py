@@ -297,6 +297,10 @@ def render_html(
         if isinstance(pid, str) and name and pid not in names:
             names[pid] = name
     people = _people(hits, names)
+    facts = _facts(meta, hits, errors, sum(1 for p in people if p["first"]))
+    scanned, failed = _count(meta.get("files_scanned")), facts[1]["value"]
+    # every file scanned was an error: the page must not read as a clean result (nothing was looked at)
+    unread = scanned if not hits and scanned and failed >= scanned else None
     refs = References(references)
     groups = _sections(sections(hits), crops, waveforms, refs, names, samples, scenes)
     where = {g["pid"]: g["id"] for g in groups if g["pid"] is not None}
@@ -306,7 +310,8 @@ def render_html(
         csp=CSP,
         banner=banner,
         meta_rows=_meta_rows(meta),
-        facts=_facts(meta, hits, errors, sum(1 for p in people if p["first"])),
+        facts=facts,
+        unread=unread,
         notes=_notes(meta, hits),
         people=people,
         sections=groups,

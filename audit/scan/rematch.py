@@ -42,7 +42,8 @@ class RematchSummary:
 
     people: list[str] = field(default_factory=list)
     partitions: int = 0
-    rows: int = 0  # archived faces and voice segments searched
+    rows: int = 0  # archived faces searched (against the people's face templates)
+    segments: int = 0  # archived voice segments judged again (every one, when a person has a voice)
     files: int = 0  # archived files judged again (those within reach of the threshold)
     findings: int = 0
     before_enrolment: int = 0
@@ -100,6 +101,8 @@ def rematch(store: Store, people: Iterable[str] | None = None, since: date | Non
         if part.rel not in hits:
             continue
         table = archive.read(part)
+        if part.modality == "voice":
+            summary.segments += table.num_rows
         for result, attributed, meta in rebuild(table, part, hits[part.rel]):
             if (part.modality, result.sha256) in done:
                 continue
@@ -118,7 +121,8 @@ def rematch(store: Store, people: Iterable[str] | None = None, since: date | Non
            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "complete": True,
            "files_scanned": summary.files, "files_total": summary.files, "errors": 0, "paths": [],
            "warnings": list(matcher.warnings), "people": people, "since": since.isoformat() if since else None,
-           "partitions": summary.partitions, "archived_rows": summary.rows, "engine": engine,
+           "partitions": summary.partitions, "archived_rows": summary.rows,
+           "archived_segments": summary.segments, "engine": engine,
            "models": {m: mo for m, mo in store.models() if not is_narrow(mo)}}
     record = Evidence.of(found, run)
     record.references = reference_crops(store, record.findings)

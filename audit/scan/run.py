@@ -50,6 +50,11 @@ class ScanSummary:
     complete: bool = False  # False while running, and when stopped (Ctrl-C) before the last file
     ai_declared: int = 0  # files whose content credentials declare them AI-generated (media/provenance.py)
 
+    @property
+    def nothing_read(self) -> bool:
+        """A finished scan in which every file was an error: nothing was audited, which is never a clean result."""
+        return self.complete and self.files > 0 and self.errors >= self.files
+
     def fails(self, fail_on: str | None) -> bool:
         """Whether a gate set to fail_on ("match": any finding; "unconsented": any finding not allowed) fails."""
         if fail_on == "match":
