@@ -59,6 +59,21 @@ def test_telephone_copy_of_an_enrolled_speaker_is_found(speakers, audit_home, tm
     assert [(Path(r["path"]).name, r["person"]) for r in rows if r["kind"] == "match"] == [("a-phone.wav", "a")]
     assert rows[0]["extra"]["band_limited_segments"] >= 2
     assert "ok" in run("verify").stdout
+    import pyarrow.parquet as pq  # the person's templates as exported: the band-limited ones too
+
+    run("export", tmp_path / "t.parquet", "--modality", "voice")
+    table = pq.read_table(tmp_path / "t.parquet").to_pydict()
+    assert sum(is_narrow(m) and p == "a" for m, p in zip(table["model"], table["person"])) == 10
+
+
+def test_the_scan_cache_keeps_which_segments_are_band_limited():
+    from audit.scan import cache
+    from audit.scan.analyze import AnalyzedFile, VoiceSegment
+
+    result = AnalyzedFile("a.wav", "0" * 64, "audio", voices=[
+        VoiceSegment(0.0, 3.0, np.ones(4, np.float32), True), VoiceSegment(1.5, 4.5, np.ones(4, np.float32))])
+    back = cache.load(cache.dump(result), "a.wav", "0" * 64)
+    assert [(v.start, v.narrow) for v in back.voices] == [(0.0, True), (1.5, False)]
 
 
 def test_a_store_without_band_limited_templates_scans_as_before(speakers, audit_home, tmp_path, monkeypatch):
