@@ -36,6 +36,7 @@ import argparse
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -167,9 +168,10 @@ class Embedder:
 class Gallery:
     """Enrolled centroids and AS-norm statistics per encoder; scores segments per method."""
 
-    def __init__(self, cents: dict[str, np.ndarray]):
+    def __init__(self, cents: dict[str, np.ndarray], cohort: dict | None = None):
+        """:param cohort: encoder -> Cohort (default: the shipped ones)"""
         self.cents = cents
-        self.cohort = {n: load_cohort(voice_encoder(n).model_id) for n in ENCODERS}
+        self.cohort = cohort or {n: load_cohort(voice_encoder(n).model_id) for n in ENCODERS}
         self.stats = {n: self.cohort[n].stats(cents[n]) for n in ENCODERS}
 
     def norm(self, segs: dict) -> dict[str, np.ndarray]:
@@ -206,10 +208,113 @@ def file_max(norm: np.ndarray, times: np.ndarray, grid: np.ndarray) -> float:
     return best
 
 
+class Audio:
+    """Decoded recordings, kept until dropped (a recording serves every condition, then goes)."""
+
+    def __init__(self):
+        self.wavs: dict[Path, np.ndarray] = {}
+
+    def __call__(self, p: Path) -> np.ndarray:
+        from audit.media.audio import load_audio
+
+        if p not in self.wavs:
+            self.wavs[p] = load_audio(p)
+        return self.wavs[p]
+
+
+@dataclass
+class Corpus:
+    """Who is enrolled from which recordings, what is cloned, and which half each speaker is in."""
+
+    names: list[str]  # enrolled speakers (test-other ids), in column order
+    enrol: dict[str, list[Path]]
+    probes: dict[str, list[Path]]
+    impostors: list[Path]
+    tune_spk: set[str]
+
+    def items(self) -> list[tuple[Path, str, int]]:
+        """(recording, half, true speaker column or -1) of every recording that is cloned."""
+        out = [(p, "tune" if s in self.tune_spk else "report", self.names.index(s))
+               for s in self.names for p in self.probes[s]]
+        return out + [(p, "tune" if k % 2 == 0 else "report", -1) for k, p in enumerate(self.impostors)]
+
+
+def corpus(data: Path, n_probes: int, n_impostors: int, load: Audio) -> Corpus:
+    """Enrolment: first recordings up to ENROL_S of audio; the rest (last `n_probes`) are cloned."""
+    test_dir, train_dir = data / "librispeech-test-other", data / "librispeech-train-clean"
+    speakers = {d.name: sorted(d.glob("*.flac")) for d in sorted(test_dir.iterdir()) if d.is_dir()}
+    names = sorted(speakers)
+    train = sorted(train_dir.glob("*.flac"), key=lambda p: int(p.name.split("-")[0]))
+    impostors = train[1::2][:n_impostors]  # odd positions: never in the shipped cohorts
+    enrol, probes = {}, {}
+    for s in names:
+        files, have, i = speakers[s], 0.0, 0
+        while have < ENROL_S and i < len(files) - n_probes:
+            have += len(load(files[i])) / SR
+            i += 1
+        enrol[s], probes[s] = files[:i], files[-n_probes:]
+    return Corpus(names, enrol, probes, impostors, set(names[0::2]))
+
+
+def centroid(enc, wavs: list[np.ndarray]) -> np.ndarray:
+    """The unit mean of the recordings' utterance vectors, as the store keeps a person's centroid."""
+    row = np.mean([enc.embed_utterance(w) for w in wavs], axis=0)
+    return (row / np.linalg.norm(row)).astype(np.float32)
+
+
+def embed_clips(emb: Embedder, cor: Corpus, conditions: list[str], load: Audio, t0: float) -> list[tuple]:
+    """Every clip: (condition, half, true speaker column or -1, segments, recording), recording by recording, every
+    condition (one WORLD analysis per recording serves them all)."""
+    clips = []
+    items = cor.items()
+    for i, (p, half, truth) in enumerate(items):
+        for cond in conditions:
+            segs = emb.segments(f"{cond}|{p.name}", lambda p=p, c=cond: CONDITIONS[c](load(p)))
+            clips.append((cond, half, truth, segs, p))
+        load.wavs.pop(p, None)
+        if i % 10 == 9:
+            print(f"  {i + 1}/{len(items)} recordings: {time.perf_counter() - t0:.0f} s", flush=True)
+    load.wavs.clear()
+    return clips
+
+
+def tune(clips: list, scores: list, grid: np.ndarray) -> float:
+    """The lowest grid threshold flagging at most TARGET of the tune half's non-enrolled clips (scores: one
+    [segments, people] array per clip)."""
+    imp = np.array([file_max(sc, c[3]["times"], grid) for c, sc in zip(clips, scores) if c[1] == "tune" and c[2] < 0])
+    return float(min(t for t in grid if (imp >= t).sum() <= int(math.floor(TARGET * len(imp)))))
+
+
+GRID = np.round(np.arange(0.0, 12.0, 0.05), 2)
+
+
+def table(clips: list, scores: list, conditions: list[str], label: str, threshold: float,
+          half: str = "report") -> np.ndarray:
+    """Print per condition, on one half: clones flagged as their speaker, naming a wrong speaker, non-enrolled clips
+    flagged; return the totals over clones (own, n, wrong, n, non-enrolled flagged, n)."""
+    print(f"\n{label} ({half} half, threshold {threshold:.2f})")
+    print(f"  {'condition':14s} {'clones flagged as the speaker':32s} {'clones naming a wrong speaker':32s} "
+          f"{'non-enrolled clips flagged':32s}")
+    tot = np.zeros(6, int)
+    for cond in conditions:
+        k = np.zeros(6, int)  # own, n_own, wrong, n_own, imp flagged, n_imp
+        for c, sc in zip(clips, scores):
+            if c[0] != cond or c[1] != half:
+                continue
+            who = named(sc, c[3]["times"], threshold)
+            if c[2] >= 0:
+                k += [c[2] in who, 1, bool(who - {c[2]}), 1, 0, 0]
+            else:
+                k += [0, 0, 0, 0, bool(who), 1]
+        if cond != "real":
+            tot += k
+        print(f"  {cond:14s} {rate(k[0], k[1]):32s} {rate(k[2], k[3]):32s} {rate(k[4], k[5]):32s}")
+    print(f"  {'all clones':14s} {rate(tot[0], tot[1]):32s} {rate(tot[2], tot[3]):32s} {rate(tot[4], tot[5]):32s}")
+    return tot
+
+
 def main() -> None:
     """Make the clones, embed, calibrate on the tune half, print the report half."""
-    from audit.media.audio import load_audio
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--cache", type=Path, default=None, help="keep segment embeddings here")
@@ -221,93 +326,35 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     conditions = args.conditions.split(",")
-    test_dir, train_dir = args.data / "librispeech-test-other", args.data / "librispeech-train-clean"
-    speakers = {d.name: sorted(d.glob("*.flac")) for d in sorted(test_dir.iterdir()) if d.is_dir()}
-    names = sorted(speakers)
-    train = sorted(train_dir.glob("*.flac"), key=lambda p: int(p.name.split("-")[0]))
-    impostors = train[1::2][: args.impostors]  # odd positions: never in the shipped cohorts
+    load = Audio()
+    cor = corpus(args.data, args.probes, args.impostors, load)
+    names, enrol = cor.names, cor.enrol
     emb = Embedder(args.cache)
-    audio: dict[Path, np.ndarray] = {}
-
-    def load(p: Path) -> np.ndarray:
-        if p not in audio:
-            audio[p] = load_audio(p)
-        return audio[p]
-
-    # Enrolment: first recordings up to ENROL_S of audio; the rest (last `probes`) are cloned.
-    enrol, probes = {}, {}
-    for s in names:
-        files, have, i = speakers[s], 0.0, 0
-        while have < ENROL_S and i < len(files) - args.probes:
-            have += len(load(files[i])) / SR
-            i += 1
-        enrol[s], probes[s] = files[:i], files[-args.probes:]
     cents, by_len = {}, {}
     for n, enc in emb.enc.items():
-        rows = [np.mean([enc.embed_utterance(load(p)) for p in enrol[s]], axis=0) for s in names]
-        cents[n] = np.stack([r / np.linalg.norm(r) for r in rows]).astype(np.float32)
+        cents[n] = np.stack([centroid(enc, [load(p) for p in enrol[s]]) for s in names])
         for secs in (3.0, 10.0, 30.0):  # enrolment length: one vector from the first `secs` of enrolment audio
             rows = [enc.embed_utterance(np.concatenate([load(p) for p in enrol[s]])[: int(secs * SR)]) for s in names]
             by_len[(n, secs)] = np.stack(rows).astype(np.float32)
     gallery = Gallery(cents)
-    tune_spk = set(names[0::2])
     print(f"{len(names)} enrolled speakers ({', '.join(f'{s}: {sum(len(load(p)) for p in enrol[s]) / SR:.0f} s' for s in names)}); "
-          f"tune half {sorted(tune_spk)}; {len(impostors)} non-enrolled speakers; {len(conditions)} conditions")
-
-    # Every clip: (condition, half, true speaker column or -1, segments).
-    clips = []
-    # Recording by recording, every condition (one WORLD analysis per recording serves them all).
-    items = [(p, "tune" if s in tune_spk else "report", names.index(s)) for s in names for p in probes[s]]
-    items += [(p, "tune" if k % 2 == 0 else "report", -1) for k, p in enumerate(impostors)]
-    for i, (p, half, truth) in enumerate(items):
-        for cond in conditions:
-            segs = emb.segments(f"{cond}|{p.name}", lambda p=p, c=cond: CONDITIONS[c](load(p)))
-            clips.append((cond, half, truth, segs))
-        audio.pop(p, None)
-        if i % 10 == 9:
-            print(f"  {i + 1}/{len(items)} recordings: {time.perf_counter() - t0:.0f} s", flush=True)
-    audio.clear()
+          f"tune half {sorted(cor.tune_spk)}; {len(cor.impostors)} non-enrolled speakers; {len(conditions)} conditions")
+    clips = embed_clips(emb, cor, conditions, load, t0)
     norms = [gallery.norm(c[3]) for c in clips]
 
     # Thresholds: the lowest flagging at most TARGET of the tune half's non-enrolled clips.
-    grid = np.round(np.arange(0.0, 12.0, 0.05), 2)
-    thresholds = {}
-    for m in METHODS:
-        imp = np.array([file_max(nm[m], c[3]["times"], grid) for c, nm in zip(clips, norms)
-                        if c[1] == "tune" and c[2] < 0])
-        allowed = int(math.floor(TARGET * len(imp)))
-        thresholds[m] = float(min(t for t in grid if (imp >= t).sum() <= allowed))
+    thresholds = {m: tune(clips, [nm[m] for nm in norms], GRID) for m in METHODS}
     shipped = {"ge2e": config.VOICE_DEFAULTS["ge2e"][0], "campplus": config.VOICE_DEFAULTS["campplus"][0]}
     print(f"thresholds at <= {TARGET:.0%} of the tune half's non-enrolled clips flagged: "
           + ", ".join(f"{m} {t:.2f}" for m, t in thresholds.items())
           + "; shipped: " + ", ".join(f"{m} {t:.2f}" for m, t in shipped.items()))
 
-    def table(label: str, method: str, threshold: float, half: str = "report") -> None:
-        print(f"\n{label} ({half} half, threshold {threshold:.2f})")
-        print(f"  {'condition':14s} {'clones flagged as the speaker':32s} {'clones naming a wrong speaker':32s} "
-              f"{'non-enrolled clips flagged':32s}")
-        tot = np.zeros(6, int)
-        for cond in conditions:
-            k = np.zeros(6, int)  # own, n_own, wrong, n_own, imp flagged, n_imp
-            for c, nm in zip(clips, norms):
-                if c[0] != cond or c[1] != half:
-                    continue
-                who = named(nm[method], c[3]["times"], threshold)
-                if c[2] >= 0:
-                    k += [c[2] in who, 1, bool(who - {c[2]}), 1, 0, 0]
-                else:
-                    k += [0, 0, 0, 0, bool(who), 1]
-            if cond != "real":
-                tot += k
-            print(f"  {cond:14s} {rate(k[0], k[1]):32s} {rate(k[2], k[3]):32s} {rate(k[4], k[5]):32s}")
-        print(f"  {'all clones':14s} {rate(tot[0], tot[1]):32s} {rate(tot[2], tot[3]):32s} {rate(tot[4], tot[5]):32s}")
-
     if args.weights:
-        weighted(clips, norms, grid)
+        weighted(clips, norms, GRID)
     for m in ("ge2e", "campplus"):
-        table(f"BEFORE: {m} at its shipped threshold", m, shipped[m])
+        table(clips, [nm[m] for nm in norms], conditions, f"BEFORE: {m} at its shipped threshold", shipped[m])
     for m in METHODS:
-        table(f"{m} at the tuned threshold", m, thresholds[m])
+        table(clips, [nm[m] for nm in norms], conditions, f"{m} at the tuned threshold", thresholds[m])
     for secs in (3.0, 10.0, 30.0):
         g = Gallery({n: by_len[(n, secs)] for n in ENCODERS})
         for m in METHODS:
@@ -320,7 +367,7 @@ def main() -> None:
             print(f"enrolment {secs:4.0f} s, {m:8s}: all report-half clips of enrolled speakers flagged {rate(hits, n)}"
                   f", naming a wrong speaker {rate(wrong, n)}")
     if args.rtf:
-        rtf(load_audio(speakers[names[0]][0]))
+        rtf(load(enrol[names[0]][0]))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 
@@ -332,8 +379,7 @@ def weighted(clips: list, norms: list, grid: np.ndarray) -> None:
     fusions["max"] = lambda nm: np.maximum(nm["ge2e"], nm["campplus"])
     for label, fuse in fusions.items():
         scores = [fuse(nm) for nm in norms]
-        imp = np.array([file_max(sc, c[3]["times"], grid) for c, sc in zip(clips, scores) if c[1] == "tune" and c[2] < 0])
-        threshold = float(min(t for t in grid if (imp >= t).sum() <= int(math.floor(TARGET * len(imp)))))
+        threshold = tune(clips, scores, grid)
         k = np.zeros(5, int)  # own, clones, wrong, non-enrolled flagged, non-enrolled clips
         phone = 0
         for c, sc in zip(clips, scores):

@@ -18,6 +18,8 @@ import numpy as np
 import soxr
 from scipy import signal
 
+from audit.models import channel
+
 SR = 16000
 
 
@@ -62,15 +64,9 @@ def opus_12k(wav: np.ndarray) -> np.ndarray:
 
 
 def telephone(wav: np.ndarray) -> np.ndarray:
-    """Narrowband telephone: 300-3400 Hz band, 8 kHz sampling, G.711 mu-law, back to 16 kHz."""
-    narrow = soxr.resample(wav, SR, 8000)
-    sos = signal.butter(4, [300, 3400], btype="bandpass", fs=8000, output="sos")
-    narrow = np.clip(signal.sosfilt(sos, narrow), -1, 1)
-    mu = 255.0
-    companded = np.sign(narrow) * np.log1p(mu * np.abs(narrow)) / np.log1p(mu)
-    quantised = np.round(companded * 127) / 127  # 8 bits per sample
-    narrow = np.sign(quantised) * ((1 + mu) ** np.abs(quantised) - 1) / mu
-    return soxr.resample(narrow.astype(np.float32), 8000, SR).astype(np.float32)
+    """Narrowband telephone: 300-3400 Hz band, 8 kHz sampling, G.711 mu-law, back to 16 kHz (the line enrolment
+    sends each recording through for its band-limited templates, audit/models/channel.py)."""
+    return channel.telephone(wav, SR)
 
 
 def noise_10db(wav: np.ndarray, snr_db: float = 10.0, seed: int = 0) -> np.ndarray:

@@ -178,11 +178,29 @@ def test_removal_erases_every_archived_face_of_the_person(deepface, audit_home, 
     assert "ok" in run("verify").stdout
 
 
+def band_limited_templates(home: Path, pid: str) -> dict[str, bytes]:
+    """The person's band-limited voice templates (enrol/narrowband.py; whole, head and tail): personal data too."""
+    from audit.models.channel import is_narrow
+
+    out = {}
+    with Store(home) as store:
+        for modality, model in store.models():
+            if modality == "voice" and is_narrow(model):
+                _, vecs, people = store.vectors(modality, model)
+                for k, (vec, who) in enumerate(zip(vecs, people)):
+                    if who == pid:
+                        raw = vec.astype(np.float32).tobytes()
+                        out |= {f"{model[:12]}#{k}": raw, f"{model[:12]}#{k} head": raw[:64],
+                                f"{model[:12]}#{k} tail": raw[-64:]}
+    return out
+
+
 @pytest.mark.parametrize("model", ["fused", "ge2e"])
 def test_removal_erases_every_archived_voice_segment_of_the_person(speakers, audit_home, tmp_path, model):
     """A scan before the person enrolled archived their speech unattributed: after `remove`, no file under the
     store holds any of those segments' embeddings (raw or decompressed); the other speaker's rows stay. Also for a
-    store whose voices are enrolled with GE2E only, whose fused scans archive both encoders' halves all the same."""
+    store whose voices are enrolled with GE2E only, whose fused scans archive both encoders' halves all the same.
+    Their band-limited templates (a telephone-line copy of each recording, embedded) are gone as well."""
     mine, theirs = sorted(speakers)[:2]
     run("enroll", "voice", "other", *speakers[theirs][:5], "--model", model)
     media = tmp_path / "audio"
@@ -192,7 +210,9 @@ def test_removal_erases_every_archived_voice_segment_of_the_person(speakers, aud
     run("scan", media, "--workers", "1")
     run("enroll", "voice", PID, *speakers[mine][:5], "--name", NAME, "--model", model)
     archive = Archive(audit_home)
-    needles, others = {}, 0
+    needles, others = band_limited_templates(audit_home, PID), 0
+    assert len(needles) == 3 * 5 * (2 if model == "fused" else 1)  # each part's template of each recording
+    assert all(holding(audit_home, v) for v in needles.values())  # on disk before (the index files hold them)
     for part in archive.partitions("voice"):
         table = archive.read(part)
         for i, (path, people, emb) in enumerate(zip(*(table.column(c).to_pylist()
@@ -202,7 +222,7 @@ def test_removal_erases_every_archived_voice_segment_of_the_person(speakers, aud
                 needles[f"{part.rel}#{i}"] = emb
             else:
                 others += 1
-    assert len(needles) >= 4 and others >= 2
+    assert len(needles) >= 4 + 15 and others >= 2
 
     run("remove", PID)
 

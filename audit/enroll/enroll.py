@@ -17,6 +17,7 @@ from ..models.face import Face, FaceModel
 from ..store import Store, naming
 from ..store.registry import Sample
 from ..store.index.search import Candidate
+from .narrowband import narrow_sample
 
 MIN_SHARPNESS = 15.0  # Laplacian variance of the aligned crop; lower is a blur
 VIDEO_FRAMES = 5  # distinct frames kept from one enrolment video
@@ -344,7 +345,7 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
     naming.check_id(person)
     naming.check_name(name)
     result = EnrollResult(person)
-    picked: list[tuple[Sample, float, str]] = []
+    picked: list[tuple[Sample, float, str, Sample | None]] = []
     for source in _new_sources(store, person, "voice", encoder.model_id, paths, frozenset({"audio", "video"}),
                                result):
         try:
@@ -358,14 +359,14 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
             continue
         sample = Sample("voice", encoder.model_id, source.sha256, encoder.embed_utterance(wav), start=0.0,
                         end=round(len(wav) / SAMPLE_RATE, 2))
-        picked.append((sample, voiced, source.shown))
+        picked.append((sample, voiced, source.shown, narrow_sample(encoder, sample, wav)))
     if not force:
-        refusals = check_agreement(store, person, [s for s, _, _ in picked], VOICE_AGREEMENT[encoder.name],
+        refusals = check_agreement(store, person, [p[0] for p in picked], VOICE_AGREEMENT[encoder.name],
                                    floor=VOICE_FLOOR.get(encoder.name, -1.0))
         result.skipped += [skipped(p[2], why) for p, why in zip(picked, refusals) if why]
         picked = [p for p, why in zip(picked, refusals) if not why]
-    result.accepted += [Accepted(shown, f"{voiced:.1f} s of speech") for _, voiced, shown in picked]
-    have = sum(v for _, v, _ in picked) + store.enrolled_seconds(person, "voice", encoder.model_id)
+    result.accepted += [Accepted(shown, f"{voiced:.1f} s of speech") for _, voiced, shown, _ in picked]
+    have = sum(p[1] for p in picked) + store.enrolled_seconds(person, "voice", encoder.model_id)
     if not picked and result.already:
         return result
     if not picked:
@@ -376,8 +377,8 @@ def enroll_voices(store: Store, person: str, paths: Iterable[str | Path] | str |
                           f"{MIN_VOICED_TOTAL_S:.0f} s", code="too-little-speech", person=person,
                           scores={"voiced_s": have, "need_s": MIN_VOICED_TOTAL_S},
                           problems=[s.error for s in result.skipped if s.error])
-    samples = [s for s, _, _ in picked]
-    store.add_samples(person, name, samples, None)
+    samples = [s for s, _, _, _ in picked]
+    store.add_samples(person, name, samples + [n for *_, n in picked if n is not None], None)
     result.added = len(samples)
     return result
 

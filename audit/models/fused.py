@@ -61,7 +61,8 @@ class FusedEncoder:
         """Segments of both parts on one grid (voice activity found once), their vectors end to end."""
         grid = segment_grid(wav, segment_s, hop_s, min_voiced_s)
         a, b = (p.embed_grid(grid) for p in self.parts)
-        return [Segment(x.start, x.end, np.concatenate([x.vector, y.vector]), x.voiced_s) for x, y in zip(a, b)]
+        return [Segment(x.start, x.end, np.concatenate([x.vector, y.vector]), x.voiced_s, x.narrow)
+                for x, y in zip(a, b)]
 
 
 def split_parts(vectors: np.ndarray) -> dict[str, np.ndarray]:

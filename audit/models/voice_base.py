@@ -4,7 +4,7 @@ volume normalisation and webrtcvad silence trimming of resemblyzer's front end, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ import numpy as np
 from ..config import SAMPLE_RATE
 from ..errors import ModelError
 from ..media.files import sha256_file
+from .channel import is_band_limited
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -34,6 +35,7 @@ class Segment:
     end: float
     vector: np.ndarray
     voiced_s: float
+    narrow: bool = False  # nothing above 4 kHz, as after a telephone line (channel.is_band_limited)
 
 
 def normalize_volume(wav: np.ndarray, target_dbfs: float = NORM_TARGET_DBFS) -> np.ndarray:
@@ -93,6 +95,7 @@ class Grid:
     wav: np.ndarray
     keep: np.ndarray
     cuts: list[tuple[int, int, float]]
+    narrow: dict[int, bool] = field(default_factory=dict)  # cut -> band-limited, found once for every encoder
 
     def clip(self, a: int, b: int) -> np.ndarray:
         """The raw samples of windows a..b (before trimming)."""
@@ -106,7 +109,9 @@ class Grid:
         """The Segment record of cut k with its vector."""
         a, b, voiced_s = self.cuts[k]
         window_s = VAD_WINDOW / SAMPLE_RATE
-        return Segment(round(a * window_s, 3), round(b * window_s, 3), vector, voiced_s)
+        if k not in self.narrow:
+            self.narrow[k] = is_band_limited(self.clip(a, b))
+        return Segment(round(a * window_s, 3), round(b * window_s, 3), vector, voiced_s, self.narrow[k])
 
 
 def segment_grid(wav: np.ndarray, segment_s: float = 3.0, hop_s: float = 1.5, min_voiced_s: float = 1.0) -> Grid:

@@ -41,6 +41,7 @@ class VoiceSegment:
     start: float
     end: float
     embedding: np.ndarray
+    narrow: bool = False  # telephone-band speech: scored against band-limited templates (models/channel.py)
 
 
 @dataclass
@@ -135,7 +136,7 @@ class Analyzer:
                 wave.add(chunk.samples, round(chunk.start * config.SAMPLE_RATE))
                 for seg in self.voice.embed_segments(chunk.samples):
                     start, end = chunk.start + seg.start, chunk.start + seg.end
-                    result.voices.append(VoiceSegment(round(start, 2), round(end, 2), seg.vector))
+                    result.voices.append(VoiceSegment(round(start, 2), round(end, 2), seg.vector, seg.narrow))
         except MediaError as exc:
             if required:
                 raise

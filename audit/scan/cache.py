@@ -14,7 +14,7 @@ from ..models import quality as face_quality
 from .analyze import AnalyzedFile, DetectedFace, VoiceSegment
 from .options import ScanOptions
 
-FORMAT = 5  # bump when what an analysis holds changes: older entries are then simply missed
+FORMAT = 6  # bump when what an analysis holds changes: older entries are then simply missed
 
 
 def cache_key(sha256: str, face_model: str, detector: str, options: ScanOptions, voice: bool) -> str:
@@ -47,7 +47,7 @@ def dump(result: AnalyzedFile) -> bytes:
                    None if f.quality is None else {k: float(v) for k, v in asdict(f.quality).items()},
                    len(f.crop or b""), len(f.scene or b"")]
                   for f in result.faces], "face_dim": int(faces.shape[1]),
-        "voices": [[float(v.start), float(v.end)] for v in result.voices], "voice_dim": int(voices.shape[1]),
+        "voices": [[float(v.start), float(v.end), bool(v.narrow)] for v in result.voices], "voice_dim": int(voices.shape[1]),
         "envelope": int(env.size), "duration": _num(result.duration), "provenance": result.provenance,
     }).encode()
     crops = b"".join((f.crop or b"") + (f.scene or b"") for f in result.faces)
@@ -72,10 +72,10 @@ def load(blob: bytes, path: str, sha256: str) -> AnalyzedFile:
         result.faces.append(DetectedFace(list(bbox), score, emb, time,
                                          None if quality is None else face_quality.Quality(**quality)))
     dim = head["voice_dim"]
-    for start, end in head["voices"]:
+    for start, end, narrow in head["voices"]:
         emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)
         at += 4 * dim
-        result.voices.append(VoiceSegment(start, end, emb))
+        result.voices.append(VoiceSegment(start, end, emb, narrow))
     for face, (*_, size, scene) in zip(result.faces, head["faces"]):
         face.crop = blob[at:at + size] or None
         face.scene = blob[at + size:at + size + scene] or None

@@ -23,6 +23,7 @@ from ..errors import UnknownPerson
 from ..evidence import Evidence
 from ..findings import Finding
 from ..models import quality as face_quality
+from ..models.channel import is_narrow
 from ..store import Store
 from ..store.archive import Archive, Partition, embeddings
 from ..store.archive_search import search
@@ -122,7 +123,7 @@ def rematch(store: Store, people: Iterable[str] | None = None, since: date | Non
            "warnings": list(matcher.warnings), "people": people, "since": since.isoformat() if since else None,
            "partitions": summary.partitions, "archived_rows": summary.rows,
            "archived_segments": summary.segments, "engine": engine,
-           "models": dict(store.models())}
+           "models": {m: mo for m, mo in store.models() if not is_narrow(mo)}}
     record = Evidence.of(found, run)
     record.references = reference_crops(store, record.findings)
     return record, summary

@@ -16,6 +16,7 @@ from .. import config, media
 from ..errors import AuditError, MediaError, MissingPath, NothingEnrolled, NothingToScan
 from ..evidence import Evidence
 from ..findings import Finding, Reference
+from ..models.channel import is_narrow
 from ..models.face import FaceModel
 from ..store import Store
 from ..store.log.auditlog import ScanRecord
@@ -124,7 +125,7 @@ class ScanRun:
                 "complete": s.complete, "errors": s.errors, "ai_declared": s.ai_declared, "duplicates": s.duplicates,
                 "cached": s.cached, "skipped": s.skipped, "paths": [self._shown(p) for p in self.paths[:1000]], "use": self.options.use,
                 "options": self.options.described(), "warnings": list(s.warnings),
-                "models": {m: mo for m, mo in store.models()},
+                "models": {m: mo for m, mo in store.models() if not is_narrow(mo)},  # not band-limited templates
                 "indexes": {f"{m}:{mo[:8]}": store.index_version(m, mo) for m, mo in store.models()},
                 "gallery": {f"{m}:{mo[:8]}": store.gallery_size(m, mo) for m, mo in store.models()},
                 "archive": self.scan_id}  # this scan's id in the embedding archive (None: not archived)

@@ -10,6 +10,7 @@ import numpy as np
 from .. import config
 from ..calibrate import in_force
 from ..findings import Finding
+from ..models.channel import narrow_id
 from ..models.voice_cohort import Cohort, as_norm, load_cohort
 from .options import ScanOptions
 from .spans import assign, spans
@@ -53,7 +54,8 @@ class VoiceMatcher:
         self.threshold, self.fmr, self.source = (settings.threshold, settings.fmr, settings.source) if settings \
             else (None, None, None)
         self._scorer: VoiceScorer | None = None
-        self._checked: set[str] = set()  # people whose samples and centroid passed their integrity check
+        self._narrow: VoiceScorer | bool | None = None  # band-limited templates' scorer; False: the store has none
+        self._checked: set[tuple[str, str]] = set()  # (model, person) whose samples and centroid passed
 
     @property
     def enrolled(self) -> bool:
@@ -68,26 +70,53 @@ class VoiceMatcher:
             self._scorer = VoiceScorer(people, cents, load_cohort(self.model))
         return self._scorer
 
+    @property
+    def narrow(self) -> VoiceScorer | None:
+        """The scorer of the people's band-limited templates (models/channel.py), None when the store has none (one
+        enrolled before them)."""
+        if self._narrow is None:
+            nid = narrow_id(self.model)
+            self._narrow = False
+            if ("voice", nid) in self.store.models():
+                people, cents = self.store.centroids("voice", nid)
+                self._narrow = VoiceScorer(people, cents, load_cohort(nid))
+        return self._narrow or None
+
+    def score(self, vectors: np.ndarray, narrow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """([segments, scorer.people] raw, AS-norm, which of them came from band-limited templates): band-limited
+        segments (narrow) are scored against the band-limited templates of the people who have them, every other
+        score against the wideband centroids (all of them, in a store enrolled before band-limited templates)."""
+        raw, norm = self.scorer.score(vectors)
+        used = np.zeros(norm.shape, bool)
+        rows = np.flatnonzero(narrow)
+        nb = self.narrow if len(rows) else None
+        if nb is not None:
+            nraw, nnorm = nb.score(np.atleast_2d(vectors)[rows])
+            both = [q for q in nb.people if q in self.scorer.people]
+            cols, src = [self.scorer.people.index(q) for q in both], [nb.people.index(q) for q in both]
+            at = np.ix_(rows, cols)
+            raw[at], norm[at], used[at] = nraw[:, src], nnorm[:, src], True
+        return raw, norm, used
+
     def findings(self, path: str, sha256: str | None, voices: list) -> list[Finding]:
-        """Findings for the voice segments (VoiceHit: start, end, embedding) of one file."""
+        """Findings for the voice segments (VoiceHit: start, end, embedding, narrow) of one file."""
         if self.model is None or not voices:
             return []
         scorer = self.scorer
-        raw, norm = scorer.score(np.stack([v.embedding for v in voices]))
+        raw, norm, used = self.score(np.stack([v.embedding for v in voices]), narrow_of(voices))
         out = report(self, path, sha256, voices, scorer.people, norm, {"raw": raw},
-                     {"score": "as-norm", "cohort": scorer.cohort.name})
+                     {"score": "as-norm", "cohort": scorer.cohort.name}, used)
         self.check({f.person for f in out})
         return out
 
     def check(self, people: set[str]) -> None:
-        """Nobody is named before their samples pass their seals and their centroid is theirs (checked once each)."""
-        fresh = set(people) - self._checked
-        scorer = self.scorer
-        fresh = {p for p in fresh if p in scorer.people}
-        if fresh:
-            self.store.check_centroids("voice", self.model, {p: scorer.centroids[scorer.people.index(p)]
-                                                             for p in fresh})
-            self._checked |= fresh
+        """Nobody is named before their samples pass their seals and their centroids (wideband, and band-limited
+        once used) are theirs (checked once each)."""
+        for model, scorer in ((self.model, self.scorer), (narrow_id(self.model), self._narrow or None)):
+            mine = {p for p in people if scorer is not None and p in scorer.people and (model, p) not in self._checked}
+            if mine:
+                self.store.check_centroids("voice", model, {p: scorer.centroids[scorer.people.index(p)] for p in mine})
+                self._checked |= {(model, p) for p in mine}
 
     @property
     def label(self) -> str:
@@ -100,10 +129,11 @@ class VoiceMatcher:
 
 
 def report(m, path: str, sha256: str | None, voices: list, people: list[str], norm: np.ndarray,
-           extras: dict[str, np.ndarray], fixed: dict) -> list[Finding]:
+           extras: dict[str, np.ndarray], fixed: dict, narrow: np.ndarray) -> list[Finding]:
     """One finding per span of one person's assigned segments (m: the matcher, for threshold, names, consent).
 
     :param extras: name -> [segments, people] scores also reported per span (mean; and best for "raw")
+    :param narrow: [segments, people] True where a score came from the person's band-limited templates
     """
     times = np.array([[v.start, v.end] for v in voices], np.float64)
     owner = assign(norm, m.threshold)
@@ -121,6 +151,8 @@ def report(m, path: str, sha256: str | None, voices: list, people: list[str], no
             if "raw" in extras:
                 extra["best_raw_similarity"] = round(float(extras["raw"][a:b, j].max()), 4)
             extra["segments"] = len(voices)
+            if narrow[a:b, j].any():  # telephone-band segments judged against the person's band-limited templates
+                extra["band_limited_segments"] = int(narrow[a:b, j].sum())
             out.append(Finding(
                 path=path, sha256=sha256, modality="voice", kind="match", person=person,
                 name=m.names.get(person), similarity=round(float(norm[a:b, j].mean()), 4),
@@ -174,18 +206,26 @@ class FusedVoiceMatcher:
         halves = split_parts(np.stack([v.embedding for v in voices]))
         people: list[str] = sorted({q for p in self.parts if p.enrolled for q in p.scorer.people})
         each = {}  # part -> [segments, people] AS-norm scores, NaN for people it does not score
+        narrow = np.zeros((len(voices), len(people)), bool)
         for p in self.parts:
             if not p.enrolled:
                 continue
-            _raw, norm = p.scorer.score(halves[p.encoder])
+            _raw, norm, used = p.score(halves[p.encoder], narrow_of(voices))
+            cols = [people.index(q) for q in p.scorer.people]
             each[p.encoder] = np.full((len(voices), len(people)), np.nan)
-            each[p.encoder][:, [people.index(q) for q in p.scorer.people]] = norm
+            each[p.encoder][:, cols] = norm
+            narrow[:, cols] |= used
         fused = fuse(each, {p.encoder: p.threshold for p in self.parts if p.enrolled}, self.threshold)
-        out = report(self, path, sha256, voices, people, fused, each, {"score": "as-norm, fused"})
+        out = report(self, path, sha256, voices, people, fused, each, {"score": "as-norm, fused"}, narrow)
         for p in self.parts:
             if p.enrolled:
                 p.check({f.person for f in out})
         return out
+
+
+def narrow_of(voices: list) -> np.ndarray:
+    """[segments] bool: which segments are band-limited (segments analysed before the detector say no)."""
+    return np.array([bool(getattr(v, "narrow", False)) for v in voices], bool)
 
 
 def voice_matcher(store, options: ScanOptions, consent: Callable[[str], str | None], names: dict[str, str],

@@ -7,6 +7,8 @@ scores them (each encoder's AS-norm score against the person's centroid, over th
 segment by the mean of both) and erased at the scan's voice threshold (for one encoder, the lower of its shipped
 and calibrated ones). Measured on benchmarks/voice_clones.py's segments (docs/continuous.md): every segment of a
 real recording of the person, and 76 % of a WORLD clone's, score at or above it; 0.04 % of other speakers' do.
+Where the person has band-limited templates (enroll/narrowband.py), a row scores by the better of the two
+centroids (telephone-line clone segments: 109/188 taken instead of 30/188; others' unchanged, voice_channel.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import config
+from ..models.channel import is_narrow, narrow_id
 from ..models.fused import PART_DIMS, PARTS, fuse, fused_id, split_parts
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ class Part:
     model: str
     centroid: np.ndarray
     threshold: float
+    narrow: np.ndarray | None = None  # the centroid of their band-limited templates (enroll/narrowband.py), if any
 
 
 class VoiceJudge:
@@ -46,6 +50,8 @@ class VoiceJudge:
         self.fused_threshold, self.fused_model = fused_threshold, fused_model
         self.cohorts = {p.encoder: load_cohort(p.model) for p in parts}
         self.enrol = {e: self.cohorts[e].stats(p.centroid[None, :]) for e, p in self.parts.items()}
+        # Archived rows do not say whether a segment was band-limited: a row is theirs by the better of the two.
+        self.narrow = {p.encoder: (p.narrow, load_cohort(narrow_id(p.model))) for p in parts if p.narrow is not None}
 
     def norm(self, encoder: str, vectors: np.ndarray) -> np.ndarray:
         """AS-norm scores of segment vectors against the person's centroid under one encoder."""
@@ -53,7 +59,12 @@ class VoiceJudge:
 
         vectors = np.asarray(vectors, np.float32)
         raw = vectors @ self.parts[encoder].centroid[:, None]
-        return as_norm(raw, self.enrol[encoder], self.cohorts[encoder].stats(vectors))[:, 0]
+        out = as_norm(raw, self.enrol[encoder], self.cohorts[encoder].stats(vectors))[:, 0]
+        if encoder in self.narrow:
+            cent, cohort = self.narrow[encoder]
+            out = np.maximum(out, as_norm(vectors @ cent[:, None], cohort.stats(cent[None, :]),
+                                          cohort.stats(vectors))[:, 0])
+        return out
 
     def matches(self, model: str, vectors: np.ndarray) -> np.ndarray:
         """Which rows of a voice partition of `model` (vectors [n, dim]) are the person's."""
@@ -76,7 +87,7 @@ def voice_models(registry: Registry) -> dict[str, str]:
     """Encoder name -> model id of the store's voice models (by the size of their vectors)."""
     out = {}
     for modality, model in registry.models():
-        if modality == "voice":
+        if modality == "voice" and not is_narrow(model):  # band-limited templates are no encoder of their own
             for _, vecs, _ in registry.iter_rows("samples", "voice", model, chunk=1):
                 if vecs.shape[-1] in ENCODERS:
                     out[ENCODERS[vecs.shape[-1]]] = model
@@ -102,8 +113,14 @@ def voice_judge(registry: Registry, pid: str) -> VoiceJudge | None:
             continue
         threshold = config.VOICE_DEFAULTS[encoder][0]
         cal = registry.calibration("voice", model)
+        narrow = registry.centroids_of("voice", narrow_id(model), [pid]).get(pid)
+        try:
+            load_cohort(narrow_id(model)) if narrow is not None else None
+        except ModelError:
+            narrow = None
         parts.append(Part(encoder, model, np.asarray(cent, np.float32),
-                          min(threshold, cal.threshold) if cal is not None else threshold))
+                          min(threshold, cal.threshold) if cal is not None else threshold,
+                          None if narrow is None else np.asarray(narrow, np.float32)))
     if not parts:
         return None
     return VoiceJudge(parts, config.VOICE_DEFAULTS["fused"][0], _fused_model(models))

@@ -27,7 +27,8 @@ class Place:
 
 PLACES = (
     Place("registry", ("registry.sqlite", "registry.sqlite-wal", "registry.sqlite-shm"),
-          "people, display names, enrolled vectors, source file hashes, consent and notes, reference crops, "
+          "people, display names, enrolled vectors (voices: also band-limited templates, enroll/narrowband.py), "
+          "source file hashes, consent and notes, reference crops, "
           "review decisions on findings naming them and their own answers, with notes (review.py)",
           "rows deleted with secure_delete (decisions naming the person too), the file vacuumed, the WAL emptied "
           "(erasure.py)", "the person's samples (no vectors), consent and reference crop",
