@@ -355,6 +355,25 @@ def test_export_and_import_templates_through_the_cli(tmp_path, face_model):
         assert Store(home, key=None).people() == []  # nothing written
 
 
+def test_voice_templates_of_the_default_encoder_move_between_stores(speakers, tmp_path):
+    """A fused enrolment writes GE2E and CAM++ templates and their band-limited twins: all of them export and import
+    (import accepted only GE2E's), and the new store finds the speaker in another of their recordings."""
+    from tests.helpers.cli import run
+
+    who = sorted(speakers)[0]
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "voices.parquet"
+    run("--home", a, "enroll", "voice", who, *speakers[who][:4])
+    models = {model for _, model in Store(a, key=None).models()}
+    assert len(models) == 4 and sum(m.startswith("nb-") for m in models) == 2  # two encoders, two band-limited
+    written = int(run("--home", a, "export", out).output.split()[0])
+    assert written == 4 * 4
+    assert f"{written} templates imported, 0 already enrolled" in run("--home", b, "import", out).output
+    assert {model for _, model in Store(b, key=None).models()} == models
+    assert "ok" in run("--home", b, "verify").stdout
+    found = run("--home", b, "scan", speakers[who][6], "--json").stdout
+    assert f'"person": "{who}"' in found
+
+
 def test_enroll_a_manifest_of_many_people_resumably(photos, tmp_path):
     """`enroll face --manifest` enrolls each person of a CSV, records consent scopes, reports what failed, and a
     second run adds nothing (resumable); a scan then finds the enrolled people."""

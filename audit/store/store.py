@@ -381,8 +381,15 @@ class Store:
 
     def import_templates(self, path: str | os.PathLike) -> tuple[int, int]:
         """Import a Parquet file of this store's models' templates (checked whole first); returns (added, already)."""
-        models = {"face": (self.face_model.model_id, self.face_model.dim),
-                  "voice": (self.voice_encoder.model_id, self.voice_encoder.dim)}
+        from ..models.channel import narrow_id
+        from ..models.voice import voice_encoder
+
+        # every shipped voice encoder's templates (a fused enrolment writes both) and their band-limited twins
+        voices = {}
+        for name in ("ge2e", "campplus"):
+            enc = voice_encoder(name)
+            voices.update({enc.model_id: enc.dim, narrow_id(enc.model_id): enc.dim})
+        models = {"face": {self.face_model.model_id: self.face_model.dim}, "voice": voices}
         return transfer.import_templates(self.registry, self.add_people, path, models)
 
     def compact(self) -> list[str]:

@@ -81,7 +81,7 @@ def _batches(path: Path) -> Iterator[tuple[int, dict]]:
         first += batch.num_rows
 
 
-def check_row(row: int, person, modality, model, vector, models: dict[str, tuple[str, int]],
+def check_row(row: int, person, modality, model, vector, models: dict[str, dict[str, int]],
               name: str | None = None) -> np.ndarray:
     """The row's unit vector, or TemplateError naming the row and what is wrong with it."""
     if not isinstance(person, str) or not person.strip():
@@ -93,10 +93,11 @@ def check_row(row: int, person, modality, model, vector, models: dict[str, tuple
         raise TemplateError(f"row {row}: {exc}") from exc
     if modality not in models:
         raise TemplateError(f"row {row}: modality {modality!r} is not one of {', '.join(sorted(models))}")
-    want_model, dim = models[modality]
-    if model != want_model:
+    if model not in models[modality]:
+        known = ", ".join(repr(m[:16]) for m in models[modality])
         raise TemplateError(f"row {row}: model {str(model)[:16]!r} is not this store's {modality} model "
-                           f"{want_model[:16]!r}; templates of another model cannot be compared")
+                           f"({known}); templates of another model cannot be compared")
+    dim = models[modality][model]
     vec = np.asarray(vector if vector is not None else [], np.float32)
     if vec.shape != (dim,):
         raise TemplateError(f"row {row}: vector of dimension {vec.size}, the {modality} model's is {dim}")
@@ -116,8 +117,8 @@ def check_row(row: int, person, modality, model, vector, models: dict[str, tuple
 
 
 def import_templates(registry: Registry, add_people: Callable[[list], object], path: str | os.PathLike,
-                     models: dict[str, tuple[str, int]]) -> tuple[int, int]:
-    """Import a Parquet file of templates; models: modality -> (model id, dimension) this store accepts.
+                     models: dict[str, dict[str, int]]) -> tuple[int, int]:
+    """Import a Parquet file of templates; models: modality -> {model id: dimension} this store accepts.
 
     add_people: the store's write of a batch of people (Store.add_people).
 
