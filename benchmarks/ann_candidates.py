@@ -57,10 +57,8 @@ def make_data() -> None:
     held = sorted({max(i for i, p in enumerate(rpeople) if p == name) for name in set(rpeople)})
     t = time.time()
     chunks, owners = [], []
-    batch = max(4000, N_PEOPLE // 4)
-    for start in range(0, N_PEOPLE, batch):
-        k = min(batch, N_PEOPLE - start)
-        chunks.append(gen.samples(gen.centres(k), PER))
+    for start, k, vecs in g.synthetic_batches(gen, N_PEOPLE):
+        chunks.append(vecs)
         owners.append(np.repeat(np.arange(start, start + k), PER))
     names = sorted(set(rpeople))
     enrol = [i for i in range(len(rvecs)) if i not in held]

@@ -147,6 +147,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def synthetic_batches(gen: Generator, n_people: int):
+    """(first person number, people k, their k x PER templates) in the large batches an initial load comes in (as
+    `import` or a manifest gives them); the same draws in the same order for every script that builds the gallery."""
+    batch = max(4000, n_people // 4)
+    for start in range(0, n_people, batch):
+        k = min(batch, n_people - start)
+        yield start, k, gen.samples(gen.centres(k), PER)
+
+
 def build(home: Path, gen: Generator, n_people: int, real: tuple, model_id: str) -> tuple[np.ndarray, np.ndarray, float]:
     """A store of n_people synthetic people (PER templates each) plus the real people's enrolment photos.
 
@@ -159,10 +168,7 @@ def build(home: Path, gen: Generator, n_people: int, real: tuple, model_id: str)
     rvecs, rpeople, held = real
     t = time.perf_counter()
     chunks, owners = [], []
-    batch = max(4000, n_people // 4)  # an initial load comes in large batches, as `import` or a manifest gives them
-    for start in range(0, n_people, batch):
-        k = min(batch, n_people - start)
-        vecs = gen.samples(gen.centres(k), PER)
+    for start, k, vecs in synthetic_batches(gen, n_people):
         store.add_people([(f"s{start + i:07d}", None, [
             Sample("face", model_id, f"{start + i:07d}-{j}".ljust(64, "0"), vecs[i * PER + j]) for j in range(PER)],
             None) for i in range(k)])

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gallery_scale import DATA, PER, Generator, cosine_stats, real_embeddings  # noqa: E402
+from gallery_scale import DATA, PER, Generator, cosine_stats, real_embeddings, synthetic_batches  # noqa: E402
 
 TRAIN, CHUNK, SHORTLIST, BLOCK = 65_536, 65_536, 160, 50
 OPQ_ITER, OPQ_TRAIN = 10, 32_768
@@ -69,10 +69,8 @@ def gallery(n: int):
     names = sorted(set(rpeople))
     n_people = n // PER
     chunks, owners = [], []
-    batch = max(4000, n_people // 4)
-    for start in range(0, n_people, batch):
-        k = min(batch, n_people - start)
-        chunks.append(gen.samples(gen.centres(k), PER))
+    for start, k, vecs in synthetic_batches(gen, n_people):
+        chunks.append(vecs)
         owners.append(np.repeat(np.arange(start, start + k), PER))
     enrol = [i for i in range(len(rvecs)) if i not in held]
     chunks.append(rvecs[enrol] / np.linalg.norm(rvecs[enrol], axis=1, keepdims=True))
