@@ -68,7 +68,7 @@ def merge(records: list[Evidence]) -> Evidence:
     if not runs:
         return Evidence(rows, pics, {}, refs, missing, reviews)
     run: dict[str, Any] = {**runs[0], "parts": len(records)}
-    for key in ("files_scanned", "files_total", "errors", "duplicates", "cached", "ai_declared"):
+    for key in ("files_scanned", "files_total", "errors", "unread", "duplicates", "cached", "ai_declared"):
         values = [r.get(key) for r in runs]
         run[key] = None if None in values or len(runs) < len(records) else sum(values)
     run["started"] = min((r["started"] for r in runs if r.get("started")), default=None)

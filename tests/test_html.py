@@ -289,11 +289,13 @@ def test_only_errors_still_says_nothing_found():
 
 def test_a_scan_that_read_no_file_says_nothing_was_audited():
     rows = [Finding(path=f"{n}.jpg", sha256=None, modality=None, kind="error", error="bad").to_dict() for n in "ab"]
-    page = render_html(rows, meta={"files_scanned": 2, "errors": 2})
+    page = render_html(rows, meta={"files_scanned": 2, "errors": 2, "unread": 2})
     assert_safe(page)
-    assert "Nothing was audited" in page and "None of the 2 files scanned could be read" in page
+    assert "Nothing was audited" in page and "Every one of the 2 files scanned ended in an error" in page
     assert "Nothing was found" not in page
-    assert "Nothing was found" in render_html(rows[:1], meta={"files_scanned": 2, "errors": 1})  # one was read
+    assert "Nothing was found" in render_html(rows[:1], meta={"files_scanned": 2, "errors": 1, "unread": 1})
+    # a file cut short after part of it decoded was read in part: an error, but no "nothing audited"
+    assert "Nothing was found" in render_html(rows, meta={"files_scanned": 2, "errors": 2, "unread": 0})
 
 
 def test_bad_callbacks_and_damaged_records_do_not_break_the_page(pictures):

@@ -80,7 +80,7 @@ def test_only_a_running_scan_refreshes_itself(site):
 def test_a_scan_that_read_no_file_says_nothing_was_audited():
     from audit.service.web import TEMPLATES
 
-    summary = {"files": 2, "faces": 0, "voices": 0, "findings": 0, "errors": 2}
+    summary = {"files": 2, "faces": 0, "voices": 0, "findings": 0, "errors": 2, "unread": 2}
     job = SimpleNamespace(id="j1", status="done", done_files=2, total_files=2, use=None, created=0, owner="aud",
                           finished=None, error=None, summary=summary)
     html = TEMPLATES.get_template("scan.html").render(job=job, rows=[], names={}, me=None, csrf="", reviews={})

@@ -45,7 +45,7 @@ _META_FIELDS = [
     ("Models", ("models", "model")),
     ("Index versions", ("indexes", "index_versions", "index")),
 ]
-_META_SUMMARY = {"files_scanned", "errors", "threshold_notes", "notes", "title"}
+_META_SUMMARY = {"files_scanned", "errors", "unread", "threshold_notes", "notes", "title"}
 _DEFAULT_NOTE = (
     "Some thresholds are the documented defaults, not calibrated on this gallery: the stated false-match rates "
     "were measured on the project's reference data (docs/thresholds.md), not on this gallery."
@@ -298,9 +298,9 @@ def render_html(
             names[pid] = name
     people = _people(hits, names)
     facts = _facts(meta, hits, errors, sum(1 for p in people if p["first"]))
-    scanned, failed = _count(meta.get("files_scanned")), facts[1]["value"]
-    # every file scanned was an error: the page must not read as a clean result (nothing was looked at)
-    unread = scanned if not hits and scanned and failed >= scanned else None
+    scanned, unread = _count(meta.get("files_scanned")), _count(meta.get("unread"))
+    # no file scanned could be read at all: the page must not read as a clean result (nothing was looked at)
+    unread = scanned if not hits and scanned and unread is not None and unread >= scanned else None
     refs = References(references)
     groups = _sections(sections(hits), crops, waveforms, refs, names, samples, scenes)
     where = {g["pid"]: g["id"] for g in groups if g["pid"] is not None}
@@ -392,7 +392,7 @@ def run_header(evidence: Evidence) -> dict[str, Any]:
                # the summary figure: the count when complete, "96 of 200" when not
                "files_scanned": run.get("files_scanned") if evidence.complete else
                f"{run.get('files_scanned')} of {run.get('files_total') if run.get('files_total') is not None else '?'}",
-               "errors": run.get("errors")}
+               "errors": run.get("errors"), "unread": run.get("unread")}
         if run.get("ai_declared") is not None:  # files whose own credentials say a generative model made them
             out["Files declaring themselves AI-generated"] = run["ai_declared"]
     notes = list(run.get("notes") or [])

@@ -57,6 +57,7 @@ class AnalyzedFile:
     envelope: np.ndarray | None = None  # the audio's (min, max) envelope, to draw voice findings' waveforms
     duration: float | None = None  # seconds of audio the envelope covers
     provenance: dict | None = None  # the content credentials the file declares (media/provenance.py), if any
+    partial: bool = False  # with an error: part of the media was decoded before it (the file was read in part)
 
 
 class Analyzer:
@@ -119,6 +120,7 @@ class Analyzer:
         try:
             for frame in video.iter_frames(path, fps=self.options.fps, keyframes=self.options.keyframes,
                                            max_side=config.MAX_VIDEO_SIDE, threads=self.decoder_threads):
+                result.partial = True
                 self._faces(frame.image, round(frame.time, 3), frame.scale, result)
         except MediaError as exc:
             # Keep what decoded before the damage; the error row says where it stopped.
@@ -133,6 +135,7 @@ class Analyzer:
         wave = pictures.Envelope()  # for the waveform of voice findings, without keeping the audio
         try:
             for chunk in reader:
+                result.partial = True
                 wave.add(chunk.samples, round(chunk.start * config.SAMPLE_RATE))
                 for seg in self.voice.embed_segments(chunk.samples):
                     start, end = chunk.start + seg.start, chunk.start + seg.end

@@ -49,6 +49,7 @@ def dump(result: AnalyzedFile) -> bytes:
                   for f in result.faces], "face_dim": int(faces.shape[1]),
         "voices": [[float(v.start), float(v.end), bool(v.narrow)] for v in result.voices], "voice_dim": int(voices.shape[1]),
         "envelope": int(env.size), "duration": _num(result.duration), "provenance": result.provenance,
+        "partial": result.partial,
     }).encode()
     crops = b"".join((f.crop or b"") + (f.scene or b"") for f in result.faces)
     return struct.pack("<I", len(head)) + head + faces.tobytes() + voices.tobytes() + crops + env.tobytes()
@@ -64,7 +65,7 @@ def load(blob: bytes, path: str, sha256: str) -> AnalyzedFile:
     head = json.loads(blob[4:4 + n])
     at = 4 + n
     result = AnalyzedFile(path, sha256, head["kind"], error=head["error"], duration=head["duration"],
-                          provenance=head.get("provenance"))
+                          provenance=head.get("provenance"), partial=bool(head.get("partial")))
     dim = head["face_dim"]
     for bbox, score, time, quality, *_ in head["faces"]:
         emb = np.frombuffer(blob, "<f4", dim, at).astype(np.float32)

@@ -49,11 +49,13 @@ class ScanSummary:
     resumed: int = 0  # files a resumed scan did not hash again (done before it stopped)
     complete: bool = False  # False while running, and when stopped (Ctrl-C) before the last file
     ai_declared: int = 0  # files whose content credentials declare them AI-generated (media/provenance.py)
+    unread: int = 0  # files that were an error before any of their media decoded
 
     @property
     def nothing_read(self) -> bool:
-        """A finished scan in which every file was an error: nothing was audited, which is never a clean result."""
-        return self.complete and self.files > 0 and self.errors >= self.files
+        """A finished scan in which no file could be read at all (each an error before any of it decoded): nothing
+        was audited, which is never a clean result. A file cut short after some frames or audio was read in part."""
+        return self.complete and self.files > 0 and self.unread >= self.files
 
     def fails(self, fail_on: str | None) -> bool:
         """Whether a gate set to fail_on ("match": any finding; "unconsented": any finding not allowed) fails."""
@@ -122,7 +124,7 @@ class ScanRun:
         stamp = lambda t: t.isoformat(timespec="seconds") if t else None  # noqa: E731
         return {"version": version("likeness-audit"), "started": stamp(self.started),
                 "finished": stamp(self.finished), "files_total": s.total, "files_scanned": s.files,
-                "complete": s.complete, "errors": s.errors, "ai_declared": s.ai_declared, "duplicates": s.duplicates,
+                "complete": s.complete, "errors": s.errors, "unread": s.unread, "ai_declared": s.ai_declared, "duplicates": s.duplicates,
                 "cached": s.cached, "skipped": s.skipped, "paths": [self._shown(p) for p in self.paths[:1000]], "use": self.options.use,
                 "options": self.options.described(), "warnings": list(s.warnings),
                 "models": {m: mo for m, mo in store.models() if not is_narrow(mo)},  # not band-limited templates
@@ -197,6 +199,7 @@ class ScanRun:
                 summary.ai_declared += bool((one.provenance or {}).get("ai_declared"))
                 rows = matcher.findings(one)
                 summary.errors += one.error is not None
+                summary.unread += one.error is not None and not (one.partial or one.faces or one.voices)
                 summary.findings += sum(r.kind != "error" for r in rows)
                 summary.composites += sum(r.kind == "composite" for r in rows)
                 summary.unconsented += sum(r.kind != "error" and r.consent != "allowed" for r in rows)

@@ -207,14 +207,15 @@ def _add_refused(record, summary, confined) -> None:
     for row in confined.refused:
         record.findings.append(row.to_dict())
         record.pictures.append(None)
-    # a refused file is a file of the scan with its error row, as an unreadable one is: counted in both, so that
-    # "every file was an error" (nothing audited) can be told from a scan that read some
+    # a refused file is a file of the scan with its error row, as an unreadable one is: counted in both (and as
+    # unread), so that "no file could be read" (nothing audited) can be told from a scan that read some
     n = len(confined.refused)
     summary.errors += n
+    summary.unread += n
     summary.files += n
     summary.total = summary.total + n if summary.total is not None else None
-    for key in ("errors", "files_scanned", "files_total"):
-        if key == "errors" or isinstance(record.run.get(key), int):
+    for key in ("errors", "unread", "files_scanned", "files_total"):
+        if key in ("errors", "unread") or isinstance(record.run.get(key), int):
             record.run[key] = record.run.get(key, 0) + n
     if confined.skipped:
         summary.skipped = dict(confined.skipped)
