@@ -381,16 +381,7 @@ class Store:
 
     def import_templates(self, path: str | os.PathLike) -> tuple[int, int]:
         """Import a Parquet file of this store's models' templates (checked whole first); returns (added, already)."""
-        from ..models.channel import narrow_id
-        from ..models.voice import voice_encoder
-
-        # every shipped voice encoder's templates (a fused enrolment writes both) and their band-limited twins
-        voices = {}
-        for name in ("ge2e", "campplus"):
-            enc = voice_encoder(name)
-            voices.update({enc.model_id: enc.dim, narrow_id(enc.model_id): enc.dim})
-        models = {"face": {self.face_model.model_id: self.face_model.dim}, "voice": voices}
-        return transfer.import_templates(self.registry, self.add_people, path, models)
+        return transfer.import_templates(self.registry, self.add_people, path, transfer.accepted(self.face_model))
 
     def compact(self) -> list[str]:
         """Fold every index's recent additions and masked removals into its base now; returns what was done."""

@@ -116,6 +116,19 @@ def check_row(row: int, person, modality, model, vector, models: dict[str, dict[
     return unit
 
 
+def accepted(face_model) -> dict[str, dict[str, int]]:
+    """modality -> {model id: dimension} an import takes: the store's face model, every shipped voice encoder (a
+    fused enrolment writes both) and their band-limited twins (enroll/narrowband.py)."""
+    from ..models.channel import narrow_id
+    from ..models.voice import voice_encoder
+
+    voices = {}
+    for name in ("ge2e", "campplus"):
+        enc = voice_encoder(name)
+        voices.update({enc.model_id: enc.dim, narrow_id(enc.model_id): enc.dim})
+    return {"face": {face_model.model_id: face_model.dim}, "voice": voices}
+
+
 def import_templates(registry: Registry, add_people: Callable[[list], object], path: str | os.PathLike,
                      models: dict[str, dict[str, int]]) -> tuple[int, int]:
     """Import a Parquet file of templates; models: modality -> {model id: dimension} this store accepts.
