@@ -48,7 +48,7 @@ def test_nothing_scannable_and_nothing_enrolled_exit_2(yao, photos, tmp_path, au
 def test_fail_on_error_and_threshold_checks(yao, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 not a jpeg")
-    assert "1 of 2 files could not be read" in run("scan", yao, bad, code=0).stderr
+    assert "1 of 2 files had errors and were not audited whole" in run("scan", yao, bad, code=0).stderr
     run("scan", yao, bad, "--fail-on", "error", "--quiet", code=1)
     assert "within [-1, 1]" in run("scan", yao, "--threshold", "1.5", code=2).stderr
     assert "below 0.2" in run("scan", yao, "--threshold", "0.1").stderr

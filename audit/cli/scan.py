@@ -179,8 +179,8 @@ def scan(obj: Context, paths, out, as_json, fail_on, quiet, from_file, **values)
     if summary.nothing_read:  # an audit of nothing must not read as clean
         raise Fail(f"none of the {summary.files} file(s) could be read (each has its error row): nothing was audited")
     if summary.errors and not quiet and fail_on != "error":
-        click.echo(f"warning: {summary.errors} of {summary.files} files could not be read and were not audited "
-                   "(--fail-on error makes that exit 1)", err=True)
+        click.echo(f"warning: {summary.errors} of {summary.files} files had errors and were not audited whole (see "
+                   "their error rows; --fail-on error makes that exit 1)", err=True)
     if summary.fails(fail_on):
         sys.exit(1)
     if fail_on == "error" and summary.errors:
