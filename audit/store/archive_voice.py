@@ -51,7 +51,11 @@ class VoiceJudge:
         self.cohorts = {p.encoder: load_cohort(p.model) for p in parts}
         self.enrol = {e: self.cohorts[e].stats(p.centroid[None, :]) for e, p in self.parts.items()}
         # Archived rows do not say whether a segment was band-limited: a row is theirs by the better of the two.
-        self.narrow = {p.encoder: (p.narrow, load_cohort(narrow_id(p.model))) for p in parts if p.narrow is not None}
+        self.narrow = {}  # encoder -> (band-limited centroid, its cohort, the centroid's cohort statistics)
+        for p in parts:
+            if p.narrow is not None:
+                cohort = load_cohort(narrow_id(p.model))
+                self.narrow[p.encoder] = (p.narrow, cohort, cohort.stats(p.narrow[None, :]))
 
     def norm(self, encoder: str, vectors: np.ndarray) -> np.ndarray:
         """AS-norm scores of segment vectors against the person's centroid under one encoder."""
@@ -61,9 +65,8 @@ class VoiceJudge:
         raw = vectors @ self.parts[encoder].centroid[:, None]
         out = as_norm(raw, self.enrol[encoder], self.cohorts[encoder].stats(vectors))[:, 0]
         if encoder in self.narrow:
-            cent, cohort = self.narrow[encoder]
-            out = np.maximum(out, as_norm(vectors @ cent[:, None], cohort.stats(cent[None, :]),
-                                          cohort.stats(vectors))[:, 0])
+            cent, cohort, enrol = self.narrow[encoder]
+            out = np.maximum(out, as_norm(vectors @ cent[:, None], enrol, cohort.stats(vectors))[:, 0])
         return out
 
     def matches(self, model: str, vectors: np.ndarray) -> np.ndarray:
